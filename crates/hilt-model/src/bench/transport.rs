@@ -1,0 +1,101 @@
+//! Transports attached to a node (`nodes.<n>.transports.<t>`), discriminated by `backend`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum Transport {
+    Uart {
+        port: String,
+        #[serde(default = "defaults::u32_::<115200>")]
+        baud: u32,
+        #[serde(default = "defaults::u32_::<8>")]
+        bytesize: u32,
+        #[serde(default)]
+        parity: Parity,
+        #[serde(default = "defaults::f64_one")]
+        stopbits: f64,
+        #[serde(default = "defaults::u64_::<100>")]
+        timeout_ms: u64,
+    },
+    ModbusRtu {
+        port: String,
+        #[serde(default = "defaults::u32_::<9600>")]
+        baud: u32,
+        #[serde(default = "defaults::u64_::<500>")]
+        timeout_ms: u64,
+        #[serde(default = "defaults::u32_::<1>")]
+        default_slave: u32,
+    },
+    ModbusTcp {
+        host: String,
+        #[serde(default = "defaults::u32_::<502>")]
+        port: u32,
+        #[serde(default = "defaults::u64_::<1000>")]
+        timeout_ms: u64,
+        #[serde(default = "defaults::u32_::<1>")]
+        default_slave: u32,
+    },
+    Can {
+        interface: String,
+        bitrate: u64,
+        #[serde(default = "defaults::u64_::<500>")]
+        timeout_ms: u64,
+        #[serde(default)]
+        fd: bool,
+        #[serde(default)]
+        data_bitrate: Option<u64>,
+        #[serde(default)]
+        filters: Vec<CanFilter>,
+    },
+    I2c {
+        bus: u32,
+        #[serde(default = "defaults::u64_::<1000>")]
+        timeout_ms: u64,
+    },
+    Spi {
+        bus: u32,
+        device: u32,
+        #[serde(default = "defaults::u32_::<1000000>")]
+        max_speed_hz: u32,
+        #[serde(default)]
+        mode: u32,
+        #[serde(default = "defaults::u32_::<8>")]
+        bits_per_word: u32,
+    },
+}
+
+impl Transport {
+    /// The `backend` discriminator as written in YAML.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Transport::Uart { .. } => "uart",
+            Transport::ModbusRtu { .. } => "modbus_rtu",
+            Transport::ModbusTcp { .. } => "modbus_tcp",
+            Transport::Can { .. } => "can",
+            Transport::I2c { .. } => "i2c",
+            Transport::Spi { .. } => "spi",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Parity {
+    #[default]
+    N,
+    E,
+    O,
+    M,
+    S,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CanFilter {
+    pub id: u32,
+    pub mask: u32,
+    #[serde(default)]
+    pub extended: bool,
+}

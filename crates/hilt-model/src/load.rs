@@ -1,0 +1,328 @@
+//! Loading bench and suite files: YAML → typed model, with unknown-key warnings and
+//! validation errors that name file:line:column.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::bench::Bench;
+use crate::diag::{Diagnostic, Diags, suggest};
+use crate::suite::{STEP_TYPES, Suite};
+use crate::validate;
+use crate::yaml::{self, Doc, join_index, join_key};
+
+/// A successfully loaded file.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub doc: Doc,
+    pub path: PathBuf,
+    /// The exact text read, for input snapshots.
+    pub text: String,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render(.diagnostics))]
+    Invalid { diagnostics: Vec<Diagnostic> },
+}
+
+fn render(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(|d| format!("error: {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl LoadError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            LoadError::Io { .. } => &[],
+            LoadError::Invalid { diagnostics } => diagnostics,
+        }
+    }
+}
+
+/// `--strict` turns warnings (unknown keys, duplicate keys, unknown versions) into errors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    pub strict: bool,
+}
+
+pub fn load_bench(path: &Path, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
+    let text = read(path)?;
+    parse_bench(&text, &path.display().to_string(), opts).map(|mut l| {
+        l.path = path.to_path_buf();
+        l
+    })
+}
+
+pub fn load_suite(path: &Path, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
+    let text = read(path)?;
+    parse_suite(&text, &path.display().to_string(), opts).map(|mut l| {
+        l.path = path.to_path_buf();
+        l
+    })
+}
+
+/// Largest bench/suite file read from disk.
+pub const MAX_FILE_BYTES: u64 = yaml::MAX_INPUT_BYTES as u64;
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(io(std::io::Error::other(
+            "is a directory, expected a YAML file",
+        )));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "file is {} bytes; the limit is {MAX_FILE_BYTES}",
+            meta.len()
+        ))));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|_| io(std::io::Error::other("file is not valid UTF-8")))
+}
+
+pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
+    let doc = parse_doc(text, file)?;
+    let mut d = Diags::new(file, &doc);
+    top_level_map(&mut d)?;
+    let bench: Bench = decode(&mut d, &doc.value, "")?;
+    common_checks(&mut d, &bench);
+    validate::bench(&mut d, &bench);
+    finish(d, bench, text, opts)
+}
+
+pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
+    let doc = parse_doc(text, file)?;
+    let mut d = Diags::new(file, &doc);
+    top_level_map(&mut d)?;
+    check_step_shapes(&mut d);
+    if !d.errors.is_empty() {
+        return Err(LoadError::Invalid {
+            diagnostics: d.errors,
+        });
+    }
+    let suite: Suite = decode(&mut d, &doc.value, "")?;
+    common_checks(&mut d, &suite);
+    validate::suite(&mut d, &suite);
+    finish(d, suite, text, opts)
+}
+
+fn parse_doc(text: &str, file: &str) -> Result<Doc, LoadError> {
+    yaml::parse(text).map_err(|e| LoadError::Invalid {
+        diagnostics: vec![Diagnostic {
+            file: file.to_string(),
+            line: e.pos.line,
+            col: e.pos.col,
+            message: format!("invalid YAML: {}", e.message),
+            help: None,
+        }],
+    })
+}
+
+fn top_level_map(d: &mut Diags) -> Result<(), LoadError> {
+    if d.doc.value.is_object() {
+        return Ok(());
+    }
+    d.error("", "expected a mapping at the top level of the file");
+    Err(LoadError::Invalid {
+        diagnostics: std::mem::take(&mut d.errors),
+    })
+}
+
+/// Decodes `value` into `T`, turning the first type error into a located diagnostic.
+fn decode<T: DeserializeOwned>(d: &mut Diags, value: &Value, base: &str) -> Result<T, LoadError> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let mut path = base.to_string();
+            for seg in e.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Map { key } => path = join_key(&path, key),
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        path = join_key(&path, variant)
+                    }
+                    serde_path_to_error::Segment::Seq { index } => path = join_index(&path, *index),
+                    serde_path_to_error::Segment::Unknown => {}
+                }
+            }
+            let msg = e.into_inner().to_string();
+            let help = missing_field_help(&msg);
+            let diag = d.at(&path, prefixed(&path, &msg), help);
+            Err(LoadError::Invalid {
+                diagnostics: vec![diag],
+            })
+        }
+    }
+}
+
+fn prefixed(path: &str, msg: &str) -> String {
+    if path.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{path}: {msg}")
+    }
+}
+
+fn missing_field_help(msg: &str) -> Option<String> {
+    msg.strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(|f| format!("add `{f}:` here (it is required)"))
+}
+
+/// Each step must be a one-key map naming a known step type.
+fn check_step_shapes(d: &mut Diags) {
+    let Some(tests) = d.doc.value.get("tests").and_then(Value::as_array).cloned() else {
+        return;
+    };
+    for (ti, test) in tests.iter().enumerate() {
+        let Some(steps) = test.get("steps").and_then(Value::as_array) else {
+            continue;
+        };
+        for (si, step) in steps.iter().enumerate() {
+            let path = format!("tests[{ti}].steps[{si}]");
+            let Some(map) = step.as_object() else {
+                d.error(
+                    &path,
+                    "a step must be a one-key mapping such as `- sleep_ms: 100`",
+                );
+                continue;
+            };
+            if map.len() != 1 {
+                let keys: Vec<_> = map.keys().map(String::as_str).collect();
+                d.error(
+                    &path,
+                    format!(
+                        "a step must have exactly one key (the step type), found {}: {}",
+                        map.len(),
+                        keys.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let key = map.keys().next().map(String::as_str).unwrap_or_default();
+            if !STEP_TYPES.contains(&key) {
+                let p = join_key(&path, key);
+                let help = suggest(key, STEP_TYPES.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"));
+                let diag = d.key_at(&p, format!("{p}: unknown step action `{key}`"), help);
+                d.errors.push(diag);
+            }
+        }
+    }
+}
+
+/// Unknown keys, duplicate keys and the format version.
+fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
+    if let Ok(canonical) = serde_json::to_value(typed) {
+        unknown_keys(d, &d.doc.value.clone(), &canonical, "");
+    }
+    for p in d.doc.duplicate_keys.clone() {
+        let diag = d.key_at(
+            &p,
+            format!("{p}: duplicate key; the later value wins"),
+            None,
+        );
+        d.warnings.push(diag);
+    }
+    match d.doc.value.get("version") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => {}
+        Some(Value::String(s)) if s == "1" => {}
+        Some(other) => d.warn(
+            "version",
+            format!("unknown format version {other}; only 1 is recognised"),
+        ),
+    }
+}
+
+fn unknown_keys(d: &mut Diags, input: &Value, canonical: &Value, path: &str) {
+    match (input, canonical) {
+        (Value::Object(i), Value::Object(c)) => {
+            for (k, v) in i {
+                let p = join_key(path, k);
+                match c.get(k) {
+                    Some(cv) => unknown_keys(d, v, cv, &p),
+                    None => {
+                        let help = suggest(k, c.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"));
+                        let diag = d.key_at(&p, format!("{p}: unknown key `{k}` is ignored"), help);
+                        d.warnings.push(diag);
+                    }
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(c)) => {
+            for (n, (iv, cv)) in i.iter().zip(c).enumerate() {
+                unknown_keys(d, iv, cv, &join_index(path, n));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish<T>(d: Diags, value: T, text: &str, opts: LoadOptions) -> Result<Loaded<T>, LoadError> {
+    let Diags {
+        mut errors,
+        warnings,
+        doc,
+        ..
+    } = d;
+    let warnings = if opts.strict {
+        errors.extend(warnings.into_iter().map(|mut w| {
+            w.message = format!("{} (--strict)", w.message);
+            w
+        }));
+        Vec::new()
+    } else {
+        warnings
+    };
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| (e.line, e.col));
+        return Err(LoadError::Invalid {
+            diagnostics: errors,
+        });
+    }
+    Ok(Loaded {
+        value,
+        doc: doc.clone(),
+        path: PathBuf::new(),
+        text: text.to_string(),
+        warnings,
+    })
+}
+
+/// Checks a loaded suite against a bench (names exist and fit, steps and drivers are in
+/// this build). Errors point into the suite file.
+pub fn check_against(
+    bench: &Bench,
+    suite: &Loaded<Suite>,
+    opts: &validate::CrossOptions,
+) -> Result<(), LoadError> {
+    let file = suite.path.display().to_string();
+    let mut d = Diags::new(&file, &suite.doc);
+    validate::cross(&mut d, bench, &suite.value, opts);
+    if d.errors.is_empty() {
+        Ok(())
+    } else {
+        let mut diagnostics = d.errors;
+        diagnostics.sort_by_key(|e| (e.line, e.col));
+        Err(LoadError::Invalid { diagnostics })
+    }
+}

@@ -1,0 +1,358 @@
+//! A suite checked against the bench it will run on: every name it uses must exist and fit,
+//! and every step and driver it needs must be in this build. Runs before hardware is touched.
+
+use crate::bench::{Bench, Direction, Edge, Node, ResourceDriver, Transport};
+use crate::diag::Diags;
+use crate::suite::{STEP_TYPES, Step, Suite};
+
+/// Which optional drivers this build has. The runner passes what it was compiled with.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossOptions {
+    pub supported_steps: &'static [&'static str],
+    pub supported_gpio: &'static [&'static str],
+    pub supported_resources: &'static [&'static str],
+}
+
+pub fn cross(d: &mut Diags, bench: &Bench, suite: &Suite, opts: &CrossOptions) {
+    let default_within = bench
+        .defaults
+        .as_ref()
+        .and_then(|x| x.timeouts.as_ref())
+        .and_then(|t| t.within_ms);
+    for (ti, test) in suite.tests.iter().enumerate() {
+        for (si, step) in test.steps.iter().enumerate() {
+            let p = format!("tests[{ti}].steps[{si}].{}", step.type_name());
+            let c = Ctx {
+                bench,
+                path: &p,
+                default_within,
+                opts,
+            };
+            c.step(d, step);
+        }
+    }
+}
+
+struct Ctx<'a> {
+    bench: &'a Bench,
+    path: &'a str,
+    default_within: Option<u64>,
+    opts: &'a CrossOptions,
+}
+
+impl Ctx<'_> {
+    fn field(&self, f: &str) -> String {
+        format!("{}.{f}", self.path)
+    }
+
+    fn node<'b>(&'b self, d: &mut Diags, name: &str) -> Option<&'b Node> {
+        let n = self.bench.nodes.get(name);
+        if n.is_none() {
+            let names: Vec<&str> = self.bench.nodes.keys().map(String::as_str).collect();
+            d.error_help(
+                &self.field("node"),
+                format!("unknown node `{name}`: the bench does not define it"),
+                format!("nodes in this bench: {}", names.join(", ")),
+            );
+        }
+        n
+    }
+
+    fn step(&self, d: &mut Diags, step: &Step) {
+        if !self.opts.supported_steps.contains(&step.type_name()) {
+            debug_assert!(STEP_TYPES.contains(&step.type_name()));
+            d.error_help(
+                self.path,
+                format!("step `{}` is not supported by this build of hilt", step.type_name()),
+                "its driver has not been built yet; remove the step or run it with a build that has it",
+            );
+            return;
+        }
+        if let Some(node_name) = step.node() {
+            let Some(node) = self.node(d, node_name) else {
+                return;
+            };
+            self.gpio_backends(d, node_name, node);
+            if let Some(t) = step.transport() {
+                self.transport(d, step, node_name, node, t);
+            }
+        }
+        match step {
+            Step::Flash(_) => {
+                let node = step.node().and_then(|n| self.bench.nodes.get(n));
+                if node.is_some_and(|n| n.flash.is_none()) {
+                    d.error(
+                        &self.field("node"),
+                        "this node has no `flash` block in the bench",
+                    );
+                }
+            }
+            Step::ExpectUart(s) => self.within(d, s.within_ms),
+            Step::GpioSet(s) => self.line(d, &s.node, &s.line, Direction::Output, None),
+            Step::GpioGet(s) => self.line(d, &s.node, &s.line, Direction::Input, None),
+            Step::GpioExpect(s) => {
+                self.line(d, &s.node, &s.line, Direction::Input, None);
+                self.within(d, s.within_ms);
+            }
+            Step::GpioWaitEdge(s) => {
+                self.line(d, &s.node, &s.line, Direction::Input, Some(s.edge));
+                self.within(d, s.within_ms);
+            }
+            Step::PowerSet(s) | Step::PowerExpect(s) => self.power(d, &s.resource, &s.outlet),
+            Step::PowerCycle(s) => self.power(d, &s.resource, &s.outlet),
+            Step::Measure(m) => match self.bench.resources.get(&m.resource) {
+                None => self.unknown_resource(d, &m.resource),
+                Some(r) if r.kind != "measurement" => d.error(
+                    &self.field("resource"),
+                    format!(
+                        "resource `{}` has kind `{}`; `measure` needs kind `measurement`",
+                        m.resource, r.kind
+                    ),
+                ),
+                Some(r) => self.driver_supported(d, &r.driver),
+            },
+            Step::RunExternal(r) => self.external(d, r),
+            _ => {}
+        }
+    }
+
+    fn within(&self, d: &mut Diags, w: Option<u64>) {
+        if w.is_none() && self.default_within.is_none() {
+            d.error_help(
+                self.path,
+                "no `within_ms` on the step and no `defaults.timeouts.within_ms` in the bench",
+                "add `within_ms: 2000` to the step",
+            );
+        }
+    }
+
+    fn transport(&self, d: &mut Diags, step: &Step, node_name: &str, node: &Node, t: &str) {
+        match node.transports.get(t) {
+            None => {
+                let names: Vec<&str> = node.transports.keys().map(String::as_str).collect();
+                d.error_help(
+                    &self.field("transport"),
+                    format!("node `{node_name}` has no transport `{t}`"),
+                    format!("transports of `{node_name}`: {}", names.join(", ")),
+                );
+            }
+            Some(tr) if !step.allowed_backends().contains(&tr.backend()) => d.error(
+                &self.field("transport"),
+                format!(
+                    "transport `{t}` is `{}`, but `{}` needs {}",
+                    tr.backend(),
+                    step.type_name(),
+                    step.allowed_backends().join(" or ")
+                ),
+            ),
+            Some(Transport::Uart { .. }) | Some(_) => {}
+        }
+    }
+
+    /// Every GPIO line of a used node is opened, so each needs a driver in this build.
+    fn gpio_backends(&self, d: &mut Diags, node_name: &str, node: &Node) {
+        for (l, line) in &node.gpio {
+            let name = line.backend.name();
+            if !self.opts.supported_gpio.contains(&name) {
+                d.error_help(
+                    &self.field("node"),
+                    format!("node `{node_name}` line `{l}` uses GPIO backend `{name}`, which is not supported by this build of hilt"),
+                    format!("supported GPIO backends: {}", self.opts.supported_gpio.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn line(&self, d: &mut Diags, node: &str, line: &str, want: Direction, edge: Option<Edge>) {
+        let Some(n) = self.bench.nodes.get(node) else {
+            return;
+        };
+        let Some(l) = n.gpio.get(line) else {
+            let names: Vec<&str> = n.gpio.keys().map(String::as_str).collect();
+            d.error_help(
+                &self.field("line"),
+                format!("node `{node}` has no GPIO line `{line}`"),
+                format!("lines of `{node}`: {}", names.join(", ")),
+            );
+            return;
+        };
+        if l.direction != want {
+            let verb = if want == Direction::Output {
+                "written"
+            } else {
+                "read"
+            };
+            d.error(
+                &self.field("line"),
+                format!(
+                    "line `{line}` is an {:?} line and cannot be {verb} by `{}`",
+                    l.direction,
+                    self.path.rsplit('.').next().unwrap_or("")
+                )
+                .to_lowercase(),
+            );
+        }
+        if let Some(want_edge) = edge {
+            let ok = match (l.edge, want_edge) {
+                (Some(Edge::Both), _) => true,
+                (Some(have), want) => have == want,
+                (None, _) => false,
+            };
+            if !ok {
+                d.error_help(
+                    &self.field("edge"),
+                    format!(
+                        "line `{line}` is not configured to report `{}` edges",
+                        want_edge.as_str()
+                    ),
+                    format!(
+                        "set `edge: {}` (or `both`) on nodes.{node}.gpio.{line}",
+                        want_edge.as_str()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn unknown_resource(&self, d: &mut Diags, name: &str) {
+        let names: Vec<&str> = self.bench.resources.keys().map(String::as_str).collect();
+        d.error_help(
+            &self.field("resource"),
+            format!("unknown resource `{name}`: the bench does not define it"),
+            format!(
+                "resources in this bench: {}",
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+    }
+
+    fn power(&self, d: &mut Diags, resource: &str, outlet: &str) {
+        let Some(r) = self.bench.resources.get(resource) else {
+            return self.unknown_resource(d, resource);
+        };
+        if !r.driver.is_power()
+            || matches!(
+                r.driver,
+                ResourceDriver::Gpio { .. } | ResourceDriver::Scpi { .. }
+            )
+        {
+            d.error(
+                &self.field("resource"),
+                format!(
+                    "resource `{resource}` (driver `{}`) cannot switch power",
+                    r.driver.type_name()
+                ),
+            );
+            return;
+        }
+        if !r.driver.outlet_names().iter().any(|o| o == outlet) {
+            d.error_help(
+                &self.field("outlet"),
+                format!("resource `{resource}` has no outlet `{outlet}`"),
+                format!("outlets: {}", r.driver.outlet_names().join(", ")),
+            );
+        }
+        self.driver_supported(d, &r.driver);
+    }
+
+    fn driver_supported(&self, d: &mut Diags, driver: &ResourceDriver) {
+        if !self.opts.supported_resources.contains(&driver.type_name()) {
+            d.error_help(
+                &self.field("resource"),
+                format!(
+                    "resource driver `{}` is not supported by this build of hilt",
+                    driver.type_name()
+                ),
+                format!(
+                    "supported drivers: {}",
+                    self.opts.supported_resources.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn external(&self, d: &mut Diags, r: &crate::suite::RunExternal) {
+        let policy = &self.bench.safety.external;
+        if !policy.enabled {
+            d.error_help(
+                self.path,
+                "run_external is not enabled on this bench",
+                "the bench owner must set `safety.external.enabled: true` and define the target",
+            );
+            return;
+        }
+        let Some(t) = policy.targets.get(&r.target) else {
+            let names: Vec<&str> = policy.targets.keys().map(String::as_str).collect();
+            d.error_help(
+                &self.field("target"),
+                format!("unknown external target `{}`", r.target),
+                format!("targets: {}", names.join(", ")),
+            );
+            return;
+        };
+        if r.timeout_ms > t.max_timeout_ms {
+            d.error(
+                &self.field("timeout_ms"),
+                format!(
+                    "{} exceeds the target's max_timeout_ms {}",
+                    r.timeout_ms, t.max_timeout_ms
+                ),
+            );
+        }
+        if r.http.is_none() && t.argv_prefix.is_empty() {
+            d.error(
+                self.path,
+                format!(
+                    "target `{}` has no `argv_prefix`; use `http` mode",
+                    r.target
+                ),
+            );
+        }
+        if r.http.is_some() && t.base_url.is_none() {
+            d.error(
+                self.path,
+                format!(
+                    "target `{}` has no `base_url`; HTTP mode is not allowed",
+                    r.target
+                ),
+            );
+        }
+        let patterns: Vec<regex::Regex> = t
+            .arg_patterns
+            .iter()
+            .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+            .collect();
+        for (i, a) in r.args.iter().enumerate() {
+            if !patterns.iter().any(|p| p.is_match(a)) {
+                d.error(
+                    &self.field(&format!("args[{i}]")),
+                    format!("argument `{a}` matches none of the target's arg_patterns"),
+                );
+            }
+        }
+        if let Some(h) = &r.http
+            && let Some(base) = &t.base_url
+        {
+            for (f, url) in std::iter::once(("http.url", &h.url))
+                .chain(h.poll.iter().map(|p| ("http.poll.url", &p.url)))
+            {
+                if !url.starts_with(base.as_str()) {
+                    d.error(
+                        &self.field(f),
+                        format!("`{url}` is not under the target's base_url `{base}`"),
+                    );
+                }
+            }
+            if !t.methods.iter().any(|m| m.eq_ignore_ascii_case(&h.method)) {
+                d.error(
+                    &self.field("http.method"),
+                    format!("method `{}` is not allowed by the target", h.method),
+                );
+            }
+        }
+    }
+}
