@@ -8,6 +8,7 @@ mod de;
 mod defaults;
 pub mod diag;
 pub mod load;
+pub mod run;
 pub mod schema;
 pub mod suite;
 pub mod validate;
