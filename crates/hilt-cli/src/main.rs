@@ -1,1 +1,25 @@
-fn main() {}
+//! `hilt`: the command-line front end. Argument parsing, calling the libraries, printing,
+//! and mapping outcomes to exit codes; no test logic lives here.
+
+mod cli;
+mod cmd;
+mod demo;
+mod progress;
+mod render;
+mod signals;
+
+use clap::Parser;
+
+use hilt_runner::classify::exit;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let code = match cmd::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::INTERNAL
+        }
+    };
+    std::process::exit(code);
+}

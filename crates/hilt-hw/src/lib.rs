@@ -4,8 +4,15 @@
 //! the bench file and never knows which it holds.
 
 pub mod cancel;
+mod error;
+pub mod flash;
+pub mod gpio;
 pub mod locks;
+pub mod measurement;
+pub mod power;
 pub mod process;
+pub mod serial;
 pub mod sim_link;
 
 pub use cancel::CancelToken;
+pub use error::HwError;

@@ -1,1 +1,23 @@
+//! Executes a suite on a bench and leaves a durable run directory behind.
+//!
+//! Entry point: [`run::run`]. The runner owns phases, events, ledgers, failure
+//! classification and the result documents; hardware is reached only through `hilt-hw`.
 
+pub mod classify;
+pub mod events;
+mod evidence;
+mod exec;
+mod external;
+mod identity;
+mod lockspecs;
+mod logfile;
+pub mod report;
+pub mod run;
+pub mod rundir;
+mod session;
+mod summary;
+mod tests;
+pub mod uart;
+
+pub use events::{Observer, Quiet};
+pub use run::{CROSS_OPTIONS, RunError, RunOptions, RunOutcome, run};

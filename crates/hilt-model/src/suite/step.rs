@@ -11,6 +11,7 @@ use super::steps_extra::*;
 /// One step: a one-key map whose key is the step type.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // parsed once per suite; boxing would only add noise
 pub enum Step {
     SleepMs(u64),
     Reset(NodeRef),

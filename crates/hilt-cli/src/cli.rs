@@ -1,0 +1,157 @@
+//! The command-line surface (clap derive). Every command has `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "hilt",
+    version,
+    about = "Hardware-in-the-loop test runner: run YAML test suites against devices on a bench."
+)]
+#[command(
+    after_help = "Exit codes: 0 passed, 1 tests failed, 2 usage error, 3 configuration error,\n4 bench infrastructure error, 5 other run error, 70 internal error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a suite on a bench and write a run directory.
+    Run(RunArgs),
+    /// Check bench and suite files without touching hardware.
+    Validate(ValidateArgs),
+    /// Create a demo bench and suite, start a simulated device, and run the suite.
+    Demo(DemoArgs),
+    /// Simulated hardware for demos and tests.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Inspect run directories.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Print the JSON Schema of a file format (for editors).
+    Schema {
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The bench file (what is wired to the device).
+    #[arg(long, short = 'b')]
+    pub bench: PathBuf,
+    /// The suite file (the tests).
+    #[arg(long, short = 's')]
+    pub suite: PathBuf,
+    /// Firmware to flash (.elf, .hex or .bin); overrides the bench's flash.artifact.
+    #[arg(long)]
+    pub artifact: Option<PathBuf>,
+    /// Skip `flash` steps.
+    #[arg(long)]
+    pub skip_flash: bool,
+    /// Print every step as it runs.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Root directory for results; a timestamped run directory is created inside.
+    #[arg(long)]
+    pub results_dir: Option<PathBuf>,
+    /// Also write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Also write a CTRF JSON report here.
+    #[arg(long)]
+    pub ctrf: Option<PathBuf>,
+    /// Print results.json to stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Treat warnings (unknown keys, duplicate keys) as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    #[arg(long, short = 'b')]
+    pub bench: PathBuf,
+    /// Also check this suite against the bench.
+    #[arg(long, short = 's')]
+    pub suite: Option<PathBuf>,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print diagnostics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Directory for the demo bench, suite, simulated device and results.
+    #[arg(long, default_value = "hilt-demo")]
+    pub dir: PathBuf,
+    /// Add a test that fails on purpose, to show how a failure is explained.
+    #[arg(long)]
+    pub fail: bool,
+}
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Run a simulated device on a pseudo-terminal until interrupted.
+    Dut(SimDutArgs),
+}
+
+#[derive(Args)]
+pub struct SimDutArgs {
+    /// Create this symlink to the pty (a stable path for bench files).
+    #[arg(long)]
+    pub link: Option<PathBuf>,
+    /// Listen on this Unix socket for power/GPIO/fault control (`sim_control` in bench files).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+    /// Delay before each reply, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Extra random delay 0..jitter, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Probability (0..1) that an output line carries a garbage byte.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
+    /// Time from power-on/reset to the `ready` banner, in ms.
+    #[arg(long, default_value_t = 30)]
+    pub boot_ms: u64,
+    /// Start unpowered (waiting for `power on` on the control socket).
+    #[arg(long)]
+    pub powered_off: bool,
+    /// Seed for jitter and noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Serial number the device reports when asked `BENCHCI_ID?`.
+    #[arg(long, default_value = "SIM-0001")]
+    pub serial_number: String,
+}
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Summarise a run directory: phase, progress, verdict, what to do next.
+    Status {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Bench,
+    Suite,
+}

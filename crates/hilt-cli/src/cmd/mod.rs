@@ -1,0 +1,38 @@
+//! One module per command.
+
+mod demo;
+mod run;
+mod runs;
+mod sim;
+mod validate;
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, RunsCommand, SchemaKind, SimCommand};
+
+/// Runs a command and returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Demo(args) => demo::demo(args),
+        Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
+        Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Bench => hilt_model::schema::bench_schema(),
+                SchemaKind::Suite => hilt_model::schema::suite_schema(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "hilt", &mut out);
+            out.flush()?;
+            Ok(0)
+        }
+    }
+}

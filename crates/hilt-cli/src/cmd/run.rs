@@ -1,0 +1,46 @@
+//! `hilt run`: a local run with live progress and a verdict.
+
+use hilt_hw::CancelToken;
+use hilt_runner::{RunOptions, classify::exit};
+
+use crate::cli::RunArgs;
+use crate::progress::Progress;
+use crate::{render, signals};
+
+pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+    let opts = RunOptions {
+        bench: a.bench,
+        suite: a.suite,
+        artifact: a.artifact,
+        skip_flash: a.skip_flash,
+        verbose: a.verbose,
+        results_root: a.results_dir,
+        junit: a.junit,
+        ctrf: a.ctrf,
+        strict: a.strict,
+        ..RunOptions::default()
+    };
+    execute(&opts, a.json)
+}
+
+/// Runs with progress on stderr; prints the verdict (and results.json with `json`).
+pub fn execute(opts: &RunOptions, json: bool) -> anyhow::Result<i32> {
+    let cancel = CancelToken::new();
+    signals::cancel_on_signals(&cancel);
+    let mut progress = Progress::new(opts.verbose);
+    let outcome = hilt_runner::run(opts, &mut progress, &cancel);
+    progress.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::BENCH_ERROR);
+        }
+    };
+    render::diagnostics("warning", &outcome.warnings);
+    render::verdict(&outcome.results, &outcome.results_dir);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome.results)?);
+    }
+    Ok(outcome.exit_code)
+}

@@ -1,0 +1,76 @@
+//! `hilt validate`: load and cross-check files, print located diagnostics.
+
+use hilt_model::{Diagnostic, LoadError, LoadOptions};
+use hilt_runner::classify::exit;
+
+use crate::cli::ValidateArgs;
+use crate::render;
+
+pub fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
+    let lo = LoadOptions { strict: a.strict };
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+    let mut io_errors: Vec<String> = Vec::new();
+    let mut take = |e: LoadError, errors: &mut Vec<Diagnostic>| match e {
+        LoadError::Io { .. } => io_errors.push(e.to_string()),
+        LoadError::Invalid { diagnostics } => errors.extend(diagnostics),
+    };
+    let bench = match hilt_model::load_bench(&a.bench, lo) {
+        Ok(b) => {
+            warnings.extend(b.warnings.clone());
+            Some(b)
+        }
+        Err(e) => {
+            take(e, &mut errors);
+            None
+        }
+    };
+    if let Some(path) = &a.suite {
+        match hilt_model::load_suite(path, lo) {
+            Ok(s) => {
+                warnings.extend(s.warnings.clone());
+                if let Some(b) = &bench
+                    && let Err(e) =
+                        hilt_model::check_against(&b.value, &s, &hilt_runner::CROSS_OPTIONS)
+                {
+                    take(e, &mut errors);
+                }
+            }
+            Err(e) => take(e, &mut errors),
+        }
+    }
+    let ok = errors.is_empty() && io_errors.is_empty();
+    if a.json {
+        let doc = serde_json::json!({"ok": ok, "errors": errors, "warnings": warnings, "io_errors": io_errors});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for e in &io_errors {
+            eprintln!("error: {e}");
+        }
+        render::diagnostics("error", &errors);
+        render::diagnostics("warning", &warnings);
+        if ok {
+            let what = if a.suite.is_some() {
+                "bench and suite are"
+            } else {
+                "bench is"
+            };
+            eprintln!(
+                "ok: {what} valid ({} warning{})",
+                warnings.len(),
+                if warnings.len() == 1 { "" } else { "s" }
+            );
+        } else {
+            eprintln!(
+                "invalid: {} error{}",
+                errors.len() + io_errors.len(),
+                if errors.len() + io_errors.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+        }
+    }
+    Ok(if ok { exit::PASSED } else { exit::CONFIG_ERROR })
+}

@@ -1,0 +1,70 @@
+//! The run's event stream: numbered, appended to events.jsonl, and shown to an observer
+//! (the CLI's progress display, later the agent).
+
+use serde_json::{Map, Value};
+
+use hilt_model::run::Event;
+
+use crate::rundir::Ledger;
+
+/// Receives every event as it is emitted.
+pub trait Observer: Send {
+    fn event(&mut self, event: &Event);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&mut self, _: &Event) {}
+}
+
+pub struct Events<'o> {
+    ledger: Ledger,
+    seq: u64,
+    observer: &'o mut dyn Observer,
+}
+
+impl<'o> Events<'o> {
+    pub fn new(ledger: Ledger, observer: &'o mut dyn Observer) -> Self {
+        Events {
+            ledger,
+            seq: 0,
+            observer,
+        }
+    }
+
+    pub fn emit(&mut self, event_type: &str, message: Option<String>, data: Map<String, Value>) {
+        self.seq += 1;
+        let e = Event {
+            seq: self.seq,
+            timestamp: hilt_model::run::now(),
+            event_type: event_type.to_string(),
+            message,
+            data,
+        };
+        // An event that cannot be written is still shown; the results document is the record.
+        let _ = self.ledger.append(&e);
+        self.observer.event(&e);
+    }
+
+    /// Pushes everything written so far to disk (at phase and test boundaries).
+    pub fn flush(&mut self) {
+        let _ = self.ledger.flush();
+    }
+
+    pub fn count(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Builds a JSON object from `key => value` pairs, dropping nulls.
+#[macro_export]
+macro_rules! data {
+    ($($k:literal => $v:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut m = serde_json::Map::new();
+        $( let v: serde_json::Value = serde_json::json!($v); if !v.is_null() { m.insert($k.to_string(), v); } )*
+        m
+    }};
+}

@@ -1,0 +1,353 @@
+//! evidence.json, metadata.json and evidence.html (run-results spec §7).
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use hilt_model::run::{RunResults, now};
+use hilt_model::suite::Suite;
+
+/// Inputs of the evidence report that results.json does not carry.
+pub struct EvidenceInputs<'a> {
+    pub suite: &'a Suite,
+    pub bench_path: String,
+    pub bench_sha256: Option<String>,
+    pub suite_path: String,
+    pub suite_sha256: Option<String>,
+    pub firmware: Value,
+    pub suite_dir: &'a Path,
+}
+
+pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
+    let failure = r.failure.as_ref();
+    let mut tests = Vec::new();
+    for t in &inp.suite.tests {
+        let res = r.tests.iter().find(|x| x.name == t.name);
+        tests.push(json!({
+            "name": t.name,
+            "status": res.map(|x| if x.passed { "passed" } else { "failed" }).unwrap_or("not_run"),
+            "passed": res.map(|x| x.passed),
+            "duration_s": res.map(|x| x.duration_s),
+            "test_case_id": t.test_case_id,
+            "requirement_ids": t.requirement_ids,
+            "risk_ids": t.risk_ids,
+            "tags": t.tags,
+            "failure_category": res.and_then(|x| x.failure.as_ref()).map(|f| f.category.as_str()),
+            "failure_title": res.and_then(|x| x.failure.as_ref()).map(|f| f.title.clone()),
+            "fault_injections": res.map(|x| x.fault_injections.clone()).unwrap_or_default(),
+        }));
+    }
+    let s = &inp.suite.suite;
+    let union = |f: &dyn Fn(&hilt_model::suite::Test) -> &Vec<String>, first: &Vec<String>| {
+        let mut all: Vec<String> = first.clone();
+        for t in &inp.suite.tests {
+            for x in f(t) {
+                if !all.contains(x) {
+                    all.push(x.clone());
+                }
+            }
+        }
+        all
+    };
+    let test_case_ids: Vec<String> = inp
+        .suite
+        .tests
+        .iter()
+        .filter_map(|t| t.test_case_id.clone())
+        .collect();
+    let snapshot = |name: &str| {
+        Path::new(&r.results_dir)
+            .join("inputs")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let files = hilt_files(Path::new(&r.results_dir));
+    let doc = json!({
+        "schema_version": "benchci.evidence.v1",
+        "generated_at": now(),
+        "run": {"run_id": r.run_id, "mode": r.run_mode, "status": r.status.as_str(), "started_at": r.started_at,
+                "finished_at": r.finished_at, "duration_s": r.duration_s},
+        "workspace": {},
+        "bench": {"name": r.bench, "bench_id": null, "agent_id": null, "config_path": inp.bench_path,
+                  "config_sha256": inp.bench_sha256, "snapshot_path": snapshot("bench.yaml")},
+        "suite": {"name": r.suite, "version": s.version, "release_id": s.release_id, "path": inp.suite_path,
+                  "sha256": inp.suite_sha256, "snapshot_path": snapshot("suite.yaml")},
+        "firmware": inp.firmware,
+        "duts": r.duts,
+        "source": git_info(inp.suite_dir),
+        "ci": ci_info(),
+        "environment": environment(),
+        "result": {"status": r.status.as_str(), "summary": r.summary,
+                   "failure_category": failure.map(|f| f.category.as_str()),
+                   "failure_title": failure.map(|f| f.title.clone()), "failure": failure,
+                   "metrics": r.metrics, "measurements": r.measurements, "fuzz": r.fuzz,
+                   "fault_injections": r.fault_injections},
+        "metrics": r.metrics,
+        "measurements": r.measurements,
+        "fuzz": r.fuzz,
+        "fault_injections": r.fault_injections,
+        "external_results": r.external_results,
+        "traceability": {
+            "suite": {"name": s.name, "version": s.version, "release_id": s.release_id, "description": s.description,
+                      "requirement_ids": s.requirement_ids, "risk_ids": s.risk_ids, "tags": s.tags},
+            "requirement_ids": union(&|t| &t.requirement_ids, &s.requirement_ids),
+            "test_case_ids": test_case_ids,
+            "risk_ids": union(&|t| &t.risk_ids, &s.risk_ids),
+            "tags": union(&|t| &t.tags, &s.tags),
+            "tests": tests,
+        },
+        "artifacts": {"root_dir": r.results_dir, "files": files},
+    });
+    sort_keys(doc)
+}
+
+/// metadata.json: the same schema, a subset of the evidence keys.
+pub fn metadata(evidence: &Value) -> Value {
+    let keys = [
+        "schema_version",
+        "generated_at",
+        "run",
+        "bench",
+        "suite",
+        "firmware",
+        "duts",
+        "source",
+        "ci",
+        "environment",
+        "traceability",
+        "metrics",
+        "measurements",
+        "fuzz",
+        "fault_injections",
+        "external_results",
+        "artifacts",
+    ];
+    let m: Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| evidence.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    sort_keys(Value::Object(m))
+}
+
+fn hilt_files(root: &Path) -> Vec<String> {
+    crate::rundir::file_entries(root, &["manifest.json"])
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e["path"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Recursively sorts object keys (evidence, metadata and manifests use sorted keys).
+pub fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn git_info(dir: &Path) -> Value {
+    let commit = git(dir, &["rev-parse", "HEAD"]);
+    if commit.is_none() {
+        return json!({"git_commit": null, "git_branch": null, "git_remote": null, "git_dirty": null});
+    }
+    let dirty = git(dir, &["status", "--porcelain"]).map(|s| !s.is_empty());
+    json!({"git_commit": commit, "git_branch": git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]),
+           "git_remote": git(dir, &["config", "--get", "remote.origin.url"]), "git_dirty": dirty})
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+fn ci_info() -> Value {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let forced = env("HILT_IS_CI").or_else(|| env("BENCHCI_IS_CI"));
+    let none =
+        json!({"ci_provider": null, "ci_job_url": null, "ci_run_id": null, "ci_job_id": null});
+    if forced.as_deref().is_some_and(|v| !truthy(v)) {
+        return none;
+    }
+    let (provider, url, run, job) = if env("GITHUB_ACTIONS").is_some() {
+        let url = match (
+            env("GITHUB_SERVER_URL"),
+            env("GITHUB_REPOSITORY"),
+            env("GITHUB_RUN_ID"),
+        ) {
+            (Some(s), Some(r), Some(i)) => Some(format!("{s}/{r}/actions/runs/{i}")),
+            _ => None,
+        };
+        (
+            "github_actions",
+            url,
+            env("GITHUB_RUN_ID"),
+            env("GITHUB_JOB"),
+        )
+    } else if env("GITLAB_CI").is_some() {
+        (
+            "gitlab_ci",
+            env("CI_JOB_URL"),
+            env("CI_PIPELINE_ID"),
+            env("CI_JOB_ID"),
+        )
+    } else if env("BITBUCKET_BUILD_NUMBER").is_some() {
+        (
+            "bitbucket_pipelines",
+            None,
+            env("BITBUCKET_BUILD_NUMBER"),
+            env("BITBUCKET_STEP_UUID"),
+        )
+    } else if env("CIRCLECI").is_some() {
+        (
+            "circleci",
+            env("CIRCLE_BUILD_URL"),
+            env("CIRCLE_WORKFLOW_ID"),
+            env("CIRCLE_BUILD_NUM"),
+        )
+    } else if env("TRAVIS").is_some() {
+        (
+            "travis_ci",
+            env("TRAVIS_JOB_WEB_URL"),
+            env("TRAVIS_BUILD_ID"),
+            env("TRAVIS_JOB_ID"),
+        )
+    } else if env("BUILDKITE").is_some() {
+        (
+            "buildkite",
+            env("BUILDKITE_BUILD_URL"),
+            env("BUILDKITE_BUILD_ID"),
+            env("BUILDKITE_JOB_ID"),
+        )
+    } else if env("JENKINS_URL").is_some() {
+        (
+            "jenkins",
+            env("BUILD_URL"),
+            env("BUILD_ID"),
+            env("BUILD_NUMBER"),
+        )
+    } else if env("TF_BUILD").is_some() {
+        (
+            "azure_pipelines",
+            None,
+            env("BUILD_BUILDID"),
+            env("SYSTEM_JOBID"),
+        )
+    } else if env("CODEBUILD_BUILD_ID").is_some() {
+        (
+            "aws_codebuild",
+            env("CODEBUILD_BUILD_URL"),
+            env("CODEBUILD_BUILD_ID"),
+            None,
+        )
+    } else if env("CI").is_some() || forced.is_some() {
+        ("generic_ci", None, None, None)
+    } else {
+        return none;
+    };
+    json!({"ci_provider": provider, "ci_job_url": url, "ci_run_id": run, "ci_job_id": job})
+}
+
+fn environment() -> Value {
+    let uname = nix::sys::utsname::uname().ok();
+    let s = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname.as_ref().map(|u| f(u).to_string_lossy().into_owned())
+    };
+    json!({
+        "benchci_version": format!("hilt {}", env!("CARGO_PKG_VERSION")),
+        "hilt_version": env!("CARGO_PKG_VERSION"),
+        "python": null,
+        "platform": format!("{}-{}", s(|u| u.sysname()).unwrap_or_default(), s(|u| u.release()).unwrap_or_default()),
+        "system": s(|u| u.sysname()),
+        "machine": s(|u| u.machine()),
+        "node": s(|u| u.nodename()),
+        "cwd": std::env::current_dir().ok().map(|p| p.display().to_string()),
+    })
+}
+
+/// A small self-contained HTML page a person can open from the results directory.
+pub fn html(r: &RunResults) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut rows = String::new();
+    for t in &r.tests {
+        let (cls, word) = if t.passed {
+            ("pass", "passed")
+        } else {
+            ("fail", "failed")
+        };
+        let why = t
+            .failure
+            .as_ref()
+            .map(|f| {
+                format!(
+                    "<b>{}</b> [{}]: {}",
+                    esc(&f.title),
+                    f.source.label(),
+                    esc(&f.message)
+                )
+            })
+            .unwrap_or_default();
+        rows.push_str(&format!(
+            "<tr class=\"{cls}\"><td>{}</td><td>{word}</td><td>{:.3}</td><td>{why}</td></tr>\n",
+            esc(&t.name),
+            t.duration_s
+        ));
+    }
+    let failure = r
+        .failure
+        .as_ref()
+        .map(|f| {
+            let sug: String = f
+                .suggestions
+                .iter()
+                .map(|s| format!("<li>{}</li>", esc(s)))
+                .collect();
+            format!(
+                "<section><h2>{} — {}</h2><p>{}</p><p>{}</p><ul>{sug}</ul></section>",
+                esc(&f.title),
+                f.source.label(),
+                esc(&f.message),
+                esc(&f.explanation)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{suite} — {status}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}.pass td:nth-child(2){{color:#080}}.fail td:nth-child(2){{color:#b00}}</style></head><body><h1>{suite} on {bench}: {status}</h1><p>{passed} passed, {failed} failed of {total} · {dur:.3} s · {start}</p>{failure}<table><tr><th>test</th><th>result</th><th>seconds</th><th>failure</th></tr>{rows}</table></body></html>\n",
+        suite = esc(&r.suite),
+        bench = esc(&r.bench),
+        status = r.status.as_str(),
+        passed = r.summary.passed,
+        failed = r.summary.failed,
+        total = r.summary.total,
+        dur = r.duration_s,
+        start = r.started_at,
+    )
+}

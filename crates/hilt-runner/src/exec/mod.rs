@@ -1,0 +1,119 @@
+//! Executes steps against the opened session. Each step either succeeds with event data,
+//! fails its test (the run goes on with the next test), or aborts the run.
+
+mod control;
+mod gpio;
+mod measure;
+mod power;
+mod uart;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use hilt_hw::CancelToken;
+use hilt_model::bench::Bench;
+use hilt_model::run::{Failure, Metric};
+use hilt_model::suite::Step;
+
+use crate::events::Events;
+use crate::rundir::Ledger;
+use crate::session::Session;
+
+/// How a step ended when it did not succeed.
+pub enum StepError {
+    /// The test fails; the run continues with the next test.
+    Test(Failure),
+    /// The run aborts with status `error`.
+    Run(Failure),
+    Cancelled,
+}
+
+pub type StepResult = Result<Map<String, Value>, StepError>;
+
+/// Options the executor needs from the run.
+pub struct ExecOptions {
+    pub skip_flash: bool,
+    pub artifact: Option<PathBuf>,
+    /// Base directory for relative artifact paths in the bench/suite.
+    pub suite_dir: PathBuf,
+    pub bench_dir: PathBuf,
+}
+
+pub struct Exec<'a> {
+    pub bench: &'a Bench,
+    pub session: Session,
+    pub cancel: CancelToken,
+    pub dir: PathBuf,
+    pub opts: ExecOptions,
+    pub commands: Ledger,
+    pub measurements: Vec<Metric>,
+    pub metrics: Map<String, Value>,
+    /// Test-local readings, moved into the test result when it ends.
+    pub test_measurements: Vec<Metric>,
+    pub default_within: Option<u64>,
+}
+
+impl<'a> Exec<'a> {
+    pub fn step(&mut self, step: &Step, ev: &mut Events) -> StepResult {
+        if self.cancel.is_cancelled() {
+            return Err(StepError::Cancelled);
+        }
+        match step {
+            Step::SleepMs(ms) => self.sleep(Duration::from_millis(*ms)).map(|_| Map::new()),
+            Step::Reset(r) => self.reset(&r.node, ev),
+            Step::Flash(f) => self.flash(f, ev),
+            Step::SendUart(s) => self.send_uart(s),
+            Step::ExpectUart(s) => self.expect_uart(s),
+            Step::GpioSet(s) => self.gpio_set(s),
+            Step::GpioGet(s) => self.gpio_get(s),
+            Step::GpioExpect(s) => self.gpio_expect(s),
+            Step::GpioWaitEdge(s) => self.gpio_wait_edge(s),
+            Step::PowerSet(s) => self.power_set(s),
+            Step::PowerCycle(s) => self.power_cycle(s),
+            Step::PowerExpect(s) => self.power_expect(s),
+            Step::Measure(m) => self.measure(m),
+            Step::AssertMetric(m) => self.assert_metric(m),
+            Step::RunExternal(r) => crate::external::run(self, r, ev),
+            other => Err(StepError::Run(Failure::new(
+                hilt_model::run::Category::ConfigError,
+                format!(
+                    "step `{}` is not supported by this build of hilt",
+                    other.type_name()
+                ),
+            ))),
+        }
+    }
+
+    /// Sleeps unless cancelled.
+    pub fn sleep(&self, d: Duration) -> Result<(), StepError> {
+        if self.cancel.wait_timeout(d) {
+            Err(StepError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn within(&self, w: Option<u64>) -> Duration {
+        Duration::from_millis(w.or(self.default_within).unwrap_or(1000))
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    pub fn node_log(&self, node: &str, file: &str) -> PathBuf {
+        self.logs_dir().join("nodes").join(node).join(file)
+    }
+
+    /// Resolves a path from a bench or suite file relative to that file's directory.
+    pub fn resolve(base: &Path, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! One run, start to finish: discover → preflight → stage → execute → collect → publish →
+//! finalize. Every exit path — pass, failure, run error, configuration error, cancel — ends
+//! with a complete run directory and released locks.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use hilt_hw::CancelToken;
+use hilt_hw::locks::{self, LockConfig, LockError, LockSet};
+use hilt_model::bench::Bench;
+use hilt_model::run::{
+    Category, EventKind, Failure, Phase, RunResults, RunStatus, Summary, now, round3,
+};
+use hilt_model::suite::Suite;
+use hilt_model::{Diagnostic, LoadOptions, Loaded};
+
+use crate::classify::exit_code;
+use crate::data;
+use crate::events::{Events, Observer};
+use crate::exec::{Exec, ExecOptions};
+use crate::rundir::{
+    Ledger, StatusBoard, absolute, create_timestamped, write_atomic, write_json_atomic,
+};
+use crate::session::{Session, needs};
+use crate::tests::{TestsOutcome, run_tests};
+
+/// Step types, GPIO backends and resource drivers this build can drive.
+pub const CROSS_OPTIONS: hilt_model::validate::CrossOptions = hilt_model::validate::CrossOptions {
+    supported_steps: hilt_model::suite::SUPPORTED_STEP_TYPES,
+    supported_gpio: &["mock_gpio"],
+    supported_resources: &["mock_power", "mock_measurement"],
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub bench: PathBuf,
+    pub suite: PathBuf,
+    pub artifact: Option<PathBuf>,
+    pub skip_flash: bool,
+    pub verbose: bool,
+    /// Root under which `<YYYYmmdd-HHMMSS>/` is created; default the bench's
+    /// `artifacts.root_dir` (itself defaulting to `benchci-results`).
+    pub results_root: Option<PathBuf>,
+    /// Use exactly this directory (the agent passes one per run).
+    pub results_dir: Option<PathBuf>,
+    pub run_id: Option<String>,
+    pub strict: bool,
+    pub junit: Option<PathBuf>,
+    pub ctrf: Option<PathBuf>,
+    /// Lock settings; `None` reads `HILT_LOCK_DIR` / `BENCHCI_LOCK_DIR` and the opt-out.
+    pub lock_config: Option<LockConfig>,
+}
+
+pub struct RunOutcome {
+    pub results: RunResults,
+    pub results_dir: PathBuf,
+    pub exit_code: i32,
+    pub warnings: Vec<Diagnostic>,
+    /// Load/validation errors, when the run ended with a configuration error.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "cannot create the results directory under {path}: {source}; help: pass --results-dir to a writable directory"
+    )]
+    ResultsDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn run(
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+    cancel: &CancelToken,
+) -> Result<RunOutcome, RunError> {
+    let started_at = now();
+    let clock = Instant::now();
+    let lo = LoadOptions {
+        strict: opts.strict,
+    };
+    let bench = hilt_model::load_bench(&opts.bench, lo);
+    let suite = hilt_model::load_suite(&opts.suite, lo);
+
+    // Discover: where the results go, then everything else is recorded there.
+    let dir = match &opts.results_dir {
+        Some(d) => std::fs::create_dir_all(d).map(|_| d.clone()),
+        None => {
+            let root = opts.results_root.clone().unwrap_or_else(|| {
+                PathBuf::from(
+                    bench
+                        .as_ref()
+                        .map(|b| b.value.artifacts.root_dir.clone())
+                        .unwrap_or_else(|_| "benchci-results".into()),
+                )
+            });
+            create_timestamped(&root)
+        }
+    }
+    .map_err(|source| RunError::ResultsDir {
+        path: opts
+            .results_root
+            .clone()
+            .or(opts.results_dir.clone())
+            .unwrap_or_default()
+            .display()
+            .to_string(),
+        source,
+    })?;
+    let dir = absolute(&dir);
+    let io_err = |source| RunError::ResultsDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir.join("inputs")).map_err(io_err)?;
+    let run_id = opts.run_id.clone().unwrap_or_else(|| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let tests_total = suite.as_ref().map(|s| s.value.tests.len()).unwrap_or(0);
+    let status = StatusBoard::start(&dir, &run_id, tests_total);
+    let mut events = Events::new(
+        Ledger::open(&dir.join("events.jsonl")).map_err(io_err)?,
+        observer,
+    );
+    let commands = Ledger::open(&dir.join("command_ledger.jsonl")).map_err(io_err)?;
+    copy_input(
+        &opts.bench,
+        bench.as_ref().ok().map(|b| b.text.as_str()),
+        &dir.join("inputs/bench.yaml"),
+    );
+    copy_input(
+        &opts.suite,
+        suite.as_ref().ok().map(|s| s.text.as_str()),
+        &dir.join("inputs/suite.yaml"),
+    );
+
+    let mut warnings = Vec::new();
+    let mut rec = Record::new(opts, tests_total);
+    let loaded = match (bench, suite) {
+        (Ok(b), Ok(s)) => {
+            warnings.extend(b.warnings.clone());
+            warnings.extend(s.warnings.clone());
+            rec.bench_name = b.value.bench.name.clone();
+            rec.suite_name = s.value.suite.name.clone();
+            match hilt_model::check_against(&b.value, &s, &CROSS_OPTIONS) {
+                Ok(()) => Some((b, s)),
+                Err(e) => {
+                    rec.config_error(e.diagnostics().to_vec());
+                    None
+                }
+            }
+        }
+        (b, s) => {
+            let mut diags = Vec::new();
+            for err in [b.err(), s.err()].into_iter().flatten() {
+                match &err {
+                    hilt_model::LoadError::Io { .. } => diags.push(Diagnostic {
+                        file: String::new(),
+                        line: 0,
+                        col: 0,
+                        message: err.to_string(),
+                        help: None,
+                    }),
+                    hilt_model::LoadError::Invalid { diagnostics } => {
+                        diags.extend(diagnostics.clone())
+                    }
+                }
+            }
+            rec.config_error(diags);
+            None
+        }
+    };
+
+    let mut locks: Option<LockSet> = None;
+    if let Some((bench, suite)) = &loaded {
+        execute(
+            opts,
+            &bench.value,
+            suite,
+            &dir,
+            &mut rec,
+            &mut events,
+            commands,
+            &status,
+            &mut locks,
+            cancel,
+        );
+    } else if let Some(f) = &rec.failure {
+        status.phase_failed(&f.summary());
+        events.emit(
+            EventKind::RUN_FAILED,
+            Some(f.summary()),
+            data!("error" => f.summary(), "failure" => f),
+        );
+    }
+
+    // Finalize: release locks, then write the documents in order, manifests last.
+    status.phase(Phase::Collect);
+    if rec.status.is_none() && cancel.is_cancelled() {
+        rec.cancelled();
+    }
+    let results = rec.results(
+        &dir,
+        &started_at,
+        clock.elapsed().as_secs_f64(),
+        locks.as_ref().map(LockSet::metadata),
+    );
+    let code = exit_code(results.status, results.failure.as_ref());
+    let suite_value = loaded.as_ref().map(|(_, s)| s.value.clone());
+    write_documents(&dir, &results, suite_value.as_ref(), opts, &loaded);
+    status.phase(Phase::Publish);
+    publish(opts, &results, &mut events);
+    status.phase(Phase::Finalize);
+    if let Some(set) = locks.take() {
+        let meta = set.metadata();
+        set.release();
+        events.emit(EventKind::LOCKS_RELEASED, None, data!("lock_count" => meta["locks"].as_array().map(Vec::len).unwrap_or(0), "lock_dir" => meta["lock_dir"], "enabled" => meta["enabled"]));
+    }
+    finish_events(&mut events, &results, &dir);
+    let alerts = crate::summary::alerts(&results, &dir);
+    status.finish(results.status.as_str(), code, alerts.clone());
+    let _ = write_atomic(
+        &dir.join("recovery_summary.md"),
+        crate::summary::recovery_markdown(&results, &alerts, &rec.diagnostics).as_bytes(),
+        true,
+    );
+    let _ = write_json_atomic(
+        &dir.join("run_manifest.json"),
+        &crate::summary::run_manifest(&results, &dir, &run_id),
+    );
+    let _ = crate::rundir::write_manifests(&dir);
+    Ok(RunOutcome {
+        results,
+        results_dir: dir,
+        exit_code: code,
+        warnings,
+        diagnostics: rec.diagnostics,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    opts: &RunOptions,
+    bench: &Bench,
+    suite: &Loaded<Suite>,
+    dir: &Path,
+    rec: &mut Record,
+    events: &mut Events,
+    commands: Ledger,
+    status: &StatusBoard,
+    locks: &mut Option<LockSet>,
+    cancel: &CancelToken,
+) {
+    let s = &suite.value;
+    events.emit(
+        EventKind::RUN_STARTED,
+        None,
+        data!("bench_name" => bench.bench.name, "suite_name" => s.suite.name, "results_dir" => dir.display().to_string(),
+              "tests_total" => s.tests.len(), "skip_flash" => opts.skip_flash, "verbose" => opts.verbose,
+              "artifact" => opts.artifact.as_ref().map(|a| absolute(a).display().to_string())),
+    );
+    // Preflight: locks before any hardware is touched.
+    status.phase(Phase::Preflight);
+    let specs = crate::lockspecs::collect(bench, s, opts.skip_flash);
+    let cfg = match opts
+        .lock_config
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(LockConfig::from_env)
+    {
+        Ok(c) => c,
+        Err(e) => return rec.run_error(status, events, lock_failure(&e)),
+    };
+    match locks::acquire(&cfg, specs, opts.run_id.as_deref()) {
+        Ok(set) => {
+            let meta = set.metadata();
+            events.emit(
+                EventKind::LOCKS_ACQUIRED,
+                None,
+                meta.as_object().cloned().unwrap_or_default(),
+            );
+            rec.locks_meta = Some(meta);
+            *locks = Some(set);
+        }
+        Err(e) => return rec.run_error(status, events, lock_failure(&e)),
+    }
+    let need = needs(bench, s);
+    let session = match Session::open(bench, &need, dir, events) {
+        Ok(session) => session,
+        Err(f) => return rec.run_error(status, events, f),
+    };
+    // Stage: the firmware is checked before any test runs.
+    status.phase(Phase::Stage);
+    if opts.skip_flash {
+        events.emit(EventKind::RUN_SKIP_FLASH, None, Map::new());
+    }
+    if let Some(a) = &opts.artifact {
+        match crate::rundir::manifest::hash_file(a) {
+            Ok((sha, size)) => {
+                rec.firmware = json!({"filename": a.file_name().map(|n| n.to_string_lossy()), "path": absolute(a).display().to_string(), "sha256": sha, "size_bytes": size});
+            }
+            Err(e) => {
+                let f = Failure::new(
+                    Category::ArtifactError,
+                    format!("artifact not found or unreadable: {}: {e}", a.display()),
+                );
+                let mut session = session;
+                session.close(events);
+                return rec.run_error(status, events, f);
+            }
+        }
+    }
+    events.flush();
+    status.phase(Phase::Execute);
+    let base = |p: &Path| {
+        absolute(p)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    let mut exec = Exec {
+        bench,
+        session,
+        cancel: cancel.clone(),
+        dir: dir.to_path_buf(),
+        opts: ExecOptions {
+            skip_flash: opts.skip_flash,
+            artifact: opts.artifact.as_ref().map(|a| absolute(a)),
+            suite_dir: base(&opts.suite),
+            bench_dir: base(&opts.bench),
+        },
+        commands,
+        measurements: Vec::new(),
+        metrics: Map::new(),
+        test_measurements: Vec::new(),
+        default_within: bench
+            .defaults
+            .as_ref()
+            .and_then(|d| d.timeouts.as_ref())
+            .and_then(|t| t.within_ms),
+    };
+    let (duts, id_failure) =
+        crate::identity::identify(bench, &need.nodes, &mut exec.session, events, cancel);
+    rec.duts = duts;
+    rec.nodes = node_logs(bench, &need, dir);
+    rec.resources = resource_logs(&need, dir);
+    let outcome = match id_failure {
+        Some(f) => TestsOutcome {
+            tests: Vec::new(),
+            run_failure: Some(f),
+            cancelled: false,
+        },
+        None => run_tests(&mut exec, s, events, status),
+    };
+    exec.session.close(events);
+    let _ = exec.commands.flush();
+    rec.tests = outcome.tests;
+    rec.measurements = std::mem::take(&mut exec.measurements);
+    rec.metrics = std::mem::take(&mut exec.metrics);
+    if outcome.cancelled {
+        rec.cancelled();
+    } else if let Some(f) = outcome.run_failure {
+        rec.run_error(status, events, f);
+    }
+    events.flush();
+}
+
+fn lock_failure(e: &LockError) -> Failure {
+    let f = Failure::new(Category::ResourceLocked, e.to_string());
+    match e {
+        LockError::Busy {
+            display_name,
+            category,
+            key,
+            lock_path,
+            holder,
+        } => f
+            .with_detail("resource", display_name.clone())
+            .with_detail("lock_category", category.clone())
+            .with_detail("key", key.clone())
+            .with_detail("lock_path", lock_path.display().to_string())
+            .with_detail("holder_pid", holder.as_ref().and_then(|h| h.pid))
+            .with_detail(
+                "holder_run_id",
+                holder.as_ref().and_then(|h| h.run_id.clone()),
+            )
+            .with_detail(
+                "holder_since",
+                holder.as_ref().and_then(|h| h.since.clone()),
+            ),
+        LockError::Dir { .. } | LockError::Io { .. } => Failure::new(
+            Category::BenchSelfTestFailed,
+            e.to_string(),
+        )
+        .with_explanation(
+            "The resource-lock directory could not be used, so the run did not touch any hardware.",
+        ),
+    }
+}
+
+fn node_logs(bench: &Bench, need: &crate::session::Needs, dir: &Path) -> Map<String, Value> {
+    let mut nodes = Map::new();
+    for n in &need.nodes {
+        let node = &bench.nodes[n];
+        let p = |f: &str| dir.join("logs/nodes").join(n).join(f).display().to_string();
+        let transports: Map<String, Value> = need
+            .transports
+            .iter()
+            .filter(|(nn, _)| nn == n)
+            .map(|(_, t)| (t.clone(), Value::String(p(&format!("transport-{t}.log")))))
+            .collect();
+        nodes.insert(
+            n.clone(),
+            json!({"flash_log": node.flash.as_ref().map(|_| p("flash.log")), "gpio_log": (!node.gpio.is_empty()).then(|| p("gpio.log")), "transport_logs": transports}),
+        );
+    }
+    nodes
+}
+
+fn resource_logs(need: &crate::session::Needs, dir: &Path) -> Map<String, Value> {
+    let mut m = Map::new();
+    for r in &need.power {
+        m.insert(r.clone(), json!({"power_log": dir.join("logs/resources").join(r).join("power.log").display().to_string()}));
+    }
+    for r in &need.measurement {
+        m.insert(r.clone(), json!({"measurement_log": dir.join("logs/resources").join(r).join("measurement.log").display().to_string()}));
+    }
+    m
+}
+
+fn copy_input(src: &Path, text: Option<&str>, dst: &Path) {
+    let bytes = match text {
+        Some(t) => t.as_bytes().to_vec(),
+        // Invalid files are copied too when readable, so the evidence shows what was run.
+        None => match std::fs::metadata(src) {
+            Ok(m) if m.is_file() && m.len() <= hilt_model::load::MAX_FILE_BYTES => {
+                std::fs::read(src).unwrap_or_default()
+            }
+            _ => return,
+        },
+    };
+    let _ = write_atomic(dst, &bytes, true);
+}
+
+fn write_documents(
+    dir: &Path,
+    r: &RunResults,
+    suite: Option<&Suite>,
+    opts: &RunOptions,
+    loaded: &Option<(Loaded<Bench>, Loaded<Suite>)>,
+) {
+    let _ = write_json_atomic(&dir.join("results.json"), r);
+    let empty = Suite {
+        version: None,
+        suite: hilt_model::suite::SuiteInfo {
+            name: r.suite.clone(),
+            description: None,
+            version: None,
+            release_id: None,
+            requirement_ids: vec![],
+            risk_ids: vec![],
+            tags: vec![],
+        },
+        tests: vec![],
+    };
+    let sha = |t: Option<&str>| {
+        t.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())))
+    };
+    let inputs = crate::evidence::EvidenceInputs {
+        suite: suite.unwrap_or(&empty),
+        bench_path: absolute(&opts.bench).display().to_string(),
+        bench_sha256: sha(loaded.as_ref().map(|(b, _)| b.text.as_str())),
+        suite_path: absolute(&opts.suite).display().to_string(),
+        suite_sha256: sha(loaded.as_ref().map(|(_, s)| s.text.as_str())),
+        firmware: r.evidence.get("firmware").cloned().unwrap_or(Value::Null),
+        suite_dir: &absolute(&opts.suite)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let ev = crate::evidence::evidence(r, &inputs);
+    let mut full = r.clone();
+    full.evidence = ev.clone();
+    let _ = write_json_atomic(&dir.join("evidence.json"), &ev);
+    let _ = write_json_atomic(&dir.join("metadata.json"), &crate::evidence::metadata(&ev));
+    let _ = write_atomic(
+        &dir.join("evidence.html"),
+        crate::evidence::html(r).as_bytes(),
+        true,
+    );
+    // results.json carries the full evidence object too (spec §2).
+    let _ = write_json_atomic(&dir.join("results.json"), &full);
+}
+
+fn publish(opts: &RunOptions, r: &RunResults, events: &mut Events) {
+    let doc = serde_json::to_value(r).unwrap_or_default();
+    if let Some(p) = &opts.junit
+        && let Err(e) = write_atomic(p, crate::report::junit_xml(&doc).as_bytes(), true)
+    {
+        events.emit(
+            "publish.failed",
+            Some(format!("cannot write JUnit report {}: {e}", p.display())),
+            Map::new(),
+        );
+    }
+    if let Some(p) = &opts.ctrf {
+        let text = serde_json::to_vec_pretty(&crate::report::ctrf_json(&doc)).unwrap_or_default();
+        if let Err(e) = write_atomic(p, &text, true) {
+            events.emit(
+                "publish.failed",
+                Some(format!("cannot write CTRF report {}: {e}", p.display())),
+                Map::new(),
+            );
+        }
+    }
+}
+
+fn finish_events(events: &mut Events, r: &RunResults, dir: &Path) {
+    let results_json = dir.join("results.json").display().to_string();
+    let evidence_json = dir.join("evidence.json").display().to_string();
+    match r.status {
+        RunStatus::Passed | RunStatus::Failed => events.emit(
+            EventKind::RUN_FINISHED,
+            None,
+            data!("status" => r.status.as_str(), "passed" => r.summary.passed, "failed" => r.summary.failed, "tests_total" => r.summary.total,
+                  "duration_s" => r.duration_s, "results_json_path" => results_json, "evidence_json_path" => evidence_json, "failure" => r.failure),
+        ),
+        RunStatus::Cancelled => events.emit(
+            EventKind::RUN_CANCELLED,
+            Some("run cancelled".into()),
+            data!("status" => "cancelled", "results_json_path" => results_json, "duration_s" => r.duration_s),
+        ),
+        RunStatus::Error => events.emit(
+            EventKind::RUN_FAILED,
+            r.error.clone(),
+            data!("error" => r.error, "failure" => r.failure, "results_json_path" => results_json, "evidence_json_path" => evidence_json),
+        ),
+    }
+    events.flush();
+}
+
+/// What the run has found so far.
+struct Record {
+    skip_flash: bool,
+    verbose: bool,
+    artifact: Option<String>,
+    run_id: Option<String>,
+    bench_name: String,
+    suite_name: String,
+    tests_total: usize,
+    tests: Vec<hilt_model::run::TestResult>,
+    failure: Option<Failure>,
+    status: Option<RunStatus>,
+    duts: Vec<Value>,
+    nodes: Map<String, Value>,
+    resources: Map<String, Value>,
+    measurements: Vec<hilt_model::run::Metric>,
+    metrics: Map<String, Value>,
+    firmware: Value,
+    locks_meta: Option<Value>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Record {
+    fn new(opts: &RunOptions, tests_total: usize) -> Record {
+        Record {
+            skip_flash: opts.skip_flash,
+            verbose: opts.verbose,
+            artifact: opts
+                .artifact
+                .as_ref()
+                .map(|a| absolute(a).display().to_string()),
+            run_id: opts.run_id.clone(),
+            bench_name: String::new(),
+            suite_name: String::new(),
+            tests_total,
+            tests: Vec::new(),
+            failure: None,
+            status: None,
+            duts: Vec::new(),
+            nodes: Map::new(),
+            resources: Map::new(),
+            measurements: Vec::new(),
+            metrics: Map::new(),
+            firmware: json!({"filename": null, "path": null, "sha256": null, "size_bytes": null}),
+            locks_meta: None,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn config_error(&mut self, diags: Vec<Diagnostic>) {
+        let first = diags
+            .first()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "invalid configuration".into());
+        let more = if diags.len() > 1 {
+            format!(" (and {} more)", diags.len() - 1)
+        } else {
+            String::new()
+        };
+        let f = Failure::new(Category::ConfigError, format!("{first}{more}")).with_detail(
+            "diagnostics",
+            serde_json::to_value(&diags).unwrap_or_default(),
+        );
+        self.diagnostics = diags;
+        self.failure = Some(f);
+        self.status = Some(RunStatus::Error);
+    }
+
+    fn run_error(&mut self, status: &StatusBoard, events: &mut Events, f: Failure) {
+        status.phase_failed(&f.summary());
+        events.emit(
+            EventKind::RUN_FAILED,
+            Some(f.summary()),
+            data!("error" => f.summary(), "failure" => f),
+        );
+        if self.failure.is_none() || self.status != Some(RunStatus::Error) {
+            self.failure = Some(f);
+        }
+        self.status = Some(RunStatus::Error);
+    }
+
+    fn cancelled(&mut self) {
+        self.status = Some(RunStatus::Cancelled);
+        if self.failure.is_none() {
+            self.failure = Some(Failure::new(
+                Category::Cancelled,
+                "the run was interrupted (Ctrl-C, SIGTERM or cancel request)",
+            ));
+        }
+    }
+
+    fn results(
+        &mut self,
+        dir: &Path,
+        started_at: &str,
+        elapsed: f64,
+        locks: Option<Value>,
+    ) -> RunResults {
+        let passed = self.tests.iter().filter(|t| t.passed).count();
+        let failed = self.tests.len() - passed;
+        let first_test_failure = self.tests.iter().find_map(|t| t.failure.clone());
+        let status = self.status.unwrap_or(if failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Passed
+        });
+        let failure = match status {
+            RunStatus::Error | RunStatus::Cancelled => self.failure.clone(),
+            _ => first_test_failure,
+        };
+        let p = |f: &str| Value::String(dir.join(f).display().to_string());
+        let mut artifacts = Map::new();
+        for (k, f) in [
+            ("results_json", "results.json"),
+            ("evidence_json", "evidence.json"),
+            ("metadata_json", "metadata.json"),
+            ("evidence_html", "evidence.html"),
+            ("manifest_json", "manifest.json"),
+        ] {
+            artifacts.insert(k.into(), p(f));
+        }
+        artifacts.insert("external_results_json".into(), Value::Null);
+        RunResults {
+            tool: "hilt".into(),
+            command: "run_local".into(),
+            run_id: self.run_id.clone(),
+            run_mode: "local".into(),
+            bench: self.bench_name.clone(),
+            suite: self.suite_name.clone(),
+            status,
+            skip_flash: self.skip_flash,
+            verbose: self.verbose,
+            artifact: self.artifact.clone(),
+            results_dir: dir.display().to_string(),
+            started_at: started_at.to_string(),
+            finished_at: now(),
+            duration_s: round3(elapsed),
+            summary: Summary {
+                total: self.tests_total,
+                passed,
+                failed,
+            },
+            artifacts,
+            evidence: json!({"firmware": self.firmware}),
+            error: matches!(status, RunStatus::Error)
+                .then(|| failure.as_ref().map(|f| f.summary()).unwrap_or_default()),
+            failure,
+            duts: std::mem::take(&mut self.duts),
+            nodes: std::mem::take(&mut self.nodes),
+            resources: std::mem::take(&mut self.resources),
+            measurements: std::mem::take(&mut self.measurements),
+            metrics: std::mem::take(&mut self.metrics),
+            fuzz: json!({"summary": {"schema_version": "benchci.fuzz_summary.v1", "campaign_count": 0, "cases_executed": 0, "failures": 0, "protocol_exceptions": 0, "protocols": [], "status": "passed"}, "campaigns": []}),
+            fault_injections: Vec::new(),
+            external_results: json!({"schema_version": "benchci.external_results.v1", "source": null, "framework": null, "tests": [], "logs": [], "artifacts": [], "steps": []}),
+            tests: std::mem::take(&mut self.tests),
+            resource_locks: locks.or(self.locks_meta.clone()),
+        }
+    }
+}

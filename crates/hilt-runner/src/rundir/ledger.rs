@@ -1,0 +1,41 @@
+//! Append-only JSON-lines ledgers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub struct Ledger {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Ledger {
+    pub fn open(path: &Path) -> std::io::Result<Ledger> {
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Ledger {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(64 * 1024, f),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&mut self, value: &impl serde::Serialize) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value).map_err(std::io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Pushes buffered lines to the file and to disk.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}

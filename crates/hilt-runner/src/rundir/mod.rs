@@ -1,0 +1,69 @@
+//! The run directory: the durable record of one run.
+//!
+//! Snapshots (`status.json`, manifests, results) are written to a temporary file and
+//! renamed into place, so a reader never sees half a file. Ledgers (`events.jsonl`,
+//! `command_ledger.jsonl`) are append-only and flushed at phase and test boundaries.
+
+mod ledger;
+pub mod manifest;
+mod status;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use ledger::Ledger;
+pub use manifest::{file_entries, write_manifests};
+pub use status::{StatusBoard, derive_monitoring};
+
+/// Writes `value` as pretty JSON (2-space indent) to `path` by atomic rename.
+pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(path, &text, true)
+}
+
+/// Writes bytes to `path` by writing a sibling temporary file and renaming it over `path`;
+/// `durable` also fsyncs the data first.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if durable {
+            f.sync_data()?;
+        }
+    }
+    fs::rename(&tmp, path)
+}
+
+/// Picks `<root>/<YYYYmmdd-HHMMSS>` (local time), adding `-2`, `-3`… when it exists, and
+/// creates it.
+pub fn create_timestamped(root: &Path) -> std::io::Result<PathBuf> {
+    fs::create_dir_all(root)?;
+    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
+    for n in 1..1000 {
+        let name = if n == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let dir = root.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("too many runs in one second"))
+}
+
+/// Makes a path absolute without resolving symlinks.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
