@@ -345,6 +345,8 @@ fn execute(
             .as_ref()
             .and_then(|d| d.timeouts.as_ref())
             .and_then(|t| t.within_ms),
+        current_test: String::new(),
+        current_step: 0,
     };
     let (duts, id_failure) =
         crate::identity::identify(bench, &need.nodes, &mut exec.session, events, cancel);

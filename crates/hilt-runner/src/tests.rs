@@ -59,6 +59,8 @@ pub fn run_tests(
                 ev.emit(EventKind::STEP_SKIPPED, Some("skip-flash".into()), data!("test_name" => test.name, "step_index" => step_index, "step_type" => step_type, "node_name" => step.node()));
                 continue;
             }
+            exec.current_test.clone_from(&test.name);
+            exec.current_step = step_index;
             let result = exec.step(step, ev);
             let locate = |mut f: Failure| {
                 f.failed_step = FailedStep {

@@ -25,6 +25,19 @@ fn failed_run() -> Value {
         "details": {},
         "raw_error": "Expectation not met on dut.console."
     });
+    let tests = json!([
+        {"name": "boots", "test_case_id": "TC-BOOT-001",
+         "requirement_ids": ["REQ-BOOT-001", "REQ-PWR-002"], "risk_ids": ["RISK-1"],
+         "tags": ["smoke", "boot"], "passed": true, "duration_s": 4.2,
+         "failure_reason": null, "failure": null, "metrics": {}, "measurements": [],
+         "fuzz": [], "fault_injections": [], "external_results": []},
+        {"name": "reports version", "test_case_id": "TC-VER-002",
+         "requirement_ids": ["REQ-VER-001"], "risk_ids": [], "tags": [],
+         "passed": false, "duration_s": 5.012,
+         "failure_reason": "Expectation not met on dut.console.",
+         "failure": failure.clone(), "metrics": {}, "measurements": [], "fuzz": [],
+         "fault_injections": [], "external_results": []}
+    ]);
     json!({
         "tool": "benchci",
         "command": "run_local",
@@ -51,7 +64,7 @@ fn failed_run() -> Value {
                 {"name": "reports version", "status": "failed"}
             ]}
         },
-        "failure": failure.clone(),
+        "failure": failure,
         "duts": [],
         "nodes": {"dut": {"flash_log": null, "gpio_log": null, "transport_logs": {}}},
         "resources": {},
@@ -60,19 +73,7 @@ fn failed_run() -> Value {
         "fuzz": {"summary": {}, "campaigns": []},
         "fault_injections": [],
         "external_results": {},
-        "tests": [
-            {"name": "boots", "test_case_id": "TC-BOOT-001",
-             "requirement_ids": ["REQ-BOOT-001", "REQ-PWR-002"], "risk_ids": ["RISK-1"],
-             "tags": ["smoke", "boot"], "passed": true, "duration_s": 4.2,
-             "failure_reason": null, "failure": null, "metrics": {}, "measurements": [],
-             "fuzz": [], "fault_injections": [], "external_results": []},
-            {"name": "reports version", "test_case_id": "TC-VER-002",
-             "requirement_ids": ["REQ-VER-001"], "risk_ids": [], "tags": [],
-             "passed": false, "duration_s": 5.012,
-             "failure_reason": "Expectation not met on dut.console.",
-             "failure": failure, "metrics": {}, "measurements": [], "fuzz": [],
-             "fault_injections": [], "external_results": []}
-        ]
+        "tests": tests,
     })
 }
 
@@ -124,22 +125,44 @@ fn failed_run_round_trips() {
         assert_eq!(tests.len(), 2, "{format}");
         let boots = by_name(tests, "boots");
         assert_eq!(boots.status, "passed", "{format}");
-        assert_eq!(boots.test_case_id.as_deref(), Some("TC-BOOT-001"), "{format}");
-        assert_eq!(boots.requirement_ids, ["REQ-BOOT-001", "REQ-PWR-002"], "{format}");
+        assert_eq!(
+            boots.test_case_id.as_deref(),
+            Some("TC-BOOT-001"),
+            "{format}"
+        );
+        assert_eq!(
+            boots.requirement_ids,
+            ["REQ-BOOT-001", "REQ-PWR-002"],
+            "{format}"
+        );
         assert_eq!(boots.duration_s, Some(4.2), "{format}");
         assert_eq!(boots.classname.as_deref(), Some("thermo-smoke"), "{format}");
 
         let version = by_name(tests, "reports version");
         assert_eq!(version.status, "failed", "{format}");
-        assert_eq!(version.test_case_id.as_deref(), Some("TC-VER-002"), "{format}");
+        assert_eq!(
+            version.test_case_id.as_deref(),
+            Some("TC-VER-002"),
+            "{format}"
+        );
         assert_eq!(version.requirement_ids, ["REQ-VER-001"], "{format}");
         assert_eq!(version.duration_s, Some(5.012), "{format}");
-        assert_eq!(version.failure_type.as_deref(), Some("UART_EXPECTATION_FAILED"), "{format}");
+        assert_eq!(
+            version.failure_type.as_deref(),
+            Some("UART_EXPECTATION_FAILED"),
+            "{format}"
+        );
         let message = version.failure_message.as_deref().unwrap();
-        assert!(message.contains("Expectation not met on dut.console."), "{format}: {message}");
+        assert!(
+            message.contains("Expectation not met on dut.console."),
+            "{format}: {message}"
+        );
     }
     // The JUnit failure text carries the source label and the suggestions.
-    let message = by_name(&junit, "reports version").failure_message.clone().unwrap();
+    let message = by_name(&junit, "reports version")
+        .failure_message
+        .clone()
+        .unwrap();
     assert!(message.contains("source: Firmware"), "{message}");
     assert!(message.contains("- Open the transport log"), "{message}");
 }
@@ -152,18 +175,34 @@ fn errored_run_round_trips() {
         let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["boots", "reports version", "survives brownout", RUN_ERROR_TEST_NAME],
+            [
+                "boots",
+                "reports version",
+                "survives brownout",
+                RUN_ERROR_TEST_NAME
+            ],
             "{format}"
         );
         assert_eq!(by_name(tests, "boots").status, "passed");
         let not_run = by_name(tests, "reports version");
         assert_eq!(not_run.status, "skipped", "{format}");
-        assert_eq!(not_run.test_case_id.as_deref(), Some("TC-VER-002"), "{format}");
+        assert_eq!(
+            not_run.test_case_id.as_deref(),
+            Some("TC-VER-002"),
+            "{format}"
+        );
         assert_eq!(not_run.requirement_ids, ["REQ-VER-001"], "{format}");
         let run_error = by_name(tests, RUN_ERROR_TEST_NAME);
-        assert_eq!(run_error.failure_type.as_deref(), Some("RESOURCE_LOCKED"), "{format}");
+        assert_eq!(
+            run_error.failure_type.as_deref(),
+            Some("RESOURCE_LOCKED"),
+            "{format}"
+        );
         let message = run_error.failure_message.as_deref().unwrap();
-        assert!(message.contains("locked by another run"), "{format}: {message}");
+        assert!(
+            message.contains("locked by another run"),
+            "{format}: {message}"
+        );
     }
     // JUnit has a distinct error status; CTRF has none and reports the run error as failed.
     assert_eq!(by_name(&junit, RUN_ERROR_TEST_NAME).status, "error");
@@ -171,7 +210,9 @@ fn errored_run_round_trips() {
 
     let xml = junit_xml(&results);
     assert!(
-        xml.contains(r#"<testsuite name="thermo-smoke" tests="4" failures="0" errors="1" skipped="2""#),
+        xml.contains(
+            r#"<testsuite name="thermo-smoke" tests="4" failures="0" errors="1" skipped="2""#
+        ),
         "{xml}"
     );
     let summary = &ctrf_json(&results)["results"]["summary"];
@@ -195,14 +236,18 @@ fn cancelled_run_round_trips() {
     let ctrf_error = by_name(&ctrf, RUN_ERROR_TEST_NAME);
     assert_eq!(ctrf_error.status, "failed");
     assert_eq!(ctrf_error.failure_type.as_deref(), Some("CANCELLED"));
-    assert_eq!(ctrf_error.failure_message.as_deref(), Some("interrupted by SIGINT"));
+    assert_eq!(
+        ctrf_error.failure_message.as_deref(),
+        Some("interrupted by SIGINT")
+    );
 }
 
 #[test]
 fn benchci_minimal_failure_objects_export() {
     // Spec §12: the test's own failure object may carry only category and source.
     let mut results = failed_run();
-    results["tests"][1]["failure"] = json!({"category": "GPIO_EXPECTATION_FAILED", "source": "firmware"});
+    results["tests"][1]["failure"] =
+        json!({"category": "GPIO_EXPECTATION_FAILED", "source": "firmware"});
     results["tests"][1]["failure_reason"] = "GPIO edge wait timed out on dut.led".into();
     let xml = junit_xml(&results);
     assert!(
@@ -241,8 +286,7 @@ fn awkward_strings_survive_escaping() {
     let tests = parse_junit(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
     assert_eq!(tests.len(), 2);
 
-    let sanitised = awkward
-        .replace(['\u{1b}', '\u{7}', '\u{0}', '\u{FFFF}'], "\u{FFFD}");
+    let sanitised = awkward.replace(['\u{1b}', '\u{7}', '\u{0}', '\u{FFFF}'], "\u{FFFD}");
     assert_eq!(tests[0].name, sanitised);
     assert_eq!(tests[0].classname.as_deref(), Some("suite <&>\"'"));
     assert_eq!(tests[0].test_case_id.as_deref(), Some("TC-<1>&\"'"));
@@ -250,8 +294,14 @@ fn awkward_strings_survive_escaping() {
     // Line breaks in attributes are kept (written as character references).
     assert_eq!(tests[1].name, "multi\nline\r\nname");
     let message = tests[1].failure_message.as_deref().unwrap();
-    assert!(message.starts_with("title with \"quotes\" and\nnewline\n"), "{message}");
-    assert!(message.contains(&format!("message: {sanitised}\r\nend")), "{message}");
+    assert!(
+        message.starts_with("title with \"quotes\" and\nnewline\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("message: {sanitised}\r\nend")),
+        "{message}"
+    );
 
     // CTRF is JSON: strings go through unchanged (serde_json escapes control characters).
     let ctrf = serde_json::to_string(&ctrf_json(&results)).unwrap();
@@ -334,7 +384,9 @@ fn exports_of_mutated_results_stay_readable() {
     let mut parsed = 0;
     for _ in 0..2000 {
         let bytes = mutate(&mut rng, seed.as_bytes());
-        let Ok(results) = serde_json::from_slice::<Value>(&bytes) else { continue };
+        let Ok(results) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
         parsed += 1;
         let xml = junit_xml(&results);
         assert!(only_xml_chars(&xml));

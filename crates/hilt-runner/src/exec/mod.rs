@@ -53,6 +53,9 @@ pub struct Exec<'a> {
     /// Test-local readings, moved into the test result when it ends.
     pub test_measurements: Vec<Metric>,
     pub default_within: Option<u64>,
+    /// Name of the test being run, and the 1-based index of its current step.
+    pub current_test: String,
+    pub current_step: usize,
 }
 
 impl<'a> Exec<'a> {
