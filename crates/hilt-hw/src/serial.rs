@@ -67,15 +67,17 @@ pub fn open(settings: &SerialSettings) -> Result<Box<dyn SerialPort>, HwError> {
         .timeout(Duration::from_millis(50))
         .open_native()
         .map_err(|e| {
+            let busy = e.description.to_ascii_lowercase().contains("busy")
+                || e.description.contains("Resource temporarily unavailable");
             let reason = match e.kind() {
-                serialport::ErrorKind::NoDevice => "no such device".to_string(),
+                _ if busy => "port is busy: another program has it open".to_string(),
+                // The path exists (checked above); serialport reports EBUSY and a held
+                // exclusive flock as NoDevice.
+                serialport::ErrorKind::NoDevice => {
+                    "port is busy: another program has it open exclusively".to_string()
+                }
                 serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => {
                     "permission denied (add the user to the dialout group)".to_string()
-                }
-                _ if e.description.contains("Resource temporarily unavailable")
-                    || e.description.contains("busy") =>
-                {
-                    "port is busy: another program has it open".to_string()
                 }
                 _ => e.description.clone(),
             };

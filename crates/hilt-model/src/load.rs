@@ -163,12 +163,56 @@ fn decode<T: DeserializeOwned>(d: &mut Diags, value: &Value, base: &str) -> Resu
                 }
             }
             let msg = e.into_inner().to_string();
+            let (path, msg) = refine(&d.doc.value, path, msg);
             let help = missing_field_help(&msg);
             let diag = d.at(&path, prefixed(&path, &msg), help);
             Err(LoadError::Invalid {
                 diagnostics: vec![diag],
             })
         }
+    }
+}
+
+/// Inside internally tagged maps serde loses the field name; find the one key under `path`
+/// whose value the message quotes, so the error points at the field, not its parent.
+fn refine(root: &Value, path: String, msg: String) -> (String, String) {
+    let quoted = msg
+        .split_once("invalid type: ")
+        .or_else(|| msg.split_once("invalid value: "))
+        .or_else(|| msg.split_once("unknown variant "))
+        .map(|(_, rest)| rest);
+    let Some(rest) = quoted else {
+        return (path, msg);
+    };
+    let literal = if let Some(r) = rest.split_once('"') {
+        r.1.split('"').next().map(|s| Value::String(s.to_string()))
+    } else {
+        rest.split('`').nth(1).map(|s| {
+            serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()))
+        })
+    };
+    let Some(literal) = literal else {
+        return (path, msg);
+    };
+    let mut node = root;
+    for part in path.split(['.', '[']).filter(|p| !p.is_empty()) {
+        node = match part.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()) {
+            Some(i) => &node[i],
+            None => &node[part],
+        };
+    }
+    let hits: Vec<&String> = node
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| **v == literal)
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    match hits.as_slice() {
+        [key] => (join_key(&path, key), format!("field `{key}`: {msg}")),
+        _ => (path, msg),
     }
 }
 

@@ -1,7 +1,12 @@
 //! The run's event stream: numbered, appended to events.jsonl, and shown to an observer
 //! (the CLI's progress display, later the agent).
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde_json::{Map, Value};
+
+use hilt_hw::CancelToken;
 
 use hilt_model::run::Event;
 
@@ -20,17 +25,37 @@ impl Observer for Quiet {
 }
 
 pub struct Events<'o> {
-    ledger: Ledger,
+    ledger: Arc<Mutex<Ledger>>,
     seq: u64,
     observer: &'o mut dyn Observer,
+    stop: CancelToken,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How stale events.jsonl may be for someone watching the file during a long step.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 impl<'o> Events<'o> {
     pub fn new(ledger: Ledger, observer: &'o mut dyn Observer) -> Self {
+        let ledger = Arc::new(Mutex::new(ledger));
+        let stop = CancelToken::new();
+        let flusher = {
+            let (ledger, stop) = (ledger.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("hilt-events".into())
+                .spawn(move || {
+                    while !stop.wait_timeout(FLUSH_EVERY) {
+                        let _ = lock(&ledger).flush_buffer();
+                    }
+                })
+                .ok()
+        };
         Events {
             ledger,
             seq: 0,
             observer,
+            stop,
+            flusher,
         }
     }
 
@@ -44,18 +69,32 @@ impl<'o> Events<'o> {
             data,
         };
         // An event that cannot be written is still shown; the results document is the record.
-        let _ = self.ledger.append(&e);
+        let _ = lock(&self.ledger).append(&e);
         self.observer.event(&e);
     }
 
     /// Pushes everything written so far to disk (at phase and test boundaries).
     pub fn flush(&mut self) {
-        let _ = self.ledger.flush();
+        let _ = lock(&self.ledger).flush();
     }
 
     pub fn count(&self) -> u64 {
         self.seq
     }
+}
+
+impl Drop for Events<'_> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        let _ = lock(&self.ledger).flush();
+    }
+}
+
+fn lock(l: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Builds a JSON object from `key => value` pairs, dropping nulls.

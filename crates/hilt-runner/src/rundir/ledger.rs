@@ -27,6 +27,11 @@ impl Ledger {
         self.out.write_all(b"\n")
     }
 
+    /// Pushes buffered lines to the file (not necessarily to disk).
+    pub fn flush_buffer(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Pushes buffered lines to the file and to disk.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()?;

@@ -80,7 +80,7 @@ impl StatusBoard {
             stop,
             thread,
         };
-        board.update(true, |_| {});
+        board.phase(Phase::Discover);
         board
     }
 

@@ -1,0 +1,155 @@
+//! `hilt validate`, `hilt schema`, `hilt completions` and bad input.
+
+mod common;
+
+use common::hilt;
+use predicates::prelude::*;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const BENCH: &str = "version: 1\nbench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    transports:\n      console: {backend: uart, port: /dev/ttyX}\n";
+
+#[test]
+fn malformed_yaml_names_line_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(&d, "bench.yaml", "bench: {name: b\nnodes: [\n");
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("bench.yaml:").and(predicate::str::contains("invalid YAML")),
+        );
+}
+
+#[test]
+fn unknown_key_warns_and_strict_refuses() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(
+        &d,
+        "bench.yaml",
+        &BENCH.replace("port: /dev/ttyX", "port: /dev/ttyX, baudrate: 9600"),
+    );
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("bench.yaml:7:")
+                .and(predicate::str::contains("unknown key `baudrate`"))
+                .and(predicate::str::contains("did you mean `baud`?")),
+        );
+    hilt()
+        .args(["validate", "--strict", "--bench"])
+        .arg(&b)
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn wrong_type_and_missing_file() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(
+        &d,
+        "bench.yaml",
+        &BENCH.replace("port: /dev/ttyX", "port: /dev/ttyX, baud: fast"),
+    );
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("bench.yaml:7:").and(predicate::str::contains("baud")));
+    hilt()
+        .args(["validate", "--bench", "/nonexistent/bench.yaml"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "cannot read /nonexistent/bench.yaml",
+        ));
+}
+
+#[test]
+fn unsupported_step_is_refused_not_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(
+        &d,
+        "bench.yaml",
+        &format!("{BENCH}      field: {{backend: modbus_tcp, host: 127.0.0.1}}\n"),
+    );
+    let s = write(
+        &d,
+        "suite.yaml",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - modbus_write_single_register: {node: dut, transport: field, address: 1, value: 2}\n",
+    );
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .arg("--suite")
+        .arg(&s)
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("suite.yaml:5:")
+                .and(predicate::str::contains("not supported by this build")),
+        );
+}
+
+#[test]
+fn alias_bomb_is_refused_quickly() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut prev = 'a';
+    for n in 'b'..='k' {
+        text.push_str(&format!("{n}: &{n} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        prev = n;
+    }
+    let b = write(&d, "bench.yaml", &text);
+    let t = std::time::Instant::now();
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("expands to more than"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn json_output_schema_and_completions() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(&d, "bench.yaml", BENCH);
+    let out = hilt()
+        .args(["validate", "--json", "--bench"])
+        .arg(&b)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let out = hilt().args(["schema", "bench"]).assert().success();
+    let schema: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(schema.to_string().contains("\"baud\""));
+    hilt()
+        .args(["schema", "suite"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("expect_uart"));
+    hilt()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("hilt"));
+    hilt().args(["run", "--bench"]).assert().code(2);
+    hilt().arg("--version").assert().success();
+}
