@@ -32,6 +32,9 @@ pub enum Command {
     /// Inspect run directories.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Bench health without running a suite.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print the JSON Schema of a file format (for editors).
     Schema {
         #[arg(value_enum)]
@@ -148,6 +151,36 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Non-destructive self-test: never flashes, resets, switches relays or drives outputs.
+    SelfTest(SelfTestArgs),
+}
+
+#[derive(Args)]
+pub struct SelfTestArgs {
+    #[arg(long, short = 'b')]
+    pub bench: PathBuf,
+    /// Also open every transport, GPIO line, power controller and instrument.
+    #[arg(long)]
+    pub open_hardware: bool,
+    /// Read GPIO inputs and power readback (needs --open-hardware).
+    #[arg(long, requires = "open_hardware")]
+    pub read_inputs: bool,
+    /// Take one reading per instrument (needs --open-hardware).
+    #[arg(long, requires = "open_hardware")]
+    pub read_measurements: bool,
+    /// Where logs of opened hardware go.
+    #[arg(long, default_value = "bench-health")]
+    pub log_dir: PathBuf,
+    /// Write the full report here.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Print the full report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

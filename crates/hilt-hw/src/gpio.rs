@@ -15,9 +15,14 @@ pub trait GpioLines: Send {
     fn get(&mut self, line: &str) -> Result<bool, HwError>;
 }
 
-/// Opens the node's lines. Outputs start at their logical-inactive level (unlike BenchCI,
-/// which requests physical 0 and so asserts `active_high: false` outputs at start-up).
-pub fn open(node: &str, lines: &BTreeMap<String, GpioLine>) -> Result<Box<dyn GpioLines>, HwError> {
+/// Opens the node's lines. With `drive_outputs`, outputs start at their logical-inactive
+/// level (unlike BenchCI, which requests physical 0 and so asserts `active_high: false`
+/// outputs at start-up); without it (self-test) no line is driven at all.
+pub fn open(
+    node: &str,
+    lines: &BTreeMap<String, GpioLine>,
+    drive_outputs: bool,
+) -> Result<Box<dyn GpioLines>, HwError> {
     let mut mock = MockGpio::default();
     for (name, line) in lines {
         match &line.backend {
@@ -56,7 +61,7 @@ pub fn open(node: &str, lines: &BTreeMap<String, GpioLine>) -> Result<Box<dyn Gp
         }
     }
     for (name, line) in lines {
-        if line.direction == Direction::Output {
+        if drive_outputs && line.direction == Direction::Output {
             let level = mock.lines[name].level;
             mock.set(name, level)?;
         }

@@ -3,6 +3,7 @@
 //! Pure data and pure functions: no I/O beyond reading the files it is asked to load, no
 //! hardware, no clocks except for timestamps handed in by callers.
 
+pub mod agent;
 pub mod bench;
 mod de;
 mod defaults;

@@ -77,7 +77,7 @@ pub fn load_suite(path: &Path, opts: LoadOptions) -> Result<Loaded<Suite>, LoadE
 /// Largest bench/suite file read from disk.
 pub const MAX_FILE_BYTES: u64 = yaml::MAX_INPUT_BYTES as u64;
 
-fn read(path: &Path) -> Result<String, LoadError> {
+pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
     let io = |source| LoadError::Io {
         path: path.display().to_string(),
         source,
@@ -106,6 +106,23 @@ pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<B
     common_checks(&mut d, &bench);
     validate::bench(&mut d, &bench);
     finish(d, bench, text, opts)
+}
+
+/// Parses any typed document with the shared pipeline (syntax, types, unknown keys,
+/// `check`'s semantic rules).
+pub(crate) fn parse_with<T: DeserializeOwned + Serialize>(
+    text: &str,
+    file: &str,
+    opts: LoadOptions,
+    check: impl FnOnce(&mut Diags, &T),
+) -> Result<Loaded<T>, LoadError> {
+    let doc = parse_doc(text, file)?;
+    let mut d = Diags::new(file, &doc);
+    top_level_map(&mut d)?;
+    let value: T = decode(&mut d, &doc.value, "")?;
+    common_checks(&mut d, &value);
+    check(&mut d, &value);
+    finish(d, value, text, opts)
 }
 
 pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {

@@ -18,6 +18,7 @@ mod logfile;
 pub mod report;
 pub mod run;
 pub mod rundir;
+pub mod selftest;
 mod session;
 mod summary;
 mod tests;

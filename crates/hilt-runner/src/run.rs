@@ -206,7 +206,7 @@ pub fn run(
     if rec.status.is_none() && cancel.is_cancelled() {
         rec.cancelled();
     }
-    let results = rec.results(
+    let mut results = rec.results(
         &dir,
         &started_at,
         clock.elapsed().as_secs_f64(),
@@ -214,7 +214,7 @@ pub fn run(
     );
     let code = exit_code(results.status, results.failure.as_ref());
     let suite_value = loaded.as_ref().map(|(_, s)| s.value.clone());
-    write_documents(&dir, &results, suite_value.as_ref(), opts, &loaded);
+    write_documents(&dir, &mut results, suite_value.as_ref(), opts, &loaded);
     status.phase(Phase::Publish);
     publish(opts, &results, &mut events);
     status.phase(Phase::Finalize);
@@ -374,6 +374,23 @@ fn execute(
     events.flush();
 }
 
+/// The `external_results` aggregate (run-results spec §6.3) from every test's records.
+fn external_aggregate(tests: &[hilt_model::run::TestResult]) -> Value {
+    let steps: Vec<Value> = tests
+        .iter()
+        .flat_map(|t| t.external_results.iter().cloned())
+        .collect();
+    let collect = |k: &str| -> Vec<Value> {
+        steps
+            .iter()
+            .flat_map(|s| s[k].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let first = |k: &str| steps.iter().find_map(|s| s[k].as_str().map(str::to_string));
+    json!({"schema_version": "benchci.external_results.v1", "source": first("source"), "framework": first("framework"),
+           "tests": collect("tests"), "logs": collect("logs"), "artifacts": collect("artifacts"), "steps": steps})
+}
+
 fn lock_failure(e: &LockError) -> Failure {
     let f = Failure::new(Category::ResourceLocked, e.to_string());
     match e {
@@ -451,14 +468,28 @@ fn copy_input(src: &Path, text: Option<&str>, dst: &Path) {
     let _ = write_atomic(dst, &bytes, true);
 }
 
+/// Writes results.json (first, so a crash right after still leaves the verdict),
+/// external-results.json, evidence.json, metadata.json and evidence.html; `r` ends up
+/// carrying the full evidence object as results.json does.
 fn write_documents(
     dir: &Path,
-    r: &RunResults,
+    r: &mut RunResults,
     suite: Option<&Suite>,
     opts: &RunOptions,
     loaded: &Option<(Loaded<Bench>, Loaded<Suite>)>,
 ) {
-    let _ = write_json_atomic(&dir.join("results.json"), r);
+    if r.external_results["steps"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty())
+    {
+        let path = dir.join("external-results.json");
+        let _ = write_json_atomic(&path, &r.external_results);
+        r.artifacts.insert(
+            "external_results_json".into(),
+            Value::String(path.display().to_string()),
+        );
+    }
+    let _ = write_json_atomic(&dir.join("results.json"), &*r);
     let empty = Suite {
         version: None,
         suite: hilt_model::suite::SuiteInfo {
@@ -488,8 +519,6 @@ fn write_documents(
             .unwrap_or_default(),
     };
     let ev = crate::evidence::evidence(r, &inputs);
-    let mut full = r.clone();
-    full.evidence = ev.clone();
     let _ = write_json_atomic(&dir.join("evidence.json"), &ev);
     let _ = write_json_atomic(&dir.join("metadata.json"), &crate::evidence::metadata(&ev));
     let _ = write_atomic(
@@ -498,7 +527,8 @@ fn write_documents(
         true,
     );
     // results.json carries the full evidence object too (spec §2).
-    let _ = write_json_atomic(&dir.join("results.json"), &full);
+    r.evidence = ev;
+    let _ = write_json_atomic(&dir.join("results.json"), &*r);
 }
 
 fn publish(opts: &RunOptions, r: &RunResults, events: &mut Events) {
@@ -702,7 +732,7 @@ impl Record {
             metrics: std::mem::take(&mut self.metrics),
             fuzz: json!({"summary": {"schema_version": "benchci.fuzz_summary.v1", "campaign_count": 0, "cases_executed": 0, "failures": 0, "protocol_exceptions": 0, "protocols": [], "status": "passed"}, "campaigns": []}),
             fault_injections: Vec::new(),
-            external_results: json!({"schema_version": "benchci.external_results.v1", "source": null, "framework": null, "tests": [], "logs": [], "artifacts": [], "steps": []}),
+            external_results: external_aggregate(&self.tests),
             tests: std::mem::take(&mut self.tests),
             resource_locks: locks.or(self.locks_meta.clone()),
         }

@@ -150,7 +150,7 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let lines = hilt_hw::gpio::open(node, &bench.nodes[node].gpio)
+            let lines = hilt_hw::gpio::open(node, &bench.nodes[node].gpio, true)
                 .map_err(|e| hw_failure(&e, "gpio").with_detail("node", node.clone()))?;
             log.line("START");
             s.gpio.insert(node.clone(), NodeGpio { lines, log });

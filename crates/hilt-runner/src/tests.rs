@@ -46,6 +46,7 @@ pub fn run_tests(
         let steps_total = test.steps.len();
         let mut failure: Option<Failure> = None;
         let mut abort = false;
+        let mut external = Vec::new();
         for (si, step) in test.steps.iter().enumerate() {
             let step_index = si + 1;
             let step_type = step.type_name();
@@ -76,6 +77,9 @@ pub fn run_tests(
             };
             match result {
                 Ok(mut d) => {
+                    if let Some(r) = d.remove("external_record") {
+                        external.push(r);
+                    }
                     d.insert("test_name".into(), test.name.clone().into());
                     d.insert("step_index".into(), step_index.into());
                     d.insert("step_type".into(), step_type.into());
@@ -94,6 +98,12 @@ pub fn run_tests(
                     )));
                     out.cancelled = true;
                 }
+            }
+            if let Some(r) = failure
+                .as_ref()
+                .and_then(|f| f.details.get("external_record"))
+            {
+                external.push(r.clone());
             }
             if let Some(f) = &failure {
                 ev.emit(
@@ -138,7 +148,7 @@ pub fn run_tests(
             measurements,
             fuzz: Vec::new(),
             fault_injections: Vec::new(),
-            external_results: Vec::new(),
+            external_results: external,
         });
         status.progress(Some(&test.name), None, passed, failed);
         if abort {

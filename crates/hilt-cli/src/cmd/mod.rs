@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod bench;
 mod demo;
 mod run;
 mod runs;
@@ -10,7 +11,7 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, RunsCommand, SchemaKind, SimCommand};
+use crate::cli::{BenchCommand, Cli, Command, RunsCommand, SchemaKind, SimCommand};
 
 /// Runs a command and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(args) => demo::demo(args),
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
+        Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Bench => hilt_model::schema::bench_schema(),

@@ -73,7 +73,12 @@ pub fn confine(root: &Path, rel: &str, what: &str) -> Result<Option<PathBuf>, Es
 }
 
 /// Checks an already-found path (e.g. a file met while walking a directory).
-pub fn inside(root: &Path, path: &Path, shown: &str, what: &str) -> Result<Option<PathBuf>, Escape> {
+pub fn inside(
+    root: &Path,
+    path: &Path,
+    shown: &str,
+    what: &str,
+) -> Result<Option<PathBuf>, Escape> {
     match path.canonicalize() {
         Ok(real) if real.starts_with(root) => Ok(Some(real)),
         Ok(_) => Err(Escape(format!(
@@ -90,7 +95,10 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slug("boots and reports version"), "boots-and-reports-version");
+        assert_eq!(
+            slug("boots and reports version"),
+            "boots-and-reports-version"
+        );
         assert_eq!(slug("..__--"), "test");
         assert_eq!(slug(""), "test");
         assert_eq!(slug("-a/b.c_"), "a-b.c");

@@ -1,0 +1,129 @@
+//! `agent.yaml`: the agent's identity and its registered benches (agent-api spec §1.1),
+//! plus hilt's optional limits.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::diag::Diags;
+use crate::load::{LoadError, LoadOptions, Loaded};
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentConfig {
+    pub agent: AgentIdentity,
+    #[serde(default)]
+    pub benches: Vec<RegisteredBench>,
+    /// hilt extension: request and upload limits.
+    #[serde(default)]
+    pub limits: AgentLimits,
+    /// hilt extension: seconds between SIGTERM and SIGKILL for a cancelled run's children.
+    #[serde(default = "defaults::u64_::<10>")]
+    pub kill_grace_s: u64,
+    /// hilt extension: a remote GPIO session unused this long is closed and its lines released.
+    #[serde(default = "defaults::u64_::<300>")]
+    pub gpio_session_idle_s: u64,
+    /// hilt extension: accept runs that upload their own bench.yaml (`POST /v1/runs`).
+    #[serde(default = "defaults::t")]
+    pub allow_uploaded_benches: bool,
+    /// hilt extension: let an uploaded bench enable `run_external` (it runs commands on this
+    /// host, so it is off unless the operator opts in).
+    #[serde(default)]
+    pub allow_uploaded_external: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentIdentity {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RegisteredBench {
+    pub id: String,
+    /// Relative paths resolve against agent.yaml's directory.
+    pub bench_file: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub hardware_profile: Option<String>,
+    #[serde(default)]
+    pub hardware_revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentLimits {
+    /// Largest bench.yaml / suite.yaml upload, bytes.
+    #[serde(default = "defaults::u64_::<262144>")]
+    pub max_yaml_bytes: u64,
+    /// Largest firmware upload, bytes.
+    #[serde(default = "defaults::u64_::<209715200>")]
+    pub max_artifact_bytes: u64,
+    /// Most runs waiting in the queue; more are refused with 503.
+    #[serde(default = "defaults::u64_::<100000>")]
+    pub max_queued_runs: u64,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            max_yaml_bytes: 262_144,
+            max_artifact_bytes: 209_715_200,
+            max_queued_runs: 100_000,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The display name (defaults to the id).
+    pub fn name(&self) -> String {
+        self.agent
+            .name
+            .clone()
+            .unwrap_or_else(|| self.agent.id.clone())
+    }
+
+    /// A bench file path resolved against the directory of `config_path`.
+    pub fn bench_path(&self, config_path: &Path, bench: &RegisteredBench) -> PathBuf {
+        let p = Path::new(&bench.bench_file);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            config_path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+pub fn parse_agent_config(
+    text: &str,
+    file: &str,
+    opts: LoadOptions,
+) -> Result<Loaded<AgentConfig>, LoadError> {
+    crate::load::parse_with(text, file, opts, |d: &mut Diags, c: &AgentConfig| {
+        if c.agent.id.trim().is_empty() {
+            d.error("agent.id", "must not be empty");
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, b) in c.benches.iter().enumerate() {
+            if b.id.trim().is_empty() {
+                d.error(&format!("benches[{i}].id"), "must not be empty");
+            }
+            if let Some(first) = seen.insert(b.id.clone(), i) {
+                d.error(
+                    &format!("benches[{i}].id"),
+                    format!("duplicate bench id `{}` (first at benches[{first}])", b.id),
+                );
+            }
+        }
+    })
+}
+
+pub fn load_agent_config(path: &Path, opts: LoadOptions) -> Result<Loaded<AgentConfig>, LoadError> {
+    let text = crate::load::read(path)?;
+    parse_agent_config(&text, &path.display().to_string(), opts).map(|mut l| {
+        l.path = path.to_path_buf();
+        l
+    })
+}

@@ -1,0 +1,460 @@
+//! The checks themselves, in the spec's order: static checks, then (optionally) opening
+//! hardware, reading inputs and taking readings.
+
+use std::path::Path;
+
+use hilt_hw::process::which;
+use hilt_model::bench::{Bench, Direction, GpioBackend, ResetMethod, Transport, tool_for};
+use hilt_model::{LoadError, LoadOptions};
+
+use super::{Check, SelfTestOptions};
+use crate::logfile::LogFile;
+
+pub fn run(path: &Path, opts: &SelfTestOptions) -> Vec<Check> {
+    let mut out = Vec::new();
+    if !path.is_file() {
+        out.push(Check::fail(
+            "bench_yaml_exists",
+            "bench.yaml exists",
+            "CONFIG_ERROR",
+            format!("{} does not exist", path.display()),
+            "check the bench file path",
+        ));
+        return out;
+    }
+    let loaded = match hilt_model::load_bench(path, LoadOptions::default()) {
+        Ok(b) => b,
+        Err(e @ LoadError::Invalid { .. }) => {
+            out.push(Check::fail(
+                "bench_yaml_valid",
+                "bench.yaml is valid",
+                "CONFIG_ERROR",
+                e.to_string(),
+                "run `hilt validate --bench <file>` and fix the errors",
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(Check::fail(
+                "bench_yaml_load",
+                "bench.yaml loads",
+                "CONFIG_ERROR",
+                e.to_string(),
+                "check that the file is readable",
+            ));
+            return out;
+        }
+    };
+    let bench = &loaded.value;
+    out.push(
+        Check::pass(
+            "bench_yaml_loaded",
+            "bench.yaml loaded",
+            format!("bench `{}` loaded", bench.bench.name),
+        )
+        .optional(),
+    );
+    match bench.defaults.as_ref().and_then(|d| d.node.as_ref()) {
+        Some(n) => out.push(
+            Check::pass(
+                "default_node",
+                "default node",
+                format!("default node `{n}`"),
+            )
+            .optional(),
+        ),
+        None => out.push(Check::warn(
+            "default_node",
+            "default node",
+            "CONFIG_WARNING",
+            "defaults.node is not set",
+        )),
+    }
+    for (i, w) in loaded.warnings.iter().enumerate() {
+        out.push(Check::warn(
+            format!("bench_warning_{i}"),
+            "bench warning",
+            "CONFIG_WARNING",
+            w.to_string(),
+        ));
+    }
+    static_node_checks(bench, &mut out);
+    for (name, r) in &bench.resources {
+        out.push(
+            Check::pass(
+                format!("resource.{name}"),
+                format!("resource {name}"),
+                format!("{} ({})", r.kind, r.driver.type_name()),
+            )
+            .detail("resource", name.clone())
+            .detail("kind", r.kind.clone())
+            .detail("driver_type", r.driver.type_name()),
+        );
+    }
+    if opts.open_hardware {
+        hardware_checks(bench, opts, &mut out);
+    }
+    out
+}
+
+fn tool_check(id: String, title: String, tool: &str) -> Check {
+    match which(tool) {
+        Some(p) => Check::pass(id, title, format!("{tool} found at {}", p.display())),
+        None => Check::fail(
+            id,
+            title,
+            "FLASH_TOOL_UNAVAILABLE",
+            format!("`{tool}` is not on PATH"),
+            format!("install {tool} or add it to PATH"),
+        ),
+    }
+}
+
+fn looks_like_device(port: &str) -> bool {
+    port.starts_with("/dev/") || (port.len() > 3 && port[..3].eq_ignore_ascii_case("com"))
+}
+
+fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
+    for (n, node) in &bench.nodes {
+        if let Some(f) = &node.flash {
+            out.push(Check::pass(
+                format!("node.{n}.flash.backend"),
+                format!("{n} flash backend"),
+                f.backend.name(),
+            ));
+            out.push(tool_check(
+                format!("node.{n}.flash.tool"),
+                format!("{n} flash tool"),
+                f.backend.tool(),
+            ));
+        }
+        match node.reset.method {
+            ResetMethod::None => out.push(Check::skip(
+                format!("node.{n}.reset"),
+                format!("{n} reset"),
+                "reset method none",
+            )),
+            ResetMethod::Gpio => out.push(Check::pass(
+                format!("node.{n}.reset"),
+                format!("{n} reset"),
+                "GPIO reset line",
+            )),
+            m => {
+                out.push(Check::pass(
+                    format!("node.{n}.reset"),
+                    format!("{n} reset"),
+                    m.as_str(),
+                ));
+                out.push(tool_check(
+                    format!("node.{n}.reset.tool"),
+                    format!("{n} reset tool"),
+                    tool_for(m.as_str()),
+                ));
+            }
+        }
+        for (t, tr) in &node.transports {
+            let id = format!("node.{n}.transport.{t}");
+            let title = format!("{n}.{t} transport");
+            let c = match tr {
+                Transport::Uart { port, .. } | Transport::ModbusRtu { port, .. } => {
+                    if looks_like_device(port) && !Path::new(port).exists() {
+                        Check::fail(
+                            &id,
+                            &title,
+                            "TRANSPORT_OPEN_FAILED",
+                            format!("port {port} does not exist"),
+                            "plug the device in or fix the port path",
+                        )
+                    } else {
+                        Check::pass(&id, &title, format!("port {port}"))
+                    }
+                }
+                Transport::Can { interface, .. } => {
+                    let sys = Path::new("/sys/class/net").join(interface);
+                    if !sys.exists() {
+                        Check::fail(
+                            &id,
+                            &title,
+                            "TRANSPORT_OPEN_FAILED",
+                            format!("CAN interface {interface} does not exist"),
+                            "bring the CAN adapter up",
+                        )
+                    } else if std::fs::read_to_string(sys.join("operstate"))
+                        .map(|s| s.trim() == "down")
+                        .unwrap_or(false)
+                    {
+                        Check::fail(
+                            &id,
+                            &title,
+                            "TRANSPORT_OPEN_FAILED",
+                            format!("CAN interface {interface} is down"),
+                            format!("ip link set {interface} up type can bitrate <rate>"),
+                        )
+                    } else {
+                        Check::pass(&id, &title, format!("interface {interface}"))
+                    }
+                }
+                other => Check::warn(
+                    &id,
+                    &title,
+                    "CONFIG_WARNING",
+                    format!(
+                        "unknown transport type `{}` for the static check",
+                        other.backend()
+                    ),
+                ),
+            };
+            out.push(c.detail("node", n.clone()).detail("transport", t.clone()));
+        }
+        for (l, line) in &node.gpio {
+            match &line.backend {
+                GpioBackend::LocalGpio { chip, .. } if !Path::new(chip).exists() => {
+                    out.push(Check::fail(
+                        format!("node.{n}.gpio.{l}"),
+                        format!("{n}.{l} GPIO"),
+                        "GPIO_LINE_UNREACHABLE",
+                        format!("GPIO chip {chip} does not exist"),
+                        "check the chip path",
+                    ))
+                }
+                GpioBackend::RemoteGpio { token_env, .. }
+                    if std::env::var_os(token_env).is_none() =>
+                {
+                    out.push(Check::fail(
+                        format!("node.{n}.gpio.{l}.token"),
+                        format!("{n}.{l} remote GPIO token"),
+                        "GPIO_LINE_UNREACHABLE",
+                        format!("environment variable {token_env} is not set"),
+                        format!("export {token_env}=<agent token>"),
+                    ))
+                }
+                b => out.push(Check::pass(
+                    format!("node.{n}.gpio.{l}"),
+                    format!("{n}.{l} GPIO"),
+                    b.name(),
+                )),
+            }
+        }
+    }
+}
+
+fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) {
+    let _ = std::fs::create_dir_all(&opts.log_dir);
+    let mut main_log = LogFile::open(&opts.log_dir.join("self-test.log")).ok();
+    if let Some(l) = &mut main_log {
+        l.line(&format!(
+            "SELF_TEST_START open_hardware=true read_inputs={} read_measurements={}",
+            opts.read_inputs, opts.read_measurements
+        ));
+    }
+    out.push(
+        Check::pass(
+            "hardware_open_mode",
+            "hardware open mode",
+            "opening hardware without driving it",
+        )
+        .optional()
+        .detail("log_dir", opts.log_dir.display().to_string())
+        .detail("read_inputs", opts.read_inputs)
+        .detail("read_measurements", opts.read_measurements),
+    );
+    for (n, node) in &bench.nodes {
+        for (t, tr) in &node.transports {
+            let id = format!("node.{n}.transport.{t}.open");
+            let log_path = opts
+                .log_dir
+                .join("nodes")
+                .join(n)
+                .join(format!("transport-{t}.log"));
+            let mut log = LogFile::open(&log_path).ok();
+            let mut note = |s: &str| {
+                if let Some(l) = &mut log {
+                    l.line(s);
+                }
+            };
+            note("SELF_TEST_START");
+            let c = match tr {
+                Transport::Uart {
+                    port,
+                    baud,
+                    bytesize,
+                    parity,
+                    stopbits,
+                    ..
+                } => {
+                    note("OPEN_ATTEMPT");
+                    let settings = hilt_hw::serial::SerialSettings {
+                        port: port.clone(),
+                        baud: *baud,
+                        bytesize: *bytesize,
+                        parity: *parity,
+                        stopbits: *stopbits,
+                    };
+                    match hilt_hw::serial::open(&settings) {
+                        Ok(p) => {
+                            note("OPEN_OK");
+                            drop(p);
+                            note("CLOSE_OK");
+                            Check::pass(&id, format!("open {n}.{t}"), format!("opened {port}"))
+                        }
+                        Err(e) => {
+                            note(&format!("OPEN_FAILED {e}"));
+                            Check::fail(
+                                &id,
+                                format!("open {n}.{t}"),
+                                "TRANSPORT_OPEN_FAILED",
+                                e.to_string(),
+                                "check the cable, the port path and that no other program holds it",
+                            )
+                        }
+                    }
+                }
+                other => Check::skip(
+                    &id,
+                    format!("open {n}.{t}"),
+                    format!(
+                        "`{}` transports are not opened by this build",
+                        other.backend()
+                    ),
+                ),
+            };
+            out.push(
+                c.detail("node", n.clone())
+                    .detail("transport", t.clone())
+                    .detail("log_path", log_path.display().to_string()),
+            );
+        }
+        if node.gpio.is_empty() {
+            out.push(Check::skip(
+                format!("node.{n}.gpio.start"),
+                format!("{n} GPIO"),
+                "no GPIO lines",
+            ));
+            continue;
+        }
+        match hilt_hw::gpio::open(n, &node.gpio, false) {
+            Ok(mut lines) => {
+                out.push(Check::pass(
+                    format!("node.{n}.gpio.start"),
+                    format!("{n} GPIO"),
+                    "lines opened without driving outputs",
+                ));
+                if opts.read_inputs {
+                    for (l, line) in &node.gpio {
+                        let id = format!("node.{n}.gpio.{l}.read");
+                        if line.direction == Direction::Output {
+                            out.push(Check::skip(id, format!("read {n}.{l}"), "output line"));
+                            continue;
+                        }
+                        out.push(match lines.get(l) {
+                            Ok(v) => Check::pass(
+                                id,
+                                format!("read {n}.{l}"),
+                                format!("physical level {}", v as u8),
+                            ),
+                            Err(e) => Check::fail(
+                                id,
+                                format!("read {n}.{l}"),
+                                "GPIO_LINE_UNREACHABLE",
+                                e.to_string(),
+                                "check the line",
+                            ),
+                        });
+                    }
+                }
+            }
+            Err(e) => out.push(Check::fail(
+                format!("node.{n}.gpio.start"),
+                format!("{n} GPIO"),
+                "GPIO_LINE_UNREACHABLE",
+                e.to_string(),
+                "check the GPIO chip and lines",
+            )),
+        }
+    }
+    for (name, r) in &bench.resources {
+        if r.driver.is_power() {
+            let id = format!("resource.{name}.power.start");
+            match hilt_hw::power::open(name, &r.driver) {
+                Ok(mut sw) => {
+                    out.push(Check::pass(
+                        &id,
+                        format!("start {name}"),
+                        "power controller started",
+                    ));
+                    if opts.read_inputs {
+                        for o in r.driver.outlet_names() {
+                            let rid = format!("resource.{name}.power.{o}.read");
+                            out.push(match sw.get(&o) {
+                                Ok(Some(v)) => Check::pass(
+                                    rid,
+                                    format!("read {name}.{o}"),
+                                    if v { "on" } else { "off" },
+                                ),
+                                Ok(None) => Check::warn(
+                                    rid,
+                                    format!("read {name}.{o}"),
+                                    "POWER_READBACK_UNAVAILABLE",
+                                    "no readback",
+                                ),
+                                Err(e) => Check::fail(
+                                    rid,
+                                    format!("read {name}.{o}"),
+                                    "POWER_RESOURCE_UNAVAILABLE",
+                                    e.to_string(),
+                                    "check the controller",
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(e) => out.push(Check::fail(
+                    id,
+                    format!("start {name}"),
+                    "POWER_RESOURCE_UNAVAILABLE",
+                    e.to_string(),
+                    "check the controller's settings",
+                )),
+            }
+        } else if r.driver.is_measurement() {
+            let id = format!("resource.{name}.measurement.start");
+            match hilt_hw::measurement::open(name, &r.driver) {
+                Ok(mut inst) => {
+                    out.push(Check::pass(
+                        &id,
+                        format!("start {name}"),
+                        "instrument started",
+                    ));
+                    if opts.read_measurements {
+                        let rid = format!("resource.{name}.measurement.read");
+                        out.push(match inst.read() {
+                            Ok(r) => Check::pass(
+                                rid,
+                                format!("read {name}"),
+                                format!("{} {}", r.value, r.unit.unwrap_or_default()),
+                            )
+                            .optional(),
+                            Err(e) => Check::fail(
+                                rid,
+                                format!("read {name}"),
+                                "MEASUREMENT_RESOURCE_UNAVAILABLE",
+                                e.to_string(),
+                                "check the instrument",
+                            ),
+                        });
+                    }
+                }
+                Err(e) => out.push(Check::fail(
+                    id,
+                    format!("start {name}"),
+                    "MEASUREMENT_RESOURCE_UNAVAILABLE",
+                    e.to_string(),
+                    "check the instrument's settings",
+                )),
+            }
+        }
+    }
+    if let Some(l) = &mut main_log {
+        l.line("SELF_TEST_END");
+    }
+}
