@@ -35,6 +35,9 @@ pub enum Command {
     /// Bench health without running a suite.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The agent next to the hardware: serve the HTTP API, or query one.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Print the JSON Schema of a file format (for editors).
     Schema {
         #[arg(value_enum)]
@@ -151,6 +154,34 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Serve the BenchCI-compatible HTTP API (token from HILT_AGENT_TOKEN or BENCHCI_AGENT_TOKEN).
+    Serve(AgentServeArgs),
+}
+
+#[derive(Args)]
+pub struct AgentServeArgs {
+    /// Address to bind. Binding beyond loopback without a token needs --insecure.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// agent.yaml (default: HILT_AGENT_CONFIG, BENCHCI_AGENT_CONFIG, or <work-dir>/agent.yaml if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Runs, health logs and GPIO session logs (default ~/hilt-agent-results).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Allow serving without a token on a non-loopback address (anyone who can reach the
+    /// port can then run commands through uploaded benches).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Skip the start-up self-test of registered benches.
+    #[arg(long)]
+    pub no_self_test: bool,
 }
 
 #[derive(Subcommand)]

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod agent;
 mod bench;
 mod demo;
 mod run;
@@ -11,7 +12,7 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
-use crate::cli::{BenchCommand, Cli, Command, RunsCommand, SchemaKind, SimCommand};
+use crate::cli::{AgentCommand, BenchCommand, Cli, Command, RunsCommand, SchemaKind, SimCommand};
 
 /// Runs a command and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
+        Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Bench => hilt_model::schema::bench_schema(),

@@ -1,0 +1,102 @@
+//! Registered benches: list, show, health, health refresh.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::registry::{health_check, summary};
+use crate::state::Agent;
+
+fn not_found(agent: &Agent) -> ApiError {
+    if agent.registry().registered_mode() {
+        ApiError::NotFound("bench not found".into())
+    } else {
+        ApiError::NotFound("this agent has no registered benches".into())
+    }
+}
+
+#[utoipa::path(get, path = "/v1/benches", responses((status = 200, description = "Bench summaries, sorted by id", body = [Object])))]
+pub async fn list(State(agent): State<Arc<Agent>>) -> Json<Vec<Value>> {
+    let reg = agent.registry();
+    let busy = agent.runs().busy.clone();
+    Json(
+        reg.benches
+            .values()
+            .map(|e| summary(&reg.agent_id(), e, busy.get(&e.reg.id).map(String::as_str)))
+            .collect(),
+    )
+}
+
+#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
+pub async fn show(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let reg = agent.registry();
+    let e = reg.benches.get(&id).ok_or_else(|| not_found(&agent))?;
+    let current = agent.current_run_of(&id);
+    let mut s = summary(&reg.agent_id(), e, current.as_deref());
+    s["bench_file"] = e.path.display().to_string().into();
+    s["node_names"] = json!(e.bench.nodes.keys().collect::<Vec<_>>());
+    Ok(Json(s))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HealthQuery {
+    #[serde(default)]
+    include_report: bool,
+}
+
+#[utoipa::path(get, path = "/v1/benches/{bench_id}/health", params(("bench_id" = String, Path), HealthQuery), responses((status = 200, body = Object), (status = 404, body = Object)))]
+pub async fn health(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(q): Query<HealthQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let reg = agent.registry();
+    let e = reg.benches.get(&id).ok_or_else(|| not_found(&agent))?;
+    let mut v = json!({"bench_id": id, "health": e.health});
+    if q.include_report {
+        v["report"] = e.report.clone();
+    }
+    Ok(Json(v))
+}
+
+#[utoipa::path(post, path = "/v1/benches/{bench_id}/health/refresh", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object), (status = 409, body = Object)))]
+pub async fn refresh(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let path = {
+        let reg = agent.registry();
+        reg.benches
+            .get(&id)
+            .ok_or_else(|| not_found(&agent))?
+            .path
+            .clone()
+    };
+    if let Some(run) = agent.current_run_of(&id) {
+        return Err(ApiError::Conflict(format!("bench is busy with run {run}")));
+    }
+    let a = agent.clone();
+    let bid = id.clone();
+    let (health, report) =
+        tokio::task::spawn_blocking(move || health_check(&a.settings, &bid, &path))
+            .await
+            .map_err(|e| ApiError::Internal(format!("self-test failed to run: {e}")))?;
+    if let Some(e) = agent
+        .registry
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .benches
+        .get_mut(&id)
+    {
+        e.health = health.clone();
+        e.report = report;
+    }
+    Ok(Json(json!({"bench_id": id, "health": health})))
+}

@@ -1,0 +1,372 @@
+//! Runs: submit (multipart and JSON), get, list, events (+ `?after=N` and SSE), cancel.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use base64::Engine;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, json_rejection};
+use super::upload::{check_suffix, limits, receive, safe_name};
+use crate::record::{RunRecord, RunState};
+use crate::state::Agent;
+use crate::submit::{Submission, enqueue, new_run_dir};
+
+fn accepted(agent: &Agent, rec: &RunRecord) -> Value {
+    let mut v = json!({"run_id": rec.run_id, "status": rec.status.as_str(), "mode": rec.mode,
+                       "queue_depth": agent.runs().queue_depth(), "created_at": rec.created_at});
+    if let Some(b) = &rec.bench_id {
+        v["bench_id"] = b.clone().into();
+    }
+    v
+}
+
+/// Removes a half-written run directory when a submission is refused.
+struct Cleanup(Option<std::path::PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Uploaded-bench run: bench.yaml, suite.yaml and an optional artifact (agent-api §3.6).
+#[utoipa::path(post, path = "/v1/runs", request_body(content_type = "multipart/form-data", description = "bench_yaml, suite_yaml, artifact, skip_flash, verbose"),
+    responses((status = 200, body = Object), (status = 400, body = Object), (status = 413, body = Object)))]
+pub async fn submit_multipart(
+    State(agent): State<Arc<Agent>>,
+    mp: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    if !agent
+        .registry()
+        .config
+        .as_ref()
+        .is_none_or(|c| c.allow_uploaded_benches)
+    {
+        return Err(ApiError::BadRequest("this agent does not accept uploaded benches; submit to a registered bench with POST /v1/runs/json".into()));
+    }
+    let (run_id, dir) = new_run_dir(&agent)?;
+    let mut cleanup = Cleanup(Some(dir.clone()));
+    let up = receive(&agent, mp, &dir).await?;
+    if !up.bench || !up.suite {
+        return Err(ApiError::BadRequest(
+            "bench_yaml and suite_yaml files are required".into(),
+        ));
+    }
+    if up.artifact.is_none() && !up.skip_flash {
+        return Err(ApiError::BadRequest(
+            "artifact is required unless skip_flash=true".into(),
+        ));
+    }
+    let rec = enqueue(
+        &agent,
+        Submission {
+            run_id,
+            dir,
+            bench_id: None,
+            artifact: up.artifact,
+            skip_flash: up.skip_flash,
+            verbose: up.verbose,
+        },
+    )?;
+    cleanup.0 = None;
+    Ok(Json(accepted(&agent, &rec)))
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct JsonRun {
+    pub bench_id: String,
+    pub suite_yaml: String,
+    #[serde(default)]
+    pub artifact_relpath: Option<String>,
+    #[serde(default)]
+    pub artifact_filename: Option<String>,
+    #[serde(default)]
+    pub artifact_base64: Option<String>,
+    #[serde(default)]
+    pub skip_flash: bool,
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+/// Registered-bench run (agent-api §3.7).
+#[utoipa::path(post, path = "/v1/runs/json", request_body = JsonRun,
+    responses((status = 200, body = Object), (status = 400, body = Object), (status = 404, body = Object), (status = 413, body = Object), (status = 422, body = Object)))]
+pub async fn submit_json(
+    State(agent): State<Arc<Agent>>,
+    body: Result<Json<JsonRun>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body.map_err(json_rejection)?;
+    if req.bench_id.is_empty() || req.suite_yaml.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "bench_id and suite_yaml must not be empty".into(),
+        ));
+    }
+    let bench_path = {
+        let reg = agent.registry();
+        if !reg.registered_mode() {
+            return Err(ApiError::BadRequest(
+                "this agent is not configured with registered benches".into(),
+            ));
+        }
+        reg.benches
+            .get(&req.bench_id)
+            .map(|b| b.path.clone())
+            .ok_or_else(|| ApiError::NotFound(format!("bench not found: {}", req.bench_id)))?
+    };
+    let (max_yaml, max_art) = limits(&agent);
+    if req.suite_yaml.len() as u64 > max_yaml {
+        return Err(ApiError::TooLarge(format!(
+            "suite_yaml is larger than the limit of {max_yaml} bytes"
+        )));
+    }
+    let artifact = match &req.artifact_base64 {
+        None => None,
+        Some(b64) => {
+            if (b64.len() as u64 / 4) * 3 > max_art + 3 {
+                return Err(ApiError::TooLarge(format!(
+                    "artifact is larger than the limit of {max_art} bytes"
+                )));
+            }
+            let raw = req
+                .artifact_relpath
+                .as_deref()
+                .or(req.artifact_filename.as_deref())
+                .unwrap_or("firmware.bin");
+            let base = raw.rsplit('/').next().unwrap_or(raw);
+            let name = safe_name(base)?;
+            check_suffix(&name, &[".elf", ".hex", ".bin"], "artifact")?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    ApiError::BadRequest(format!("artifact_base64 is not valid base64: {e}"))
+                })?;
+            if bytes.len() as u64 > max_art {
+                return Err(ApiError::TooLarge(format!(
+                    "artifact is larger than the limit of {max_art} bytes"
+                )));
+            }
+            Some((name, bytes))
+        }
+    };
+    if artifact.is_none() && !req.skip_flash {
+        return Err(ApiError::BadRequest(
+            "artifact is required unless skip_flash=true".into(),
+        ));
+    }
+    let (run_id, dir) = new_run_dir(&agent)?;
+    let mut cleanup = Cleanup(Some(dir.clone()));
+    let io = |e: std::io::Error| ApiError::Internal(format!("cannot store the run: {e}"));
+    std::fs::copy(&bench_path, dir.join("bench.yaml")).map_err(io)?;
+    std::fs::write(dir.join("suite.yaml"), &req.suite_yaml).map_err(io)?;
+    let artifact = match artifact {
+        Some((name, bytes)) => {
+            std::fs::write(dir.join(&name), bytes).map_err(io)?;
+            Some(name)
+        }
+        None => None,
+    };
+    let rec = enqueue(
+        &agent,
+        Submission {
+            run_id,
+            dir,
+            bench_id: Some(req.bench_id),
+            artifact,
+            skip_flash: req.skip_flash,
+            verbose: req.verbose,
+        },
+    )?;
+    cleanup.0 = None;
+    Ok(Json(accepted(&agent, &rec)))
+}
+
+pub fn view(agent: &Agent, r: &RunRecord) -> Value {
+    json!({"run_id": r.run_id, "status": r.status.as_str(), "mode": r.mode, "bench_id": r.bench_id,
+           "exit_code": r.exit_code, "error": r.error, "created_at": r.created_at, "started_at": r.started_at,
+           "finished_at": r.finished_at, "current_test": r.current_test, "current_step": r.current_step,
+           "queue_depth": agent.runs().queue_depth(), "failure": r.failure})
+}
+
+fn record(agent: &Agent, id: &str) -> Result<RunRecord, ApiError> {
+    agent
+        .runs()
+        .map
+        .get(id)
+        .map(|e| e.rec.clone())
+        .ok_or_else(|| ApiError::NotFound("run not found".into()))
+}
+
+#[utoipa::path(get, path = "/v1/runs/{run_id}", params(("run_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
+pub async fn get(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = record(&agent, &id)?;
+    Ok(Json(view(&agent, &r)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only runs in this state.
+    state: Option<String>,
+    /// Only runs on this bench (`__uploaded__` for uploaded benches).
+    bench_id: Option<String>,
+    /// At most this many, newest first (default 100).
+    limit: Option<usize>,
+}
+
+/// hilt extension: runs, newest first.
+#[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = Object)))]
+pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<Value> {
+    let mut recs: Vec<RunRecord> = agent.runs().map.values().map(|e| e.rec.clone()).collect();
+    recs.retain(|r| q.state.as_deref().is_none_or(|s| r.status.as_str() == s));
+    recs.retain(|r| {
+        q.bench_id.as_deref().is_none_or(|b| {
+            r.bench_id.as_deref() == Some(b)
+                || (b == crate::state::UPLOADED_LOCK && r.bench_id.is_none())
+        })
+    });
+    recs.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    recs.truncate(q.limit.unwrap_or(100));
+    Json(json!({"runs": recs.iter().map(|r| view(&agent, r)).collect::<Vec<_>>()}))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AfterQuery {
+    /// Only events with a sequence number greater than this (hilt extension).
+    #[serde(default)]
+    after: u64,
+}
+
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events", params(("run_id" = String, Path), AfterQuery), responses((status = 200, body = Object), (status = 404, body = Object)))]
+pub async fn events(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (state, events) = agent
+        .events_after(&id, q.after)
+        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    Ok(Json(
+        json!({"run_id": id, "status": state.as_str(), "events": events}),
+    ))
+}
+
+/// hilt extension: the run's events as Server-Sent Events, ending after the final one.
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events/stream", params(("run_id" = String, Path), AfterQuery), responses((status = 200, description = "text/event-stream of events"), (status = 404, body = Object)))]
+pub async fn stream(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let mut rx = agent
+        .runs()
+        .map
+        .get(&id)
+        .map(|e| e.tx.subscribe())
+        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    let (state, backlog) = agent
+        .events_after(&id, q.after)
+        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    let stream = async_stream(move |tx| async move {
+        let mut last = q.after;
+        for e in backlog {
+            last = e.seq;
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+        if state.is_terminal() {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.seq <= last => {}
+                Ok(e) => {
+                    last = e.seq;
+                    let end = matches!(
+                        e.event_type.as_str(),
+                        "run.finished" | "run.failed" | "run.cancelled"
+                    ) && e.data.get("exit_code").is_some();
+                    if tx.send(e).await.is_err() || end {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A stream fed by a task through a bounded channel (no extra crate).
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<crate::record::AgentEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures_util::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |e| {
+        Ok(SseEvent::default()
+            .id(e.seq.to_string())
+            .event(e.event_type.clone())
+            .data(serde_json::to_string(&e).unwrap_or_default()))
+    })
+}
+
+/// hilt extension: cancel a queued or executing run.
+#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", params(("run_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object), (status = 409, body = Object)))]
+pub async fn cancel(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let queued = {
+        let mut runs = agent.runs();
+        let e = runs
+            .map
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+        if e.rec.status.is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "run already finished: current status is '{}'",
+                e.rec.status.as_str()
+            )));
+        }
+        e.cancel_signal.get_or_insert(0);
+        e.cancel.cancel();
+        let queued = e.rec.status == RunState::Queued;
+        if queued {
+            runs.queue.retain(|x| x != &id);
+        }
+        queued
+    };
+    if queued {
+        agent.set_state(&id, RunState::Cancelled, |r| {
+            r.finished_at = Some(hilt_model::run::now());
+            r.error = Some("cancelled before it started".into());
+        });
+        agent.emit(
+            &id,
+            "run.cancelled",
+            Some("cancelled before it started".into()),
+            json!({"exit_code": null})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        agent.metrics.finished(RunState::Cancelled);
+    }
+    let r = record(&agent, &id)?;
+    Ok(Json(view(&agent, &r)))
+}

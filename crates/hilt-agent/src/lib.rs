@@ -1,0 +1,213 @@
+//! `hilt agent serve`: the BenchCI-compatible HTTP API next to the hardware.
+//!
+//! The server is a library function: [`serve`] takes a bound listener, the settings and a
+//! channel of [`Control`] messages (what the binary's signal handlers send), so tests bind
+//! port 0 and drive shutdown without signals.
+
+pub mod api;
+pub mod gpio;
+mod metrics;
+pub mod record;
+pub mod registry;
+mod scheduler;
+pub mod settings;
+pub mod state;
+mod submit;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use registry::Registry;
+pub use settings::AgentSettings;
+pub use state::{Agent, Stop};
+
+/// What the process asks the agent to do (mapped from signals by the binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM: stop accepting, let executing runs finish, exit. Queued runs stay queued.
+    Drain,
+    /// Second SIGTERM or SIGQUIT: cancel executing runs (recorded as cancelled with exit
+    /// code 128+signal), exit.
+    Cancel(i32),
+    /// SIGUSR1 or the restart file: exit as soon as no run is executing.
+    Restart,
+    /// SIGHUP: reload agent.yaml.
+    Reload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid agent configuration: {0}")]
+    Config(#[from] registry::RegistryError),
+    #[error("cannot use the work directory {path}: {source}")]
+    WorkDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Loads the configuration, self-tests the registered benches, recovers runs from disk and
+/// serves until a [`Control`] says to stop and no run is executing any more.
+pub async fn serve(
+    listener: TcpListener,
+    settings: AgentSettings,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), AgentError> {
+    let registry = Registry::load(&settings)?;
+    let mut settings = settings;
+    if settings.restart_file.is_none() {
+        settings.restart_file = Some(AgentSettings::restart_file_for(&registry.agent_name()));
+    }
+    std::fs::create_dir_all(settings.runs_dir()).map_err(|source| AgentError::WorkDir {
+        path: settings.work_dir.display().to_string(),
+        source,
+    })?;
+    let agent = Arc::new(Agent::new(settings, registry));
+    if agent.settings.self_test_on_start {
+        self_test_all(&agent, false).await;
+    }
+    submit::recover(&agent);
+    tokio::spawn(scheduler::dispatch(agent.clone()));
+    tokio::spawn(gpio::sweeper(agent.clone()));
+    let app = api::router(agent.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = {
+        let agent = agent.clone();
+        async move {
+            let mut restart_poll = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    c = control.recv() => match c {
+                        Some(Control::Reload) => reload(&agent).await,
+                        Some(c) => begin_stop(&agent, c),
+                        None => {}
+                    },
+                    _ = restart_poll.tick() => {
+                        if let Some(f) = &agent.settings.restart_file && f.exists() {
+                            let _ = std::fs::remove_file(f);
+                            begin_stop(&agent, Control::Restart);
+                        }
+                    }
+                }
+                if agent.stop_mode() != Stop::No {
+                    break;
+                }
+            }
+            // Wait until nothing executes any more.
+            loop {
+                let stopped = agent.stopped.notified();
+                if agent.runs().active() == 0 {
+                    break;
+                }
+                agent.wake.notify_one();
+                tokio::select! {
+                    _ = stopped => {}
+                    c = control.recv() => if let Some(c @ Control::Cancel(_)) = c { begin_stop(&agent, c) },
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = done_rx.await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    let _ = done_tx.send(());
+    // Open streams (SSE, downloads) get a moment to finish, then the process goes.
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => Err(AgentError::Serve(e)),
+        _ => Ok(()),
+    }
+}
+
+fn begin_stop(agent: &Agent, c: Control) {
+    agent.accepting.store(false, Ordering::SeqCst);
+    let mut stop = agent.stop.lock().unwrap_or_else(|e| e.into_inner());
+    match c {
+        Control::Cancel(sig) => {
+            *stop = Stop::Cancel(sig);
+            let mut runs = agent.runs();
+            let active: Vec<String> = runs.busy.values().cloned().collect();
+            for id in active {
+                if let Some(e) = runs.map.get_mut(&id) {
+                    e.cancel_signal = Some(sig);
+                    e.cancel.cancel();
+                }
+            }
+        }
+        Control::Drain | Control::Restart => {
+            if *stop == Stop::No {
+                *stop = Stop::Drain;
+            }
+        }
+        Control::Reload => {}
+    }
+    drop(stop);
+    agent.wake.notify_one();
+}
+
+/// Runs the self-test of every registered bench (or only of those without health yet).
+async fn self_test_all(agent: &Arc<Agent>, only_unknown: bool) {
+    let benches: Vec<(String, std::path::PathBuf)> = agent
+        .registry()
+        .benches
+        .values()
+        .filter(|b| !only_unknown || b.health["checked_at"].is_null())
+        .filter(|b| agent.current_run_of(&b.reg.id).is_none())
+        .map(|b| (b.reg.id.clone(), b.path.clone()))
+        .collect();
+    for (id, path) in benches {
+        let a = agent.clone();
+        let bid = id.clone();
+        if let Ok((health, report)) =
+            tokio::task::spawn_blocking(move || registry::health_check(&a.settings, &bid, &path))
+                .await
+            && let Some(e) = agent
+                .registry
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .benches
+                .get_mut(&id)
+        {
+            e.health = health;
+            e.report = report;
+        }
+    }
+}
+
+/// SIGHUP: a new agent.yaml takes effect at once. Executing runs keep the bench file they
+/// copied at submission, so they are not disturbed; benches whose file is unchanged keep
+/// their health, new or changed ones are self-tested when idle.
+async fn reload(agent: &Arc<Agent>) {
+    let mut fresh = match Registry::load(&agent.settings) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agent: reload refused, keeping the current configuration: {e}");
+            return;
+        }
+    };
+    {
+        let old = agent.registry();
+        for (id, b) in fresh.benches.iter_mut() {
+            if let Some(prev) = old.benches.get(id)
+                && prev.path == b.path
+                && serde_json::to_value(&prev.bench).ok() == serde_json::to_value(&b.bench).ok()
+            {
+                b.health = prev.health.clone();
+                b.report = prev.report.clone();
+            }
+        }
+    }
+    *agent.registry.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    eprintln!("agent: configuration reloaded");
+    self_test_all(agent, true).await;
+}

@@ -1,0 +1,52 @@
+//! The dispatcher: one task that starts queued runs in FIFO order whenever their bench lock
+//! is free. Runs on different benches execute in parallel; runs on one bench one at a time.
+
+use std::sync::Arc;
+
+use crate::record::RunState;
+use crate::state::{Agent, Stop};
+
+pub async fn dispatch(agent: Arc<Agent>) {
+    loop {
+        let notified = agent.wake.notified();
+        if agent.stop_mode() == Stop::No {
+            start_ready(&agent);
+        }
+        if agent.stop_mode() != Stop::No && agent.runs().active() == 0 {
+            agent.stopped.notify_waiters();
+        }
+        notified.await;
+    }
+}
+
+fn start_ready(agent: &Arc<Agent>) {
+    let mut to_start = Vec::new();
+    {
+        let mut runs = agent.runs();
+        let mut i = 0;
+        while i < runs.queue.len() {
+            let id = runs.queue[i].clone();
+            let key = match runs.map.get(&id) {
+                Some(e) if e.rec.status == RunState::Queued => e.rec.lock_key.clone(),
+                _ => {
+                    runs.queue.remove(i);
+                    continue;
+                }
+            };
+            if runs.busy.contains_key(&key) {
+                i += 1;
+                continue;
+            }
+            runs.queue.remove(i);
+            runs.busy.insert(key, id.clone());
+            if let Some(e) = runs.map.get_mut(&id) {
+                e.rec.status = RunState::Preparing;
+            }
+            to_start.push(id);
+        }
+    }
+    for id in to_start {
+        let agent = agent.clone();
+        tokio::task::spawn_blocking(move || crate::worker::execute(&agent, &id));
+    }
+}

@@ -1,0 +1,88 @@
+//! Agent settings: CLI flag > environment variable (HILT_, then BENCHCI_) > agent.yaml >
+//! default, resolved in one place.
+
+use std::path::{Path, PathBuf};
+
+use hilt_hw::locks::LockConfig;
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Runs, GPIO session logs and bench health live here.
+    pub work_dir: PathBuf,
+    /// agent.yaml; `None` = standalone mode (uploaded benches only).
+    pub config_path: Option<PathBuf>,
+    /// Bearer token; `None` = auth disabled.
+    pub token: Option<String>,
+    pub self_test_read_inputs: bool,
+    pub self_test_read_measurements: bool,
+    /// Run the self-test of every registered bench before serving (the spec's behaviour).
+    pub self_test_on_start: bool,
+    /// `None` reads the lock environment variables.
+    pub lock_config: Option<LockConfig>,
+    /// Checked once a second: when it exists, exit as soon as no run is executing.
+    pub restart_file: Option<PathBuf>,
+}
+
+/// Reads `HILT_<name>` then `BENCHCI_<name>`.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(format!("HILT_{name}"))
+        .ok()
+        .or_else(|| std::env::var(format!("BENCHCI_{name}")).ok())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn truthy(v: Option<String>) -> bool {
+    v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+impl AgentSettings {
+    /// Settings from flags and the environment.
+    pub fn resolve(work_dir: Option<PathBuf>, config: Option<PathBuf>) -> AgentSettings {
+        let work_dir = work_dir.unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("hilt-agent-results")
+        });
+        let work_dir = std::path::absolute(&work_dir).unwrap_or(work_dir);
+        let config_path = config
+            .or_else(|| env("AGENT_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(work_dir.join("agent.yaml")).filter(|p| p.is_file()));
+        AgentSettings {
+            work_dir,
+            config_path,
+            token: env("AGENT_TOKEN"),
+            self_test_read_inputs: truthy(env("AGENT_SELF_TEST_READ_INPUTS")),
+            self_test_read_measurements: truthy(env("AGENT_SELF_TEST_READ_MEASUREMENTS")),
+            self_test_on_start: true,
+            lock_config: None,
+            restart_file: None,
+        }
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.work_dir.join("runs")
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.runs_dir().join(id)
+    }
+
+    pub fn health_dir(&self, bench_id: &str) -> PathBuf {
+        self.work_dir.join("bench-health").join(bench_id)
+    }
+
+    pub fn restart_file_for(name: &str) -> PathBuf {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        Path::new("/tmp").join(format!("HILT-AGENT-RESTART-{safe}"))
+    }
+}

@@ -1,0 +1,236 @@
+//! `hilt-bench`: benchmarks of hilt that print ratios against a baseline measured in the
+//! same run (pexpect, raw pty I/O, BenchCI 2.0.1). Timing is reported, never asserted.
+//!
+//! Build hilt first (`cargo build --release -p hilt-cli`) and the baseline venv
+//! (`scripts/bench/venv.sh`); `scripts/bench/run-all.sh` does both and runs `all`.
+
+mod child;
+mod demo;
+mod env;
+mod roundtrip;
+mod runner_overhead;
+mod shape;
+mod stats;
+mod stream;
+mod table;
+mod uart_throughput;
+mod vs_benchci;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use env::Env;
+use table::Table;
+
+#[derive(Parser)]
+#[command(
+    name = "hilt-bench",
+    version,
+    about = "Benchmarks of hilt against baselines measured in the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Short smoke variant that finishes in seconds (small sizes, one run each).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// The hilt binary under test [default: `hilt` next to this binary].
+    #[arg(long, global = true, env = "HILT_BIN")]
+    hilt: Option<PathBuf>,
+    /// Venv holding pexpect and BenchCI [default: $HOME/.cache/hilt-bench-venv].
+    #[arg(long, global = true, env = "HILT_BENCH_VENV")]
+    venv: Option<PathBuf>,
+    /// Where scratch directories are created [default: the system temp dir].
+    #[arg(long, global = true)]
+    work_dir: Option<PathBuf>,
+    /// Keep the scratch directory (run directories, logs) for inspection.
+    #[arg(long, global = true)]
+    keep: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// expect_uart over a large pty stream: hilt vs pexpect (MB/s, peak RSS).
+    UartThroughput {
+        /// Stream size per run in MB [default: 256, quick: 8].
+        #[arg(long)]
+        mb: Option<u64>,
+        /// Runs per reader and matcher [default: 3, quick: 1].
+        #[arg(long)]
+        trials: Option<usize>,
+        /// Also stream this many GB through hilt and report its peak RSS.
+        #[arg(long)]
+        gb: Option<u64>,
+    },
+    /// ping → pong round trip against the simulated DUT: hilt's engine vs raw pty I/O.
+    Roundtrip {
+        /// Exchanges per round [default: 2000, quick: 200].
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Rounds, alternating hilt and raw [default: 3, quick: 1].
+        #[arg(long)]
+        rounds: Option<usize>,
+    },
+    /// Steps per second on trivial steps: hilt vs BenchCI.
+    RunnerOverhead {
+        /// Steps in the suite [default: 20000, quick: 5000].
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Runs per tool [default: 3, quick: 1].
+        #[arg(long)]
+        runs: Option<usize>,
+    },
+    /// Wall time of `hilt demo` vs `benchci demo`.
+    Demo {
+        /// Runs [default: 5, quick: 1].
+        #[arg(long)]
+        runs: Option<usize>,
+    },
+    /// Same bench + suite end to end: hilt vs BenchCI (time, memory, results shape).
+    VsBenchci {
+        /// Runs per tool [default: 7, quick: 1].
+        #[arg(long)]
+        runs: Option<usize>,
+    },
+    /// (internal) Bare read loop used as the pty ceiling by uart-throughput.
+    #[command(hide = true)]
+    RawRead { port: PathBuf, needle: String },
+    /// Everything above (the 1 GB RSS run too, unless --quick).
+    All,
+}
+
+fn pick<T>(v: Option<T>, quick: bool, full: T, short: T) -> T {
+    v.unwrap_or(if quick { short } else { full })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Cmd::RawRead { port, needle } = &cli.cmd {
+        if let Err(e) = uart_throughput::raw_read(port, needle) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let env = match Env::discover(
+        cli.hilt.clone(),
+        cli.venv.clone(),
+        cli.work_dir.clone(),
+        cli.keep,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let q = cli.quick;
+    let jobs: Vec<Cmd> = match cli.cmd {
+        Cmd::All => vec![
+            Cmd::UartThroughput {
+                mb: None,
+                trials: None,
+                gb: (!q).then_some(1),
+            },
+            Cmd::Roundtrip {
+                iterations: None,
+                rounds: None,
+            },
+            Cmd::RunnerOverhead {
+                steps: None,
+                runs: None,
+            },
+            Cmd::Demo { runs: None },
+            Cmd::VsBenchci { runs: None },
+        ],
+        one => vec![one],
+    };
+    println!(
+        "# hilt-bench{} — hilt: {}",
+        if q { " --quick" } else { "" },
+        env.hilt.display()
+    );
+    let mut failed = 0;
+    let mut summary = Vec::new();
+    for job in jobs {
+        let started = std::time::Instant::now();
+        let (name, result) = run_one(&env, job, q);
+        match result {
+            Ok(t) => {
+                println!("{}", t.render());
+                let (judged, met) = t.verdict();
+                summary.push(format!(
+                    "{name}: {met}/{judged} targets met ({:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {name}: {e:#}");
+                summary.push(format!("{name}: FAILED TO RUN: {e:#}"));
+            }
+        }
+    }
+    println!("\n## summary\n");
+    for s in summary {
+        println!("- {s}");
+    }
+    // Missed targets are reported, not failed on; only a benchmark that could not run fails.
+    std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>) {
+    match job {
+        Cmd::UartThroughput { mb, trials, gb } => (
+            "uart-throughput",
+            uart_throughput::run(
+                env,
+                &uart_throughput::Args {
+                    mb: pick(mb, q, 256, 8),
+                    trials: pick(trials, q, 3, 1),
+                    gb,
+                },
+            ),
+        ),
+        Cmd::Roundtrip { iterations, rounds } => (
+            "roundtrip",
+            roundtrip::run(
+                env,
+                &roundtrip::Args {
+                    iterations: pick(iterations, q, 2000, 200),
+                    rounds: pick(rounds, q, 3, 1),
+                },
+            ),
+        ),
+        Cmd::RunnerOverhead { steps, runs } => (
+            "runner-overhead",
+            runner_overhead::run(
+                env,
+                &runner_overhead::Args {
+                    steps: pick(steps, q, 20_000, 5000),
+                    runs: pick(runs, q, 3, 1),
+                },
+            ),
+        ),
+        Cmd::Demo { runs } => (
+            "demo",
+            demo::run(
+                env,
+                &demo::Args {
+                    runs: pick(runs, q, 5, 1),
+                },
+            ),
+        ),
+        Cmd::VsBenchci { runs } => (
+            "vs-benchci",
+            vs_benchci::run(
+                env,
+                &vs_benchci::Args {
+                    runs: pick(runs, q, 7, 1),
+                },
+            ),
+        ),
+        Cmd::All | Cmd::RawRead { .. } => ("all", Err(anyhow::anyhow!("not a benchmark"))),
+    }
+}

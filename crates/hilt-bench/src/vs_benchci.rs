@@ -1,0 +1,216 @@
+//! `vs-benchci`: one bench and suite that BenchCI 2.0.1 and hilt both run unchanged
+//! (UART against a simulated DUT in its own process, mock GPIO, mock power, mock
+//! measurement), timed end to end as child processes, plus a shape diff of the two
+//! results.json files and of the run-directory file sets.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::child;
+use crate::env::{Env, read_json, run_dir};
+use crate::stats::median;
+use crate::table::Table;
+
+const BENCH: &str = include_str!("../../../scripts/bench/compat/bench.yaml");
+const SUITE: &str = include_str!("../../../scripts/bench/compat/suite.yaml");
+
+pub struct Args {
+    pub runs: usize,
+}
+
+struct Sample {
+    wall: f64,
+    rss_mb: f64,
+}
+
+pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
+    let Some(benchci) = env.benchci.clone() else {
+        bail!("benchci is not installed; help: run scripts/bench/venv.sh");
+    };
+    let dir = env.scratch("vs-benchci")?;
+    let link = dir.join("dut.tty");
+    let mut sim = env.hilt();
+    sim.arg("sim")
+        .arg("dut")
+        .arg("--link")
+        .arg(&link)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let sim = sim.spawn().context("starting `hilt sim dut`")?;
+    let result = measure(env, &benchci, &dir, &link, a);
+    child::terminate(sim, Duration::from_secs(2));
+    result
+}
+
+fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyhow::Result<Table> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !link.exists() {
+        if Instant::now() > deadline {
+            bail!("the simulated DUT did not create {}", link.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let it boot (30 ms) before the first run, as a real bench would be.
+    std::thread::sleep(Duration::from_millis(100));
+    let bench = dir.join("bench.yaml");
+    let suite = dir.join("suite.yaml");
+    std::fs::write(
+        &bench,
+        BENCH.replace("{{PORT}}", &link.display().to_string()),
+    )?;
+    std::fs::write(&suite, SUITE)?;
+
+    let tool = |name: &str, run: usize| -> anyhow::Result<(Sample, PathBuf)> {
+        let d = dir.join(format!("{name}-{run}"));
+        std::fs::create_dir_all(&d)?;
+        let mut cmd = if name == "hilt" {
+            let mut c = env.hilt();
+            c.env("HILT_LOCK_DIR", d.join("locks"));
+            c
+        } else {
+            let mut c = Command::new(benchci);
+            c.env("BENCHCI_LOCK_DIR", d.join("locks"));
+            c
+        };
+        cmd.arg("run")
+            .arg("--bench")
+            .arg(&bench)
+            .arg("--suite")
+            .arg(&suite)
+            .arg("--results-dir")
+            .arg(d.join("results"))
+            .env("TMPDIR", &d);
+        child::to_files(&mut cmd, &d.join(name))?;
+        let f = child::run(&mut cmd)?;
+        if f.code != 0 {
+            bail!(
+                "{name} run failed with code {}; see {}",
+                f.code,
+                d.display()
+            );
+        }
+        Ok((
+            Sample {
+                wall: f.wall.as_secs_f64(),
+                rss_mb: f.rss_mb(),
+            },
+            run_dir(&d.join("results"))?,
+        ))
+    };
+
+    // Warm-up (page cache, Python bytecode cache), not counted.
+    tool("benchci", 999)?;
+    tool("hilt", 999)?;
+    let mut b = Vec::new();
+    let mut h = Vec::new();
+    let mut last = (PathBuf::new(), PathBuf::new());
+    for r in 0..a.runs {
+        // Alternate who goes first.
+        let order = if r % 2 == 0 {
+            ["benchci", "hilt"]
+        } else {
+            ["hilt", "benchci"]
+        };
+        for name in order {
+            let (s, d) = tool(name, r)?;
+            if name == "hilt" {
+                h.push(s);
+                last.1 = d;
+            } else {
+                b.push(s);
+                last.0 = d;
+            }
+        }
+    }
+    let wall = |v: &[Sample]| median(&v.iter().map(|s| s.wall).collect::<Vec<_>>());
+    let rss = |v: &[Sample]| median(&v.iter().map(|s| s.rss_mb).collect::<Vec<_>>());
+    let (hw, bw, hr, br) = (wall(&h), wall(&b), rss(&h), rss(&b));
+    let mut t = Table::new(
+        format!(
+            "vs-benchci: same bench + suite (5 tests: UART, GPIO, power, measurement), end to end (median of {})",
+            a.runs
+        ),
+        "BenchCI 2.0.1",
+    );
+    t.row(
+        "wall s",
+        format!("{hw:.3}"),
+        format!("{bw:.3}"),
+        format!("{:.1}× faster", bw / hw),
+        "≥ 15× faster",
+        Some(bw / hw >= 15.0),
+    );
+    t.row(
+        "peak RSS MB",
+        format!("{hr:.1}"),
+        format!("{br:.1}"),
+        format!("{:.2} of BenchCI", hr / br),
+        "≤ 0.25",
+        Some(hr / br <= 0.25),
+    );
+    let diffs = crate::shape::diff(
+        &read_json(&last.0.join("results.json"))?,
+        &read_json(&last.1.join("results.json"))?,
+    );
+    let unexpected = diffs.iter().filter(|d| !crate::shape::is_expected(d)).count();
+    t.row(
+        "results.json shape differences",
+        format!("{unexpected} (+{} by design)", diffs.len() - unexpected),
+        "",
+        "",
+        "0",
+        Some(unexpected == 0),
+    );
+    for d in diffs {
+        let tag = if crate::shape::is_expected(&d) { " (by design)" } else { "" };
+        t.note(format!("results.json: {d}{tag}"));
+    }
+    let (fb, fh) = (files(&last.0)?, files(&last.1)?);
+    let missing: Vec<_> = fb.difference(&fh).cloned().collect();
+    let extra: Vec<_> = fh.difference(&fb).cloned().collect();
+    t.row(
+        "BenchCI run-dir files missing in hilt",
+        missing.len().to_string(),
+        "",
+        "",
+        "0",
+        Some(missing.is_empty()),
+    );
+    if !missing.is_empty() {
+        t.note(format!(
+            "missing in hilt's run directory: {}",
+            missing.join(", ")
+        ));
+    }
+    if !extra.is_empty() {
+        t.note(format!(
+            "hilt-only files (extensions): {}",
+            extra.join(", ")
+        ));
+    }
+    t.note("Both run as child processes against `hilt sim dut` in a separate process; each tool has its own lock directory; runs alternate which tool goes first.");
+    Ok(t)
+}
+
+/// Relative paths of the files in a run directory.
+fn files(root: &Path) -> anyhow::Result<BTreeSet<String>> {
+    fn walk(root: &Path, d: &Path, out: &mut BTreeSet<String>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(root, &p, out)?;
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.insert(rel.display().to_string());
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out)?;
+    Ok(out)
+}

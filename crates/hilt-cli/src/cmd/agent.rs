@@ -1,0 +1,89 @@
+//! `hilt agent serve`: the agent process. Signals become [`hilt_agent::Control`] messages.
+
+use hilt_agent::{AgentSettings, Control};
+use hilt_runner::classify::exit;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::AgentServeArgs;
+
+pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
+    let mut settings = AgentSettings::resolve(a.work_dir, a.config);
+    settings.self_test_on_start = !a.no_self_test;
+    let loopback = matches!(a.host.as_str(), "127.0.0.1" | "::1" | "localhost");
+    if settings.token.is_none() && !loopback && !a.insecure {
+        eprintln!(
+            "error: refusing to serve on {} without a token: anyone who can reach the port could run commands on this host.\n  help: export HILT_AGENT_TOKEN=<secret>, bind --host 127.0.0.1, or pass --insecure for a lab-only network",
+            a.host
+        );
+        return Ok(exit::USAGE);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind((a.host.as_str(), a.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}:{}: {e}", a.host, a.port);
+                return Ok(exit::BENCH_ERROR);
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(forward_signals(tx));
+        eprintln!(
+            "hilt agent listening on http://{} (auth {}, work dir {})",
+            listener.local_addr()?,
+            if settings.token.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+            settings.work_dir.display()
+        );
+        match hilt_agent::serve(listener, settings, rx).await {
+            Ok(()) => {
+                eprintln!("hilt agent stopped");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(exit::CONFIG_ERROR)
+            }
+        }
+    })
+}
+
+async fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    let mut terms = 0;
+    loop {
+        let c = tokio::select! {
+            _ = term.recv() => { terms += 1; if terms == 1 { Control::Drain } else { Control::Cancel(15) } }
+            _ = int.recv() => { terms += 1; if terms == 1 { Control::Drain } else { Control::Cancel(2) } }
+            _ = quit.recv() => Control::Cancel(3),
+            _ = usr1.recv() => Control::Restart,
+            _ = hup.recv() => Control::Reload,
+        };
+        match c {
+            Control::Drain => eprintln!(
+                "agent: SIGTERM: no new runs; finishing the executing ones (send again to cancel them)"
+            ),
+            Control::Cancel(s) => eprintln!("agent: signal {s}: cancelling executing runs"),
+            Control::Restart => {
+                eprintln!("agent: restart requested: exiting once no run is executing")
+            }
+            Control::Reload => eprintln!("agent: SIGHUP: reloading agent.yaml"),
+        }
+        if tx.send(c).await.is_err() {
+            return;
+        }
+    }
+}
