@@ -169,11 +169,13 @@ impl hilt_runner::Observer for Progress {
                 e.message.as_deref().unwrap_or("")
             )),
             EventKind::STEP_FAILED => {
+                // The full explanation comes with the verdict; here only what failed.
+                let title = d.get("failure").and_then(|f| f["title"].as_str());
                 self.line(&format!(
                     "    FAIL step {} {}: {}",
                     num(d, "step_index"),
                     text(d, "step_type"),
-                    e.message.as_deref().unwrap_or("")
+                    title.or(e.message.as_deref()).unwrap_or("failed")
                 ));
             }
             EventKind::TEST_FINISHED => {

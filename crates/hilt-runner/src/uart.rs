@@ -202,10 +202,10 @@ impl Uart {
             }
             let now = Instant::now();
             if now >= deadline {
-                let tail_start = b.data.len().saturating_sub(240);
+                let from = if since_mark { b.index_of(start) } else { 0 };
                 return Err(ExpectMiss::Timeout {
                     received_total: b.end(),
-                    tail: crate::logfile::escape(&b.data[tail_start..]),
+                    tail: tail_lines(&b.data[from..]),
                 });
             }
             let wait = (deadline - now).min(READ_SLICE);
@@ -259,6 +259,26 @@ impl Drop for Uart {
     }
 }
 
+/// The last few lines of `data` (at most 3 lines, 160 bytes), escaped, for messages.
+fn tail_lines(data: &[u8]) -> String {
+    let start = data.len().saturating_sub(160);
+    let mut cut = start;
+    let mut newlines = 0;
+    for i in (start..data.len().saturating_sub(1)).rev() {
+        if data[i] == b'\n' {
+            newlines += 1;
+            if newlines == 3 {
+                cut = i + 1;
+                break;
+            }
+        }
+    }
+    if newlines < 3 && start == 0 {
+        cut = 0;
+    }
+    crate::logfile::escape(&data[cut..])
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -286,6 +306,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_is_the_last_three_lines() {
+        assert_eq!(tail_lines(b"a\r\nb\r\nc\r\nd\r\n"), "b\\r\\nc\\r\\nd\\r\\n");
+        assert_eq!(tail_lines(b"x"), "x");
+        assert_eq!(tail_lines(b""), "");
+    }
 
     #[test]
     fn find_works() {
