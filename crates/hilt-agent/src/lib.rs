@@ -122,6 +122,7 @@ pub async fn serve(
     let server = tokio::spawn(async move { server.await });
     shutdown.await;
     let _ = done_tx.send(());
+    agent.gpio.close_all();
     // Open streams (SSE, downloads) get a moment to finish, then the process goes.
     match tokio::time::timeout(Duration::from_secs(2), server).await {
         Ok(Ok(Err(e))) => Err(AgentError::Serve(e)),

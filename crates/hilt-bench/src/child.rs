@@ -1,8 +1,16 @@
-//! Child processes timed from spawn to exit, with their peak RSS from `wait4`.
+//! Child processes timed from spawn to exit, with their own peak RSS.
+//!
+//! A child forked from this process starts with this process's resident pages counted in
+//! its `ru_maxrss` (Linux carries the parent's high-water mark across fork and exec), and
+//! hilt-bench itself grows while it runs in-process benchmarks. So every measured command
+//! is started through `hilt-bench measure-child`, a freshly exec'd, small process that
+//! spawns the command, reaps it with `wait4` and reports its exit code, wall time and
+//! peak RSS in a file.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,25 +30,74 @@ impl Finished {
     }
 }
 
-/// Sends the child's stdout and stderr to `<stem>.out` / `<stem>.err`.
-pub fn to_files(cmd: &mut Command, stem: &Path) -> io::Result<()> {
-    let out = File::create(stem.with_extension("out"))?;
-    let err = File::create(stem.with_extension("err"))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
-    Ok(())
+/// A measured command on its way.
+pub struct Running {
+    child: Child,
+    report: PathBuf,
 }
 
-/// Spawns and waits, timing the whole life of the process.
-pub fn run(cmd: &mut Command) -> io::Result<Finished> {
+/// Starts `inner` (program, arguments, environment, directory) through `measure-child`,
+/// its stdout and stderr going to `<stem>.out` / `<stem>.err`.
+pub fn spawn(inner: &Command, stem: &Path) -> io::Result<Running> {
+    let report = stem.with_extension("rusage");
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg("measure-child")
+        .arg(&report)
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = inner.get_current_dir() {
+        c.current_dir(d);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::from(File::create(stem.with_extension("out"))?))
+        .stderr(Stdio::from(File::create(stem.with_extension("err"))?));
+    Ok(Running {
+        child: c.spawn()?,
+        report,
+    })
+}
+
+/// Waits for a command started by [`spawn`].
+pub fn finish(mut r: Running) -> io::Result<Finished> {
+    r.child.wait()?;
+    let text = std::fs::read_to_string(&r.report)?;
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let bad = || io::Error::other(format!("bad report in {}: {text:?}", r.report.display()));
+    if f.len() != 3 {
+        return Err(bad());
+    }
+    Ok(Finished {
+        code: f[0].parse().map_err(|_| bad())?,
+        wall: Duration::from_nanos(f[1].parse().map_err(|_| bad())?),
+        max_rss_kib: f[2].parse().map_err(|_| bad())?,
+    })
+}
+
+pub fn run(inner: &Command, stem: &Path) -> io::Result<Finished> {
+    finish(spawn(inner, stem)?)
+}
+
+/// Body of `hilt-bench measure-child REPORT -- PROGRAM ARGS...`.
+pub fn measure_child(report: &Path, program: &OsString, args: &[OsString]) -> io::Result<i32> {
     let started = Instant::now();
-    let child = cmd.spawn()?;
-    wait(child, started)
+    let child = Command::new(program).args(args).spawn()?;
+    let f = wait(child, started)?;
+    std::fs::write(
+        report,
+        format!("{} {} {}\n", f.code, f.wall.as_nanos(), f.max_rss_kib),
+    )?;
+    Ok(f.code)
 }
 
 /// Reaps `child` with `wait4`, so its own peak RSS is known.
-pub fn wait(child: Child, started: Instant) -> io::Result<Finished> {
+fn wait(child: Child, started: Instant) -> io::Result<Finished> {
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; all-zero is a valid value.
@@ -93,8 +150,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reports_exit_code_and_rss() {
-        let f = run(Command::new("sh").args(["-c", "exit 3"])).unwrap();
+    fn wait4_reports_exit_code_and_rss() {
+        let started = Instant::now();
+        let c = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let f = wait(c, started).unwrap();
         assert_eq!(f.code, 3);
         assert!(f.max_rss_kib > 0);
     }

@@ -23,8 +23,7 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
         let d = dir.join(format!("hilt-{r}"));
         let mut cmd = env.hilt();
         cmd.arg("demo").arg("--dir").arg(&d);
-        child::to_files(&mut cmd, &dir.join(format!("hilt-{r}")))?;
-        let f = child::run(&mut cmd)?;
+        let f = child::run(&cmd, &dir.join(format!("hilt-{r}")))?;
         anyhow::ensure!(f.code == 0, "hilt demo failed with code {}", f.code);
         h.push(f.wall.as_secs_f64());
         hr = hr.max(f.rss_mb());
@@ -36,8 +35,7 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
                 .current_dir(&d)
                 .env("TMPDIR", &d)
                 .env("BENCHCI_LOCK_DIR", d.join("locks"));
-            child::to_files(&mut cmd, &dir.join(format!("benchci-{r}")))?;
-            let f = child::run(&mut cmd)?;
+            let f = child::run(&cmd, &dir.join(format!("benchci-{r}")))?;
             anyhow::ensure!(f.code == 0, "benchci demo failed with code {}", f.code);
             b.push(f.wall.as_secs_f64());
             br = br.max(f.rss_mb());

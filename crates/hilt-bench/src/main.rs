@@ -65,10 +65,10 @@ enum Cmd {
     },
     /// ping → pong round trip against the simulated DUT: hilt's engine vs raw pty I/O.
     Roundtrip {
-        /// Exchanges per round [default: 2000, quick: 200].
+        /// Exchanges per round [default: 300, quick: 100].
         #[arg(long)]
         iterations: Option<usize>,
-        /// Rounds, alternating hilt and raw [default: 3, quick: 1].
+        /// Rounds, alternating hilt and raw [default: 20, quick: 2].
         #[arg(long)]
         rounds: Option<usize>,
     },
@@ -93,11 +93,26 @@ enum Cmd {
         #[arg(long)]
         runs: Option<usize>,
     },
+    /// (internal) Runs a command, then writes its exit code, wall ns and peak RSS KiB.
+    #[command(hide = true)]
+    MeasureChild {
+        report: PathBuf,
+        program: std::ffi::OsString,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// (internal) Bare read loop used as the pty ceiling by uart-throughput.
     #[command(hide = true)]
     RawRead { port: PathBuf, needle: String },
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
+}
+
+/// 1-, 5- and 15-minute load averages: other work on the machine skews every figure.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn pick<T>(v: Option<T>, quick: bool, full: T, short: T) -> T {
@@ -106,6 +121,20 @@ fn pick<T>(v: Option<T>, quick: bool, full: T, short: T) -> T {
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::MeasureChild {
+        report,
+        program,
+        args,
+    } = &cli.cmd
+    {
+        match child::measure_child(report, program, args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("error: cannot run {}: {e}", program.to_string_lossy());
+                std::process::exit(127);
+            }
+        }
+    }
     if let Cmd::RawRead { port, needle } = &cli.cmd {
         if let Err(e) = uart_throughput::raw_read(port, needle) {
             eprintln!("error: {e:#}");
@@ -147,9 +176,11 @@ fn main() {
         one => vec![one],
     };
     println!(
-        "# hilt-bench{} — hilt: {}",
+        "# hilt-bench{} — hilt: {}\n\n{} CPUs, load average at start: {}",
         if q { " --quick" } else { "" },
-        env.hilt.display()
+        env.hilt.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
     );
     let mut failed = 0;
     let mut summary = Vec::new();
@@ -157,7 +188,8 @@ fn main() {
         let started = std::time::Instant::now();
         let (name, result) = run_one(&env, job, q);
         match result {
-            Ok(t) => {
+            Ok(mut t) => {
+                t.note(format!("load average at the end: {}", loadavg()));
                 println!("{}", t.render());
                 let (judged, met) = t.verdict();
                 summary.push(format!(
@@ -176,6 +208,8 @@ fn main() {
     for s in summary {
         println!("- {s}");
     }
+    // Removes the scratch directory (process::exit skips destructors).
+    drop(env);
     // Missed targets are reported, not failed on; only a benchmark that could not run fails.
     std::process::exit(if failed > 0 { 1 } else { 0 });
 }
@@ -198,8 +232,8 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
             roundtrip::run(
                 env,
                 &roundtrip::Args {
-                    iterations: pick(iterations, q, 2000, 200),
-                    rounds: pick(rounds, q, 3, 1),
+                    iterations: pick(iterations, q, 300, 100),
+                    rounds: pick(rounds, q, 20, 2),
                 },
             ),
         ),
@@ -231,6 +265,8 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
                 },
             ),
         ),
-        Cmd::All | Cmd::RawRead { .. } => ("all", Err(anyhow::anyhow!("not a benchmark"))),
+        Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
+            ("all", Err(anyhow::anyhow!("not a benchmark")))
+        }
     }
 }

@@ -101,7 +101,7 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
             name,
             format!("{h:.0}"),
             format!("{b:.0}"),
-            format!("+{over:.0} µs"),
+            format!("{over:+.0} µs"),
             if p == 50.0 {
                 "overhead ≤ 100 µs"
             } else {

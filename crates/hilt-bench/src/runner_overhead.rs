@@ -195,8 +195,7 @@ fn run_tool(env: &Env, tool: &str, bench: &Path, suite: &Path, dir: &Path) -> an
         .arg("--results-dir")
         .arg(dir.join("results"))
         .env("TMPDIR", dir);
-    child::to_files(&mut cmd, &dir.join(tool))?;
-    let f = child::run(&mut cmd)?;
+    let f = child::run(&cmd, &dir.join(tool))?;
     if f.code != 0 {
         bail!(
             "{tool} run of {} failed with code {}",

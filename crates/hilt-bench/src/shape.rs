@@ -47,42 +47,60 @@ fn paths(v: &Value, at: String, out: &mut BTreeMap<String, Vec<&'static str>>) {
 }
 
 /// Differences that are by design: BenchCI records its Python version, hilt its own version.
-pub const EXPECTED: &[&str] = &["evidence.environment.python", "evidence.environment.hilt_version"];
+const EXPECTED: &[&str] = &[
+    "evidence.environment.python",
+    "evidence.environment.hilt_version",
+];
 
-/// Whether a line from [`diff`] is about an [`EXPECTED`] difference.
-pub fn is_expected(line: &str) -> bool {
-    EXPECTED
-        .iter()
-        .any(|p| line.ends_with(&format!(" {p}")) || line.contains(&format!(" {p} ")) || line.contains(&format!(" {p}:")))
+/// One difference; `path` is empty for whole-document remarks.
+pub struct Difference {
+    pub path: String,
+    pub text: String,
 }
 
-/// Human-readable differences; empty when the shapes agree.
-pub fn diff(benchci: &Value, hilt: &Value) -> Vec<String> {
+impl Difference {
+    pub fn by_design(&self) -> bool {
+        EXPECTED.contains(&self.path.as_str())
+    }
+}
+
+/// Differences in key paths, value kinds, key order and test outcomes; empty when the
+/// shapes agree.
+pub fn diff(benchci: &Value, hilt: &Value) -> Vec<Difference> {
     let mut b = BTreeMap::new();
     let mut h = BTreeMap::new();
     paths(benchci, String::new(), &mut b);
     paths(hilt, String::new(), &mut h);
     let mut out = Vec::new();
+    let mut push = |path: &str, text: String| {
+        out.push(Difference {
+            path: path.to_string(),
+            text,
+        })
+    };
     for (p, kb) in &b {
         match h.get(p) {
-            None => out.push(format!("only in BenchCI: {p} ({})", kb.join("|"))),
+            None => push(p, format!("only in BenchCI: {p} ({})", kb.join("|"))),
             Some(kh) if kh != kb => {
                 // null vs a value depends on the data (timestamps, optional fields).
                 let strip = |k: &Vec<&str>| k.iter().filter(|x| **x != "null").count();
                 let soft = strip(kb) == 0 || strip(kh) == 0;
-                out.push(format!(
-                    "{}kind differs at {p}: BenchCI {} / hilt {}",
-                    if soft { "(value-dependent) " } else { "" },
-                    kb.join("|"),
-                    kh.join("|")
-                ));
+                push(
+                    p,
+                    format!(
+                        "{}kind differs at {p}: BenchCI {} / hilt {}",
+                        if soft { "(null vs value) " } else { "" },
+                        kb.join("|"),
+                        kh.join("|")
+                    ),
+                );
             }
             _ => {}
         }
     }
     for (p, kh) in &h {
         if !b.contains_key(p) {
-            out.push(format!("only in hilt: {p} ({})", kh.join("|")));
+            push(p, format!("only in hilt: {p} ({})", kh.join("|")));
         }
     }
     let keys = |v: &Value| -> Vec<String> {
@@ -91,7 +109,7 @@ pub fn diff(benchci: &Value, hilt: &Value) -> Vec<String> {
             .unwrap_or_default()
     };
     if keys(benchci) != keys(hilt) {
-        out.push("top-level key order differs".into());
+        push("", "top-level key order differs".into());
     }
     let (tb, th) = (&benchci["tests"], &hilt["tests"]);
     let n = tb
@@ -101,22 +119,25 @@ pub fn diff(benchci: &Value, hilt: &Value) -> Vec<String> {
     for i in 0..n {
         for field in ["name", "test_case_id", "passed"] {
             if tb[i][field] != th[i][field] {
-                out.push(format!(
-                    "tests[{i}].{field}: BenchCI {} / hilt {}",
-                    tb[i][field], th[i][field]
-                ));
+                push(
+                    "",
+                    format!(
+                        "tests[{i}].{field}: BenchCI {} / hilt {}",
+                        tb[i][field], th[i][field]
+                    ),
+                );
             }
         }
         if keys(&tb[i]) != keys(&th[i]) {
-            out.push(format!("tests[{i}] key order differs"));
+            push("", format!("tests[{i}] key order differs"));
         }
     }
     for field in ["status", "summary"] {
         if benchci[field] != hilt[field] {
-            out.push(format!(
-                "{field}: BenchCI {} / hilt {}",
-                benchci[field], hilt[field]
-            ));
+            push(
+                "",
+                format!("{field}: BenchCI {} / hilt {}", benchci[field], hilt[field]),
+            );
         }
     }
     out
@@ -131,7 +152,7 @@ mod tests {
     fn finds_missing_keys_and_kinds() {
         let b = json!({"a": 1, "tests": [{"name": "x", "passed": true}], "m": [{"k": 1}]});
         let h = json!({"a": "1", "tests": [{"name": "x", "passed": true}], "m": [{"j": 1}]});
-        let d = diff(&b, &h);
+        let d: Vec<String> = diff(&b, &h).into_iter().map(|d| d.text).collect();
         assert!(d.iter().any(|l| l.contains("kind differs at a")));
         assert!(d.iter().any(|l| l == "only in BenchCI: m[].k (number)"));
         assert!(d.iter().any(|l| l == "only in hilt: m[].j (number)"));

@@ -175,15 +175,15 @@ fn progress(reader: &str, mode: &str, s: Option<&Sample>) {
 /// Feeds the stream while `reader` runs; returns what was written and how the reader ended.
 fn drive(
     pty: &StreamPty,
-    mut reader: Command,
+    reader: &Command,
+    stem: &Path,
     bytes: u64,
 ) -> anyhow::Result<(crate::stream::Written, child::Finished, Instant)> {
     let stop = AtomicBool::new(false);
-    let started = Instant::now();
-    let proc = reader.spawn().context("starting the reader")?;
+    let proc = child::spawn(reader, stem).context("starting the reader")?;
     let (written, finished) = std::thread::scope(|s| {
         let feeder = s.spawn(|| pty.feed(bytes, &stop));
-        let finished = child::wait(proc, started);
+        let finished = child::finish(proc);
         stop.store(true, Ordering::Relaxed);
         (feeder.join().ok().flatten(), finished)
     });
@@ -223,8 +223,7 @@ fn hilt_trial(env: &Env, mode: Mode, bytes: u64, trial: usize) -> anyhow::Result
         .arg("--results-dir")
         .arg(dir.join("results"))
         .env("HILT_LOCK_DIR", dir.join("locks"));
-    child::to_files(&mut cmd, &dir.join("hilt"))?;
-    let (w, f, ended) = drive(&pty, cmd, bytes)?;
+    let (w, f, ended) = drive(&pty, &cmd, &dir.join("hilt"), bytes)?;
     let run = run_dir(&dir.join("results"))?;
     let matched_at = match_time(&run.join("events.jsonl"))?;
     let results = read_json(&run.join("results.json"))?;
@@ -258,8 +257,7 @@ fn pexpect_trial(env: &Env, mode: Mode, bytes: u64, trial: usize) -> anyhow::Res
         Mode::Regex => cmd.args(["regex", END_REGEX, &WINDOW.to_string()]),
     };
     let stem = dir.join("pexpect");
-    child::to_files(&mut cmd, &stem)?;
-    let (w, f, ended) = drive(&pty, cmd, bytes)?;
+    let (w, f, ended) = drive(&pty, &cmd, &stem, bytes)?;
     let out = std::fs::read_to_string(stem.with_extension("out"))?;
     let unix: f64 = out
         .lines()
@@ -284,8 +282,7 @@ fn raw_trial(env: &Env, bytes: u64, trial: usize) -> anyhow::Result<f64> {
     let pty = StreamPty::open()?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("raw-read").arg(&pty.path).arg(END_TEXT);
-    child::to_files(&mut cmd, &dir.join("raw"))?;
-    let (w, _, ended) = drive(&pty, cmd, bytes)?;
+    let (w, _, ended) = drive(&pty, &cmd, &dir.join("raw"), bytes)?;
     Ok(w.bytes as f64 / 1e6 / (ended - w.opened).as_secs_f64())
 }
 

@@ -65,12 +65,18 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
     )?;
     std::fs::write(&suite, SUITE)?;
 
+    // Diagnostic: hilt with fsync turned into a no-op, when eatmydata is installed.
+    let eatmydata = which("eatmydata");
     let tool = |name: &str, run: usize| -> anyhow::Result<(Sample, PathBuf)> {
         let d = dir.join(format!("{name}-{run}"));
         std::fs::create_dir_all(&d)?;
         let mut cmd = if name == "hilt" {
             let mut c = env.hilt();
             c.env("HILT_LOCK_DIR", d.join("locks"));
+            c
+        } else if name == "hilt-nosync" {
+            let mut c = Command::new(eatmydata.as_ref().expect("checked"));
+            c.arg(&env.hilt).env("HILT_LOCK_DIR", d.join("locks"));
             c
         } else {
             let mut c = Command::new(benchci);
@@ -85,8 +91,7 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
             .arg("--results-dir")
             .arg(d.join("results"))
             .env("TMPDIR", &d);
-        child::to_files(&mut cmd, &d.join(name))?;
-        let f = child::run(&mut cmd)?;
+        let f = child::run(&cmd, &d.join(name))?;
         if f.code != 0 {
             bail!(
                 "{name} run failed with code {}; see {}",
@@ -108,6 +113,8 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
     tool("hilt", 999)?;
     let mut b = Vec::new();
     let mut h = Vec::new();
+    let mut nosync = Vec::new();
+    let mut breakdown = Vec::new();
     let mut last = (PathBuf::new(), PathBuf::new());
     for r in 0..a.runs {
         // Alternate who goes first.
@@ -119,12 +126,16 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
         for name in order {
             let (s, d) = tool(name, r)?;
             if name == "hilt" {
+                breakdown.push(phases(&d.join("events.jsonl"), s.wall)?);
                 h.push(s);
                 last.1 = d;
             } else {
                 b.push(s);
                 last.0 = d;
             }
+        }
+        if eatmydata.is_some() {
+            nosync.push(tool("hilt-nosync", r)?.0);
         }
     }
     let wall = |v: &[Sample]| median(&v.iter().map(|s| s.wall).collect::<Vec<_>>());
@@ -153,11 +164,31 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
         "≤ 0.25",
         Some(hr / br <= 0.25),
     );
+    if !nosync.is_empty() {
+        let nw = wall(&nosync);
+        t.row(
+            "diagnostic: hilt wall s with fsync disabled (eatmydata)",
+            format!("{nw:.3}"),
+            format!("{bw:.3}"),
+            format!("{:.1}× faster", bw / nw),
+            "",
+            None,
+        );
+    }
+    let col = |i: usize| 1000.0 * median(&breakdown.iter().map(|p| p[i]).collect::<Vec<_>>());
+    t.note(format!(
+        "hilt wall breakdown, median ms: before run.started (exec, load, validate) + after run.finished (manifests, exit) {:.1}; setup to first test (locks, ports, first fsyncs) {:.1}; tests {:.1}; closing ports {:.1}; documents to run.finished {:.1}",
+        col(0),
+        col(1),
+        col(2),
+        col(3),
+        col(4)
+    ));
     let diffs = crate::shape::diff(
         &read_json(&last.0.join("results.json"))?,
         &read_json(&last.1.join("results.json"))?,
     );
-    let unexpected = diffs.iter().filter(|d| !crate::shape::is_expected(d)).count();
+    let unexpected = diffs.iter().filter(|d| !d.by_design()).count();
     t.row(
         "results.json shape differences",
         format!("{unexpected} (+{} by design)", diffs.len() - unexpected),
@@ -167,8 +198,8 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
         Some(unexpected == 0),
     );
     for d in diffs {
-        let tag = if crate::shape::is_expected(&d) { " (by design)" } else { "" };
-        t.note(format!("results.json: {d}{tag}"));
+        let tag = if d.by_design() { " (by design)" } else { "" };
+        t.note(format!("results.json: {}{tag}", d.text));
     }
     let (fb, fh) = (files(&last.0)?, files(&last.1)?);
     let missing: Vec<_> = fb.difference(&fh).cloned().collect();
@@ -195,6 +226,46 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
     }
     t.note("Both run as child processes against `hilt sim dut` in a separate process; each tool has its own lock directory; runs alternate which tool goes first.");
     Ok(t)
+}
+
+/// Where hilt's wall time went, from its events (seconds): outside the events, setup,
+/// tests, closing ports, documents.
+fn phases(events: &Path, wall: f64) -> anyhow::Result<[f64; 5]> {
+    let text = std::fs::read_to_string(events)?;
+    let mut first = None;
+    let mut last = None;
+    let mut first_test = None;
+    let mut last_test = None;
+    let mut stopped = None;
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line)?;
+        let ts: jiff::Timestamp = e["timestamp"].as_str().context("no timestamp")?.parse()?;
+        let secs = ts.as_nanosecond() as f64 / 1e9;
+        first.get_or_insert(secs);
+        last = Some(secs);
+        match e["event_type"].as_str().unwrap_or("") {
+            "test.started" => {
+                first_test.get_or_insert(secs);
+            }
+            "test.finished" => last_test = Some(secs),
+            t if t.ends_with(".stopped") => stopped = Some(secs),
+            _ => {}
+        }
+    }
+    let (Some(a), Some(z), Some(ft), Some(lt), Some(st)) =
+        (first, last, first_test, last_test, stopped)
+    else {
+        bail!("incomplete events in {}", events.display());
+    };
+    Ok([wall - (z - a), ft - a, lt - ft, st - lt, z - st])
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Relative paths of the files in a run directory.

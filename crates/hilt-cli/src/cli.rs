@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,9 @@ pub enum Command {
     /// The agent next to the hardware: serve the HTTP API, or query one.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Benches registered on an agent.
+    #[command(subcommand)]
+    Benches(BenchesCommand),
     /// Print the JSON Schema of a file format (for editors).
     Schema {
         #[arg(value_enum)]
@@ -51,10 +54,21 @@ pub enum Command {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("bench_source").required(true).args(["bench", "bench_id"])))]
 pub struct RunArgs {
-    /// The bench file (what is wired to the device).
+    /// The bench file (what is wired to the device); uploaded to the agent with --agent.
     #[arg(long, short = 'b')]
-    pub bench: PathBuf,
+    pub bench: Option<PathBuf>,
+    /// A bench registered on the agent (needs --agent).
+    #[arg(long, value_name = "ID", requires = "agent")]
+    pub bench_id: Option<String>,
+    /// Run on this agent (http://host:port) instead of locally: live progress, results
+    /// downloaded into --results-dir (default benchci-results).
+    #[arg(long, value_name = "URL")]
+    pub agent: Option<String>,
+    /// Bearer token for the agent (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
+    #[arg(long, value_name = "T")]
+    pub token: Option<String>,
     /// The suite file (the tests).
     #[arg(long, short = 's')]
     pub suite: PathBuf,
@@ -160,6 +174,47 @@ pub enum RunsCommand {
 pub enum AgentCommand {
     /// Serve the BenchCI-compatible HTTP API (token from HILT_AGENT_TOKEN or BENCHCI_AGENT_TOKEN).
     Serve(AgentServeArgs),
+    /// Ask an agent how it is: exit 0 when it answers ok, 4 when unreachable.
+    Health(AgentHealthArgs),
+}
+
+#[derive(Args)]
+pub struct AgentHealthArgs {
+    /// The agent (http://host:port).
+    pub url: String,
+    /// Bearer token (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
+    #[arg(long, value_name = "T")]
+    pub token: Option<String>,
+    /// Print the agent's /health document as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BenchesCommand {
+    /// One line per bench: id, name, status, health, transports.
+    List(AgentConn),
+    /// One bench in detail.
+    Show {
+        /// The bench id.
+        id: String,
+        #[command(flatten)]
+        conn: AgentConn,
+    },
+}
+
+/// Which agent to ask.
+#[derive(Args)]
+pub struct AgentConn {
+    /// The agent (http://host:port).
+    #[arg(long, value_name = "URL")]
+    pub agent: String,
+    /// Bearer token (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
+    #[arg(long, value_name = "T")]
+    pub token: Option<String>,
+    /// Print the agent's JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

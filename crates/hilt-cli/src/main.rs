@@ -2,6 +2,7 @@
 //! and mapping outcomes to exit codes; no test logic lives here.
 
 mod cli;
+mod client;
 mod cmd;
 mod demo;
 mod progress;

@@ -159,7 +159,15 @@ fn bench_self_test_static_and_hardware_checks() {
     let b = common::Bench::start();
     let log_dir = b.path("health");
     let out = hilt()
-        .args(["bench", "self-test", "--open-hardware", "--read-inputs", "--read-measurements", "--json", "--bench"])
+        .args([
+            "bench",
+            "self-test",
+            "--open-hardware",
+            "--read-inputs",
+            "--read-measurements",
+            "--json",
+            "--bench",
+        ])
         .arg(&b.bench)
         .arg("--log-dir")
         .arg(&log_dir)
@@ -168,17 +176,46 @@ fn bench_self_test_static_and_hardware_checks() {
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(report["schema_version"], "benchci.diagnostics.v1");
     assert_eq!(report["health_status"], "healthy", "{report:#}");
-    let ids: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    for id in ["bench_yaml_loaded", "default_node", "node.dut.transport.console", "hardware_open_mode", "node.dut.transport.console.open", "node.dut.gpio.start", "node.dut.gpio.ready.read", "resource.mains.power.start", "resource.shunt.measurement.read"] {
+    let ids: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "bench_yaml_loaded",
+        "default_node",
+        "node.dut.transport.console",
+        "hardware_open_mode",
+        "node.dut.transport.console.open",
+        "node.dut.gpio.start",
+        "node.dut.gpio.ready.read",
+        "resource.mains.power.start",
+        "resource.shunt.measurement.read",
+    ] {
         assert!(ids.contains(&id), "missing check {id}: {ids:?}");
     }
     let log = std::fs::read_to_string(log_dir.join("nodes/dut/transport-console.log")).unwrap();
-    assert!(log.contains("OPEN_ATTEMPT") && log.contains("OPEN_OK") && log.contains("CLOSE_OK"), "{log}");
+    assert!(
+        log.contains("OPEN_ATTEMPT") && log.contains("OPEN_OK") && log.contains("CLOSE_OK"),
+        "{log}"
+    );
     // Non-destructive: the device was neither reset nor power-cycled.
     assert_eq!(b.dut.controls().state().boots, 1);
     // A missing port fails the bench.
-    let text = std::fs::read_to_string(&b.bench).unwrap().replace(&b.path("dut.tty").display().to_string(), "/dev/ttyNOPE7");
+    let text = std::fs::read_to_string(&b.bench)
+        .unwrap()
+        .replace(&b.path("dut.tty").display().to_string(), "/dev/ttyNOPE7");
     std::fs::write(&b.bench, text).unwrap();
-    hilt().args(["bench", "self-test", "--bench"]).arg(&b.bench).assert().code(1).stdout(predicate::str::contains("failing"));
-    hilt().args(["bench", "self-test", "--read-inputs", "--bench"]).arg(&b.bench).assert().code(2);
+    hilt()
+        .args(["bench", "self-test", "--bench"])
+        .arg(&b.bench)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("failing"));
+    hilt()
+        .args(["bench", "self-test", "--read-inputs", "--bench"])
+        .arg(&b.bench)
+        .assert()
+        .code(2);
 }

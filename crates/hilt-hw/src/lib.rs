@@ -7,6 +7,7 @@ pub mod cancel;
 mod error;
 pub mod flash;
 pub mod gpio;
+pub mod gpiochip;
 pub mod locks;
 pub mod measurement;
 pub mod power;

@@ -65,6 +65,10 @@ pub fn json_rejection(r: axum::extract::rejection::JsonRejection) -> ApiError {
         J::MissingJsonContentType(_) => {
             ApiError::BadRequest("expected Content-Type: application/json".into())
         }
+        // The body limit (DefaultBodyLimit) surfaces here: 413, not 400.
+        J::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(format!("request body is too large: {}", e.body_text()))
+        }
         J::BytesRejection(e) => {
             ApiError::BadRequest(format!("cannot read the request body: {}", e.body_text()))
         }

@@ -39,6 +39,12 @@ use crate::state::Agent;
         runs::stream,
         runs::cancel,
         artifacts::zip,
+        gpio::start,
+        gpio::stop,
+        gpio::set,
+        gpio::get,
+        gpio::wait_value,
+        gpio::wait_edge,
     ),
     components(schemas(runs::JsonRun, crate::record::AgentEvent, crate::record::RunState))
 )]

@@ -42,8 +42,15 @@ impl Drop for Cleanup {
     responses((status = 200, body = Object), (status = 400, body = Object), (status = 413, body = Object)))]
 pub async fn submit_multipart(
     State(agent): State<Arc<Agent>>,
-    mp: Multipart,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // A missing or invalid multipart Content-Type gets the JSON error shape too.
+    let mp = mp.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })?;
     if !agent
         .registry()
         .config

@@ -3,6 +3,7 @@
 mod agent;
 mod bench;
 mod demo;
+mod remote;
 mod run;
 mod runs;
 mod sim;
@@ -24,6 +25,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
+        Command::Agent(AgentCommand::Health(args)) => remote::health(args),
+        Command::Benches(cmd) => remote::benches(cmd),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Bench => hilt_model::schema::bench_schema(),

@@ -8,8 +8,16 @@ use crate::progress::Progress;
 use crate::{render, signals};
 
 pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+    if a.agent.is_some() {
+        return super::remote::run(a);
+    }
+    // clap guarantees --bench without --agent (--bench-id requires --agent).
+    let Some(bench) = a.bench else {
+        eprintln!("error: --bench is required for a local run");
+        return Ok(exit::USAGE);
+    };
     let opts = RunOptions {
-        bench: a.bench,
+        bench,
         suite: a.suite,
         artifact: a.artifact,
         skip_flash: a.skip_flash,
