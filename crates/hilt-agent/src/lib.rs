@@ -27,6 +27,10 @@ pub use registry::Registry;
 pub use settings::AgentSettings;
 pub use state::{Agent, Stop};
 
+/// After a drain, how long the port stays open so that clients waiting on the runs that just
+/// finished can still collect them; new runs are refused meanwhile.
+const DRAIN_LINGER: Duration = Duration::from_secs(5);
+
 /// What the process asks the agent to do (mapped from signals by the binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -82,12 +86,14 @@ pub async fn serve(
         let agent = agent.clone();
         async move {
             let mut restart_poll = tokio::time::interval(Duration::from_millis(500));
+            // Once every sender is gone, `recv` returns None at once: stop polling it.
+            let mut control_open = true;
             loop {
                 tokio::select! {
-                    c = control.recv() => match c {
+                    c = control.recv(), if control_open => match c {
                         Some(Control::Reload) => reload(&agent).await,
                         Some(c) => begin_stop(&agent, c),
-                        None => {}
+                        None => control_open = false,
                     },
                     _ = restart_poll.tick() => {
                         if let Some(f) = &agent.settings.restart_file && f.exists() {
@@ -101,6 +107,7 @@ pub async fn serve(
                 }
             }
             // Wait until nothing executes any more.
+            let drained = agent.runs().active() > 0;
             loop {
                 let stopped = agent.stopped.notified();
                 if agent.runs().active() == 0 {
@@ -109,8 +116,27 @@ pub async fn serve(
                 agent.wake.notify_one();
                 tokio::select! {
                     _ = stopped => {}
-                    c = control.recv() => if let Some(c @ Control::Cancel(_)) = c { begin_stop(&agent, c) },
+                    c = control.recv(), if control_open => match c {
+                        Some(c @ Control::Cancel(_)) => begin_stop(&agent, c),
+                        Some(_) => {}
+                        None => control_open = false,
+                    },
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            // Clients waiting on the runs that just finished (BenchCI polls once a second)
+            // still fetch their status, events and artifacts before the port closes.
+            if drained && agent.stop_mode() == Stop::Drain {
+                eprintln!(
+                    "agent: executing runs finished; serving their results for {}s before exiting",
+                    DRAIN_LINGER.as_secs()
+                );
+                let mut linger = std::pin::pin!(tokio::time::sleep(DRAIN_LINGER));
+                loop {
+                    tokio::select! {
+                        _ = &mut linger => break,
+                        c = control.recv() => if matches!(c, Some(Control::Cancel(_)) | None) { break },
+                    }
                 }
             }
         }

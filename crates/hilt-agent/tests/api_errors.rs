@@ -437,3 +437,39 @@ fn invalid_suite_yaml_is_accepted_then_fails_the_run() {
     assert_eq!(v["exit_code"], 3, "{v}");
     assert!(v["error"].as_str().unwrap().contains("ghost"), "{v}");
 }
+
+/// Every error the API gives is JSON with `error` and `detail`, including the ones the
+/// framework produces (bad query strings, bad path encoding, unknown routes, wrong methods).
+#[test]
+fn every_error_body_is_json() {
+    let lab = Lab::new();
+    let agent = registered(&lab);
+    let id = agent.submit("m1", &common::sleep_suite(1));
+    agent.wait_finished(&id);
+    for (method, path, status) in [
+        ("GET", format!("/v1/runs/{id}/events?after=abc"), 400),
+        ("GET", format!("/v1/runs/{id}/events?after=-1"), 400),
+        ("GET", format!("/v1/runs/{id}/events/stream?after=x"), 400),
+        ("GET", "/v1/runs?limit=abc".to_string(), 400),
+        (
+            "GET",
+            "/v1/benches/m1/health?include_report=maybe".to_string(),
+            400,
+        ),
+        ("GET", "/v1/runs/%FF%FE".to_string(), 400),
+        ("GET", "/v1/nope".to_string(), 404),
+        ("DELETE", format!("/v1/runs/{id}"), 405),
+        ("GET", "/v1/runs/json".to_string(), 405),
+        ("PUT", "/v1/gpio/set".to_string(), 405),
+    ] {
+        let r = agent.request(method, &path, Auth::Token, None, None);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text());
+        assert!(
+            r.content_type.starts_with("application/json"),
+            "{method} {path}: {status} with {:?}: {:?}",
+            r.content_type,
+            r.text()
+        );
+        r.expect_error(status);
+    }
+}

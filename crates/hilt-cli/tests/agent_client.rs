@@ -25,12 +25,17 @@ impl Agent {
     /// Serves with `bench` registered as `demo`, token [`TOKEN`], locks in the bench's lock
     /// directory (the one the spawned `hilt` gets too).
     fn start(bench: &Bench) -> Agent {
+        Agent::start_with(bench, "")
+    }
+
+    /// Like [`Agent::start`], with more agent.yaml text appended.
+    fn start_with(bench: &Bench, extra_yaml: &str) -> Agent {
         let work = tempfile::tempdir().unwrap();
         let config = work.path().join("agent.yaml");
         std::fs::write(
             &config,
             format!(
-                "agent: {{id: test-agent, name: test agent}}\nbenches:\n  - {{id: demo, bench_file: {:?}, tags: [sim]}}\n",
+                "agent: {{id: test-agent, name: test agent}}\nbenches:\n  - {{id: demo, bench_file: {:?}, tags: [sim]}}\n{extra_yaml}",
                 bench.bench.display().to_string()
             ),
         )
@@ -346,6 +351,30 @@ fn refused_by_agent_policy_without_results_exits_3() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(zips, 0, "no results to download");
+}
+
+#[test]
+fn an_artifact_over_the_agent_limit_exits_3() {
+    let b = Bench::start();
+    let agent = Agent::start_with(&b, "limits: {max_artifact_bytes: 1000000}\n");
+    let suite = b.suite("s.yaml", PASSING);
+    let fw = firmware(&b, 8_000_000);
+    for bench in [
+        ["--bench-id", "demo"],
+        ["--bench", b.bench.to_str().unwrap()],
+    ] {
+        agent
+            .run(&b, "results")
+            .args(bench)
+            .arg("--suite")
+            .arg(&suite)
+            .arg("--artifact")
+            .arg(&fw)
+            .arg("--skip-flash")
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("limit"));
+    }
 }
 
 #[test]

@@ -130,6 +130,13 @@ fn sigterm_drains_the_executing_run_and_keeps_the_queue_on_disk() {
     let h = agent.get_ok("/health");
     assert_eq!(h["accepting_runs"], false, "{h}");
 
+    // Once the run is over, its client can still collect it before the port closes.
+    let r = agent.wait_finished(&running, Duration::from_secs(20));
+    assert_eq!(r["status"], "done", "{r}");
+    let (s, zip) = agent.get_bytes(&format!("/v1/runs/{running}/artifacts.zip"));
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&zip));
+    assert_eq!(agent.run(&queued)["status"], "queued");
+
     let st = agent
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("the agent did not exit:\n{}", agent.log()));

@@ -83,7 +83,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(|| async { axum::Json(ApiDoc::openapi()) }),
         )
         .merge(protected)
+        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
             count_requests,
@@ -101,4 +103,35 @@ async fn count_requests(
         .http_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     next.run(req).await
+}
+
+/// Framework rejections (a bad query string or path encoding, a wrong method) come as text
+/// or empty bodies: give them the API's JSON error shape too, keeping status and headers.
+async fn json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let json = serde_json::json!({"error": text, "detail": text}).to_string();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    axum::response::Response::from_parts(parts, axum::body::Body::from(json))
 }

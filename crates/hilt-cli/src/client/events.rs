@@ -114,6 +114,7 @@ pub fn follow(client: AgentClient, run_id: String, tx: Sender<Feed>) {
         tx,
         seen: Seen::default(),
         down_since: None,
+        saw_final: false,
     };
     let end = f.run();
     let _ = f.tx.send(match end {
@@ -128,6 +129,16 @@ struct Follower {
     tx: Sender<Feed>,
     seen: Seen,
     down_since: Option<Instant>,
+    /// The agent's own final event (it carries `exit_code`) has been delivered.
+    saw_final: bool,
+}
+
+/// The agent's last event of a run (the runner's `run.finished` has no `exit_code`).
+fn is_final(e: &Event) -> bool {
+    matches!(
+        e.event_type.as_str(),
+        "run.finished" | "run.failed" | "run.cancelled"
+    ) && e.data.contains_key("exit_code")
 }
 
 /// Why a stream ended.
@@ -180,7 +191,8 @@ impl Follower {
         }
     }
 
-    fn send(&self, e: Event) -> bool {
+    fn send(&mut self, e: Event) -> bool {
+        self.saw_final |= is_final(&e);
         self.tx.send(Feed::Event(e)).is_ok()
     }
 
@@ -203,6 +215,9 @@ impl Follower {
         }
         let status = v.get("status").and_then(Value::as_str).unwrap_or("");
         if is_terminal(status) {
+            if self.saw_final {
+                return Ok(Some(true));
+            }
             // The state may turn terminal a moment before the last event is appended.
             std::thread::sleep(POLL);
             let v = self.client.get_json(&format!(

@@ -373,17 +373,22 @@ fn request_cancel(client: &AgentClient, run_id: &str) {
 
 /// `hilt agent health URL`.
 pub fn health(a: AgentHealthArgs) -> anyhow::Result<i32> {
-    finish((|| {
-        let client = connect(&a.url, a.token.clone())?;
-        let h = client.get_json("/health")?;
-        let ok = h.get("ok").and_then(Value::as_bool) == Some(true);
-        if a.json {
-            println!("{}", pretty(&h));
-        } else {
-            print_health(client.base(), &h);
-        }
-        Ok(if ok { exit::PASSED } else { exit::BENCH_ERROR })
-    })())
+    finish(health_inner(&a))
+}
+
+fn health_inner(a: &AgentHealthArgs) -> Result<i32, Stop> {
+    let client = connect(&a.url, a.token.clone())?;
+    let h = client.get_json("/health")?;
+    if a.json {
+        println!("{}", pretty(&h));
+    } else {
+        print_health(client.base(), &h);
+    }
+    Ok(if h.get("ok").and_then(Value::as_bool) == Some(true) {
+        exit::PASSED
+    } else {
+        exit::BENCH_ERROR
+    })
 }
 
 fn pretty(v: &Value) -> String {
