@@ -98,6 +98,7 @@ pub async fn serve(
                     _ = restart_poll.tick() => {
                         if let Some(f) = &agent.settings.restart_file && f.exists() {
                             let _ = std::fs::remove_file(f);
+                            eprintln!("agent: restart file {} found: exiting once no run is executing", f.display());
                             begin_stop(&agent, Control::Restart);
                         }
                     }

@@ -63,6 +63,10 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
     agent.emit(run_id, "run.uploading_artifacts", None, Map::new());
     let signal = agent.runs().map.get(run_id).and_then(|e| e.cancel_signal);
+    let evidence = outcome
+        .as_ref()
+        .ok()
+        .map(|o| evidence_summary(&o.results.evidence, rec.bench_id.as_deref()));
     let (state, exit_code, error, failure) = match outcome {
         Err(why) => (RunState::Failed, None, Some(why), None),
         Ok(o) => {
@@ -101,7 +105,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         r.error = error.clone();
         r.failure = failure.clone();
     });
-    let data = json!({"exit_code": exit_code, "failure": failure})
+    let data = json!({"exit_code": exit_code, "failure": failure, "evidence": evidence})
         .as_object()
         .cloned()
         .unwrap_or_default();
@@ -143,5 +147,23 @@ fn policy_refusal(
         hilt_model::load_bench(&dir.join("bench.yaml"), hilt_model::LoadOptions::default()).ok()?;
     bench.value.safety.external.enabled.then(|| {
         "CONFIG_ERROR: refused by agent policy: an uploaded bench may not enable run_external (set allow_uploaded_external: true in agent.yaml to allow it)".to_string()
+    })
+}
+
+/// The evidence summary BenchCI agents put in their final event (agent-api spec §5).
+fn evidence_summary(ev: &serde_json::Value, bench_id: Option<&str>) -> serde_json::Value {
+    let names: Vec<&String> = ev["metrics"]
+        .as_object()
+        .map(|m| m.keys().take(20).collect())
+        .unwrap_or_default();
+    json!({
+        "metrics_count": ev["metrics"].as_object().map(|m| m.len()).unwrap_or(0),
+        "measurement_count": ev["measurements"].as_array().map(Vec::len).unwrap_or(0),
+        "metric_names": names,
+        "firmware_sha256": ev["firmware"]["sha256"], "firmware_filename": ev["firmware"]["filename"],
+        "git_commit": ev["source"]["git_commit"], "git_branch": ev["source"]["git_branch"],
+        "ci_provider": ev["ci"]["ci_provider"], "ci_job_url": ev["ci"]["ci_job_url"],
+        "bench_id": bench_id, "bench_config_sha256": ev["bench"]["config_sha256"],
+        "suite_name": ev["suite"]["name"], "suite_sha256": ev["suite"]["sha256"],
     })
 }

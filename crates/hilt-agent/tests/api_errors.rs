@@ -383,7 +383,10 @@ fn state_conflicts_are_409() {
     // Cancel the queued run: it never starts; cancelling again is a conflict.
     let r = agent.post(&format!("/v1/runs/{queued}/cancel"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["status"], "cancelled");
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["cancelled"].clone()),
+        (serde_json::json!("failed"), serde_json::json!(true))
+    );
     let r = agent.post(&format!("/v1/runs/{queued}/cancel"));
     assert_eq!(
         r.expect_error(409),
@@ -395,7 +398,11 @@ fn state_conflicts_are_409() {
     // Cancel the running one, then cancelling it again is a conflict too.
     assert_eq!(agent.post(&format!("/v1/runs/{long}/cancel")).status, 200);
     let v = agent.wait_finished(&long);
-    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["cancelled"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{v}"
+    );
     agent
         .post(&format!("/v1/runs/{long}/cancel"))
         .expect_error(409);

@@ -237,7 +237,12 @@ fn cancelling_a_running_run_is_quick() {
     assert_eq!(r.status, 200, "{}", r.text());
     let v = agent.wait_finished(&id);
     let took = t.elapsed();
-    assert_eq!(v["status"], "cancelled", "{v}");
+    // Reported as `failed` with `cancelled: true`: BenchCI clients wait for done/failed.
+    assert_eq!(
+        (v["status"].as_str(), v["cancelled"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{v}"
+    );
     assert!(took < Duration::from_secs(5), "cancel took {took:?}");
     assert!(v["error"].is_string());
     let events = agent.events(&id);
@@ -335,4 +340,78 @@ fn terminal_status_comes_with_its_final_event() {
             assert!(Instant::now() < deadline);
         }
     }
+}
+
+/// De-chunks an HTTP/1.1 chunked body.
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size_text = std::str::from_utf8(&b[..eol]).unwrap().trim();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap(), 16).unwrap();
+        b = &b[eol + 2..];
+        if size == 0 || b.len() < size {
+            break;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[(size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// A stream whose client reads slowly must still deliver every event (the live channel may
+/// overflow; the stream has to catch up from the log instead of skipping events).
+#[test]
+fn a_slow_stream_reader_misses_no_events() {
+    use std::io::Write;
+    let lab = Lab::new();
+    let bench = lab.mock_bench("m1.yaml", "m1");
+    let cfg = lab.agent_yaml(&[("m1", &bench)], "");
+    let agent = lab.start(Some(&cfg));
+    // Big events (every step event carries the test name) and many of them: more than
+    // the socket buffers hold while the client does not read.
+    let name = "n".repeat(3000);
+    let steps = "      - sleep_ms: 0\n".repeat(2000);
+    let suite = common::suite("many", &format!("  - name: {name}\n    steps:\n{steps}"));
+    let id = agent.submit("m1", &suite);
+    let mut s = std::net::TcpStream::connect(agent.addr).unwrap();
+    write!(
+        s,
+        "GET /v1/runs/{id}/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        common::TOKEN
+    )
+    .unwrap();
+    // Not reading while the run executes.
+    let v = agent.wait_finished(&id);
+    assert_eq!(v["status"], "done", "{v}");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(&raw[head_end + 4..])
+    } else {
+        raw[head_end + 4..].to_vec()
+    };
+    let streamed: Vec<u64> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| {
+            serde_json::from_str::<Value>(d.trim_start()).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let all = seqs(&agent.events(&id));
+    assert!(all.len() > 4000, "{}", all.len());
+    assert_eq!(
+        streamed.len(),
+        all.len(),
+        "the stream skipped {} of {} events",
+        all.len() - streamed.len(),
+        all.len()
+    );
+    assert_eq!(streamed, all);
 }

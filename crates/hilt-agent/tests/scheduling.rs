@@ -106,3 +106,26 @@ fn a_busy_bench_does_not_block_another() {
     assert_eq!(agent.post(&format!("/v1/runs/{long}/cancel")).status, 200);
     assert_eq!(agent.wait_finished(&waiting)["status"], "done");
 }
+
+/// Two registered benches that share a physical resource (here the same mock GPIO line: same
+/// node name and channel, so the same lock key `gpio:mock:shared:0`). Runs on them must
+/// wait for each other, as they would on BenchCI's single worker, instead of the second
+/// failing with RESOURCE_LOCKED because the agent started it in parallel.
+#[test]
+fn benches_sharing_a_resource_wait_for_each_other() {
+    let lab = Lab::new();
+    let a = lab.mock_bench("a.yaml", "shared");
+    let b = lab.path("b.yaml");
+    std::fs::copy(&a, &b).unwrap();
+    let cfg = lab.agent_yaml(&[("bench-a", &a), ("bench-b", &b)], "");
+    let agent = lab.start(Some(&cfg));
+    let suite = common::suite(
+        "uses the line",
+        "  - name: t\n    steps:\n      - gpio_set: {node: shared, line: led, value: true}\n      - sleep_ms: 300\n",
+    );
+    let ra = agent.submit("bench-a", &suite);
+    let rb = agent.submit("bench-b", &suite);
+    let sa = span(&agent, &ra);
+    let sb = span(&agent, &rb);
+    assert_serial("shared resource", &[sa, sb]);
+}

@@ -194,3 +194,30 @@ fn raw_round(port: &Path, n: usize) -> anyhow::Result<Vec<f64>> {
     }
     Ok(samples)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_paths_time_every_exchange() {
+        let dut = hilt_sim::SimDut::start(hilt_sim::DutConfig::default()).unwrap();
+        while !dut.controls().state().ready {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bench = dir.path().join("bench.yaml");
+        let suite = dir.path().join("suite.yaml");
+        let port = dut.port_path().display().to_string();
+        std::fs::write(&bench, crate::uart_throughput::bench_yaml(&port)).unwrap();
+        std::fs::write(&suite, suite_yaml(5)).unwrap();
+        assert_eq!(
+            hilt_round(&bench, &suite, &dir.path().join("r"))
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(raw_round(dut.port_path(), 5).unwrap().len(), 5);
+        dut.stop();
+    }
+}

@@ -138,4 +138,17 @@ mod tests {
         let text = String::from_utf8(b).unwrap();
         assert!(!text.contains("END-OF-STREAM"));
     }
+
+    #[test]
+    fn a_reader_sees_the_marker_after_the_stream() {
+        let pty = StreamPty::open().unwrap();
+        let stop = AtomicBool::new(false);
+        let path = pty.path.clone();
+        let reader = std::thread::spawn(move || crate::uart_throughput::raw_read(&path, END_TEXT));
+        let w = pty
+            .feed(3_000_000, &stop)
+            .expect("the reader opened the port");
+        assert!(w.bytes >= 3_000_000);
+        reader.join().unwrap().unwrap();
+    }
 }

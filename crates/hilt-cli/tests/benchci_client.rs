@@ -441,6 +441,34 @@ fn benchci_shows_the_agents_refusals() {
     out.assert_has("bench not found: nope");
 }
 
+/// hilt refuses uploaded benches that enable `run_external` (BenchCI runs them: remote code
+/// execution for anyone holding the token). The refusal reaches the BenchCI user as a failed
+/// run with the reason, exit code 1.
+#[test]
+fn benchci_sees_the_refusal_of_an_uploaded_bench_with_run_external() {
+    let Some(e) = env() else { return };
+    let text = std::fs::read_to_string(&e.bench.bench).unwrap();
+    let bench = e.write(
+        "external-bench.yaml",
+        &format!(
+            "{text}\nsafety:\n  external:\n    enabled: true\n    targets:\n      t:\n        work_root: \"{}\"\n        argv_prefix: [\"true\"]\n",
+            e.tmp.path().display()
+        ),
+    );
+    let pass = e.write("pass.yaml", &suite("refused upload", PING));
+    // benchci run --agent URL --token t0k --bench external-bench.yaml --suite pass.yaml --skip-flash --results-dir D
+    let out = e.run(&[
+        "--bench",
+        bench.to_str().unwrap(),
+        "--suite",
+        pass.to_str().unwrap(),
+        "--skip-flash",
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.text);
+    out.assert_has("refused by agent policy");
+    out.assert_has("Run complete: status=failed");
+}
+
 /// The id of the only run the agent knows, once it executes its `sleep_ms` step.
 fn sleeping_run(agent: &AgentProc) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -480,7 +508,12 @@ fn benchci_client_stops_waiting_when_the_run_is_cancelled() {
         .unwrap();
     assert_eq!(s, 200, "{v}");
     let r = e.agent.wait_finished(&id, Duration::from_secs(15));
-    assert_eq!(r["status"], "cancelled", "{r}");
+    // BenchCI clients only stop on done/failed, so a cancelled run reads as failed + flag.
+    assert_eq!(
+        (r["status"].as_str(), r["cancelled"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{r}"
+    );
     let out = e.finish(client, Duration::from_secs(15));
     assert!(
         out.code.is_some(),
@@ -517,6 +550,18 @@ fn benchci_client_gets_the_result_of_a_run_finished_during_a_drain() {
     let client = e.spawn(&args);
     let id = sleeping_run(&e.agent);
     e.agent.signal(Signal::SIGTERM);
+    e.agent.wait_log("no new runs", Duration::from_secs(5));
+    // A new BenchCI submission is refused with the reason (503).
+    let quick = e.write("quick.yaml", &suite("too late", PING));
+    let late = e.run(&[
+        "--bench-id",
+        "sim-a",
+        "--suite",
+        quick.to_str().unwrap(),
+        "--skip-flash",
+    ]);
+    assert_eq!(late.code, Some(1), "{}", late.text);
+    late.assert_has("shutting down");
     let out = e.finish(client, Duration::from_secs(60));
     let st = e.agent.wait_exit(Duration::from_secs(30));
     assert_eq!(st.and_then(|s| s.code()), Some(0), "{}", e.agent.log());

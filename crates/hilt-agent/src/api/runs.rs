@@ -195,8 +195,17 @@ pub async fn submit_json(
     Ok(Json(accepted(&agent, &rec)))
 }
 
+/// The status BenchCI clients understand: they wait for `done` or `failed`, so a cancelled
+/// run is reported as `failed` with `"cancelled": true` beside it.
+pub fn wire_status(s: RunState) -> &'static str {
+    match s {
+        RunState::Cancelled => "failed",
+        other => other.as_str(),
+    }
+}
+
 pub fn view(agent: &Agent, r: &RunRecord) -> Value {
-    json!({"run_id": r.run_id, "status": r.status.as_str(), "mode": r.mode, "bench_id": r.bench_id,
+    json!({"run_id": r.run_id, "status": wire_status(r.status), "cancelled": r.status == RunState::Cancelled, "mode": r.mode, "bench_id": r.bench_id,
            "exit_code": r.exit_code, "error": r.error, "created_at": r.created_at, "started_at": r.started_at,
            "finished_at": r.finished_at, "current_test": r.current_test, "current_step": r.current_step,
            "queue_depth": agent.runs().queue_depth(), "failure": r.failure})
@@ -263,7 +272,7 @@ pub async fn events(
         .events_after(&id, q.after)
         .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
     Ok(Json(
-        json!({"run_id": id, "status": state.as_str(), "events": events}),
+        json!({"run_id": id, "status": wire_status(state), "cancelled": state == RunState::Cancelled, "events": events}),
     ))
 }
 
@@ -296,20 +305,28 @@ pub async fn stream(
             return;
         }
         loop {
-            match rx.recv().await {
-                Ok(e) if e.seq <= last => {}
-                Ok(e) => {
-                    last = e.seq;
-                    let end = matches!(
-                        e.event_type.as_str(),
-                        "run.finished" | "run.failed" | "run.cancelled"
-                    ) && e.data.get("exit_code").is_some();
-                    if tx.send(e).await.is_err() || end {
-                        return;
+            let batch = match rx.recv().await {
+                Ok(e) if e.seq <= last => continue,
+                Ok(e) => vec![e],
+                // A slow reader fell behind the live channel: catch up from the run's log
+                // rather than skip what was dropped.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    match agent.events_after(&id, last) {
+                        Some((_, missed)) => missed,
+                        None => return,
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            for e in batch {
+                last = e.seq;
+                let end = matches!(
+                    e.event_type.as_str(),
+                    "run.finished" | "run.failed" | "run.cancelled"
+                ) && e.data.get("exit_code").is_some();
+                if tx.send(e).await.is_err() || end {
+                    return;
+                }
             }
         }
     });

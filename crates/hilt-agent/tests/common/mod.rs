@@ -500,7 +500,7 @@ impl Drop for Agent {
             return;
         };
         // Cancel what still executes, then give serve() a moment to return.
-        let _ = rt.block_on(async {
+        rt.block_on(async {
             let _ = self.control.send(Control::Cancel(15)).await;
             if let Some(server) = self.server.take() {
                 let _ = tokio::time::timeout(Duration::from_secs(10), server).await;

@@ -207,7 +207,8 @@ fn plain_id(id: &str) -> bool {
 /// Exit code of a run whose results.json is missing or not hilt's.
 fn code_without_results(view: &Value, cancelled: bool) -> i32 {
     let status = view.get("status").and_then(Value::as_str).unwrap_or("");
-    if cancelled || status == "cancelled" {
+    let flagged = view.get("cancelled").and_then(Value::as_bool) == Some(true);
+    if cancelled || flagged || status == "cancelled" {
         return exit::INTERRUPTED;
     }
     if status == "done" {
