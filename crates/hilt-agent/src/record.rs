@@ -72,6 +72,10 @@ pub struct RunRecord {
     /// Submission order (FIFO across restarts).
     pub seq: u64,
     pub failure: Option<Value>,
+    /// Resource-lock keys the run needs (serial ports, lines, relays…): runs sharing one
+    /// wait for each other even on different benches.
+    #[serde(default)]
+    pub resource_keys: Vec<String>,
 }
 
 /// One agent event (agent-api spec §5) with hilt's sequence number.

@@ -24,21 +24,32 @@ fn start_ready(agent: &Arc<Agent>) {
     {
         let mut runs = agent.runs();
         let mut i = 0;
+        let mut waiting = std::collections::HashSet::new();
         while i < runs.queue.len() {
             let id = runs.queue[i].clone();
-            let key = match runs.map.get(&id) {
-                Some(e) if e.rec.status == RunState::Queued => e.rec.lock_key.clone(),
+            let keys: Vec<String> = match runs.map.get(&id) {
+                Some(e) if e.rec.status == RunState::Queued => {
+                    std::iter::once(e.rec.lock_key.clone())
+                        .chain(e.rec.resource_keys.iter().cloned())
+                        .collect()
+                }
                 _ => {
                     runs.queue.remove(i);
                     continue;
                 }
             };
-            if runs.busy.contains_key(&key) {
+            // The bench lock, and every physical resource the run will lock: runs that
+            // share hardware wait here instead of failing with RESOURCE_LOCKED.
+            // A waiting run also holds back later runs on its own bench (FIFO per bench).
+            if keys.iter().any(|k| runs.busy.contains_key(k)) || waiting.contains(&keys[0]) {
+                waiting.insert(keys[0].clone());
                 i += 1;
                 continue;
             }
             runs.queue.remove(i);
-            runs.busy.insert(key, id.clone());
+            for k in keys {
+                runs.busy.insert(k, id.clone());
+            }
             if let Some(e) = runs.map.get_mut(&id) {
                 e.rec.status = RunState::Preparing;
             }

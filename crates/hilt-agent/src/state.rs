@@ -46,8 +46,12 @@ impl Runs {
         self.queue.len()
     }
 
+    /// Runs executing (each may hold several keys in `busy`).
     pub fn active(&self) -> usize {
-        self.busy.len()
+        let mut ids: Vec<&String> = self.busy.values().collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
     }
 }
 
@@ -119,29 +123,29 @@ impl Agent {
         data: Map<String, Value>,
     ) {
         let mut runs = self.runs();
-        let Some(e) = runs.map.get_mut(run_id) else {
-            return;
-        };
-        let ev = AgentEvent {
-            seq: e.next_seq,
-            timestamp: hilt_model::run::now(),
-            event_type: event_type.to_string(),
-            message,
-            data,
-        };
-        e.next_seq += 1;
-        if let Some(t) = ev.data.get("test_name").and_then(Value::as_str) {
-            e.rec.current_test = Some(t.to_string());
+        if let Some(e) = runs.map.get_mut(run_id) {
+            push_event(e, event_type, message, data);
         }
-        if event_type == "step.started"
-            && let Some(s) = ev.data.get("step_type").and_then(Value::as_str)
-        {
-            e.rec.current_step = Some(s.to_string());
-        }
-        let _ = record::append_event(&e.dir, &ev);
-        let _ = e.tx.send(ev.clone());
-        if let Some(v) = &mut e.events {
-            v.push(ev);
+    }
+
+    /// Moves a run to a terminal `state` and appends its final event under one lock, so no
+    /// reader sees the state without the event (or the event without the state).
+    pub fn finish(
+        &self,
+        run_id: &str,
+        state: RunState,
+        f: impl FnOnce(&mut RunRecord),
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+    ) {
+        let mut runs = self.runs();
+        if let Some(e) = runs.map.get_mut(run_id) {
+            e.rec.status = state;
+            f(&mut e.rec);
+            e.rec.current_step = None;
+            let _ = record::save(&e.dir, &e.rec);
+            push_event(e, event_type, message, data);
         }
     }
 
@@ -184,4 +188,34 @@ pub fn new_run_id() -> String {
 
 pub fn ordering() -> Ordering {
     Ordering::SeqCst
+}
+
+/// Appends an event to a run: memory, disk, live subscribers, current test/step.
+fn push_event(
+    e: &mut RunEntry,
+    event_type: &str,
+    message: Option<String>,
+    data: Map<String, Value>,
+) {
+    let ev = AgentEvent {
+        seq: e.next_seq,
+        timestamp: hilt_model::run::now(),
+        event_type: event_type.to_string(),
+        message,
+        data,
+    };
+    e.next_seq += 1;
+    if let Some(t) = ev.data.get("test_name").and_then(Value::as_str) {
+        e.rec.current_test = Some(t.to_string());
+    }
+    if event_type == "step.started"
+        && let Some(s) = ev.data.get("step_type").and_then(Value::as_str)
+    {
+        e.rec.current_step = Some(s.to_string());
+    }
+    let _ = record::append_event(&e.dir, &ev);
+    let _ = e.tx.send(ev.clone());
+    if let Some(v) = &mut e.events {
+        v.push(ev);
+    }
 }

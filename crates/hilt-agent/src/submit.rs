@@ -73,6 +73,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         artifact: s.artifact,
         seq: agent.next_seq.fetch_add(1, Ordering::SeqCst),
         failure: None,
+        resource_keys: resource_keys(&s.dir, s.skip_flash),
     };
     record::save(&s.dir, &rec)
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
@@ -88,6 +89,22 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
     agent.emit(&rec.run_id, "run.queued", None, data);
     agent.wake.notify_one();
     Ok(rec)
+}
+
+/// The hardware the run will lock, read from its bench and suite (none when they do not
+/// parse: such a run fails at once without touching anything).
+fn resource_keys(dir: &std::path::Path, skip_flash: bool) -> Vec<String> {
+    let lo = hilt_model::LoadOptions::default();
+    match (
+        hilt_model::load_bench(&dir.join("bench.yaml"), lo),
+        hilt_model::load_suite(&dir.join("suite.yaml"), lo),
+    ) {
+        (Ok(b), Ok(s)) => hilt_runner::lock_keys(&b.value, &s.value, skip_flash)
+            .into_iter()
+            .map(|k| format!("resource:{k}"))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Puts a record into memory (and into the queue when it is queued).

@@ -99,12 +99,6 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             }
         }
     };
-    agent.set_state(run_id, state, |r| {
-        r.finished_at = Some(hilt_model::run::now());
-        r.exit_code = exit_code;
-        r.error = error.clone();
-        r.failure = failure.clone();
-    });
     let data = json!({"exit_code": exit_code, "failure": failure, "evidence": evidence})
         .as_object()
         .cloned()
@@ -114,7 +108,20 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         RunState::Cancelled => "run.cancelled",
         _ => "run.failed",
     };
-    agent.emit(run_id, kind, error, data);
+    let message = error.clone();
+    agent.finish(
+        run_id,
+        state,
+        |r| {
+            r.finished_at = Some(hilt_model::run::now());
+            r.exit_code = exit_code;
+            r.error = error;
+            r.failure = failure;
+        },
+        kind,
+        message,
+        data,
+    );
     agent.metrics.finished(state);
     {
         let mut runs = agent.runs();

@@ -26,3 +26,19 @@ pub mod uart;
 
 pub use events::{Observer, Quiet};
 pub use run::{CROSS_OPTIONS, RunError, RunOptions, RunOutcome, run};
+
+/// The resource-lock keys a suite needs on a bench (what a run will lock), so a scheduler
+/// can keep runs that share hardware apart instead of letting the second fail.
+pub fn lock_keys(
+    bench: &hilt_model::bench::Bench,
+    suite: &hilt_model::suite::Suite,
+    skip_flash: bool,
+) -> Vec<String> {
+    let mut keys: Vec<String> = lockspecs::collect(bench, suite, skip_flash)
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}

@@ -376,12 +376,13 @@ pub async fn cancel(
         queued
     };
     if queued {
-        agent.set_state(&id, RunState::Cancelled, |r| {
-            r.finished_at = Some(hilt_model::run::now());
-            r.error = Some("cancelled before it started".into());
-        });
-        agent.emit(
+        agent.finish(
             &id,
+            RunState::Cancelled,
+            |r| {
+                r.finished_at = Some(hilt_model::run::now());
+                r.error = Some("cancelled before it started".into());
+            },
             "run.cancelled",
             Some("cancelled before it started".into()),
             json!({"exit_code": null})

@@ -295,6 +295,8 @@ impl Agent {
                 Instant::now() < deadline,
                 "the agent never answered /health"
             );
+            // Only reached when a probe failed fast (not a timed-out wait): a short pause.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -436,10 +438,28 @@ impl Agent {
     }
 
     /// Polls the run until it is done, failed or cancelled.
+    /// Polls the run until it is done, failed or cancelled and its final event (the
+    /// agent's run.finished/failed/cancelled, with `exit_code`) is recorded; returns the run.
+    ///
+    /// The two are awaited separately so that tests about other things do not trip over
+    /// a status that turns terminal just before the final event is appended; the test
+    /// `terminal_status_comes_with_its_final_event` checks that they come together.
     pub fn wait_finished(&self, id: &str) -> Value {
-        self.wait_run(id, Duration::from_secs(60), |v| {
-            matches!(v["status"].as_str(), Some("done" | "failed" | "cancelled"))
-        })
+        let terminal =
+            |v: &Value| matches!(v["status"].as_str(), Some("done" | "failed" | "cancelled"));
+        self.wait_run(id, Duration::from_secs(60), terminal);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.events(id);
+            if events.last().is_some_and(is_final) {
+                return self.run(id);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} is finished but its final event never came: {events:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn events(&self, id: &str) -> Vec<Value> {
@@ -718,6 +738,15 @@ pub fn ts(e: &Value) -> jiff::Timestamp {
         .unwrap_or_else(|| panic!("event without timestamp: {e}"))
         .parse()
         .unwrap_or_else(|err| panic!("bad timestamp in {e}: {err}"))
+}
+
+/// The agent's final event of a run: run.finished / run.failed / run.cancelled with
+/// `exit_code` in its data (the runner's own run.finished has none).
+pub fn is_final(e: &Value) -> bool {
+    matches!(
+        e["event_type"].as_str(),
+        Some("run.finished" | "run.failed" | "run.cancelled")
+    ) && e["data"].get("exit_code").is_some()
 }
 
 /// The first event of `kind`.
