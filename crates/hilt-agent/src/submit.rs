@@ -147,10 +147,17 @@ pub fn recover(agent: &Arc<Agent>) {
     let Ok(entries) = std::fs::read_dir(agent.settings.runs_dir()) else {
         return;
     };
-    let mut recs: Vec<(RunRecord, std::path::PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| record::load(&e.path()).map(|r| (r, e.path())))
-        .collect();
+    let mut recs: Vec<(RunRecord, std::path::PathBuf)> = Vec::new();
+    for e in entries.flatten() {
+        match record::load(&e.path()) {
+            Some(r) => recs.push((r, e.path())),
+            // A submission cut off before its record was written was never acknowledged.
+            None if e.path().is_dir() && !e.path().join("record.json").exists() => {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+            None => {}
+        }
+    }
     recs.sort_by_key(|(r, _)| r.seq);
     let max_seq = recs.iter().map(|(r, _)| r.seq).max().unwrap_or(0);
     agent.next_seq.store(max_seq + 1, Ordering::SeqCst);
