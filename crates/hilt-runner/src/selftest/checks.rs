@@ -454,7 +454,36 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
             }
         }
     }
+    // One log per resource, beside the per-node transport logs.
+    for name in bench.resources.keys() {
+        let prefix = format!("resource.{name}.");
+        if let Ok(mut log) = LogFile::open(
+            &opts
+                .log_dir
+                .join("resources")
+                .join(name)
+                .join("self-test.log"),
+        ) {
+            log.line("SELF_TEST_START");
+            for c in out.iter().filter(|c| c.id.starts_with(&prefix)) {
+                log.line(&format!(
+                    "{} {} {}",
+                    c.status.to_uppercase(),
+                    c.id,
+                    c.message
+                ));
+            }
+        }
+    }
     if let Some(l) = &mut main_log {
+        for c in out.iter() {
+            l.line(&format!(
+                "{} {} {}",
+                c.status.to_uppercase(),
+                c.id,
+                c.message
+            ));
+        }
         l.line("SELF_TEST_END");
     }
 }
