@@ -93,6 +93,11 @@ pub fn save(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     hilt_runner::rundir::write_json_atomic(&dir.join("record.json"), rec)
 }
 
+/// As [`save`], on disk before it returns: a submission is acknowledged only after this.
+pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
+    hilt_runner::rundir::write_json_durable(&dir.join("record.json"), rec)
+}
+
 pub fn load(dir: &Path) -> Option<RunRecord> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("record.json")).ok()?).ok()
 }

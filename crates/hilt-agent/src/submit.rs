@@ -75,7 +75,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         failure: None,
         resource_keys: resource_keys(&s.dir, s.skip_flash),
     };
-    record::save(&s.dir, &rec)
+    record::save_durable(&s.dir, &rec)
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir, true);
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);

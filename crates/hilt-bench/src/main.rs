@@ -182,6 +182,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
+    if q {
+        println!(
+            "\nquick mode: a smoke test of the machinery; the figures are not representative."
+        );
+    }
     let mut failed = 0;
     let mut summary = Vec::new();
     for job in jobs {

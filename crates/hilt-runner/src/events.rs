@@ -73,8 +73,13 @@ impl<'o> Events<'o> {
         self.observer.event(&e);
     }
 
-    /// Pushes everything written so far to disk (at phase and test boundaries).
+    /// Pushes everything written so far to the file (at phase and test boundaries).
     pub fn flush(&mut self) {
+        let _ = lock(&self.ledger).flush_buffer();
+    }
+
+    /// Pushes everything to disk (once, at the end of the run).
+    pub fn sync(&mut self) {
         let _ = lock(&self.ledger).flush();
     }
 
@@ -89,7 +94,7 @@ impl Drop for Events<'_> {
         if let Some(t) = self.flusher.take() {
             let _ = t.join();
         }
-        let _ = lock(&self.ledger).flush();
+        let _ = lock(&self.ledger).flush_buffer();
     }
 }
 

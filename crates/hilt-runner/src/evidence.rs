@@ -15,7 +15,8 @@ pub struct EvidenceInputs<'a> {
     pub suite_path: String,
     pub suite_sha256: Option<String>,
     pub firmware: Value,
-    pub suite_dir: &'a Path,
+    /// `{git_commit, git_branch, git_remote, git_dirty}`, from [`git_info`].
+    pub source: Value,
 }
 
 pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
@@ -75,7 +76,7 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
                   "sha256": inp.suite_sha256, "snapshot_path": snapshot("suite.yaml")},
         "firmware": inp.firmware,
         "duts": r.duts,
-        "source": git_info(inp.suite_dir),
+        "source": inp.source,
         "ci": ci_info(),
         "environment": environment(),
         "result": {"status": r.status.as_str(), "summary": r.summary,
@@ -131,11 +132,7 @@ pub fn metadata(evidence: &Value) -> Value {
 }
 
 fn hilt_files(root: &Path) -> Vec<String> {
-    crate::rundir::file_entries(root, &["manifest.json"])
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|e| e["path"].as_str().map(str::to_string))
-        .collect()
+    crate::rundir::manifest::list_files(root, &["manifest.json"]).unwrap_or_default()
 }
 
 /// Recursively sorts object keys (evidence, metadata and manifests use sorted keys).
@@ -170,7 +167,8 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn git_info(dir: &Path) -> Value {
+/// Git facts about the suite's directory (run in the background while the suite runs).
+pub fn git_info(dir: &Path) -> Value {
     let commit = git(dir, &["rev-parse", "HEAD"]);
     if commit.is_none() {
         return json!({"git_commit": null, "git_branch": null, "git_remote": null, "git_dirty": null});

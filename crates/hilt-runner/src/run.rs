@@ -84,6 +84,12 @@ pub fn run(
     let lo = LoadOptions {
         strict: opts.strict,
     };
+    // Git facts for the evidence take a few subprocesses: gather them while the suite runs.
+    let suite_dir = absolute(&opts.suite)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let git = std::thread::spawn(move || crate::evidence::git_info(&suite_dir));
     let bench = hilt_model::load_bench(&opts.bench, lo);
     let suite = hilt_model::load_suite(&opts.suite, lo);
 
@@ -214,7 +220,15 @@ pub fn run(
     );
     let code = exit_code(results.status, results.failure.as_ref());
     let suite_value = loaded.as_ref().map(|(_, s)| s.value.clone());
-    write_documents(&dir, &mut results, suite_value.as_ref(), opts, &loaded);
+    let source = git.join().unwrap_or(Value::Null);
+    write_documents(
+        &dir,
+        &mut results,
+        suite_value.as_ref(),
+        opts,
+        &loaded,
+        source,
+    );
     status.phase(Phase::Publish);
     publish(opts, &results, &mut events);
     status.phase(Phase::Finalize);
@@ -236,6 +250,16 @@ pub fn run(
         &crate::summary::run_manifest(&results, &dir, &run_id),
     );
     let _ = crate::rundir::write_manifests(&dir);
+    events.sync();
+    crate::rundir::sync_files(
+        &dir,
+        &[
+            "results.json",
+            "status.json",
+            "manifest.json",
+            "command_ledger.jsonl",
+        ],
+    );
     Ok(RunOutcome {
         results,
         results_dir: dir,
@@ -465,7 +489,7 @@ fn copy_input(src: &Path, text: Option<&str>, dst: &Path) {
             _ => return,
         },
     };
-    let _ = write_atomic(dst, &bytes, true);
+    let _ = write_atomic(dst, &bytes, false);
 }
 
 /// Writes results.json (first, so a crash right after still leaves the verdict),
@@ -477,6 +501,7 @@ fn write_documents(
     suite: Option<&Suite>,
     opts: &RunOptions,
     loaded: &Option<(Loaded<Bench>, Loaded<Suite>)>,
+    source: Value,
 ) {
     if r.external_results["steps"]
         .as_array()
@@ -489,7 +514,6 @@ fn write_documents(
             Value::String(path.display().to_string()),
         );
     }
-    let _ = write_json_atomic(&dir.join("results.json"), &*r);
     let empty = Suite {
         version: None,
         suite: hilt_model::suite::SuiteInfo {
@@ -513,10 +537,7 @@ fn write_documents(
         suite_path: absolute(&opts.suite).display().to_string(),
         suite_sha256: sha(loaded.as_ref().map(|(_, s)| s.text.as_str())),
         firmware: r.evidence.get("firmware").cloned().unwrap_or(Value::Null),
-        suite_dir: &absolute(&opts.suite)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+        source,
     };
     let ev = crate::evidence::evidence(r, &inputs);
     let _ = write_json_atomic(&dir.join("evidence.json"), &ev);

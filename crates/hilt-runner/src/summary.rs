@@ -154,10 +154,9 @@ pub fn recovery_markdown(r: &RunResults, alerts: &[Alert], diags: &[Diagnostic])
 
 pub fn run_manifest(r: &RunResults, dir: &Path, run_id: &str) -> Value {
     let rel = |p: &str| dir.join(p).exists().then(|| p.to_string());
-    let mut logs: Vec<String> = crate::rundir::file_entries(dir, &[])
+    let mut logs: Vec<String> = crate::rundir::manifest::list_files(dir, &[])
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|e| e["path"].as_str().map(str::to_string))
         .filter(|p| p.starts_with("logs/"))
         .collect();
     logs.sort();

@@ -18,7 +18,8 @@ use crate::logfile::LogFile;
 
 /// Bytes kept for matching.
 pub const BUFFER_BYTES: usize = 200_000;
-const READ_SLICE: Duration = Duration::from_millis(20);
+/// How often the reader checks for stop; also the cost of closing a port at the end of a run.
+const READ_SLICE: Duration = Duration::from_millis(5);
 
 #[derive(Default)]
 struct Buffer {

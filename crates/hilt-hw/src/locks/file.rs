@@ -109,8 +109,9 @@ pub(crate) fn try_lock(
     let written = held
         .file
         .set_len(0)
-        .and_then(|()| held.file.write_all_at(text.as_bytes(), 0))
-        .and_then(|()| held.file.sync_all());
+        // No fsync: the kernel's flock is the lock; the owner text is for people and dies
+        // with the process anyway. (It was 1 fsync per resource per run.)
+        .and_then(|()| held.file.write_all_at(text.as_bytes(), 0));
     match written {
         Ok(()) => Ok(Some(held)),
         Err(e) => {

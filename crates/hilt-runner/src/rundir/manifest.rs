@@ -9,21 +9,29 @@ use sha2::{Digest, Sha256};
 
 use super::write_json_atomic;
 
-/// Every regular file below `root` (relative paths, sorted), except those in `skip`.
-pub fn file_entries(root: &Path, skip: &[&str]) -> std::io::Result<Vec<Value>> {
+/// Every regular file below `root` as a relative path (sorted), except those in `skip` and
+/// hidden temporaries.
+pub fn list_files(root: &Path, skip: &[&str]) -> std::io::Result<Vec<String>> {
     let mut files = Vec::new();
     walk(root, root, &mut files)?;
-    files.sort();
-    let mut out = Vec::new();
-    for rel in files {
-        let rel_s = rel.to_string_lossy().replace('\\', "/");
-        if skip.contains(&rel_s.as_str()) || rel_s.contains("/.") || rel_s.starts_with('.') {
-            continue;
-        }
-        let (sha, size) = hash_file(&root.join(&rel))?;
-        out.push(json!({"path": rel_s, "sha256": sha, "size_bytes": size}));
-    }
+    let mut out: Vec<String> = files
+        .into_iter()
+        .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+        .filter(|r| !(skip.contains(&r.as_str()) || r.contains("/.") || r.starts_with('.')))
+        .collect();
+    out.sort();
     Ok(out)
+}
+
+/// [`list_files`] with the sha256 and size of each file.
+pub fn file_entries(root: &Path, skip: &[&str]) -> std::io::Result<Vec<Value>> {
+    list_files(root, skip)?
+        .into_iter()
+        .map(|rel| {
+            let (sha, size) = hash_file(&root.join(&rel))?;
+            Ok(json!({"path": rel, "sha256": sha, "size_bytes": size}))
+        })
+        .collect()
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -67,7 +75,11 @@ pub fn write_manifests(root: &Path) -> std::io::Result<()> {
         &json!({"schema_version": "hilt.artifact_manifest.v1", "generated_at": generated_at,
                 "root_dir": root_s, "artifact_count": entries.len(), "artifacts": entries}),
     )?;
-    let entries = file_entries(root, &["manifest.json"])?;
+    // Every file is hashed once: manifest.json = the same entries + artifact_manifest.json.
+    let mut entries = entries;
+    let (sha, size) = hash_file(&root.join("artifact_manifest.json"))?;
+    entries.push(json!({"path": "artifact_manifest.json", "sha256": sha, "size_bytes": size}));
+    entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     write_json_atomic(
         &root.join("manifest.json"),
         &json!({"schema_version": "benchci.artifact_manifest.v1", "generated_at": generated_at,

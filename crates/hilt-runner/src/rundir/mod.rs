@@ -16,11 +16,35 @@ pub use ledger::Ledger;
 pub use manifest::{file_entries, write_manifests};
 pub use status::{StatusBoard, derive_monitoring};
 
-/// Writes `value` as pretty JSON (2-space indent) to `path` by atomic rename.
+/// Writes `value` as pretty JSON (2-space indent) to `path` by atomic rename. Readers never
+/// see half a file and a killed process loses nothing (the page cache survives it); the
+/// run fsyncs its record once at the end ([`sync_files`]) for power loss.
 pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    write_atomic(path, &text, true)
+    write_atomic(path, &text, false)
+}
+
+/// As [`write_json_atomic`], and on disk before it returns (for acknowledgements).
+pub fn write_json_durable(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(path, &text, true)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// fsyncs each file that exists, then their directory.
+pub fn sync_files(dir: &Path, files: &[&str]) {
+    for f in files {
+        if let Ok(file) = fs::File::open(dir.join(f)) {
+            let _ = file.sync_data();
+        }
+    }
+    let _ = sync_dir(dir);
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// Writes bytes to `path` by writing a sibling temporary file and renaming it over `path`;
