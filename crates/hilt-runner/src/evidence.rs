@@ -88,7 +88,8 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
         "measurements": r.measurements,
         "fuzz": r.fuzz,
         "fault_injections": r.fault_injections,
-        "external_results": r.external_results,
+        // BenchCI: null when no external step ran.
+        "external_results": if r.external_results["steps"].as_array().is_some_and(|s| !s.is_empty()) { r.external_results.clone() } else { Value::Null },
         "traceability": {
             "suite": {"name": s.name, "version": s.version, "release_id": s.release_id, "description": s.description,
                       "requirement_ids": s.requirement_ids, "risk_ids": s.risk_ids, "tags": s.tags},

@@ -108,12 +108,19 @@ pub fn collect(bench: &Bench, suite: &Suite, skip_flash: bool) -> Vec<LockSpec> 
                     format!("mock GPIO {name} channel {channel}"),
                 ),
             };
-            specs.push(
-                LockSpec::new(key, display, "gpio_line")
-                    .with_detail("node", name.clone())
-                    .with_detail("line", line.clone())
-                    .with_detail("backend", l.backend.name()),
-            );
+            let channel = match &l.backend {
+                GpioBackend::MockGpio { channel, .. } => Some(channel.to_string()),
+                GpioBackend::LocalGpio { line: n, .. } => Some(n.to_string()),
+                GpioBackend::RemoteGpio { line: n, .. } => n.map(|n| n.to_string()),
+            };
+            let mut spec = LockSpec::new(key, display, "gpio_line")
+                .with_detail("node", name.clone())
+                .with_detail("line", line.clone())
+                .with_detail("backend", l.backend.name());
+            if let Some(c) = channel {
+                spec = spec.with_detail("channel", c);
+            }
+            specs.push(spec);
         }
     }
     specs
@@ -256,7 +263,7 @@ fn resource(bench: &Bench, name: &str, specs: &mut Vec<LockSpec>) {
     };
     let with = |s: LockSpec| {
         s.with_detail("resource", name.to_string())
-            .with_detail("driver", r.driver.type_name())
+            .with_detail("driver_type", r.driver.type_name())
     };
     match &r.driver {
         ResourceDriver::GpioPower { chip, outlets, .. } => {

@@ -503,17 +503,18 @@ fn write_documents(
     loaded: &Option<(Loaded<Bench>, Loaded<Suite>)>,
     source: Value,
 ) {
+    // BenchCI always names the file; it exists only when run_external steps ran.
+    let path = dir.join("external-results.json");
     if r.external_results["steps"]
         .as_array()
         .is_some_and(|s| !s.is_empty())
     {
-        let path = dir.join("external-results.json");
         let _ = write_json_atomic(&path, &r.external_results);
-        r.artifacts.insert(
-            "external_results_json".into(),
-            Value::String(path.display().to_string()),
-        );
     }
+    r.artifacts.insert(
+        "external_results_json".into(),
+        Value::String(path.display().to_string()),
+    );
     let empty = Suite {
         version: None,
         suite: hilt_model::suite::SuiteInfo {
@@ -720,7 +721,6 @@ impl Record {
         ] {
             artifacts.insert(k.into(), p(f));
         }
-        artifacts.insert("external_results_json".into(), Value::Null);
         RunResults {
             tool: "hilt".into(),
             command: "run_local".into(),
