@@ -4,6 +4,7 @@
 //! Build hilt first (`cargo build --release -p hilt-cli`) and the baseline venv
 //! (`scripts/bench/venv.sh`); `scripts/bench/run-all.sh` does both and runs `all`.
 
+mod agent_bench;
 mod child;
 mod demo;
 mod env;
@@ -104,6 +105,8 @@ enum Cmd {
     /// (internal) Bare read loop used as the pty ceiling by uart-throughput.
     #[command(hide = true)]
     RawRead { port: PathBuf, needle: String },
+    /// `hilt agent serve` vs BenchCI's agent: submit→done, memory, start, /health, queue, zip.
+    Agent(agent_bench::Args),
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
 }
@@ -270,6 +273,7 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
                 },
             ),
         ),
+        Cmd::Agent(a) => ("agent", agent_bench::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))
         }

@@ -242,3 +242,55 @@ pub fn derive_monitoring(s: &mut RunStatusSnapshot) {
         next_path: Some(format!("{}/events.jsonl", s.results_dir)),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_run_whose_process_is_gone_is_stalled() {
+        let dir = std::env::temp_dir().join(format!("hilt-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let board = StatusBoard::start(&dir, "r1", 3);
+        drop(board);
+        let text = std::fs::read_to_string(dir.join("status.json")).unwrap();
+        let mut snap: RunStatusSnapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(snap.state, "running");
+        derive_monitoring(&mut snap);
+        assert_eq!(snap.monitoring.state, "running", "this process is alive");
+        snap.monitoring.pid = u32::MAX - 1;
+        derive_monitoring(&mut snap);
+        assert_eq!(snap.monitoring.state, "stalled");
+        assert_eq!(snap.alerts[0].code, "RUN_STALLED");
+        assert!(snap.alerts[0].next_command.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_finished_run_is_idle() {
+        let dir = std::env::temp_dir().join(format!("hilt-status-done-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let board = StatusBoard::start(&dir, "r2", 1);
+        board.phase(Phase::Execute);
+        board.finish("passed", 0, Vec::new());
+        let mut snap: RunStatusSnapshot =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap())
+                .unwrap();
+        derive_monitoring(&mut snap);
+        assert_eq!(
+            (
+                snap.state.as_str(),
+                snap.monitoring.state.as_str(),
+                snap.exit_code
+            ),
+            ("passed", "idle", Some(0))
+        );
+        let execute = snap
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Execute)
+            .unwrap();
+        assert_eq!(execute.state, "done");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
