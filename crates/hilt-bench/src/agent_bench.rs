@@ -81,6 +81,9 @@ pub struct Args {
     /// Downloads (and cp -r copies) per tool [default: 3, quick: 1].
     #[arg(long)]
     zip_trials: Option<usize>,
+    /// Rounds of the queueing test for hilt (BenchCI: 1) [default: 3, quick: 1].
+    #[arg(long)]
+    queue_trials: Option<usize>,
 }
 
 struct P {
@@ -91,6 +94,7 @@ struct P {
     queued: usize,
     zip_mb: u64,
     zip_trials: usize,
+    queue_trials: usize,
 }
 
 /// One target across the parts, for the recap table.
@@ -114,6 +118,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         queued: q(a.queued, 1000, 100).max(1),
         zip_mb: a.zip_mb.unwrap_or(if quick { 32 } else { 512 }),
         zip_trials: q(a.zip_trials, 3, 1).max(1),
+        queue_trials: q(a.queue_trials, 3, 1).max(1),
     };
     let Some(benchci) = env.benchci.clone() else {
         bail!("benchci is not installed; help: run scripts/bench/venv.sh");
@@ -362,7 +367,7 @@ fn memory_and_start(
         range(&cold.benchci)
     ));
     t.note("Cold start: from just before spawn() to the first 200 on GET /health, probing with a fresh connection every 0.5 ms; each start has a fresh work directory; one warm-up start each, not counted. BenchCI always self-tests its registered benches before serving.");
-    t.note("RSS: VmRSS of the agent process and its descendants (BenchCI: the Python interpreter running `benchci agent serve`; no children), read 300 ms after one GET /health.");
+    t.note(format!("RSS: VmRSS of the agent process and its descendants (processes counted: hilt {}, BenchCI {}; BenchCI's is the Python interpreter running `benchci agent serve`), read 300 ms after one GET /health.", h.procs(), b.procs()));
     Ok(t)
 }
 
@@ -708,6 +713,24 @@ fn submit_to_terminal(
         target: "≥ 20× faster".into(),
         met: Some(bw / hw >= 20.0),
     });
+    let [mk, cr, du] = fs_probe(&h.work, 100)?;
+    t.row(
+        "diagnostic: the work dirs' file system, median ms: mkdir / create a file / durable 1 KiB write",
+        format!("{mk:.3} / {cr:.3} / {du:.3}"),
+        "",
+        "",
+        "",
+        None,
+    );
+    let count = |d: &Path| count_entries(d);
+    t.row(
+        "diagnostic: files + directories in one finished run directory",
+        count(&h.work.join("runs").join(&hs[0].id)).to_string(),
+        count(&b.work.join("runs").join(&bs[0].id)).to_string(),
+        "",
+        "",
+        None,
+    );
     let ids = |v: &[RunSample]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
     t.note(format!(
         "hilt event timeline, median ms after run.queued: {}",
@@ -759,6 +782,21 @@ fn dir_bytes(d: &Path) -> u64 {
         }
     }
     n
+}
+
+/// Files and directories below `d`.
+fn count_entries(d: &Path) -> usize {
+    std::fs::read_dir(d).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| {
+                1 + if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    count_entries(&e.path())
+                } else {
+                    0
+                }
+            })
+            .sum()
+    })
 }
 
 /// Ends with an end-of-central-directory record, and (when Python is at hand) lists the
@@ -895,6 +933,13 @@ fn artifacts_zip(
     let z = out.join("benchci.zip");
     bd.push(download(b, &last[1], &z, python)?);
     std::fs::remove_file(&z)?;
+    // What a stream without zip could reach here: the big file through loopback TCP.
+    let mut ceiling = Vec::new();
+    for i in 0..p.zip_trials {
+        let dst = out.join(format!("loopback-{i}"));
+        ceiling.push(loopback_copy(&hres.join("big.bin"), &dst)?);
+        std::fs::remove_file(&dst)?;
+    }
 
     let mb = src as f64 / 1e6;
     let cps = median(&cp);
@@ -959,9 +1004,17 @@ fn artifacts_zip(
         None,
     );
     t.row(
-        "diagnostic: agent CPU s per download (user + sys)",
-        format!("{:.2}", med(&hd, |d| d.cpu)),
-        format!("{:.2}", med(&bd, |d| d.cpu)),
+        "diagnostic: agent CPU s per download (user + sys), % of the download time",
+        format!(
+            "{:.2} ({:.0}%)",
+            med(&hd, |d| d.cpu),
+            100.0 * med(&hd, |d| d.cpu / d.secs)
+        ),
+        format!(
+            "{:.2} ({:.0}%)",
+            med(&bd, |d| d.cpu),
+            100.0 * med(&bd, |d| d.cpu / d.secs)
+        ),
         "",
         "",
         None,
@@ -974,8 +1027,47 @@ fn artifacts_zip(
         "",
         None,
     );
+    let big_mb = p.zip_mb as f64 * (1u64 << 20) as f64 / 1e6;
+    let lc = median(&ceiling);
+    t.row(
+        "diagnostic: ceiling without zip or HTTP: big file → loopback TCP → file, one thread each end, MB/s",
+        format!("{:.0}", big_mb / lc),
+        "",
+        format!("{:.0}% of cp", (big_mb / lc) / (mb / cps) * 100.0),
+        "",
+        None,
+    );
     t.note("hilt streams the zip while writing it (deflate level 1, zip64); BenchCI's zip is Python zipfile. The data is incompressible, so deflate costs CPU and saves nothing. The file is in the page cache for every reader (written just before, one warm-up cp not counted); cp and the download both write their output to the same file system.");
     Ok(t)
+}
+
+/// `src` → loopback TCP → `dst`, 256 KiB reads and writes, a thread at each end; seconds.
+fn loopback_copy(src: &Path, dst: &Path) -> anyhow::Result<f64> {
+    use std::io::Read;
+    fn pump(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                return to.flush();
+            }
+            to.write_all(&buf[..n])?;
+        }
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    let src = src.to_path_buf();
+    let t = Instant::now();
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = l.accept()?;
+        pump(&mut std::fs::File::open(src)?, &mut s)
+    });
+    let mut c = std::net::TcpStream::connect(addr)?;
+    pump(&mut c, &mut std::fs::File::create(dst)?)?;
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1046,65 +1138,125 @@ fn flood(
     Ok((total, lat.into_inner().unwrap(), ids.into_inner().unwrap()))
 }
 
+struct QueueRound {
+    total: f64,
+    lat: Vec<f64>,
+    depth: u64,
+    /// CPU seconds during the submissions: the agent's, and this client's.
+    cpu: (f64, f64),
+    /// hilt: cancelling the queued runs (s), and the running one until the agent is idle (s).
+    cancel: Option<(f64, f64)>,
+}
+
+/// One round: a blocker that holds the bench, `n` submissions behind it; then (hilt) cancel
+/// them all and wait until the agent is idle, or (BenchCI, no cancel endpoint) kill it.
+fn queue_round(a: &mut Agent, n: usize) -> anyhow::Result<QueueRound> {
+    let ping = submit_body(PING_SUITE);
+    let block = submit_body(BLOCK_SUITE);
+    let submit = |_: usize, _: &[String]| ("/v1/runs/json".to_string(), ping.clone());
+    let api = Api::new(a.port);
+    let blocker = api.post_json("/v1/runs/json", &block)?;
+    let bid = blocker["run_id"].as_str().context("no run_id")?.to_string();
+    wait_status(&api, &bid, &["running"], Duration::from_secs(30))?;
+    let (cpu0, me0) = (a.cpu(), agent_proc::cpu_time(std::process::id()));
+    let (total, lat, ids) = flood(&api, n, submit, &[])?;
+    let cpu = (
+        (a.cpu() - cpu0).as_secs_f64(),
+        (agent_proc::cpu_time(std::process::id()) - me0).as_secs_f64(),
+    );
+    let depth = api.get_json("/health")?["queue_depth"]
+        .as_u64()
+        .unwrap_or(0);
+    if a.kind == Kind::Benchci {
+        // No cancel endpoint, and state lives in memory: stopping the agent ends them.
+        a.kill();
+        return Ok(QueueRound {
+            total,
+            lat,
+            depth,
+            cpu,
+            cancel: None,
+        });
+    }
+    let (ct, _, _) = flood(
+        &api,
+        ids.len(),
+        |i, ids| (format!("/v1/runs/{}/cancel", ids[i]), Vec::new()),
+        &ids,
+    )?;
+    let t = Instant::now();
+    api.post_json(&format!("/v1/runs/{bid}/cancel"), b"")?;
+    wait_status(&api, &bid, &["failed", "done"], Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = api.get_json("/health")?;
+        if v["queue_depth"].as_u64() == Some(0) && v["active_runs"].as_u64() == Some(0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("hilt agent not idle 30 s after cancelling everything: {v}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let idle = t.elapsed().as_secs_f64();
+    let sample = api.get_json(&format!("/v1/runs/{}", ids[ids.len() / 2]))?;
+    if sample["cancelled"] != json!(true) {
+        bail!("a cancelled run does not say so: {sample}");
+    }
+    Ok(QueueRound {
+        total,
+        lat,
+        depth,
+        cpu,
+        cancel: Some((ct, idle)),
+    })
+}
+
+/// What the file system under `dir` charges for the operations every submission makes,
+/// median ms of `n` each: creating a directory, creating an empty file, and a durable
+/// 1 KiB write to an existing file (write + fdatasync, then fsync of its directory).
+fn fs_probe(dir: &Path, n: usize) -> anyhow::Result<[f64; 3]> {
+    let d = dir.join("fs-probe");
+    std::fs::create_dir_all(&d)?;
+    let (mut mk, mut cr, mut du) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let t = Instant::now();
+        std::fs::create_dir(d.join(format!("d{i}")))?;
+        mk.push(ms(t.elapsed()));
+        let t = Instant::now();
+        let mut f = std::fs::File::create(d.join(format!("f{i}")))?;
+        cr.push(ms(t.elapsed()));
+        let t = Instant::now();
+        f.write_all(&[b'x'; 1024])?;
+        f.sync_data()?;
+        std::fs::File::open(&d)?.sync_all()?;
+        du.push(ms(t.elapsed()));
+    }
+    std::fs::remove_dir_all(&d)?;
+    Ok([median(&mk), median(&cr), median(&du)])
+}
+
 fn queueing(
     h: &mut Agent,
     b: &mut Agent,
     p: &P,
     targets: &mut Vec<Target>,
 ) -> anyhow::Result<Table> {
-    let ping = submit_body(PING_SUITE);
-    let block = submit_body(BLOCK_SUITE);
-    let submit = |_: usize, _: &[String]| ("/v1/runs/json".to_string(), ping.clone());
-    let mut res = Vec::new();
-    for a in [&mut *h, &mut *b] {
-        let api = Api::new(a.port);
-        let blocker = api.post_json("/v1/runs/json", &block)?;
-        let bid = blocker["run_id"].as_str().context("no run_id")?.to_string();
-        wait_status(&api, &bid, &["running"], Duration::from_secs(30))?;
-        let (total, lat, ids) = flood(&api, p.queued, submit, &[])?;
-        let depth = api.get_json("/health")?["queue_depth"]
-            .as_u64()
-            .unwrap_or(0);
-        let mut cancel = None;
-        if a.kind == Kind::Hilt {
-            let (ct, _, _) = flood(
-                &api,
-                ids.len(),
-                |i, ids| (format!("/v1/runs/{}/cancel", ids[i]), Vec::new()),
-                &ids,
-            )?;
-            let t = Instant::now();
-            api.post_json(&format!("/v1/runs/{bid}/cancel"), b"")?;
-            wait_status(&api, &bid, &["failed", "done"], Duration::from_secs(30))?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let v = api.get_json("/health")?;
-                if v["queue_depth"].as_u64() == Some(0) && v["active_runs"].as_u64() == Some(0) {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("hilt agent not idle 30 s after cancelling everything: {v}");
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let idle = t.elapsed().as_secs_f64();
-            let sample = api.get_json(&format!("/v1/runs/{}", ids[ids.len() / 2]))?;
-            if sample["cancelled"] != json!(true) {
-                bail!("a cancelled run does not say so: {sample}");
-            }
-            cancel = Some((ct, idle));
-        } else {
-            // No cancel endpoint, and state lives in memory: stopping the agent ends them.
-            a.kill();
-        }
-        res.push((total, lat, depth, cancel));
-    }
-    let (ht, hl, hdepth, hc) = &res[0];
-    let (bt, bl, bdepth, _) = &res[1];
     let n = p.queued;
+    let mut hr = Vec::new();
+    for _ in 0..p.queue_trials {
+        hr.push(queue_round(h, n)?);
+    }
+    let br = queue_round(b, n)?;
+    let totals: Vec<f64> = hr.iter().map(|r| r.total).collect();
+    let ht = median(&totals);
+    let bt = br.total;
+    let hl: Vec<f64> = hr.iter().flat_map(|r| r.lat.iter().copied()).collect();
+    let bl = &br.lat;
     let mut t = Table::new(
         format!(
-            "agent: {n} runs queued behind a running one (POST /v1/runs/json from {SUBMITTERS} keep-alive connections)"
+            "agent: {n} runs queued behind a running one (POST /v1/runs/json from {SUBMITTERS} keep-alive connections; hilt median of {} rounds, BenchCI 1)",
+            p.queue_trials
         ),
         "BenchCI 2.0.1 agent",
     );
@@ -1112,21 +1264,35 @@ fn queueing(
         format!("{n} submissions accepted, total s"),
         format!("{ht:.3}"),
         format!("{bt:.3}"),
-        format!("{:.1}× faster", bt / ht),
+        format!("{:.2}× (BenchCI / hilt)", bt / ht),
         "< 1 s",
-        Some(*ht < 1.0),
+        Some(ht < 1.0),
     );
     targets.push(Target {
         case: format!("{n} runs queued, s"),
         hilt: format!("{ht:.3}"),
         benchci: format!("{bt:.3}"),
-        ratio: format!("{:.1}× faster", bt / ht),
+        ratio: format!("{:.2}× (BenchCI / hilt)", bt / ht),
         target: "< 1 s".into(),
-        met: Some(*ht < 1.0),
+        met: Some(ht < 1.0),
     });
+    if hr.len() > 1 {
+        t.note(format!(
+            "hilt rounds, s: {}",
+            totals
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     t.row(
         "per submission p50 / p99 ms",
-        format!("{:.2} / {:.2}", percentile(hl, 50.0), percentile(hl, 99.0)),
+        format!(
+            "{:.2} / {:.2}",
+            percentile(&hl, 50.0),
+            percentile(&hl, 99.0)
+        ),
         format!("{:.2} / {:.2}", percentile(bl, 50.0), percentile(bl, 99.0)),
         "",
         "",
@@ -1134,30 +1300,57 @@ fn queueing(
     );
     t.row(
         "queue_depth afterwards (/health)",
-        hdepth.to_string(),
-        bdepth.to_string(),
+        hr.iter()
+            .map(|r| r.depth.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        br.depth.to_string(),
         "",
         n.to_string(),
         None,
     );
-    if let Some((ct, idle)) = hc {
-        t.row(
-            format!("cancel the {n} queued runs, total s"),
-            format!("{ct:.3}"),
-            "(no cancel endpoint)",
-            "",
-            "",
-            None,
-        );
-        t.row(
-            "cancel the running one → agent idle, s",
-            format!("{idle:.3}"),
-            "(killed instead)",
-            "",
-            "",
-            None,
-        );
-    }
-    t.note("The running run waits for a line the DUT never prints (within_ms 600000), so every submission queues behind it on the bench. hilt acknowledges a run only once its record is on disk (fsync); BenchCI keeps runs in memory. hilt's runs are then cancelled (POST /v1/runs/{id}/cancel); BenchCI has no cancel endpoint, so its agent is killed.");
+    let hcpu =
+        |f: fn(&(f64, f64)) -> f64| median(&hr.iter().map(|r| f(&r.cpu)).collect::<Vec<_>>());
+    t.row(
+        "diagnostic: CPU s during the submissions, agent + this client",
+        format!("{:.2} + {:.2}", hcpu(|c| c.0), hcpu(|c| c.1)),
+        format!("{:.2} + {:.2}", br.cpu.0, br.cpu.1),
+        "",
+        "",
+        None,
+    );
+    let cancels: Vec<(f64, f64)> = hr.iter().filter_map(|r| r.cancel).collect();
+    t.row(
+        format!("cancel the {n} queued runs, total s"),
+        format!(
+            "{:.3}",
+            median(&cancels.iter().map(|c| c.0).collect::<Vec<_>>())
+        ),
+        "(no cancel endpoint)",
+        "",
+        "",
+        None,
+    );
+    t.row(
+        "cancel the running one → agent idle, s",
+        format!(
+            "{:.3}",
+            median(&cancels.iter().map(|c| c.1).collect::<Vec<_>>())
+        ),
+        "(killed instead)",
+        "",
+        "",
+        None,
+    );
+    let [mk, cr, du] = fs_probe(&h.work, 100)?;
+    t.row(
+        "diagnostic: this file system, median ms: mkdir / create a file / durable 1 KiB write (fdatasync + directory fsync)",
+        format!("{mk:.3} / {cr:.3} / {du:.3}"),
+        "",
+        "",
+        "",
+        None,
+    );
+    t.note("The running run waits for a line the DUT never prints (within_ms 600000), so every submission queues behind it on the bench. hilt acknowledges a run only once its record.json is on disk (file and directory fsync); BenchCI keeps runs in memory and acknowledges before anything is durable. hilt's runs are then cancelled (POST /v1/runs/{id}/cancel); BenchCI has no cancel endpoint, so its agent is killed.");
     Ok(t)
 }

@@ -224,3 +224,41 @@ impl Api {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Serves `replies` in order on one connection, one per request head received.
+    fn serve(replies: Vec<&'static [u8]>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut seen = Vec::new();
+            for r in replies {
+                while find(&seen, b"\r\n\r\n").is_none() {
+                    let mut b = [0u8; 1024];
+                    let n = s.read(&mut b).unwrap();
+                    seen.extend_from_slice(&b[..n]);
+                }
+                let end = find(&seen, b"\r\n\r\n").unwrap() + 4;
+                seen.drain(..end);
+                s.write_all(r).unwrap();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn keep_alive_content_length_and_chunked() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+        ]);
+        let mut c = Conn::connect(addr).unwrap();
+        assert_eq!(c.get("/health").unwrap(), (200, b"hello".to_vec()));
+        assert_eq!(c.get("/x").unwrap(), (404, b"abcde".to_vec()));
+    }
+}

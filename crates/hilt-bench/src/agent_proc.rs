@@ -176,6 +176,11 @@ impl Agent {
             .sum()
     }
 
+    /// How many processes [`Agent::rss_kib`] counts.
+    pub fn procs(&self) -> usize {
+        tree(self.pid).len()
+    }
+
     /// The agent process's own peak resident set (VmHWM), in KiB.
     pub fn hwm_kib(&self) -> u64 {
         status_kib(self.pid, "VmHWM:").unwrap_or(0)
@@ -259,7 +264,7 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(after.split_whitespace().map(String::from).collect())
 }
 
-fn cpu_time(pid: u32) -> Duration {
+pub fn cpu_time(pid: u32) -> Duration {
     // utime and stime are fields 14 and 15 of stat: indices 11 and 12 after the name.
     let Some(f) = stat_fields(pid) else {
         return Duration::ZERO;
