@@ -76,6 +76,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         resource_keys: resource_keys(&s.dir, s.skip_flash),
     };
     record::save_durable(&s.dir, &rec)
+        .and_then(|()| std::fs::File::open(agent.settings.runs_dir())?.sync_all())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir, true);
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);

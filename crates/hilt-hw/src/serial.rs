@@ -24,6 +24,11 @@ pub trait SerialPort: Send {
     fn write_all_bytes(&mut self, data: &[u8]) -> io::Result<()>;
     /// A second handle to the same port, so one thread reads while another writes.
     fn try_clone_port(&self) -> io::Result<Box<dyn SerialPort>>;
+    /// The file descriptor to wait on, when the port has one: the reader then sleeps in
+    /// `poll` and can be woken at once to stop.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// Opens a real serial port with exclusive access (a second opener gets "busy").
@@ -114,5 +119,10 @@ impl SerialPort for RealPort {
     fn try_clone_port(&self) -> io::Result<Box<dyn SerialPort>> {
         let port = self.port.try_clone_native().map_err(io::Error::other)?;
         Ok(Box::new(RealPort { port }))
+    }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.port.as_raw_fd())
     }
 }

@@ -19,7 +19,7 @@ use crate::logfile::LogFile;
 /// Bytes kept for matching.
 pub const BUFFER_BYTES: usize = 200_000;
 /// How often the reader checks for stop; also the cost of closing a port at the end of a run.
-const READ_SLICE: Duration = Duration::from_millis(5);
+const READ_SLICE: Duration = Duration::from_millis(2);
 
 #[derive(Default)]
 struct Buffer {
@@ -83,6 +83,8 @@ pub enum ExpectMiss {
 }
 
 pub struct Uart {
+    /// Written to (then closed) to wake the reader out of poll() when stopping.
+    wake: Option<std::os::fd::OwnedFd>,
     writer: Box<dyn SerialPort>,
     shared: Arc<Shared>,
     log: Arc<Mutex<LogFile>>,
@@ -100,6 +102,8 @@ impl Uart {
         });
         let log = Arc::new(Mutex::new(log));
         let stop = Arc::new(AtomicBool::new(false));
+        // The reader sleeps in poll() on the port and a wake pipe, so stopping is immediate.
+        let (wake_r, wake_w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
         let reader = {
             let (shared, log, stop) = (shared.clone(), log.clone(), stop.clone());
             std::thread::Builder::new()
@@ -107,7 +111,15 @@ impl Uart {
                 .spawn(move || {
                     let mut chunk = vec![0u8; 64 * 1024];
                     while !stop.load(Ordering::Relaxed) {
-                        match reader_port.read_timeout(&mut chunk, READ_SLICE) {
+                        let slice = match reader_port.raw_fd() {
+                            Some(fd) => match wait_readable(fd, &wake_r) {
+                                Readable::Port => Duration::ZERO,
+                                Readable::Wake => break,
+                                Readable::Nothing => continue,
+                            },
+                            None => READ_SLICE,
+                        };
+                        match reader_port.read_timeout(&mut chunk, slice) {
                             Ok(0) => {}
                             Ok(n) => {
                                 log.lock()
@@ -136,6 +148,7 @@ impl Uart {
                 })?
         };
         Ok(Uart {
+            wake: Some(wake_w),
             writer: port,
             shared,
             log,
@@ -247,6 +260,9 @@ impl Uart {
     /// Stops the reader and flushes the log.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.wake.take() {
+            let _ = nix::unistd::write(&w, b"x");
+        }
         if let Some(t) = self.reader.take() {
             let _ = t.join();
         }
@@ -278,6 +294,36 @@ fn tail_lines(data: &[u8]) -> String {
         cut = 0;
     }
     crate::logfile::escape(&data[cut..])
+}
+
+enum Readable {
+    Port,
+    Wake,
+    Nothing,
+}
+
+/// Waits (at most 100 ms) until the port has data or the wake pipe is written.
+fn wait_readable(fd: std::os::fd::RawFd, wake: &std::os::fd::OwnedFd) -> Readable {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::{AsFd, BorrowedFd};
+    // SAFETY: `fd` belongs to the reader's port handle, which outlives this call.
+    let port = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [
+        PollFd::new(port, PollFlags::POLLIN),
+        PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, PollTimeout::from(100u16)) {
+        Ok(n) if n > 0 => {
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                Readable::Wake
+            } else if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                Readable::Port
+            } else {
+                Readable::Nothing
+            }
+        }
+        _ => Readable::Nothing,
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -107,9 +107,10 @@ fn files(root: &FsPath) -> std::io::Result<Vec<PathBuf>> {
 
 fn write_zip(root: &FsPath, sink: ChannelWriter) -> std::io::Result<()> {
     let mut z = zip::ZipWriter::new_stream(sink);
+    // Stored, not deflated: results are small text or already-compressed firmware and
+    // logs, and deflate on one core was the download's bottleneck (and grew random data).
     let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(1))
+        .compression_method(zip::CompressionMethod::Stored)
         .large_file(true);
     let mut buf = vec![0u8; CHUNK];
     for path in files(root)? {
