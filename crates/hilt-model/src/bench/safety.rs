@@ -94,6 +94,17 @@ pub struct ExternalTarget {
     pub lock_key: Option<String>,
 }
 
+impl ExternalTarget {
+    /// The target's `arg_patterns` as full-match regexes (invalid ones are reported by
+    /// bench validation and match nothing).
+    pub fn arg_regexes(&self) -> Vec<regex::Regex> {
+        self.arg_patterns
+            .iter()
+            .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+            .collect()
+    }
+}
+
 fn default_methods() -> Vec<String> {
     vec!["GET".to_string(), "POST".to_string()]
 }

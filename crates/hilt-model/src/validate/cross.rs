@@ -321,11 +321,7 @@ impl Ctx<'_> {
                 ),
             );
         }
-        let patterns: Vec<regex::Regex> = t
-            .arg_patterns
-            .iter()
-            .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
-            .collect();
+        let patterns = t.arg_regexes();
         for (i, a) in r.args.iter().enumerate() {
             if !patterns.iter().any(|p| p.is_match(a)) {
                 d.error(

@@ -452,11 +452,7 @@ fn check_policy<'b>(bench: &'b Bench, r: &RunExternal) -> Result<&'b ExternalTar
                     r.target
                 ));
             }
-            let patterns: Vec<regex::Regex> = t
-                .arg_patterns
-                .iter()
-                .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
-                .collect();
+            let patterns = t.arg_regexes();
             for a in &r.args {
                 if !patterns.iter().any(|p| p.is_match(a)) {
                     return Err(format!(
