@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
@@ -149,15 +149,13 @@ impl Agent {
         }
     }
 
-    /// Moves a run to `state` and persists the record.
+    /// Moves a run to a non-terminal `state` and persists the record (terminal states go
+    /// through [`Agent::finish`]).
     pub fn set_state(&self, run_id: &str, state: RunState, f: impl FnOnce(&mut RunRecord)) {
         let mut runs = self.runs();
         if let Some(e) = runs.map.get_mut(run_id) {
             e.rec.status = state;
             f(&mut e.rec);
-            if state.is_terminal() {
-                e.rec.current_step = None;
-            }
             let _ = record::save(&e.dir, &e.rec);
         }
     }
@@ -184,10 +182,6 @@ impl Agent {
 /// A short random run id: the first 12 hex characters of a random UUID (as BenchCI).
 pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-pub fn ordering() -> Ordering {
-    Ordering::SeqCst
 }
 
 /// Appends an event to a run: memory, disk, live subscribers, current test/step.

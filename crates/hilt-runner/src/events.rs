@@ -82,10 +82,6 @@ impl<'o> Events<'o> {
     pub fn sync(&mut self) {
         let _ = lock(&self.ledger).flush();
     }
-
-    pub fn count(&self) -> u64 {
-        self.seq
-    }
 }
 
 impl Drop for Events<'_> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use hilt_hw::locks::{LockSpec, canonical_serial_key};
-use hilt_model::bench::{Bench, FlashBackend, GpioBackend, ResetMethod, ResourceDriver, Transport};
+use hilt_model::bench::{Bench, FlashBackend, GpioBackend, ResourceDriver, Transport};
 use hilt_model::suite::{Step, Suite};
 
 pub fn collect(bench: &Bench, suite: &Suite, skip_flash: bool) -> Vec<LockSpec> {
@@ -203,9 +203,6 @@ fn flash(bench: &Bench, node: &str, specs: &mut Vec<LockSpec>) {
     let Some(n) = bench.nodes.get(node) else {
         return;
     };
-    if n.reset.method == ResetMethod::None && n.flash.is_none() {
-        return;
-    }
     let Some(f) = &n.flash else { return };
     let base = |key: String, display: String, cat: &str| {
         LockSpec::new(key, display, cat)

@@ -22,10 +22,6 @@ impl LogFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn path_string(&self) -> String {
         self.path.display().to_string()
     }

@@ -253,10 +253,6 @@ impl Uart {
             .path_string()
     }
 
-    pub fn received_total(&self) -> u64 {
-        self.shared.lock().end()
-    }
-
     /// Stops the reader and flushes the log.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -2,10 +2,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub struct Ledger {
-    path: PathBuf,
     out: BufWriter<File>,
 }
 
@@ -13,13 +12,8 @@ impl Ledger {
     pub fn open(path: &Path) -> std::io::Result<Ledger> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Ledger {
-            path: path.to_path_buf(),
             out: BufWriter::with_capacity(64 * 1024, f),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn append(&mut self, value: &impl serde::Serialize) -> std::io::Result<()> {
