@@ -59,12 +59,8 @@ impl Observer for PairClock {
 pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     let dut = hilt_sim::SimDut::start(hilt_sim::DutConfig::default())
         .map_err(|e| anyhow::anyhow!("starting the simulated DUT: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !dut.controls().state().ready {
-        if Instant::now() > deadline {
-            bail!("the simulated DUT did not boot");
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if !dut.wait_ready(Duration::from_secs(2)) {
+        bail!("the simulated DUT did not boot");
     }
     let port = dut.port_path().to_path_buf();
     let dir = env.scratch("roundtrip")?;
@@ -202,9 +198,7 @@ mod tests {
     #[test]
     fn both_paths_time_every_exchange() {
         let dut = hilt_sim::SimDut::start(hilt_sim::DutConfig::default()).unwrap();
-        while !dut.controls().state().ready {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        assert!(dut.wait_ready(Duration::from_secs(10)));
         let dir = tempfile::tempdir().unwrap();
         let bench = dir.path().join("bench.yaml");
         let suite = dir.path().join("suite.yaml");

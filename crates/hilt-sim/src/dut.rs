@@ -91,6 +91,20 @@ impl SimDutHandle {
     }
 
     /// In-process access to power, GPIO and faults (same operations as the socket).
+    /// Waits until the device has booted (READY high), up to `timeout`. Returns whether
+    /// it did.
+    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let controls = self.controls();
+        while !controls.state().ready {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        true
+    }
+
     pub fn controls(&self) -> Controls {
         self.controls
             .clone()

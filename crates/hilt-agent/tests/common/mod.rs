@@ -70,11 +70,10 @@ impl Lab {
             ..DutConfig::default()
         })
         .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !dut.controls().state().ready {
-            assert!(Instant::now() < deadline, "the simulated DUT did not boot");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        assert!(
+            dut.wait_ready(Duration::from_secs(10)),
+            "the simulated DUT did not boot"
+        );
         self.duts.push(dut);
         let text = SIM_BENCH
             .replace("{{NODE}}", node)

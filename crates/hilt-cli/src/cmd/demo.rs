@@ -20,10 +20,8 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     })
     .map_err(|e| anyhow::anyhow!("cannot start the simulated device: {e}"))?;
     // A bench device is normally up before a run starts: wait for the sim's first boot.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while !dut.controls().state().ready && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    // If it does not, the run itself explains what the device failed to do.
+    dut.wait_ready(std::time::Duration::from_secs(2));
     let bench = dir.join("bench.yaml");
     let suite = dir.join("suite.yaml");
     std::fs::write(&bench, demo::bench(&port, &control))

@@ -26,10 +26,7 @@ impl Bench {
             ..DutConfig::default()
         })
         .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !dut.controls().state().ready && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        dut.wait_ready(std::time::Duration::from_secs(5));
         let bench = dir.path().join("bench.yaml");
         let text = include_str!("../../src/demo/bench.yaml")
             .replace("{{PORT}}", &port.display().to_string())
