@@ -76,6 +76,63 @@ pub struct RunRecord {
     /// wait for each other even on different benches.
     #[serde(default)]
     pub resource_keys: Vec<String>,
+    /// Why this run's record could not be read (the run is reported as failed, its files
+    /// are kept untouched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+    /// What the agent did to this run when it shut down (queued runs: kept or cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+impl RunRecord {
+    /// The record reported for a run directory whose `record.json` does not parse.
+    pub fn damaged(run_id: &str, reason: String, created_at: String) -> RunRecord {
+        RunRecord {
+            run_id: run_id.to_string(),
+            status: RunState::Failed,
+            mode: "unknown".into(),
+            bench_id: None,
+            lock_key: String::new(),
+            exit_code: None,
+            error: Some(format!("damaged run record: {reason}")),
+            created_at,
+            started_at: None,
+            finished_at: None,
+            current_test: None,
+            current_step: None,
+            skip_flash: false,
+            verbose: false,
+            artifact: None,
+            seq: 0,
+            failure: None,
+            resource_keys: Vec::new(),
+            damaged: Some(reason),
+            notice: None,
+        }
+    }
+}
+
+/// The agent's final event of a run: a terminal type carrying `exit_code` (the runner's own
+/// terminal events are folded into it and never logged separately).
+pub fn is_terminal_event(e: &AgentEvent) -> bool {
+    matches!(
+        e.event_type.as_str(),
+        "run.finished" | "run.failed" | "run.cancelled"
+    ) && e.data.contains_key("exit_code")
+}
+
+/// The final event type of a terminal state.
+pub fn terminal_kind(state: RunState) -> &'static str {
+    match state {
+        RunState::Done => "run.finished",
+        RunState::Cancelled => "run.cancelled",
+        RunState::Queued
+        | RunState::Preparing
+        | RunState::Running
+        | RunState::UploadingArtifacts
+        | RunState::Failed => "run.failed",
+    }
 }
 
 /// One agent event (agent-api spec §5) with hilt's sequence number.
@@ -98,8 +155,23 @@ pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     hilt_runner::rundir::write_json_durable(&dir.join("record.json"), rec)
 }
 
-pub fn load(dir: &Path) -> Option<RunRecord> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("record.json")).ok()?).ok()
+/// Why a run directory's record cannot be used.
+#[derive(Debug)]
+pub enum LoadError {
+    /// No `record.json`: a submission cut off before it was acknowledged.
+    Missing,
+    /// Present but unreadable or not a record.
+    Damaged(String),
+}
+
+pub fn load(dir: &Path) -> Result<RunRecord, LoadError> {
+    let text = match std::fs::read(dir.join("record.json")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
+        Err(e) => return Err(LoadError::Damaged(format!("cannot read record.json: {e}"))),
+    };
+    serde_json::from_slice(&text)
+        .map_err(|e| LoadError::Damaged(format!("record.json is not a run record: {e}")))
 }
 
 pub fn append_event(dir: &Path, e: &AgentEvent) -> std::io::Result<()> {

@@ -53,6 +53,7 @@ impl Agent {
             }),
             // Private, so no other agent's restart file can stop this one.
             restart_file: Some(work.path().join("restart")),
+            policy: Default::default(),
         };
         let (control, rx) = tokio::sync::mpsc::channel(8);
         let (port_tx, port_rx) = std::sync::mpsc::channel();

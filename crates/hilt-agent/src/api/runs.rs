@@ -208,7 +208,8 @@ pub fn view(agent: &Agent, r: &RunRecord) -> Value {
     json!({"run_id": r.run_id, "status": wire_status(r.status), "cancelled": r.status == RunState::Cancelled, "mode": r.mode, "bench_id": r.bench_id,
            "exit_code": r.exit_code, "error": r.error, "created_at": r.created_at, "started_at": r.started_at,
            "finished_at": r.finished_at, "current_test": r.current_test, "current_step": r.current_step,
-           "queue_depth": agent.runs().queue_depth(), "failure": r.failure})
+           "queue_depth": agent.runs().queue_depth(), "failure": r.failure,
+           "damaged": r.damaged, "notice": r.notice})
 }
 
 fn record(agent: &Agent, id: &str) -> Result<RunRecord, ApiError> {
@@ -284,12 +285,14 @@ pub async fn stream(
     Query(q): Query<AfterQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before reading the backlog so nothing falls between the two.
-    let mut rx = agent
-        .runs()
-        .map
-        .get(&id)
-        .map(|e| e.tx.subscribe())
-        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    let rx = {
+        let runs = agent.runs();
+        let e = runs
+            .map
+            .get(&id)
+            .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+        e.live.as_ref().map(|l| l.log.subscribe())
+    };
     let (state, backlog) = agent
         .events_after(&id, q.after)
         .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
@@ -301,9 +304,9 @@ pub async fn stream(
                 return;
             }
         }
-        if state.is_terminal() {
+        let Some(mut rx) = rx.filter(|_| !state.is_terminal()) else {
             return;
-        }
+        };
         loop {
             let batch = match rx.recv().await {
                 Ok(e) if e.seq <= last => continue,
@@ -320,10 +323,7 @@ pub async fn stream(
             };
             for e in batch {
                 last = e.seq;
-                let end = matches!(
-                    e.event_type.as_str(),
-                    "run.finished" | "run.failed" | "run.cancelled"
-                ) && e.data.get("exit_code").is_some();
+                let end = crate::record::is_terminal_event(&e);
                 if tx.send(e).await.is_err() || end {
                     return;
                 }
@@ -355,7 +355,7 @@ pub async fn cancel(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let queued = {
+    {
         let mut runs = agent.runs();
         let e = runs
             .map
@@ -367,31 +367,14 @@ pub async fn cancel(
                 e.rec.status.as_str()
             )));
         }
-        e.cancel_signal.get_or_insert(0);
-        e.cancel.cancel();
-        let queued = e.rec.status == RunState::Queued;
-        if queued {
-            runs.queue.retain(|x| x != &id);
+        // Also set for a queued run: if the dispatcher starts it meanwhile, the runner
+        // sees the cancel at once.
+        if let Some(l) = &mut e.live {
+            l.cancel_signal.get_or_insert(0);
+            l.cancel.cancel();
         }
-        queued
-    };
-    if queued {
-        agent.finish(
-            &id,
-            RunState::Cancelled,
-            |r| {
-                r.finished_at = Some(hilt_model::run::now());
-                r.error = Some("cancelled before it started".into());
-            },
-            "run.cancelled",
-            Some("cancelled before it started".into()),
-            json!({"exit_code": null})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        agent.metrics.finished(RunState::Cancelled);
     }
+    agent.cancel_queued(&id, "cancelled before it started");
     let r = record(&agent, &id)?;
     Ok(Json(view(&agent, &r)))
 }

@@ -151,6 +151,9 @@ fn run_inner(a: &RunArgs) -> Result<i32, Stop> {
                 Some(e) => eprintln!("run {run_id} {status}: {e}"),
                 None => eprintln!("run {run_id} {status}"),
             }
+            if let Some(n) = view.get("notice").and_then(Value::as_str) {
+                eprintln!("agent: {n}");
+            }
             if doc.is_some() {
                 eprintln!("results: {}", run_dir.join("results.json").display());
             }
@@ -327,6 +330,13 @@ fn follow(
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Feed::Event(e)) => {
+                // What the agent did to this run when it shut down (queued runs).
+                if e.event_type == "run.notice" {
+                    if let Some(m) = &e.message {
+                        eprintln!("agent: {m}");
+                    }
+                    continue;
+                }
                 // The agent's own run.started has no details; the runner's follows.
                 if e.event_type == EventKind::RUN_STARTED && !e.data.contains_key("tests_total") {
                     continue;
