@@ -37,16 +37,21 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
                 (e.rec.seq, e.rec.run_id.clone(), at)
             })
             .collect();
-        // Newest first: everything past max_runs goes, and anything older than the cutoff.
+        // Anything older than the cutoff goes; of the rest, everything past the newest
+        // max_runs.
         finished.sort_by(|a, b| b.0.cmp(&a.0));
-        let ids: Vec<String> = finished
+        let (old, young): (Vec<_>, Vec<_>) = finished
             .into_iter()
-            .enumerate()
-            .filter(|(i, (_, _, at))| {
-                (policy.max_runs > 0 && *i as u64 >= policy.max_runs)
-                    || matches!((cutoff, at), (Some(c), Some(t)) if *t < c)
-            })
-            .map(|(_, (_, id, _))| id)
+            .partition(|(_, _, at)| matches!((cutoff, at), (Some(c), Some(t)) if *t < c));
+        let keep = if policy.max_runs == 0 {
+            young.len()
+        } else {
+            policy.max_runs.min(young.len() as u64) as usize
+        };
+        let ids: Vec<String> = old
+            .into_iter()
+            .chain(young.into_iter().skip(keep))
+            .map(|(_, id, _)| id)
             .collect();
         ids.into_iter()
             .filter_map(|id| runs.map.remove(&id).map(|e| (id, e.dir)))

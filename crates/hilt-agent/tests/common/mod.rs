@@ -765,3 +765,25 @@ pub fn last<'a>(events: &'a [Value], kind: &str) -> &'a Value {
         .find(|e| e["event_type"] == kind)
         .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
 }
+
+/// A run's log holds exactly one `run.started` (if it ever left the queue) and exactly one
+/// final event, which is the last one.
+pub fn assert_one_start_one_end(events: &[Value]) {
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or(""))
+        .collect();
+    let started = kinds.iter().filter(|k| **k == "run.started").count();
+    assert!(started <= 1, "more than one run.started: {kinds:?}");
+    let finals = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["event_type"].as_str(),
+                Some("run.finished" | "run.failed" | "run.cancelled")
+            )
+        })
+        .count();
+    assert_eq!(finals, 1, "one final event expected: {kinds:?}");
+    assert!(is_final(events.last().unwrap()), "{kinds:?}");
+}
