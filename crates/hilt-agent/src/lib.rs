@@ -34,6 +34,10 @@ pub use state::{Agent, Stop};
 /// finished can still collect them; new runs are refused meanwhile.
 const DRAIN_LINGER: Duration = Duration::from_secs(5);
 
+/// The same after a cancelling stop (second SIGTERM, SIGQUIT): shorter, the operator asked
+/// for a quick exit, but a waiting client still gets its cancelled run's results.
+const CANCEL_LINGER: Duration = Duration::from_secs(3);
+
 /// What the process asks the agent to do (mapped from signals by the binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -133,11 +137,15 @@ pub async fn serve(
             // polls once a second) still fetch their status, events and artifacts before
             // the port closes. One more stop signal ends the wait.
             if drained {
+                let window = match agent.stop_mode() {
+                    Stop::Cancel(_) => CANCEL_LINGER,
+                    Stop::Drain | Stop::No => DRAIN_LINGER,
+                };
                 tracing::info!(
-                    seconds = DRAIN_LINGER.as_secs(),
+                    seconds = window.as_secs(),
                     "executing runs ended; serving their results before exiting"
                 );
-                let mut linger = std::pin::pin!(tokio::time::sleep(DRAIN_LINGER));
+                let mut linger = std::pin::pin!(tokio::time::sleep(window));
                 loop {
                     tokio::select! {
                         _ = &mut linger => break,

@@ -191,3 +191,42 @@ pub fn load_events(dir: &Path) -> Vec<AgentEvent> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// What recovery needs to know about a log, read line by line without keeping it.
+#[derive(Default)]
+pub struct LogSummary {
+    pub last_seq: u64,
+    pub has_started: bool,
+    /// The agent's final event, if logged.
+    pub final_event: Option<AgentEvent>,
+}
+
+pub fn summarize_events(dir: &Path) -> LogSummary {
+    #[derive(Deserialize)]
+    struct Head {
+        seq: u64,
+        event_type: String,
+    }
+    let mut s = LogSummary::default();
+    let Ok(f) = std::fs::File::open(dir.join("events.jsonl")) else {
+        return s;
+    };
+    for line in std::io::BufRead::lines(std::io::BufReader::new(f)).map_while(Result::ok) {
+        let Ok(h) = serde_json::from_str::<Head>(&line) else {
+            continue;
+        };
+        s.last_seq = s.last_seq.max(h.seq);
+        match h.event_type.as_str() {
+            "run.started" => s.has_started = true,
+            "run.finished" | "run.failed" | "run.cancelled" => {
+                if let Ok(e) = serde_json::from_str::<AgentEvent>(&line)
+                    && is_terminal_event(&e)
+                {
+                    s.final_event = Some(e);
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}

@@ -68,8 +68,8 @@ pub fn recover(agent: &Arc<Agent>) {
 
 /// Makes a non-queued run's record and event log agree (see the module docs).
 pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
-    let events = record::load_events(dir);
-    let mut next = events.last().map(|e| e.seq).unwrap_or(0) + 1;
+    let log = record::summarize_events(dir);
+    let mut next = log.last_seq + 1;
     let mut append = |kind: &str, message: Option<String>, data: Map<String, Value>| {
         let ev = AgentEvent {
             seq: next,
@@ -83,9 +83,9 @@ pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
             tracing::error!(run_id = %rec.run_id, error = %e, "cannot repair the run's event log");
         }
     };
-    let final_event = events.iter().rev().find(|e| record::is_terminal_event(e));
+    let final_event = log.final_event.as_ref();
     let left_queue = rec.started_at.is_some() || rec.status.is_active();
-    if left_queue && !events.iter().any(|e| e.event_type == EventKind::RUN_STARTED) {
+    if left_queue && !log.has_started {
         append(EventKind::RUN_STARTED, None, Map::new());
     }
     if rec.status.is_terminal() {
