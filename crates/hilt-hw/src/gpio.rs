@@ -38,15 +38,21 @@ pub fn open(
                     })?),
                     None => None,
                 };
-                let initial = match line.direction {
-                    Direction::Output => !line.active_high,
-                    Direction::Input => line.bias == Some(Bias::PullUp),
-                };
+                // Lines that share a channel are one wire: an output on it decides
+                // its starting level, otherwise a pull-up does.
+                let wire = mock.wires.entry(*channel).or_insert(false);
+                match line.direction {
+                    Direction::Output => *wire = !line.active_high,
+                    Direction::Input => {
+                        if line.bias == Some(Bias::PullUp) && !channel_has_output(lines, *channel) {
+                            *wire = true;
+                        }
+                    }
+                }
                 mock.lines.insert(
                     name.clone(),
                     MockLine {
                         channel: *channel,
-                        level: initial,
                         link,
                     },
                 );
@@ -62,29 +68,39 @@ pub fn open(
     }
     for (name, line) in lines {
         if drive_outputs && line.direction == Direction::Output {
-            let level = mock.lines[name].level;
+            let level = mock.wires[&mock.lines[name].channel];
             mock.set(name, level)?;
         }
     }
     Ok(Box::new(mock))
 }
 
+fn channel_has_output(lines: &BTreeMap<String, GpioLine>, channel: u32) -> bool {
+    lines.values().any(|l| {
+        l.direction == Direction::Output
+            && matches!(&l.backend, GpioBackend::MockGpio { channel: c, .. } if *c == channel)
+    })
+}
+
 /// `mock_gpio`: levels held in memory, or wired to a simulated DUT over its control socket.
+/// A node's lines that share a `channel` are one wire (as in BenchCI): a level set through
+/// one is read through the others.
 #[derive(Default)]
 pub struct MockGpio {
     lines: BTreeMap<String, MockLine>,
+    /// Physical level of each channel of this node.
+    wires: BTreeMap<u32, bool>,
 }
 
 struct MockLine {
     channel: u32,
-    level: bool,
     link: Option<SimLink>,
 }
 
 impl MockGpio {
-    fn line(&mut self, name: &str) -> Result<&mut MockLine, HwError> {
+    fn line(&self, name: &str) -> Result<&MockLine, HwError> {
         self.lines
-            .get_mut(name)
+            .get(name)
             .ok_or_else(|| HwError::Unsupported(format!("no GPIO line `{name}`")))
     }
 }
@@ -96,17 +112,20 @@ impl GpioLines for MockGpio {
             link.gpio_set(l.channel, level)
                 .map_err(|e| HwError::io("simulated GPIO", e))?;
         }
-        l.level = level;
+        let channel = l.channel;
+        self.wires.insert(channel, level);
         Ok(())
     }
 
     fn get(&mut self, line: &str) -> Result<bool, HwError> {
         let l = self.line(line)?;
+        let channel = l.channel;
         if let Some(link) = &l.link {
-            l.level = link
-                .gpio_get(l.channel)
+            let level = link
+                .gpio_get(channel)
                 .map_err(|e| HwError::io("simulated GPIO", e))?;
+            self.wires.insert(channel, level);
         }
-        Ok(l.level)
+        Ok(self.wires.get(&channel).copied().unwrap_or(false))
     }
 }
