@@ -5,49 +5,12 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Run states of the agent API (agent-api spec §4), plus `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    Queued,
-    Preparing,
-    Running,
-    UploadingArtifacts,
-    Done,
-    Failed,
-    Cancelled,
-}
+pub use hilt_api::RunState;
 
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Queued => "queued",
-            RunState::Preparing => "preparing",
-            RunState::Running => "running",
-            RunState::UploadingArtifacts => "uploading_artifacts",
-            RunState::Done => "done",
-            RunState::Failed => "failed",
-            RunState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunState::Done | RunState::Failed | RunState::Cancelled
-        )
-    }
-
-    /// Executing: holds its bench.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            RunState::Preparing | RunState::Running | RunState::UploadingArtifacts
-        )
-    }
-}
+/// One agent event (agent-api spec §5) with hilt's sequence number.
+pub type AgentEvent = hilt_api::RunEvent;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -116,10 +79,7 @@ impl RunRecord {
 /// The agent's final event of a run: a terminal type carrying `exit_code` (the runner's own
 /// terminal events are folded into it and never logged separately).
 pub fn is_terminal_event(e: &AgentEvent) -> bool {
-    matches!(
-        e.event_type.as_str(),
-        "run.finished" | "run.failed" | "run.cancelled"
-    ) && e.data.contains_key("exit_code")
+    e.is_final()
 }
 
 /// The final event type of a terminal state.
@@ -133,17 +93,6 @@ pub fn terminal_kind(state: RunState) -> &'static str {
         | RunState::UploadingArtifacts
         | RunState::Failed => "run.failed",
     }
-}
-
-/// One agent event (agent-api spec §5) with hilt's sequence number.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AgentEvent {
-    pub seq: u64,
-    pub timestamp: String,
-    pub event_type: String,
-    pub message: Option<String>,
-    #[schema(value_type = Object)]
-    pub data: Map<String, Value>,
 }
 
 pub fn save(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
