@@ -5,13 +5,13 @@
 //! Field names are BenchCI's (agent-api spec); hilt's extensions are optional fields.
 
 mod error;
-mod event;
 mod gpio;
 mod health;
 mod run;
 
 pub use error::ErrorBody;
-pub use event::RunEvent;
+/// A run's event: the one event type of runner, agent and clients.
+pub use hilt_model::run::Event as RunEvent;
 pub use gpio::{GpioOk, GpioSessionStarted, GpioValue, GpioWaitResult};
 pub use health::{BenchHealthCounts, Health};
 pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};
