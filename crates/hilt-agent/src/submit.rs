@@ -100,10 +100,14 @@ fn resource_keys(dir: &std::path::Path, skip_flash: bool) -> Vec<String> {
         hilt_model::load_bench(&dir.join("bench.yaml"), lo),
         hilt_model::load_suite(&dir.join("suite.yaml"), lo),
     ) {
-        (Ok(b), Ok(s)) => hilt_runner::lock_keys(&b.value, &s.value, skip_flash)
-            .into_iter()
-            .map(|k| format!("resource:{k}"))
-            .collect(),
+        (Ok(b), Ok(s)) => match hilt_runner::Plan::from_loaded(b, s, skip_flash) {
+            Ok(plan) => plan
+                .lock_keys()
+                .into_iter()
+                .map(|k| format!("resource:{k}"))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
         _ => Vec::new(),
     }
 }
