@@ -96,10 +96,16 @@ impl GpioDriver for MockGpio {
                 Direction::Output => !line.active_high,
                 Direction::Input => line.bias == Some(Bias::PullUp),
             };
-            let wire = wires.0.entry(channel).or_insert(Wire { level, link: None });
+            // Lines that share a channel are one wire: an output on it decides its
+            // starting level, otherwise a pull-up does.
+            let wire = wires.0.entry(channel).or_insert(Wire {
+                level: false,
+                link: None,
+            });
             wire.link = wire.link.take().or(link);
-            if line.direction == Direction::Output {
-                wire.level = level;
+            match line.direction {
+                Direction::Output => wire.level = level,
+                Direction::Input => wire.level |= level,
             }
             offsets.insert(name.clone(), channel);
         }
