@@ -80,9 +80,15 @@ pub fn identify(
                 for (k, v) in dut.fields() {
                     e.insert(k.into(), json!(v));
                 }
-                e.insert("identity_source".into(), "uart_self_identification".into());
+                // As BenchCI: nothing was observed, so the entry holds the bench's identity.
+                e.insert("identity_source".into(), "configured".into());
                 e.insert("verification_status".into(), status.into());
-                e.insert("self_identification".into(), json!({"transport": si.transport, "required": si.required, "error": err, "queried_at": queried_at}));
+                e.insert(
+                    "self_identification".into(),
+                    json!({"transport": si.transport, "queried_at": queried_at, "configured": configured,
+                           "observed": {}, "response_sha256": null, "verification_status": "query_failed",
+                           "required": si.required, "error": err}),
+                );
                 let f = si.required.then(|| {
                     Failure::new(
                         Category::DutIdentityQueryFailed,
@@ -222,7 +228,11 @@ fn compare(
     e.insert("node".into(), name.into());
     if mismatched.is_empty() {
         for (k, v) in dut.fields() {
-            if let Some(v) = observed.get(k).cloned().or_else(|| v.as_ref().map(|v| json!(v))) {
+            if let Some(v) = observed
+                .get(k)
+                .cloned()
+                .or_else(|| v.as_ref().map(|v| json!(v)))
+            {
                 e.insert(k.into(), v);
             }
         }
@@ -239,7 +249,10 @@ fn compare(
         }
         e.insert("identity_source".into(), "configured".into());
         e.insert("verification_status".into(), status.into());
-        let fields: Vec<&str> = mismatched.iter().map(|m| m.split(':').next().unwrap_or("")).collect();
+        let fields: Vec<&str> = mismatched
+            .iter()
+            .map(|m| m.split(':').next().unwrap_or(""))
+            .collect();
         e.insert(
             "self_identification".into(),
             json!({"transport": transport, "queried_at": queried_at, "configured": configured, "observed": observed,

@@ -58,7 +58,10 @@ impl Case {
     pub fn from_meta(name: &str, meta: &Value) -> Case {
         let known = ["about", "mode", "args", "device", "files"];
         for k in meta.as_object().map(|m| m.keys()).into_iter().flatten() {
-            assert!(known.contains(&k.as_str()), "{name}/case.yaml: unknown key {k}");
+            assert!(
+                known.contains(&k.as_str()),
+                "{name}/case.yaml: unknown key {k}"
+            );
         }
         let mode = match meta["mode"].as_str().unwrap_or("run") {
             "run" => Mode::Run,
@@ -77,11 +80,7 @@ impl Case {
             suite: None,
             args: meta["args"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| x.as_str().unwrap().to_string())
-                        .collect()
-                })
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
                 .unwrap_or_default(),
             device: Device {
                 boot_ms: d["boot_ms"].as_u64(),

@@ -26,11 +26,7 @@ impl Difference {
 }
 
 /// Compares two outcomes; `None` results means the tool wrote no results.json.
-pub fn compare(
-    exit: (i32, i32),
-    benchci: Option<&Value>,
-    hilt: Option<&Value>,
-) -> Vec<Difference> {
+pub fn compare(exit: (i32, i32), benchci: Option<&Value>, hilt: Option<&Value>) -> Vec<Difference> {
     let mut out = Vec::new();
     if exit.0 != exit.1 {
         out.push(Difference::new("exit_code", exit.0, exit.1));
@@ -47,7 +43,15 @@ pub fn compare(
             return out;
         }
     };
-    for field in ["status", "summary", "skip_flash", "verbose", "tool", "command", "run_mode"] {
+    for field in [
+        "status",
+        "summary",
+        "skip_flash",
+        "verbose",
+        "tool",
+        "command",
+        "run_mode",
+    ] {
         if b[field] != h[field] {
             out.push(Difference::new(field, &b[field], &h[field]));
         }
@@ -75,8 +79,16 @@ fn verdicts(b: &Value, h: &Value, out: &mut Vec<Difference>) {
         for (field, a, c) in [
             ("name", &x["name"], &y["name"]),
             ("passed", &x["passed"], &y["passed"]),
-            ("failure.category", &x["failure"]["category"], &y["failure"]["category"]),
-            ("failure.source", &x["failure"]["source"], &y["failure"]["source"]),
+            (
+                "failure.category",
+                &x["failure"]["category"],
+                &y["failure"]["category"],
+            ),
+            (
+                "failure.source",
+                &x["failure"]["source"],
+                &y["failure"]["source"],
+            ),
         ] {
             if a != c {
                 out.push(Difference::new(format!("tests[{i}].{field}"), a, c));
@@ -105,12 +117,12 @@ fn keys_are_data(path: &str) -> bool {
         "metrics",
         "details",
         "transport_logs",
-        "artifacts",
         "configured",
         "observed",
     ];
     let last = path.rsplit(['.', ']']).next().unwrap_or(path);
-    DATA.contains(&last)
+    // A failure's artifacts are the logs that matter to it; the run's are fixed keys.
+    DATA.contains(&last) || path.ends_with("failure.artifacts")
 }
 
 /// Every path (arrays as `[]`) with the set of value kinds seen there, and the key order of
@@ -153,8 +165,38 @@ fn paths(
     }
 }
 
+type Kinds = BTreeMap<String, Vec<&'static str>>;
+
+/// The path one level up: `a.b` → `a`, `a[]` → `a`, `a` → ``.
+fn parent(p: &str) -> Option<&str> {
+    if p.is_empty() {
+        return None;
+    }
+    if let Some(x) = p.strip_suffix("[]") {
+        return Some(x);
+    }
+    Some(p.rfind('.').map_or("", |i| &p[..i]))
+}
+
+/// Whether `p`'s absence from `side` follows from data rather than shape: an ancestor there
+/// is an empty array or map (`[]`/`.*` never seen) or null.
+fn absent_by_data(p: &str, side: &Kinds) -> bool {
+    let mut at = p;
+    while let Some(up) = parent(at) {
+        let container = at.ends_with("[]") || at.ends_with(".*") || at == "*";
+        match side.get(up) {
+            Some(k) if k.iter().all(|x| *x == "null") => return true,
+            Some(_) => return !side.contains_key(at) && container,
+            None => at = up,
+        }
+    }
+    false
+}
+
 /// Key paths, value kinds and key order. A path that holds `null` in one tool and a value in
-/// the other is only reported when the value kinds (beside null) disagree.
+/// the other is only reported when the value kinds (beside null) disagree; what lies below
+/// an empty array/map or a null on one side is not compared (the data differs, the verdict
+/// comparison reports that); `details` objects are free-form (spec: run-results §9).
 fn shape(b: &Value, h: &Value, out: &mut Vec<Difference>) {
     let (mut kb, mut ob) = (BTreeMap::new(), BTreeMap::new());
     let (mut kh, mut oh) = (BTreeMap::new(), BTreeMap::new());
@@ -163,19 +205,29 @@ fn shape(b: &Value, h: &Value, out: &mut Vec<Difference>) {
     let strip = |k: &Vec<&'static str>| -> Vec<&'static str> {
         k.iter().copied().filter(|x| *x != "null").collect()
     };
+    let free_form =
+        |p: &str| p.contains("details.") || (p == "error" && b["status"] != h["status"]);
     for (p, x) in &kb {
+        if free_form(p) {
+            continue;
+        }
         match kh.get(p) {
+            None if absent_by_data(p, &kh) => {}
             None => out.push(Difference::new(format!("shape:{p}"), x.join("|"), "absent")),
             Some(y) => {
                 let (sx, sy) = (strip(x), strip(y));
                 if !sx.is_empty() && !sy.is_empty() && sx != sy {
-                    out.push(Difference::new(format!("kind:{p}"), x.join("|"), y.join("|")));
+                    out.push(Difference::new(
+                        format!("kind:{p}"),
+                        x.join("|"),
+                        y.join("|"),
+                    ));
                 }
             }
         }
     }
     for (p, y) in &kh {
-        if !kb.contains_key(p) {
+        if !kb.contains_key(p) && !free_form(p) && !absent_by_data(p, &kb) {
             out.push(Difference::new(format!("shape:{p}"), "absent", y.join("|")));
         }
     }
@@ -187,7 +239,11 @@ fn shape(b: &Value, h: &Value, out: &mut Vec<Difference>) {
             let (cx, cy) = (common(x, y), common(y, x));
             if cx != cy {
                 let at = if p.is_empty() { "<top>" } else { p.as_str() };
-                out.push(Difference::new(format!("order:{at}"), cx.join(","), cy.join(",")));
+                out.push(Difference::new(
+                    format!("order:{at}"),
+                    cx.join(","),
+                    cy.join(","),
+                ));
             }
         }
     }
@@ -231,11 +287,32 @@ mod tests {
             "kind:n",
             "order:order",
         ] {
-            assert!(fields.contains(&f.to_string()), "{f} not found in {fields:?}");
+            assert!(
+                fields.contains(&f.to_string()),
+                "{f} not found in {fields:?}"
+            );
         }
         let none = compare((1, 3), None, Some(&h));
         assert_eq!(none.len(), 2, "{none:?}");
         assert_eq!(none[1].field, "results.json");
+    }
+
+    #[test]
+    fn nothing_is_reported_below_an_empty_or_null_container() {
+        let b = json!({"tests": [], "failure": null, "metrics": {}});
+        let h = json!({"tests": [{"name": "a", "failure": {"category": "X"}}],
+            "failure": {"category": "X", "details": {"a": 1}},
+            "metrics": {"i": {"value": 1.0}}});
+        assert_eq!(
+            compare((1, 1), Some(&b), Some(&h)).len(),
+            2,
+            "tests.len and failure.category only"
+        );
+        let h2 = json!({"tests": [], "failure": {"category": "X", "extra": 1}, "metrics": {}});
+        let b2 = json!({"tests": [], "failure": {"category": "X"}, "metrics": {}});
+        let d = compare((1, 1), Some(&b2), Some(&h2));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].field, "shape:failure.extra");
     }
 
     #[test]

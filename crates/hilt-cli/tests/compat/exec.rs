@@ -63,7 +63,11 @@ pub fn run(tool: Tool, case: &Case, dir: &Path) -> Outcome {
         })
         .unwrap();
         if d.powered != Some(false) {
-            assert!(dut.wait_ready(Duration::from_secs(10)), "{}: device did not boot", case.name);
+            assert!(
+                dut.wait_ready(Duration::from_secs(10)),
+                "{}: device did not boot",
+                case.name
+            );
         }
         if let Some(fault) = &d.fault {
             dut.controls().fault(fault).unwrap();
@@ -133,7 +137,10 @@ fn wait(mut cmd: Command, case: &str, tool: Tool) -> i32 {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{case}: {} did not finish within {TOOL_TIMEOUT:?}", tool.label());
+            panic!(
+                "{case}: {} did not finish within {TOOL_TIMEOUT:?}",
+                tool.label()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }

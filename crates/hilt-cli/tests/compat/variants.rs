@@ -9,7 +9,7 @@ use super::case::{Case, Device, Mode};
 /// (two pairs that share a channel, one inverted), mock power and a mock instrument.
 fn bench(defaults: bool) -> String {
     let defaults = if defaults {
-        "defaults: {node: dut, timeouts: {within_ms: 2000}}\n"
+        "defaults: {node: dut, timeouts: {within_ms: 1000}}\n"
     } else {
         ""
     };
@@ -21,7 +21,8 @@ fn bench(defaults: bool) -> String {
          inp: {{backend: mock_gpio, channel: 0, direction: input, edge: both}}\n      \
          nout: {{backend: mock_gpio, channel: 1, direction: output, active_high: false}}\n      \
          ninp: {{backend: mock_gpio, channel: 1, direction: input, active_high: false, edge: rising}}\n      \
-         lone: {{backend: mock_gpio, channel: 4, direction: input}}\n\
+         lone: {{backend: mock_gpio, channel: 4, direction: input}}\n      \
+         pu: {{backend: mock_gpio, channel: 5, direction: input, bias: pull_up}}\n\
          resources:\n  mains: {{kind: power_controller, driver: {{type: mock_power, outlets: {{dut: true, aux: false}}}}}}\n  \
          shunt: {{kind: measurement, driver: {{type: mock_measurement, value: 0.012, quantity: current, unit: A}}}}\n"
     )
@@ -77,10 +78,17 @@ fn uart() -> Vec<Case> {
     ] {
         for (outcome, pattern) in [("hit", hit), ("miss", miss)] {
             for within in [Some(2000), None] {
-                let within = if outcome == "miss" { within.map(|_| 300) } else { within };
+                let within = if outcome == "miss" {
+                    within.map(|_| 300)
+                } else {
+                    within
+                };
                 tests.push((
                     format!("{rule_kind} {outcome} within {within:?}"),
-                    vec![send("\"ping\\n\""), expect(&format!("{rule_kind}: {pattern}"), within)],
+                    vec![
+                        send("\"ping\\n\""),
+                        expect(&format!("{rule_kind}: {pattern}"), within),
+                    ],
                 ));
             }
         }
@@ -93,7 +101,10 @@ fn uart() -> Vec<Case> {
         "regex over several lines".into(),
         vec![
             send("\"version\\n\""),
-            expect("regex: \"pong\\\\s+(?:\\\\S+\\\\s+)*version \\\\d+\"", Some(2000)),
+            expect(
+                "regex: \"pong\\\\s+(?:\\\\S+\\\\s+)*version \\\\d+\"",
+                Some(2000),
+            ),
         ],
     ));
     let mut forms = Vec::new();
@@ -101,13 +112,21 @@ fn uart() -> Vec<Case> {
         ("lf", "\"echo lf-form\\n\"", "lf-form", true),
         ("crlf", "\"echo crlf-form\\r\\n\"", "crlf-form", true),
         ("no newline", "\"echo bare-form\"", "bare-form", false),
-        ("unicode", "\"echo h\u{e9}llo-\u{2713}\\n\"", "h\u{e9}llo-\u{2713}", true),
+        (
+            "unicode",
+            "\"echo h\u{e9}llo-\u{2713}\\n\"",
+            "h\u{e9}llo-\u{2713}",
+            true,
+        ),
         ("single quoted", "'echo sq-form\\n'", "sq-form", false),
     ] {
         let within = if ok { 2000 } else { 300 };
         forms.push((
             format!("send_uart {form}"),
-            vec![send(data), expect(&format!("contains: \"{reply}\""), Some(within))],
+            vec![
+                send(data),
+                expect(&format!("contains: \"{reply}\""), Some(within)),
+            ],
         ));
     }
     forms.push((
@@ -118,13 +137,26 @@ fn uart() -> Vec<Case> {
         ],
     ));
     vec![
-        case("expect-uart", "expect_uart options and the rolling buffer", true, &tests),
-        case("send-uart", "send_uart data forms (a line without newline gets no reply)", true, &forms),
+        case(
+            "expect-uart",
+            "expect_uart options and the rolling buffer",
+            true,
+            &tests,
+        ),
+        case(
+            "send-uart",
+            "send_uart data forms (a line without newline gets no reply)",
+            true,
+            &forms,
+        ),
         case(
             "expect-uart-no-default",
             "expect_uart without within_ms and without bench defaults",
             false,
-            &[("no timeout anywhere".into(), vec![send("\"ping\\n\""), expect("contains: \"pong\"", None)])],
+            &[(
+                "no timeout anywhere".into(),
+                vec![send("\"ping\\n\""), expect("contains: \"pong\"", None)],
+            )],
         ),
     ]
 }
@@ -139,14 +171,19 @@ fn gpio() -> Vec<Case> {
                 vec![
                     format!("gpio_set: {{node: dut, line: {out}, value: {value}}}"),
                     format!("gpio_get: {{node: dut, line: {inp}, expect: {value}}}"),
-                    format!("gpio_expect: {{node: dut, line: {inp}, value: {value}, within_ms: 200}}"),
+                    format!(
+                        "gpio_expect: {{node: dut, line: {inp}, value: {value}, within_ms: 200}}"
+                    ),
                 ],
             ));
             tests.push((
                 format!("{inp} expect {} while {out} is {value}", !value),
                 vec![
                     format!("gpio_set: {{node: dut, line: {out}, value: {value}}}"),
-                    format!("gpio_expect: {{node: dut, line: {inp}, value: {}, within_ms: 200}}", !value),
+                    format!(
+                        "gpio_expect: {{node: dut, line: {inp}, value: {}, within_ms: 200}}",
+                        !value
+                    ),
                 ],
             ));
         }
@@ -166,24 +203,52 @@ fn gpio() -> Vec<Case> {
     for edge in ["rising", "falling", "both"] {
         tests.push((
             format!("wait_edge {edge} with nothing moving"),
-            vec![format!("gpio_wait_edge: {{node: dut, line: inp, edge: {edge}, within_ms: 200}}")],
+            vec![format!(
+                "gpio_wait_edge: {{node: dut, line: inp, edge: {edge}, within_ms: 200}}"
+            )],
         ));
     }
     let mut errors = Vec::new();
     for (what, step) in [
         ("read an output", "gpio_get: {node: dut, line: out}"),
-        ("drive an input", "gpio_set: {node: dut, line: inp, value: true}"),
-        ("wait for an edge the line is not configured for", "gpio_wait_edge: {node: dut, line: ninp, edge: falling, within_ms: 200}"),
-        ("wait for an edge on a line without edge", "gpio_wait_edge: {node: dut, line: lone, edge: rising, within_ms: 200}"),
+        (
+            "drive an input",
+            "gpio_set: {node: dut, line: inp, value: true}",
+        ),
+        (
+            "wait for an edge the line is not configured for",
+            "gpio_wait_edge: {node: dut, line: ninp, edge: falling, within_ms: 200}",
+        ),
+        (
+            "wait for an edge on a line without edge",
+            "gpio_wait_edge: {node: dut, line: lone, edge: rising, within_ms: 200}",
+        ),
     ] {
         errors.push(case(
             &format!("gpio-{}", what.replace(' ', "-")),
             &format!("GPIO: {what}"),
             true,
-            &[(what.to_string(), vec![step.to_string()]), ("after".into(), vec!["sleep_ms: 0".into()])],
+            &[
+                (what.to_string(), vec![step.to_string()]),
+                ("after".into(), vec!["sleep_ms: 0".into()]),
+            ],
         ));
     }
-    let mut all = vec![case("gpio", "GPIO steps over shared-channel wires", true, &tests)];
+    let mut all = vec![case(
+        "gpio",
+        "GPIO steps over shared-channel wires",
+        true,
+        &tests,
+    )];
+    all.push(case(
+        "gpio-pull-up",
+        "an undriven input with bias: pull_up",
+        true,
+        &[(
+            "pulled up".into(),
+            vec!["gpio_get: {node: dut, line: pu, expect: true}".into()],
+        )],
+    ));
     all.extend(errors);
     all
 }
@@ -201,18 +266,35 @@ fn power() -> Vec<Case> {
     ];
     let after = ("after".to_string(), vec!["sleep_ms: 1".to_string()]);
     vec![
-        case("power", "power on/off/cycle/expect on mock_power", true, &[("power".into(), ok), after.clone()]),
+        case(
+            "power",
+            "power on/off/cycle/expect on mock_power",
+            true,
+            &[("power".into(), ok), after.clone()],
+        ),
         case(
             "power-expect-mismatch",
             "power_expect that does not hold",
             true,
-            &[("mismatch".into(), vec!["power_expect: {resource: mains, outlet: aux, state: true}".into()]), after.clone()],
+            &[
+                (
+                    "mismatch".into(),
+                    vec!["power_expect: {resource: mains, outlet: aux, state: true}".into()],
+                ),
+                after.clone(),
+            ],
         ),
         case(
             "power-unknown-outlet",
             "power_set on an outlet the resource does not have",
             true,
-            &[("unknown outlet".into(), vec!["power_set: {resource: mains, outlet: nope, state: true}".into()]), after],
+            &[
+                (
+                    "unknown outlet".into(),
+                    vec!["power_set: {resource: mains, outlet: nope, state: true}".into()],
+                ),
+                after,
+            ],
         ),
     ]
 }
@@ -221,43 +303,98 @@ fn power() -> Vec<Case> {
 fn measurement() -> Vec<Case> {
     let mut cases = Vec::new();
     let after = ("after".to_string(), vec!["sleep_ms: 1".to_string()]);
-    for (limit, pass, fail) in [
+    let limits = [
         ("expect_less_than", "0.02", "0.012"),
         ("expect_less_than_or_equal", "0.012", "0.011"),
         ("expect_greater_than", "0.011", "0.012"),
         ("expect_greater_than_or_equal", "0.012", "0.013"),
         ("expect_equal", "0.012", "0.0125"),
-    ] {
-        for (outcome, bound) in [("pass", pass), ("fail", fail)] {
-            let key = limit.trim_start_matches("expect_").replace('_', "-");
-            cases.push(case(
-                &format!("measure-{key}-{outcome}"),
-                &format!("measure with {limit}: {bound} ({outcome})"),
-                true,
-                &[
-                    (format!("measure {limit} {bound}"), vec![format!("measure: {{resource: shunt, record_as: i, {limit}: {bound}}}")]),
-                    after.clone(),
-                ],
-            ));
-            cases.push(case(
-                &format!("assert-metric-{key}-{outcome}"),
-                &format!("assert_metric with {limit}: {bound} ({outcome})"),
-                true,
-                &[
-                    ("record".into(), vec!["measure: {resource: shunt, record_as: i, unit: A}".into()]),
-                    (format!("assert {limit} {bound}"), vec![format!("assert_metric: {{name: i, {limit}: {bound}}}")]),
-                    after.clone(),
-                ],
-            ));
-        }
+    ];
+    // Passing limits never stop a run: one suite holds them all.
+    let mut passing = vec![(
+        "record".to_string(),
+        vec!["measure: {resource: shunt, record_as: i, unit: A}".to_string()],
+    )];
+    for (limit, pass, _) in limits {
+        passing.push((
+            format!("measure {limit} {pass}"),
+            vec![format!(
+                "measure: {{resource: shunt, record_as: m, {limit}: {pass}}}"
+            )],
+        ));
+        passing.push((
+            format!("assert {limit} {pass}"),
+            vec![format!("assert_metric: {{name: i, {limit}: {pass}}}")],
+        ));
+    }
+    cases.push(case(
+        "measure-pass",
+        "measure and assert_metric within every kind of limit",
+        true,
+        &passing,
+    ));
+    // A failing limit aborts a BenchCI run: one run each.
+    for (limit, _, fail) in limits {
+        let key = limit.trim_start_matches("expect_").replace('_', "-");
+        cases.push(case(
+            &format!("measure-{key}-fail"),
+            &format!("measure with {limit}: {fail} (fails)"),
+            true,
+            &[
+                (
+                    format!("measure {limit} {fail}"),
+                    vec![format!(
+                        "measure: {{resource: shunt, record_as: i, {limit}: {fail}}}"
+                    )],
+                ),
+                after.clone(),
+            ],
+        ));
+        cases.push(case(
+            &format!("assert-metric-{key}-fail"),
+            &format!("assert_metric with {limit}: {fail} (fails)"),
+            true,
+            &[
+                (
+                    "record".into(),
+                    vec!["measure: {resource: shunt, record_as: i, unit: A}".into()],
+                ),
+                (
+                    format!("assert {limit} {fail}"),
+                    vec![format!("assert_metric: {{name: i, {limit}: {fail}}}")],
+                ),
+                after.clone(),
+            ],
+        ));
     }
     for (name, about, step) in [
-        ("measure-tolerance", "expect_equal with a tolerance", "measure: {resource: shunt, expect_equal: 0.0125, tolerance: 0.001}"),
-        ("measure-range", "two range limits together", "measure: {resource: shunt, record_as: i, expect_greater_than: 0.01, expect_less_than: 0.013}"),
-        ("measure-unit-mismatch", "measure asking for another unit", "measure: {resource: shunt, unit: V}"),
-        ("assert-metric-unknown", "assert_metric on a metric never recorded", "assert_metric: {name: nothing, expect_less_than: 1}"),
+        (
+            "measure-tolerance",
+            "expect_equal with a tolerance",
+            "measure: {resource: shunt, expect_equal: 0.0125, tolerance: 0.001}",
+        ),
+        (
+            "measure-range",
+            "two range limits together",
+            "measure: {resource: shunt, record_as: i, expect_greater_than: 0.01, expect_less_than: 0.013}",
+        ),
+        (
+            "measure-unit-mismatch",
+            "measure asking for another unit",
+            "measure: {resource: shunt, unit: V}",
+        ),
+        (
+            "assert-metric-unknown",
+            "assert_metric on a metric never recorded",
+            "assert_metric: {name: nothing, expect_less_than: 1}",
+        ),
     ] {
-        cases.push(case(name, about, true, &[("only".into(), vec![step.to_string()]), after.clone()]));
+        cases.push(case(
+            name,
+            about,
+            true,
+            &[("only".into(), vec![step.to_string()]), after.clone()],
+        ));
     }
     cases
 }
@@ -269,7 +406,10 @@ fn control() -> Vec<Case> {
         "sleep_ms, reset with method none, a test without steps",
         true,
         &[
-            ("sleep".into(), vec!["sleep_ms: 20".into(), "sleep_ms: 0".into()]),
+            (
+                "sleep".into(),
+                vec!["sleep_ms: 20".into(), "sleep_ms: 0".into()],
+            ),
             ("reset none".into(), vec!["reset: {node: dut}".into()]),
             ("no steps".into(), vec![]),
         ],
