@@ -360,12 +360,19 @@ struct Report {
     dirs: (PathBuf, PathBuf),
 }
 
-fn run_case(case: &Case, root: &Path) -> Report {
+fn run_case(benchci: &Path, case: &Case, root: &Path) -> Report {
     let slug = case.name.replace('/', "_");
     let started = Instant::now();
     let (b, h) = std::thread::scope(|s| {
-        let b = s.spawn(|| exec::run(Tool::Benchci, case, &root.join(&slug).join("benchci")));
-        let h = exec::run(Tool::Hilt, case, &root.join(&slug).join("hilt"));
+        let b = s.spawn(|| {
+            exec::run(
+                Tool::Benchci,
+                benchci,
+                case,
+                &root.join(&slug).join("benchci"),
+            )
+        });
+        let h = exec::run(Tool::Hilt, benchci, case, &root.join(&slug).join("hilt"));
         (b.join().unwrap(), h)
     });
     Report {
@@ -379,15 +386,15 @@ fn run_case(case: &Case, root: &Path) -> Report {
 
 #[test]
 fn hilt_and_benchci_agree_on_the_corpus() {
-    if !exec::benchci_available() {
+    let Some(benchci) = exec::find_benchci() else {
         let msg = "benchci (BenchCI 2.0.1) is not on PATH; the differential corpus needs it \
                    (help: scripts/test installs it)";
-        if std::env::var_os("HILT_REQUIRE_PEERS").is_some_and(|v| v == "1") {
+        if std::env::var("HILT_REQUIRE_PEERS").as_deref() == Ok("1") {
             panic!("{msg}");
         }
         eprintln!("SKIPPED differential corpus: {msg}");
         return;
-    }
+    };
     let started = Instant::now();
     let only = std::env::var("HILT_DIFF_ONLY").ok();
     let cases: Vec<Case> = corpus()
@@ -398,7 +405,8 @@ fn hilt_and_benchci_agree_on_the_corpus() {
     let tmp = tempfile::tempdir().unwrap();
     let queue = Mutex::new(cases.iter());
     let reports = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    // Much of a case is waiting (timeouts, the device's replies), so more cases than cores.
+    let workers = std::thread::available_parallelism().map_or(4, |n| (3 * n.get()).clamp(4, 8));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -406,7 +414,7 @@ fn hilt_and_benchci_agree_on_the_corpus() {
                     let Some(case) = queue.lock().unwrap().next() else {
                         break;
                     };
-                    let r = run_case(case, tmp.path());
+                    let r = run_case(&benchci, case, tmp.path());
                     reports.lock().unwrap().push(r);
                 }
             });

@@ -35,18 +35,21 @@ pub struct Outcome {
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Whether `benchci` can be started.
-pub fn benchci_available() -> bool {
-    Command::new("benchci")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// `benchci` from PATH or `$HILT_PY_VENV/bin` (where scripts/test installs it).
+pub fn find_benchci() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(v) = std::env::var_os("HILT_PY_VENV") {
+        dirs.push(PathBuf::from(v).join("bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("benchci"))
+        .find(|p| p.is_file())
 }
 
 /// Runs `case` under `tool` in `dir` (created), with its own device, locks and results.
-pub fn run(tool: Tool, case: &Case, dir: &Path) -> Outcome {
+pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
     std::fs::create_dir_all(dir).unwrap();
     let link = dir.join("dut.tty");
     let control = dir.join("dut.sock");
@@ -91,7 +94,7 @@ pub fn run(tool: Tool, case: &Case, dir: &Path) -> Outcome {
     });
     let results_dir = dir.join("out");
     let mut cmd = match tool {
-        Tool::Benchci => Command::new("benchci"),
+        Tool::Benchci => Command::new(benchci),
         Tool::Hilt => Command::new(assert_cmd::cargo::cargo_bin("hilt")),
     };
     cmd.current_dir(dir)

@@ -9,7 +9,7 @@ use super::case::{Case, Device, Mode};
 /// (two pairs that share a channel, one inverted), mock power and a mock instrument.
 fn bench(defaults: bool) -> String {
     let defaults = if defaults {
-        "defaults: {node: dut, timeouts: {within_ms: 1000}}\n"
+        "defaults: {node: dut, timeouts: {within_ms: 1500}}\n"
     } else {
         ""
     };
