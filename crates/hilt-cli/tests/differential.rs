@@ -83,6 +83,9 @@ const TYPED: &str = "hilt takes category and source from the typed error instead
                      mismatch is a configuration problem";
 const PULL_UP: &str = "an undriven mock_gpio input with `bias: pull_up` reads high, as the \
                        real line would; BenchCI's mock ignores bias and reads low";
+const SINCE_MARK: &str = "`scope: since_mark` on expect_uart (a hilt extension) matches only text \
+                          received after the previous send or match; BenchCI ignores the key \
+                          and searches its whole rolling buffer";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
@@ -246,6 +249,15 @@ const INTENDED: &[Intended] = &[
         "\"configuration\"",
         TYPED,
     ),
+    exactly(
+        "reset-tool-missing",
+        "failure.category",
+        "\"FLASH_FAILED\"",
+        "\"FLASH_TOOL_UNAVAILABLE\"",
+        TYPED,
+    ),
+    // hilt's extensions.
+    any("gen/expect-uart-since-mark", "*", SINCE_MARK),
     // Pulled-up mock inputs.
     any("gen/gpio-pull-up", "*", PULL_UP),
     exactly("demo-validate", "exit_code", "1", "0", EXTENSIONS),

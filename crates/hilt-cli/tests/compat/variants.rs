@@ -136,7 +136,31 @@ fn uart() -> Vec<Case> {
             expect("contains: \"block-form\"", Some(2000)),
         ],
     ));
+    let since_mark = vec![
+        (
+            "earlier output".to_string(),
+            vec![
+                send("\"ping\\n\""),
+                expect("contains: \"pong\"", Some(1500)),
+            ],
+        ),
+        (
+            "only since the last mark".to_string(),
+            vec![
+                send("\"version\\n\""),
+                format!(
+                    "expect_uart: {{{UART}, contains: \"pong\", within_ms: 300, scope: since_mark}}"
+                ),
+            ],
+        ),
+    ];
     vec![
+        case(
+            "expect-uart-since-mark",
+            "hilt's scope: since_mark (BenchCI ignores the key and searches its whole buffer)",
+            true,
+            &since_mark,
+        ),
         case(
             "expect-uart",
             "expect_uart options and the rolling buffer",
