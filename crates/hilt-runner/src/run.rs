@@ -548,7 +548,10 @@ fn write_documents(
         source,
     };
     let ev = crate::evidence::evidence(r, &inputs);
-    let _ = write_json_atomic(&dir.join("evidence.json"), &ev);
+    let _ = write_json_atomic(
+        &dir.join("evidence.json"),
+        &crate::evidence::sort_keys(ev.clone()),
+    );
     let _ = write_json_atomic(&dir.join("metadata.json"), &crate::evidence::metadata(&ev));
     let _ = write_atomic(
         &dir.join("evidence.html"),
@@ -713,11 +716,18 @@ impl Record {
         } else {
             RunStatus::Passed
         });
+        let p = |f: &str| Value::String(dir.join(f).display().to_string());
         let failure = match status {
-            RunStatus::Error | RunStatus::Cancelled => self.failure.clone(),
+            // As BenchCI: a run error with no log of its own points at results.json.
+            RunStatus::Error => self.failure.clone().map(|mut f| {
+                if f.artifacts.is_empty() {
+                    f.artifacts.insert("results_json".into(), p("results.json"));
+                }
+                f
+            }),
+            RunStatus::Cancelled => self.failure.clone(),
             _ => first_test_failure,
         };
-        let p = |f: &str| Value::String(dir.join(f).display().to_string());
         let mut artifacts = Map::new();
         for (k, f) in [
             ("results_json", "results.json"),
