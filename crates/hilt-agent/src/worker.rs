@@ -42,10 +42,12 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel)) = agent.runs().map.get(run_id).and_then(|e| {
+    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).and_then(|e| {
+        let dir = e.dir.clone();
+        let rec = e.rec.clone();
         e.live
-            .as_ref()
-            .map(|l| (e.dir.clone(), e.rec.clone(), l.cancel.clone()))
+            .as_mut()
+            .map(|l| (dir, rec, l.cancel.clone(), l.plan.take()))
     }) else {
         return;
     };
@@ -75,7 +77,12 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             lock_config: agent.settings.lock_config.clone(),
             ..RunOptions::default()
         };
-        hilt_runner::run(&opts, &mut fwd, &cancel).map_err(|e| e.to_string())
+        match plan {
+            Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, &cancel),
+            // Recovered after a restart: planned again from the run's files.
+            None => hilt_runner::run(&opts, &mut fwd, &cancel),
+        }
+        .map_err(|e| e.to_string())
     };
     // Every run that left the queue has exactly one `run.started` (the runner's, with its
     // details, or this one when the runner never got that far).

@@ -94,14 +94,13 @@ fn every_run_logs_one_start_and_one_final_event() {
     let agent = lab.start(Some(&cfg));
 
     let passing = agent.submit("m1", &common::sleep_suite(10));
-    let failing = agent.submit(
-        "m1",
-        // Valid YAML that does not fit the bench: the runner fails it as a configuration error.
-        &common::suite(
-            "bad",
-            "  - name: fails\n    steps:\n      - expect_uart: {node: m1, transport: console, contains: never}\n",
-        ),
+    // An uploaded bench that enables run_external: refused by the agent's policy before
+    // the runner starts (the agent then logs the run's one run.started itself).
+    let external = format!(
+        "{}\nsafety:\n  external:\n    enabled: true\n    targets:\n      t:\n        work_root: /tmp\n        argv_prefix: [\"true\"]\n",
+        std::fs::read_to_string(lab.mock_bench("ext.yaml", "ext")).unwrap()
     );
+    let failing = agent.upload(&external, &common::sleep_suite(1));
     let running = agent.submit("m1", &common::sleep_suite(30_000));
     let queued = agent.submit("m1", &common::sleep_suite(10));
     agent.wait_finished(&passing);
@@ -129,8 +128,13 @@ fn every_run_logs_one_start_and_one_final_event() {
     assert_eq!(fin["data"]["tests_total"], 1, "{fin}");
     let fin = agent.events(&failing).pop().unwrap();
     assert_eq!(fin["event_type"], "run.failed");
-    assert_eq!(fin["data"]["exit_code"], 3, "{fin}");
-    assert!(fin["data"]["results_json_path"].is_string(), "{fin}");
+    assert!(fin["data"]["exit_code"].is_null(), "{fin}");
+    assert!(
+        fin["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refused by agent policy")),
+        "{fin}"
+    );
     // The runner's run.started (with details) is the one kept.
     let started = common::first(&agent.events(&passing), "run.started").clone();
     assert_eq!(started["data"]["tests_total"], 1, "{started}");

@@ -43,7 +43,7 @@ impl Drop for Cleanup {
 
 /// Uploaded-bench run: bench.yaml, suite.yaml and an optional artifact (agent-api §3.6).
 #[utoipa::path(post, path = "/v1/runs", request_body(content_type = "multipart/form-data", content = hilt_api::MultipartRun),
-    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit_multipart(
     State(agent): State<Arc<Agent>>,
     mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -76,6 +76,7 @@ pub async fn submit_multipart(
             "artifact is required unless skip_flash=true".into(),
         ));
     }
+    let plan = crate::submit::plan(&dir, up.skip_flash).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -85,6 +86,7 @@ pub async fn submit_multipart(
             artifact: up.artifact,
             skip_flash: up.skip_flash,
             verbose: up.verbose,
+            plan,
         },
     )?;
     cleanup.0 = None;
@@ -168,6 +170,7 @@ pub async fn submit_json(
         }
         None => None,
     };
+    let plan = crate::submit::plan(&dir, req.skip_flash).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -177,6 +180,7 @@ pub async fn submit_json(
             artifact,
             skip_flash: req.skip_flash,
             verbose: req.verbose,
+            plan,
         },
     )?;
     cleanup.0 = None;
