@@ -3,7 +3,7 @@
 //! (in order) and fails the interrupted one with a clear reason, its partial results kept.
 //! (Killing a real agent process with SIGKILL is covered by the process-level tests.)
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The served OpenAPI document describes every body with a real schema: no request or
 //! response body is a bare `Object` (a schema with no properties, no reference, no items).
 
-mod common;
+use hilt_testkit::agent as common;
 
 use common::Lab;
 use serde_json::Value;

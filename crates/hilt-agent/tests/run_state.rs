@@ -2,7 +2,7 @@
 //! restart), recovery from every crash window (record, log and results.json agree), damaged
 //! records, retention, and what a stopping agent does with queued runs.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

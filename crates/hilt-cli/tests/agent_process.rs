@@ -2,8 +2,7 @@
 //! SIGTERM / SIGQUIT cancel, SIGUSR1 and the restart file, SIGHUP reload. Every agent is a
 //! child process killed on drop, so a failing test leaves nothing running.
 
-#[path = "fixtures/agent_proc.rs"]
-mod agent_proc;
+use hilt_testkit::process as agent_proc;
 mod common;
 
 use std::path::Path;
