@@ -136,9 +136,11 @@ pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
         rec.exit_code = Some(LOST_EXIT_CODE);
         rec.finished_at = Some(hilt_model::run::now());
         rec.error = Some(format!("Agent restarted: {reason}"));
-        rec.failure = Some(json!({"category": "UNKNOWN_ERROR", "source": "agent_cloud", "title": "Agent restarted",
+        rec.failure = Some(
+            json!({"category": "UNKNOWN_ERROR", "source": "agent_cloud", "title": "Agent restarted",
             "message": reason, "explanation": "The agent process ended during the run, so the result is unknown; partial results are kept.",
-            "suggestions": ["Check the agent's logs for why it stopped.", "Re-submit the run."]}));
+            "suggestions": ["Check the agent's logs for why it stopped.", "Re-submit the run."]}),
+        );
         let data = final_data(rec.exit_code, rec.failure.clone(), None);
         append(
             EventKind::RUN_FAILED,
@@ -153,7 +155,11 @@ pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
     rec
 }
 
-fn final_data(exit_code: Option<i32>, failure: Option<Value>, evidence: Option<Value>) -> Map<String, Value> {
+fn final_data(
+    exit_code: Option<i32>,
+    failure: Option<Value>,
+    evidence: Option<Value>,
+) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("exit_code".into(), json!(exit_code));
     m.insert("failure".into(), failure.unwrap_or(Value::Null));

@@ -16,7 +16,10 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
         .then(|| {
             jiff::Timestamp::now()
                 .checked_sub(jiff::SignedDuration::from_hours(
-                    policy.max_age_days.saturating_mul(24).min(i64::MAX as u64 / 4) as i64,
+                    policy
+                        .max_age_days
+                        .saturating_mul(24)
+                        .min(i64::MAX as u64 / 4) as i64,
                 ))
                 .ok()
         })
@@ -39,7 +42,7 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
             .collect();
         // Anything older than the cutoff goes; of the rest, everything past the newest
         // max_runs.
-        finished.sort_by(|a, b| b.0.cmp(&a.0));
+        finished.sort_by_key(|r| std::cmp::Reverse(r.0));
         let (old, young): (Vec<_>, Vec<_>) = finished
             .into_iter()
             .partition(|(_, _, at)| matches!((cutoff, at), (Some(c), Some(t)) if *t < c));

@@ -83,10 +83,7 @@ impl AgentSettings {
 
     /// What happens to queued runs at shutdown: flag > agent.yaml > default (cancel).
     pub fn on_shutdown(&self, file: Option<OnShutdown>) -> OnShutdown {
-        self.policy
-            .on_shutdown
-            .or(file)
-            .unwrap_or_default()
+        self.policy.on_shutdown.or(file).unwrap_or_default()
     }
 
     pub fn runs_dir(&self) -> PathBuf {

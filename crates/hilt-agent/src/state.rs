@@ -318,4 +318,3 @@ impl Agent {
 pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
-

@@ -177,9 +177,9 @@ pub fn verdict(r: &RunResults, exit_code: i32, signal: Option<i32>) -> Verdict {
         RunStatus::Failed | RunStatus::Error => Verdict {
             state: RunState::Failed,
             exit_code: Some(exit_code),
-            error: Some(error.unwrap_or_else(|| {
-                format!("Run exited with non-zero exit code: {exit_code}")
-            })),
+            error: Some(
+                error.unwrap_or_else(|| format!("Run exited with non-zero exit code: {exit_code}")),
+            ),
             failure,
         },
     }

@@ -68,7 +68,17 @@ fn no_body_in_the_served_document_is_a_bare_object() {
     assert_eq!(found_bare, expected, "bare Object bodies in /openapi.json");
     // The run shapes are the wire crate's.
     let schemas = &doc["components"]["schemas"];
-    for name in ["RunView", "RunEvent", "Accepted", "EventsPage", "ErrorBody", "Health"] {
-        assert!(schemas.get(name).is_some(), "{name} missing from components");
+    for name in [
+        "RunView",
+        "RunEvent",
+        "Accepted",
+        "EventsPage",
+        "ErrorBody",
+        "Health",
+    ] {
+        assert!(
+            schemas.get(name).is_some(),
+            "{name} missing from components"
+        );
     }
 }

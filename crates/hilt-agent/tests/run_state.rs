@@ -109,7 +109,10 @@ fn every_run_logs_one_start_and_one_final_event() {
         v["current_step"] == "sleep_ms"
     });
     assert_eq!(agent.post(&format!("/v1/runs/{queued}/cancel")).status, 200);
-    assert_eq!(agent.post(&format!("/v1/runs/{running}/cancel")).status, 200);
+    assert_eq!(
+        agent.post(&format!("/v1/runs/{running}/cancel")).status,
+        200
+    );
     for id in [&passing, &failing, &running, &queued] {
         agent.wait_finished(id);
         let events = agent.events(id);
@@ -186,8 +189,20 @@ fn recovery_makes_record_log_and_results_agree() {
     let agent = start_keeping_all(&lab);
     let expect = [
         (&done_dir, "aaaaaaaaaaa1", "done", json!(0), "run.finished"),
-        (&logged_dir, "aaaaaaaaaaa2", "done", json!(0), "run.finished"),
-        (&results_dir, "aaaaaaaaaaa3", "done", json!(0), "run.finished"),
+        (
+            &logged_dir,
+            "aaaaaaaaaaa2",
+            "done",
+            json!(0),
+            "run.finished",
+        ),
+        (
+            &results_dir,
+            "aaaaaaaaaaa3",
+            "done",
+            json!(0),
+            "run.finished",
+        ),
         (&lost_dir, "aaaaaaaaaaa4", "failed", json!(-1), "run.failed"),
     ];
     for (dir, id, status, code, kind) in expect {
@@ -211,16 +226,26 @@ fn recovery_makes_record_log_and_results_agree() {
     );
 
     // A second restart changes nothing (reconciliation is idempotent).
-    let before: Vec<usize> = ["aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4"]
-        .iter()
-        .map(|id| agent.events(id).len())
-        .collect();
+    let before: Vec<usize> = [
+        "aaaaaaaaaaa1",
+        "aaaaaaaaaaa2",
+        "aaaaaaaaaaa3",
+        "aaaaaaaaaaa4",
+    ]
+    .iter()
+    .map(|id| agent.events(id).len())
+    .collect();
     drop(agent);
     let agent = start_keeping_all(&lab);
-    let after: Vec<usize> = ["aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4"]
-        .iter()
-        .map(|id| agent.events(id).len())
-        .collect();
+    let after: Vec<usize> = [
+        "aaaaaaaaaaa1",
+        "aaaaaaaaaaa2",
+        "aaaaaaaaaaa3",
+        "aaaaaaaaaaa4",
+    ]
+    .iter()
+    .map(|id| agent.events(id).len())
+    .collect();
     assert_eq!(before, after);
 }
 
@@ -257,7 +282,11 @@ fn a_damaged_record_is_listed_reported_and_kept() {
     let work = lab.work_dir();
     let dir = work.join("runs").join("bbbbbbbbbbb1");
     std::fs::create_dir_all(dir.join("results")).unwrap();
-    std::fs::write(dir.join("record.json"), b"{\"run_id\": \"bbbbbbbbbbb1\", \"stat").unwrap();
+    std::fs::write(
+        dir.join("record.json"),
+        b"{\"run_id\": \"bbbbbbbbbbb1\", \"stat",
+    )
+    .unwrap();
     std::fs::write(dir.join("results").join("keep.txt"), b"evidence").unwrap();
 
     let agent = start_keeping_all(&lab);
@@ -284,12 +313,7 @@ fn a_damaged_record_is_listed_reported_and_kept() {
             .any(|r| r["run_id"] == "bbbbbbbbbbb1"),
         "{list}"
     );
-    assert_eq!(
-        agent
-            .get("/v1/runs/bbbbbbbbbbb1/events")
-            .status,
-        200
-    );
+    assert_eq!(agent.get("/v1/runs/bbbbbbbbbbb1/events").status, 200);
     drop(agent);
     // Nothing was overwritten or removed.
     assert!(
@@ -372,7 +396,9 @@ fn queued_runs_are_cancelled_at_shutdown_by_default() {
         v["current_step"] == "sleep_ms"
     });
     agent.control(Control::Drain);
-    let v = agent.wait_run(&queued, Duration::from_secs(10), |v| v["status"] != "queued");
+    let v = agent.wait_run(&queued, Duration::from_secs(10), |v| {
+        v["status"] != "queued"
+    });
     assert_eq!(v["cancelled"], true, "{v}");
     assert!(
         v["error"]
@@ -397,7 +423,9 @@ fn queued_runs_can_be_kept_for_the_next_start() {
         v["current_step"] == "sleep_ms"
     });
     agent.control(Control::Drain);
-    let v = agent.wait_run(&queued, Duration::from_secs(10), |v| v["notice"].is_string());
+    let v = agent.wait_run(&queued, Duration::from_secs(10), |v| {
+        v["notice"].is_string()
+    });
     assert_eq!(v["status"], "queued", "{v}");
     assert!(
         v["notice"].as_str().unwrap().contains("on_shutdown: keep"),

@@ -10,8 +10,8 @@ mod health;
 mod run;
 
 pub use error::ErrorBody;
-/// A run's event: the one event type of runner, agent and clients.
-pub use hilt_model::run::Event as RunEvent;
 pub use gpio::{GpioOk, GpioSessionStarted, GpioValue, GpioWaitResult};
 pub use health::{BenchHealthCounts, Health};
+/// A run's event: the one event type of runner, agent and clients.
+pub use hilt_model::run::Event as RunEvent;
 pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};

@@ -71,7 +71,6 @@ impl Agent {
     }
 }
 
-
 const PASSING: &str = "  - name: answers ping
     steps:
       - send_uart: {node: dut, transport: console, data: \"ping\\n\"}

@@ -44,7 +44,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(hilt_api::ErrorBody::new(self.to_string()))).into_response()
+        (
+            self.status(),
+            axum::Json(hilt_api::ErrorBody::new(self.to_string())),
+        )
+            .into_response()
     }
 }
 

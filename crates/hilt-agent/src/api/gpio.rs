@@ -18,7 +18,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-
 use super::error::{ApiError, json_rejection};
 use crate::gpio::{BAD_KEY, GpioError, LineConfig, StartRequest, parse_line};
 use crate::state::Agent;

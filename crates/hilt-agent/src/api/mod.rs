@@ -46,7 +46,13 @@ use crate::state::Agent;
         gpio::wait_value,
         gpio::wait_edge,
     ),
-    components(schemas(hilt_api::JsonRun, hilt_api::RunEvent, hilt_api::RunState, hilt_api::RunView, hilt_api::ErrorBody))
+    components(schemas(
+        hilt_api::JsonRun,
+        hilt_api::RunEvent,
+        hilt_api::RunState,
+        hilt_api::RunView,
+        hilt_api::ErrorBody
+    ))
 )]
 pub struct ApiDoc;
 

@@ -10,10 +10,9 @@ use base64::Engine;
 use futures_util::Stream;
 use serde::Deserialize;
 
-
 use super::error::{ApiError, json_rejection};
 use super::upload::{check_suffix, limits, receive, safe_name};
-use hilt_api::{Accepted, ErrorBody, RunEvent, EventsPage, JsonRun, RunList, RunView};
+use hilt_api::{Accepted, ErrorBody, EventsPage, JsonRun, RunEvent, RunList, RunView};
 
 use crate::record::{RunRecord, RunState};
 use crate::state::Agent;

@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hilt_model::run::Event;
 use hilt_api::EventsPage;
+use hilt_model::run::Event;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -110,7 +110,6 @@ struct Follower {
     /// The agent's own final event (it carries `exit_code`) has been delivered.
     saw_final: bool,
 }
-
 
 /// Why a stream ended.
 enum StreamEnd {

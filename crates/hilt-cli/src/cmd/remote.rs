@@ -586,13 +586,16 @@ mod tests {
     #[test]
     fn exit_codes_without_results() {
         let view = |v: Value| -> RunView {
-            let mut base = json!({"run_id": "r", "mode": "uploaded", "created_at": "t", "queue_depth": 0});
+            let mut base =
+                json!({"run_id": "r", "mode": "uploaded", "created_at": "t", "queue_depth": 0});
             for (k, x) in v.as_object().unwrap() {
                 base[k] = x.clone();
             }
             serde_json::from_value(base).unwrap()
         };
-        let v = |status: &str, error: &str| view(json!({"status": status, "error": error, "exit_code": null}));
+        let v = |status: &str, error: &str| {
+            view(json!({"status": status, "error": error, "exit_code": null}))
+        };
         assert_eq!(code_without_results(&v("done", ""), false), 0);
         assert_eq!(
             code_without_results(&v("failed", "CONFIG_ERROR: refused"), false),
