@@ -384,11 +384,11 @@ fn retention_prunes_old_finished_runs_only() {
     assert!(!dirs[2].exists() && !dirs[3].exists());
 }
 
-#[test]
-fn queued_runs_are_cancelled_at_shutdown_by_default() {
-    let lab = Lab::new();
+/// An agent (agent.yaml + `extra`) drained while one run executes and one waits: the
+/// agent, its config, and the two run ids.
+fn drain_with_a_queued_run(lab: &Lab, extra: &str) -> (Agent, PathBuf, String, String) {
     let bench = lab.mock_bench("m1.yaml", "m1");
-    let cfg = lab.agent_yaml(&[("m1", &bench)], "");
+    let cfg = lab.agent_yaml(&[("m1", &bench)], extra);
     let agent = lab.start(Some(&cfg));
     let running = agent.submit("m1", &common::sleep_suite(600));
     let queued = agent.submit("m1", &common::sleep_suite(10));
@@ -396,6 +396,13 @@ fn queued_runs_are_cancelled_at_shutdown_by_default() {
         v["current_step"] == "sleep_ms"
     });
     agent.control(Control::Drain);
+    (agent, cfg, running, queued)
+}
+
+#[test]
+fn queued_runs_are_cancelled_at_shutdown_by_default() {
+    let lab = Lab::new();
+    let (agent, _, running, queued) = drain_with_a_queued_run(&lab, "");
     let v = agent.wait_run(&queued, Duration::from_secs(10), |v| {
         v["status"] != "queued"
     });
@@ -414,15 +421,7 @@ fn queued_runs_are_cancelled_at_shutdown_by_default() {
 #[test]
 fn queued_runs_can_be_kept_for_the_next_start() {
     let lab = Lab::new();
-    let bench = lab.mock_bench("m1.yaml", "m1");
-    let cfg = lab.agent_yaml(&[("m1", &bench)], "on_shutdown: keep\n");
-    let agent = lab.start(Some(&cfg));
-    let running = agent.submit("m1", &common::sleep_suite(600));
-    let queued = agent.submit("m1", &common::sleep_suite(10));
-    agent.wait_run(&running, Duration::from_secs(30), |v| {
-        v["current_step"] == "sleep_ms"
-    });
-    agent.control(Control::Drain);
+    let (agent, cfg, running, queued) = drain_with_a_queued_run(&lab, "on_shutdown: keep\n");
     let v = agent.wait_run(&queued, Duration::from_secs(10), |v| {
         v["notice"].is_string()
     });
