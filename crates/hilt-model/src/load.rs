@@ -374,7 +374,7 @@ fn finish<T>(d: Diags, value: T, text: &str, opts: LoadOptions) -> Result<Loaded
 pub fn check_against(
     bench: &Bench,
     suite: &Loaded<Suite>,
-    opts: &validate::CrossOptions,
+    opts: &validate::CrossOptions<'_>,
 ) -> Result<(), LoadError> {
     let file = suite.path.display().to_string();
     let mut d = Diags::new(&file, &suite.doc);

@@ -47,23 +47,28 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// Writes bytes to `path` by writing a sibling temporary file and renaming it over `path`;
-/// `durable` also fsyncs the data first.
+/// Writes bytes to `path` by writing a sibling temporary file (uniquely named, so
+/// threads and processes writing the same document never share one) and renaming it over
+/// `path`; `durable` also fsyncs the data first.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_data()?;
-        }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut f = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    f.write_all(bytes)?;
+    if durable {
+        f.as_file().sync_data()?;
     }
-    fs::rename(&tmp, path)
+    f.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Picks `<root>/<YYYYmmdd-HHMMSS>` (local time), adding `-2`, `-3`… when it exists, and
