@@ -96,9 +96,18 @@ mod tests {
     #[test]
     fn hardware_errors_are_classified_by_kind() {
         let open = |kind| HwError::open(kind, "x", "p", "r");
-        assert_eq!(hw_failure(&open(ResourceKind::Serial)).category, Category::TransportOpenFailed);
-        assert_eq!(hw_failure(&open(ResourceKind::Gpio)).category, Category::GpioLineUnreachable);
-        assert_eq!(hw_failure(&open(ResourceKind::Power)).category, Category::PowerResourceUnavailable);
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Serial)).category,
+            Category::TransportOpenFailed
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Gpio)).category,
+            Category::GpioLineUnreachable
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Power)).category,
+            Category::PowerResourceUnavailable
+        );
         assert_eq!(
             hw_failure(&open(ResourceKind::Measurement)).category,
             Category::MeasurementResourceUnavailable
@@ -110,6 +119,9 @@ mod tests {
             reason: "no get_url".into(),
         };
         assert_eq!(hw_failure(&nr).category, Category::PowerReadbackUnavailable);
-        assert_eq!(hw_failure(&HwError::Cancelled).category, Category::Cancelled);
+        assert_eq!(
+            hw_failure(&HwError::Cancelled).category,
+            Category::Cancelled
+        );
     }
 }
