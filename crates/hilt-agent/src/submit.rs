@@ -75,8 +75,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         failure: None,
         resource_keys: resource_keys(&s.dir, s.skip_flash),
     };
-    record::save_durable(&s.dir, &rec)
-        .and_then(|()| std::fs::File::open(agent.settings.runs_dir())?.sync_all())
+    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir, true);
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);

@@ -48,9 +48,15 @@ pub fn sync_files(dir: &Path, files: &[&str]) {
 
 /// Replaces `path` with `bytes` durably, together with files already written: the new
 /// content and every file of `also` are synced concurrently, then `path` is renamed into
-/// place and the directories involved are synced (concurrently too). Two rounds of disk
-/// waits in all, however many files; on return all of it survives a power loss.
-pub fn write_durable_with(path: &Path, bytes: &[u8], also: &[PathBuf]) -> std::io::Result<()> {
+/// place and the directories involved (theirs, and `dirs`, e.g. the parent of a directory
+/// just created) are synced, concurrently too. Two rounds of disk waits in all, however
+/// many files; on return all of it survives a power loss.
+pub fn write_durable_with(
+    path: &Path,
+    bytes: &[u8],
+    also: &[PathBuf],
+    dirs: &[PathBuf],
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = tmp_path(path);
     {
@@ -62,15 +68,13 @@ pub fn write_durable_with(path: &Path, bytes: &[u8], also: &[PathBuf]) -> std::i
     let results = sync_concurrently(&files, |p| fs::File::open(p)?.sync_data());
     results[0].as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
     fs::rename(&tmp, path)?;
-    let mut dirs: Vec<PathBuf> = vec![dir.to_path_buf()];
-    for p in also {
-        if let Some(d) = p.parent()
-            && !dirs.iter().any(|x| x == d)
-        {
-            dirs.push(d.to_path_buf());
+    let mut all: Vec<PathBuf> = vec![dir.to_path_buf()];
+    for d in also.iter().filter_map(|p| p.parent()).chain(dirs.iter().map(PathBuf::as_path)) {
+        if !all.iter().any(|x| x == d) {
+            all.push(d.to_path_buf());
         }
     }
-    let results = sync_concurrently(&dirs, |d| sync_dir(d));
+    let results = sync_concurrently(&all, |d| sync_dir(d));
     results[0].as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
     Ok(())
 }
