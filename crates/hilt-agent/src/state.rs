@@ -31,6 +31,9 @@ pub struct RunEntry {
     pub cancel: CancelToken,
     /// The signal that cancelled the run (for the 128+signal exit code), 0 for an API cancel.
     pub cancel_signal: Option<i32>,
+    /// The plan built at submission; the worker takes it (runs recovered after a restart
+    /// have none and are planned again from their files).
+    pub plan: Option<hilt_runner::Plan>,
 }
 
 #[derive(Default)]

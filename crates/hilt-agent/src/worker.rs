@@ -28,11 +28,11 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel)) = agent
+    let Some((dir, rec, cancel, plan)) = agent
         .runs()
         .map
-        .get(run_id)
-        .map(|e| (e.dir.clone(), e.rec.clone(), e.cancel.clone()))
+        .get_mut(run_id)
+        .map(|e| (e.dir.clone(), e.rec.clone(), e.cancel.clone(), e.plan.take()))
     else {
         return;
     };
@@ -60,7 +60,12 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             ..RunOptions::default()
         };
         let mut fwd = Forward { agent, run_id };
-        hilt_runner::run(&opts, &mut fwd, &cancel).map_err(|e| e.to_string())
+        match plan {
+            Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, &cancel),
+            // Recovered after a restart: planned again from the run's files.
+            None => hilt_runner::run(&opts, &mut fwd, &cancel),
+        }
+        .map_err(|e| e.to_string())
     };
     agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
     agent.emit(run_id, "run.uploading_artifacts", None, Map::new());

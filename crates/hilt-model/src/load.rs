@@ -423,7 +423,7 @@ fn finish<T>(
 pub fn check_against(
     bench: &Bench,
     suite: &Loaded<Suite>,
-    opts: &validate::CrossOptions,
+    opts: &validate::CrossOptions<'_>,
 ) -> Result<(), LoadError> {
     let file = suite.path.display().to_string();
     let mut d = Diags::new(&file, &suite.doc);

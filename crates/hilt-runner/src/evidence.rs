@@ -19,6 +19,8 @@ pub struct EvidenceInputs<'a> {
     pub source: Value,
 }
 
+/// The evidence object in BenchCI's key order: results.json embeds it as it is (results.json
+/// keeps insertion order); evidence.json is written through [`sort_keys`].
 pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
     let failure = r.failure.as_ref();
     let mut tests = Vec::new();
@@ -64,7 +66,7 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
             .to_string()
     };
     let files = hilt_files(Path::new(&r.results_dir));
-    let doc = json!({
+    json!({
         "schema_version": "benchci.evidence.v1",
         "generated_at": now(),
         "run": {"run_id": r.run_id, "mode": r.run_mode, "status": r.status.as_str(), "started_at": r.started_at,
@@ -100,8 +102,7 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
             "tests": tests,
         },
         "artifacts": {"root_dir": r.results_dir, "files": files},
-    });
-    sort_keys(doc)
+    })
 }
 
 /// metadata.json: the same schema, a subset of the evidence keys.

@@ -68,7 +68,7 @@ impl Exec<'_> {
             })?;
         let r = inst.inst.read().map_err(|e| {
             StepError::Run(
-                hw_failure(&e, "measurement").with_artifact("measurement_log", log_path.clone()),
+                hw_failure(&e).with_artifact("measurement_log", log_path.clone()),
             )
         })?;
         inst.log.line(&format!(

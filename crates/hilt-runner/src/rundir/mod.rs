@@ -57,17 +57,16 @@ pub fn write_durable_with(
     also: &[PathBuf],
     dirs: &[PathBuf],
 ) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tmp_path(path);
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-    }
-    let mut files: Vec<PathBuf> = vec![tmp.clone()];
+    let dir = parent_dir(path);
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes)?;
+    let mut files: Vec<PathBuf> = vec![tmp.path().to_path_buf()];
     files.extend(also.iter().cloned());
     let results = sync_concurrently(&files, |p| fs::File::open(p)?.sync_data());
-    results[0].as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
-    fs::rename(&tmp, path)?;
+    results[0]
+        .as_ref()
+        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
+    tmp.persist(path).map_err(|e| e.error)?;
     let mut all: Vec<PathBuf> = vec![dir.to_path_buf()];
     for d in also.iter().filter_map(|p| p.parent()).chain(dirs.iter().map(PathBuf::as_path)) {
         if !all.iter().any(|x| x == d) {
@@ -107,28 +106,36 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// Writes bytes to `path` by writing a sibling temporary file and renaming it over `path`;
-/// `durable` also fsyncs the data first.
+/// Writes bytes to `path` by writing a sibling temporary file (uniquely named, so
+/// threads and processes writing the same document never share one) and renaming it over
+/// `path`; `durable` also fsyncs the data first.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let tmp = tmp_path(path);
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_data()?;
-        }
+    let mut f = temp_beside(path)?;
+    f.write_all(bytes)?;
+    if durable {
+        f.as_file().sync_data()?;
     }
-    fs::rename(&tmp, path)
+    f.persist(path).map(drop).map_err(|e| e.error)
 }
 
-/// The sibling temporary file `write_atomic` writes before renaming it over `path`.
-fn tmp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ))
+/// A uniquely named temporary file in `path`'s directory, to be renamed over `path`.
+fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent_dir(path);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// Picks `<root>/<YYYYmmdd-HHMMSS>` (local time), adding `-2`, `-3`… when it exists, and
