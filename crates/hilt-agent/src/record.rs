@@ -100,7 +100,11 @@ pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
 
 /// A run's terminal record, on disk together with `also` (the run's own documents) before
 /// it returns: one batch of syncs for all of them.
-pub fn save_terminal(dir: &Path, rec: &RunRecord, also: &[std::path::PathBuf]) -> std::io::Result<()> {
+pub fn save_terminal(
+    dir: &Path,
+    rec: &RunRecord,
+    also: &[std::path::PathBuf],
+) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
     text.push(b'\n');
     hilt_runner::rundir::write_durable_with(&dir.join("record.json"), &text, also, &[])

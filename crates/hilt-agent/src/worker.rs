@@ -28,12 +28,14 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel, plan)) = agent
-        .runs()
-        .map
-        .get_mut(run_id)
-        .map(|e| (e.dir.clone(), e.rec.clone(), e.cancel.clone(), e.plan.take()))
-    else {
+    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).map(|e| {
+        (
+            e.dir.clone(),
+            e.rec.clone(),
+            e.cancel.clone(),
+            e.plan.take(),
+        )
+    }) else {
         return;
     };
     agent.set_state(run_id, RunState::Preparing, |_| {});

@@ -62,7 +62,8 @@ impl Plain {
 
     /// One request on a fresh connection; the status code and the body.
     pub fn call(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-        let mut s = TcpStream::connect(self.addr).with_context(|| format!("connect {}", self.addr))?;
+        let mut s =
+            TcpStream::connect(self.addr).with_context(|| format!("connect {}", self.addr))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut req = format!(
@@ -114,8 +115,10 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
         .context("no status line")?;
     let rest = &raw[end + 4..];
     let header = |k: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches(':').trim().to_string()))
+        head.lines().find_map(|l| {
+            l.strip_prefix(k)
+                .map(|v| v.trim_start_matches(':').trim().to_string())
+        })
     };
     if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         let mut out = Vec::new();
@@ -252,7 +255,9 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     h.wait_healthy(Duration::from_secs(60))?;
     let (mut b, _) = Agent::spawn(&setup, Kind::Benchci, "benchci", true)?;
     b.wait_healthy(Duration::from_secs(120))?;
-    let body = serde_json::to_vec(&json!({"bench_id": BENCH_ID, "suite_yaml": SUITE, "skip_flash": true}))?;
+    let body = serde_json::to_vec(
+        &json!({"bench_id": BENCH_ID, "suite_yaml": SUITE, "skip_flash": true}),
+    )?;
     let (hc, bc) = (Plain::new(h.port), Plain::new(b.port));
     eprintln!("agent-plain: {runs} runs per agent, alternating, polled every {poll:?}");
     // Warm-up, not counted.
@@ -320,7 +325,11 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         "",
         None,
     );
-    let all_gets = |v: &[Sample]| v.iter().flat_map(|s| s.gets.iter().copied()).collect::<Vec<_>>();
+    let all_gets = |v: &[Sample]| {
+        v.iter()
+            .flat_map(|s| s.gets.iter().copied())
+            .collect::<Vec<_>>()
+    };
     let (hga, bga) = (all_gets(&hs), all_gets(&bs));
     t.row(
         "diagnostic: GET /v1/runs/{id} p50 / p90 ms during runs (fresh connection)",

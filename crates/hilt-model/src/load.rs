@@ -338,11 +338,7 @@ fn suite_unknown_keys(d: &mut Diags, suite: &Suite) {
 fn other_checks(d: &mut Diags) {
     let doc = d.doc;
     for p in &doc.duplicate_keys {
-        let diag = d.key_at(
-            p,
-            format!("{p}: duplicate key; the later value wins"),
-            None,
-        );
+        let diag = d.key_at(p, format!("{p}: duplicate key; the later value wins"), None);
         d.warnings.push(diag);
     }
     match doc.value.get("version") {
@@ -379,7 +375,8 @@ fn unknown_key(d: &mut Diags, c: &serde_json::Map<String, Value>, k: &str, v: &V
     match c.get(k) {
         Some(cv) => unknown_keys(d, v, cv, &p),
         None => {
-            let help = suggest(k, c.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+            let help =
+                suggest(k, c.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
             let diag = d.key_at(&p, format!("{p}: unknown key `{k}` is ignored"), help);
             d.warnings.push(diag);
         }

@@ -9,21 +9,21 @@ use serde_json::{Map, Value, json};
 
 use hilt_hw::CancelToken;
 use hilt_hw::locks::{self, LockConfig, LockError, LockSet};
+use hilt_model::Diagnostic;
 use hilt_model::bench::Bench;
 use hilt_model::run::{
     Category, EventKind, Failure, Phase, RunResults, RunStatus, Summary, now, round3,
 };
-use hilt_model::Diagnostic;
 use hilt_model::suite::Suite;
 
 use crate::classify::exit_code;
 use crate::data;
 use crate::events::{Events, Observer};
 use crate::exec::{Exec, ExecOptions};
+use crate::plan::{Plan, PlanError, PlanOptions, Uses};
 use crate::rundir::{
     Ledger, StatusBoard, absolute, create_timestamped, write_atomic, write_json_atomic,
 };
-use crate::plan::{Plan, PlanError, PlanOptions, Uses};
 use crate::session::Session;
 use crate::testcase::{TestsOutcome, run_tests};
 
@@ -200,15 +200,22 @@ fn run_planned(
     );
 
     let mut warnings: Vec<Diagnostic> = Vec::new();
-    for f in [bench_file.map(|b| &b.warnings), suite_file.map(|s| &s.warnings)]
-        .into_iter()
-        .flatten()
+    for f in [
+        bench_file.map(|b| &b.warnings),
+        suite_file.map(|s| &s.warnings),
+    ]
+    .into_iter()
+    .flatten()
     {
         warnings.extend(f.iter().cloned());
     }
     let mut rec = Record::new(opts, tests_total);
-    rec.bench_name = bench_file.map(|b| b.value.bench.name.clone()).unwrap_or_default();
-    rec.suite_name = suite_file.map(|s| s.value.suite.name.clone()).unwrap_or_default();
+    rec.bench_name = bench_file
+        .map(|b| b.value.bench.name.clone())
+        .unwrap_or_default();
+    rec.suite_name = suite_file
+        .map(|s| s.value.suite.name.clone())
+        .unwrap_or_default();
     let plan = match plan {
         Ok(p) => Some(p),
         Err(e) => {
@@ -253,13 +260,7 @@ fn run_planned(
     let code = exit_code(results.status, results.failure.as_ref());
 
     let source = git.join().unwrap_or(Value::Null);
-    write_documents(
-        &dir,
-        &mut results,
-        opts,
-        plan.as_ref(),
-        source,
-    );
+    write_documents(&dir, &mut results, opts, plan.as_ref(), source);
     status.phase(Phase::Publish);
     publish(opts, &results, &mut events);
     status.phase(Phase::Finalize);

@@ -68,13 +68,19 @@ pub fn write_durable_with(
         .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
     tmp.persist(path).map_err(|e| e.error)?;
     let mut all: Vec<PathBuf> = vec![dir.to_path_buf()];
-    for d in also.iter().filter_map(|p| p.parent()).chain(dirs.iter().map(PathBuf::as_path)) {
+    for d in also
+        .iter()
+        .filter_map(|p| p.parent())
+        .chain(dirs.iter().map(PathBuf::as_path))
+    {
         if !all.iter().any(|x| x == d) {
             all.push(d.to_path_buf());
         }
     }
     let results = sync_concurrently(&all, |d| sync_dir(d));
-    results[0].as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
+    results[0]
+        .as_ref()
+        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
     Ok(())
 }
 
@@ -93,11 +99,10 @@ fn sync_concurrently(
         if let Some(first) = items.first() {
             out.push(f(first));
         }
-        out.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))),
-        );
+        out.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
+        }));
         out
     })
 }
