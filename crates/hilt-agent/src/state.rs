@@ -152,6 +152,39 @@ impl Agent {
         }
     }
 
+    /// As [`Agent::finish`], for a run whose worker has just finished: the terminal record
+    /// is made durable together with the run's own unsynced files (`also`) in one batch,
+    /// outside the lock, before the new state is visible to anyone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_durable(
+        &self,
+        run_id: &str,
+        state: RunState,
+        f: impl FnOnce(&mut RunRecord),
+        also: &[PathBuf],
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+    ) {
+        let Some((dir, mut rec)) = self
+            .runs()
+            .map
+            .get(run_id)
+            .map(|e| (e.dir.clone(), e.rec.clone()))
+        else {
+            return;
+        };
+        rec.status = state;
+        f(&mut rec);
+        rec.current_step = None;
+        let _ = record::save_terminal(&dir, &rec, also);
+        let mut runs = self.runs();
+        if let Some(e) = runs.map.get_mut(run_id) {
+            e.rec = rec;
+            push_event(e, event_type, message, data);
+        }
+    }
+
     /// Moves a run to a non-terminal `state` and persists the record (terminal states go
     /// through [`Agent::finish`]).
     pub fn set_state(&self, run_id: &str, state: RunState, f: impl FnOnce(&mut RunRecord)) {

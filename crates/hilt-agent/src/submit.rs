@@ -108,8 +108,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
             .map(|k| format!("resource:{k}"))
             .collect(),
     };
-    record::save_durable(&s.dir, &rec)
-        .and_then(|()| std::fs::File::open(agent.settings.runs_dir())?.sync_all())
+    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir, true);
     if let Some(e) = agent.runs().map.get_mut(&rec.run_id) {

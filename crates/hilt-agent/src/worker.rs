@@ -57,6 +57,8 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             results_dir: Some(dir.join("results")),
             run_id: Some(run_id.to_string()),
             lock_config: agent.settings.lock_config.clone(),
+            // Synced below with the terminal record, in one batch.
+            defer_sync: true,
             ..RunOptions::default()
         };
         let mut fwd = Forward { agent, run_id };
@@ -70,6 +72,10 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
     agent.emit(run_id, "run.uploading_artifacts", None, Map::new());
     let signal = agent.runs().map.get(run_id).and_then(|e| e.cancel_signal);
+    let unsynced = outcome
+        .as_ref()
+        .map(|o| o.unsynced.clone())
+        .unwrap_or_default();
     let evidence = outcome
         .as_ref()
         .ok()
@@ -116,7 +122,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         _ => "run.failed",
     };
     let message = error.clone();
-    agent.finish(
+    agent.finish_durable(
         run_id,
         state,
         |r| {
@@ -125,6 +131,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             r.error = error;
             r.failure = failure;
         },
+        &unsynced,
         kind,
         message,
         data,
