@@ -286,7 +286,11 @@ fn configuration_error_exits_3() {
         .arg("--skip-flash")
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("ERROR"));
+        // The agent refuses the suite at submission (422) with located diagnostics.
+        .stderr(
+            predicate::str::contains("unknown node `nope`")
+                .and(predicate::str::contains("suite.yaml:")),
+        );
 }
 
 #[test]
