@@ -176,9 +176,10 @@ impl Agent {
         });
     }
 
-    /// Moves a run to a terminal `state` with its final event. The event is on disk before
-    /// the record, and readers see the state no later than the event; the run then stops
-    /// being live (its events are read from disk from now on).
+    /// Moves a run to a terminal `state` with its final event. The event is written first,
+    /// then the record, then the state and the event become visible together; the run then
+    /// stops being live (its events are read from disk from now on). A crash between the
+    /// writes leaves a log recovery repairs, never a final record without its event.
     pub fn finish(
         &self,
         run_id: &str,
@@ -188,21 +189,65 @@ impl Agent {
         message: Option<String>,
         data: Map<String, Value>,
     ) {
+        self.finish_with(run_id, state, f, None, event_type, message, data);
+    }
+
+    /// As [`Agent::finish`], for a run whose worker has just finished: the terminal record
+    /// is made durable together with the run's own unsynced files (`also`) in one batch,
+    /// before the new state is visible to anyone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_durable(
+        &self,
+        run_id: &str,
+        state: RunState,
+        f: impl FnOnce(&mut RunRecord),
+        also: &[PathBuf],
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+    ) {
+        self.finish_with(run_id, state, f, Some(also), event_type, message, data);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_with(
+        &self,
+        run_id: &str,
+        state: RunState,
+        f: impl FnOnce(&mut RunRecord),
+        also: Option<&[PathBuf]>,
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+    ) {
         let Some(log) = self.log_of(run_id) else {
             return;
         };
-        let mut saved = None;
+        // Runs under the run's own writer lock, after the event is appended: the record is
+        // written outside the agent's lock, then the new state is published.
         log.append(event_type, message, data, |_| {
+            let Some((dir, mut rec)) = self
+                .runs()
+                .map
+                .get(run_id)
+                .map(|e| (e.dir.clone(), e.rec.clone()))
+            else {
+                return;
+            };
+            rec.status = state;
+            f(&mut rec);
+            rec.current_step = None;
+            let saved = match also {
+                Some(also) => record::save_terminal(&dir, &rec, also),
+                None => record::save(&dir, &rec),
+            };
+            if let Err(e) = saved {
+                tracing::error!(run_id, error = %e, "cannot save the final run record");
+            }
             if let Some(e) = self.runs().map.get_mut(run_id) {
-                e.rec.status = state;
-                f(&mut e.rec);
-                e.rec.current_step = None;
-                saved = Some(e.rec.clone());
+                e.rec = rec;
             }
         });
-        if let Some(rec) = saved {
-            log.save(&rec);
-        }
         if let Some(e) = self.runs().map.get_mut(run_id) {
             e.live = None;
         }

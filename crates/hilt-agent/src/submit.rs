@@ -110,8 +110,7 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         damaged: None,
         notice: None,
     };
-    record::save_durable(&s.dir, &rec)
-        .and_then(|()| std::fs::File::open(agent.settings.runs_dir())?.sync_all())
+    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir);
     if let Some(l) = agent

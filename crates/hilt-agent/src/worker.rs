@@ -75,6 +75,8 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             results_dir: Some(dir.join("results")),
             run_id: Some(run_id.to_string()),
             lock_config: agent.settings.lock_config.clone(),
+            // Synced below with the terminal record, in one batch.
+            defer_sync: true,
             ..RunOptions::default()
         };
         match plan {
@@ -98,6 +100,10 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         .get(run_id)
         .and_then(|e| e.live.as_ref())
         .and_then(|l| l.cancel_signal);
+    let unsynced = outcome
+        .as_ref()
+        .map(|o| o.unsynced.clone())
+        .unwrap_or_default();
     let evidence = outcome
         .as_ref()
         .ok()
@@ -123,7 +129,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     data.insert("evidence".into(), evidence.unwrap_or(Value::Null));
     let kind = crate::record::terminal_kind(state);
     let message = error.clone();
-    agent.finish(
+    agent.finish_durable(
         run_id,
         state,
         |r| {
@@ -132,6 +138,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             r.error = error;
             r.failure = failure;
         },
+        &unsynced,
         kind,
         message,
         data,

@@ -43,14 +43,9 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Power => Category::PowerResourceUnavailable,
             Measurement => Category::MeasurementResourceUnavailable,
         },
-        HwError::Io { kind, .. } => match kind {
-            Serial => Category::UartFailed,
-            Gpio => Category::GpioLineUnreachable,
-            Power => Category::PowerControlFailed,
-            Measurement => Category::MeasurementFailed,
-        },
-        // Asked for something the resource does not have (an outlet, a line).
-        HwError::Unsupported { kind, .. } => match kind {
+        // A failure in use, or a request for something the resource does not have (an
+        // outlet, a line).
+        HwError::Io { kind, .. } | HwError::Unsupported { kind, .. } => match kind {
             Serial => Category::UartFailed,
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerControlFailed,

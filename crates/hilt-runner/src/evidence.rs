@@ -169,9 +169,26 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Whether `git` could find a repository for `dir`: `GIT_DIR` is set, or `dir` or one of
+/// its ancestors holds a `.git` entry or is itself a bare repository (`HEAD`, `objects/`,
+/// `refs/`). When this is false no `git` process is started: outside a repository (an
+/// agent's run directory, for one) that saves a fork and exec at the end of every run.
+fn may_be_in_git_repo(dir: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() {
+        return true;
+    }
+    let dir = crate::rundir::absolute(dir);
+    dir.ancestors().any(|d| {
+        d.join(".git").symlink_metadata().is_ok()
+            || (d.join("HEAD").is_file() && d.join("objects").is_dir() && d.join("refs").is_dir())
+    })
+}
+
 /// Git facts about the suite's directory (run in the background while the suite runs).
 pub fn git_info(dir: &Path) -> Value {
-    let commit = git(dir, &["rev-parse", "HEAD"]);
+    let commit = may_be_in_git_repo(dir)
+        .then(|| git(dir, &["rev-parse", "HEAD"]))
+        .flatten();
     if commit.is_none() {
         return json!({"git_commit": null, "git_branch": null, "git_remote": null, "git_dirty": null});
     }
@@ -350,4 +367,50 @@ pub fn html(r: &RunResults) -> String {
         dur = r.duration_s,
         start = r.started_at,
     )
+}
+
+#[cfg(test)]
+mod git_tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_repository_no_git_is_needed() {
+        let root = std::env::temp_dir().join(format!(
+            "hilt-git-probe-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let t = Scratch(root);
+        let inner = t.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        // The temp dir is not in a repository (unless the system's is, which then says so).
+        let expected = may_be_in_git_repo(t.path());
+        assert_eq!(may_be_in_git_repo(&inner), expected);
+        std::fs::create_dir(t.path().join("a/.git")).unwrap();
+        assert!(may_be_in_git_repo(&inner));
+        let bare = t.path().join("bare.git");
+        for d in ["objects", "refs"] {
+            std::fs::create_dir_all(bare.join(d)).unwrap();
+        }
+        std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert!(may_be_in_git_repo(&bare));
+        if !expected {
+            assert_eq!(git_info(t.path())["git_commit"], Value::Null);
+        }
+    }
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

@@ -27,6 +27,21 @@ use crate::rundir::{
 use crate::session::Session;
 use crate::testcase::{TestsOutcome, run_tests};
 
+/// What is on disk when `run` returns (synced together, once).
+const DURABLE_FILES: &[&str] = &[
+    "results.json",
+    "events.jsonl",
+    "status.json",
+    "command_ledger.jsonl",
+    "evidence.json",
+    "metadata.json",
+    "evidence.html",
+    "recovery_summary.md",
+    "run_manifest.json",
+    "artifact_manifest.json",
+    "manifest.json",
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub bench: PathBuf,
@@ -45,6 +60,10 @@ pub struct RunOptions {
     pub ctrf: Option<PathBuf>,
     /// Lock settings; `None` reads `HILT_LOCK_DIR` / `BENCHCI_LOCK_DIR` and the opt-out.
     pub lock_config: Option<LockConfig>,
+    /// Return without syncing the run directory: the caller makes [`RunOutcome::unsynced`]
+    /// durable together with its own record (the agent, in one batch with the run's
+    /// terminal record). By default `run` syncs before it returns.
+    pub defer_sync: bool,
 }
 
 pub struct RunOutcome {
@@ -54,6 +73,9 @@ pub struct RunOutcome {
     pub warnings: Vec<Diagnostic>,
     /// Load/validation errors, when the run ended with a configuration error.
     pub diagnostics: Vec<Diagnostic>,
+    /// Files written but not yet synced (with `defer_sync`; empty otherwise): sync them,
+    /// and their directory, before telling anyone the run has finished.
+    pub unsynced: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,29 +275,32 @@ fn run_planned(
     let _ = write_atomic(
         &dir.join("recovery_summary.md"),
         crate::summary::recovery_markdown(&results, &alerts, &rec.diagnostics).as_bytes(),
-        true,
+        false,
     );
     let _ = write_json_atomic(
         &dir.join("run_manifest.json"),
         &crate::summary::run_manifest(&results, &dir, &run_id),
     );
     let _ = crate::rundir::write_manifests(&dir);
-    events.sync();
-    crate::rundir::sync_files(
-        &dir,
-        &[
-            "results.json",
-            "status.json",
-            "manifest.json",
-            "command_ledger.jsonl",
-        ],
-    );
+    // The one durability point of the run: every document, both ledgers, the directory.
+    events.flush();
+    let unsynced = if opts.defer_sync {
+        DURABLE_FILES
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        crate::rundir::sync_files(&dir, DURABLE_FILES);
+        Vec::new()
+    };
     Ok(RunOutcome {
         results,
         results_dir: dir,
         exit_code: code,
         warnings,
         diagnostics: rec.diagnostics,
+        unsynced,
     })
 }
 
@@ -390,7 +415,8 @@ fn execute(
         None => run_tests(&mut exec, plan, events, status),
     };
     exec.session.close(events);
-    let _ = exec.commands.flush();
+    // To the file now; to disk with the rest of the run directory at the end.
+    let _ = exec.commands.flush_buffer();
     rec.tests = outcome.tests;
     rec.measurements = std::mem::take(&mut exec.measurements);
     rec.metrics = std::mem::take(&mut exec.metrics);
@@ -557,7 +583,7 @@ fn write_documents(
     let _ = write_atomic(
         &dir.join("evidence.html"),
         crate::evidence::html(r).as_bytes(),
-        true,
+        false,
     );
     // results.json carries the full evidence object too (spec §2).
     r.evidence = ev;

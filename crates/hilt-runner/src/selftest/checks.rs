@@ -377,8 +377,28 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
         );
     }
     for (name, r) in &bench.resources {
-        // Resources whose driver is not in this build are listed by the static checks.
-        if let Some(driver) = hilt_hw::drivers::resource_driver(r.driver.type_name()) {
+        let Some(driver) = hilt_hw::drivers::resource_driver(r.driver.type_name()) else {
+            // A power or measurement driver this build lacks cannot be started: say so.
+            if let Err(e) = hilt_hw::drivers::open_resource(name, &r.driver)
+                && (r.driver.is_power() || r.driver.is_measurement())
+            {
+                let kind = if r.driver.is_power() {
+                    "power"
+                } else {
+                    "measurement"
+                };
+                out.push(probe_check(
+                    &format!("resource.{name}"),
+                    SelfCheck {
+                        id: format!("{kind}.start"),
+                        title: format!("start {name}"),
+                        outcome: Probe::Failed(e),
+                    },
+                ));
+            }
+            continue;
+        };
+        {
             let read = match driver.kind() {
                 ResourceKind::Measurement => opts.read_measurements,
                 ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => opts.read_inputs,
