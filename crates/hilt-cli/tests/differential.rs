@@ -343,13 +343,23 @@ fn readme() -> Vec<Case> {
     );
     run.bench = bench.replace("/dev/ttyACM0", "\"{{PORT}}\"");
     run.suite = Some(suite.clone());
+    let mut with_artifact = Case::from_meta(
+        "readme-example-with-artifact",
+        &serde_json::json!({
+            "about": "the same with an artifact given, so BenchCI gets past its flash step too",
+            "args": ["--skip-flash", "--artifact", "{{DIR}}/fw.elf"],
+            "files": {"fw.elf": "not really an ELF"},
+        }),
+    );
+    with_artifact.bench = run.bench.clone();
+    with_artifact.suite = Some(suite.clone());
     let mut validate = Case::from_meta(
         "readme-example-validate",
         &serde_json::json!({"about": "the README's bench and suite as written", "mode": "validate"}),
     );
     validate.bench = bench;
     validate.suite = Some(suite);
-    vec![run, validate]
+    vec![run, with_artifact, validate]
 }
 
 /// `hilt demo`'s embedded bench and suite. They use hilt's extensions (a reset through a

@@ -133,7 +133,14 @@ struct SimProcess {
 impl SimProcess {
     fn start() -> SimProcess {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("hilt"))
-            .args(["sim", "http-relay", "--bind", "127.0.0.1:0", "--latency-ms", "2"])
+            .args([
+                "sim",
+                "http-relay",
+                "--bind",
+                "127.0.0.1:0",
+                "--latency-ms",
+                "2",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -193,8 +200,15 @@ fn a_relay_fault_is_a_power_control_failure_of_the_bench() {
     assert_eq!(code, 4, "bench infrastructure exit code");
     assert_eq!(r["failure"]["category"], "POWER_CONTROL_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
-    assert!(msg.contains("HTTP 503") && msg.contains("/relay/3/set/0"), "{msg}");
-    assert_eq!(sim.get("/sim/state").1, r#"{"3":"on"}"#, "the failed switch did not happen");
+    assert!(
+        msg.contains("HTTP 503") && msg.contains("/relay/3/set/0"),
+        "{msg}"
+    );
+    assert_eq!(
+        sim.get("/sim/state").1,
+        r#"{"3":"on"}"#,
+        "the failed switch did not happen"
+    );
 }
 
 #[test]

@@ -143,6 +143,31 @@ fn silent_device_is_blamed_on_the_bench_not_the_firmware() {
     assert_eq!(r["failure"]["category"], "UART_EXPECTATION_FAILED");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
     assert_eq!(r["duts"][0]["verification_status"], "query_failed_optional");
+    // BenchCI's shape: nothing observed, so the entry holds the bench's identity.
+    let dut = &r["duts"][0];
+    assert_eq!(dut["identity_source"], "configured");
+    assert_eq!(
+        dut["self_identification"]["verification_status"],
+        "query_failed"
+    );
+    assert_eq!(dut["self_identification"]["required"], false);
+    assert_eq!(
+        dut["self_identification"]["observed"],
+        serde_json::json!({})
+    );
+    assert_eq!(
+        dut["self_identification"]["configured"]["serial_number"],
+        "SIM-0001"
+    );
+    // results.json embeds evidence in BenchCI's order; evidence.json sorts its keys.
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let embedded = keys(&r["evidence"]);
+    assert_eq!(&embedded[..3], ["schema_version", "generated_at", "run"]);
+    let on_disk = keys(&json(&last_run(&b.path("results")).join("evidence.json")));
+    let mut sorted = on_disk.clone();
+    sorted.sort();
+    assert_eq!(on_disk, sorted);
 }
 
 #[test]

@@ -43,14 +43,9 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Power => Category::PowerResourceUnavailable,
             Measurement => Category::MeasurementResourceUnavailable,
         },
-        HwError::Io { kind, .. } => match kind {
-            Serial => Category::UartFailed,
-            Gpio => Category::GpioLineUnreachable,
-            Power => Category::PowerControlFailed,
-            Measurement => Category::MeasurementFailed,
-        },
-        // Asked for something the resource does not have (an outlet, a line).
-        HwError::Unsupported { kind, .. } => match kind {
+        // A failure in use, or a request for something the resource does not have (an
+        // outlet, a line).
+        HwError::Io { kind, .. } | HwError::Unsupported { kind, .. } => match kind {
             Serial => Category::UartFailed,
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerControlFailed,
@@ -96,9 +91,18 @@ mod tests {
     #[test]
     fn hardware_errors_are_classified_by_kind() {
         let open = |kind| HwError::open(kind, "x", "p", "r");
-        assert_eq!(hw_failure(&open(ResourceKind::Serial)).category, Category::TransportOpenFailed);
-        assert_eq!(hw_failure(&open(ResourceKind::Gpio)).category, Category::GpioLineUnreachable);
-        assert_eq!(hw_failure(&open(ResourceKind::Power)).category, Category::PowerResourceUnavailable);
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Serial)).category,
+            Category::TransportOpenFailed
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Gpio)).category,
+            Category::GpioLineUnreachable
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Power)).category,
+            Category::PowerResourceUnavailable
+        );
         assert_eq!(
             hw_failure(&open(ResourceKind::Measurement)).category,
             Category::MeasurementResourceUnavailable
@@ -110,6 +114,9 @@ mod tests {
             reason: "no get_url".into(),
         };
         assert_eq!(hw_failure(&nr).category, Category::PowerReadbackUnavailable);
-        assert_eq!(hw_failure(&HwError::Cancelled).category, Category::Cancelled);
+        assert_eq!(
+            hw_failure(&HwError::Cancelled).category,
+            Category::Cancelled
+        );
     }
 }

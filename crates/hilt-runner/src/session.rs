@@ -106,8 +106,13 @@ impl Session {
             let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
             log.line(&format!("OPEN {port} baud={baud}"));
-            let uart = Uart::start(port_handle, log, &format!("{node}.{name}"))
-                .map_err(|e| fail(&hilt_hw::HwError::io(ResourceKind::Serial, "serial port", e)))?;
+            let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
+                fail(&hilt_hw::HwError::io(
+                    ResourceKind::Serial,
+                    "serial port",
+                    e,
+                ))
+            })?;
             s.uarts.insert((node.clone(), name.clone()), uart);
             ev.emit(EventKind::TRANSPORT_STARTED, None, d);
         }

@@ -291,7 +291,11 @@ mod tests {
 
     fn get(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         let mut c = TcpStream::connect(addr).unwrap();
-        write!(c, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
         let mut s = String::new();
         c.read_to_string(&mut s).unwrap();
         let status = s[9..12].parse().unwrap();
@@ -317,7 +321,10 @@ mod tests {
         assert_eq!(get(a, "GET", "/relay/2/bogus").0, 404);
         assert_eq!(get(a, "GET", "/sim/state").1, r#"{"2":"on"}"#);
         let r = sim.requests();
-        assert_eq!((r[1].method.as_str(), r[1].path.as_str()), ("POST", "/relay/2/on"));
+        assert_eq!(
+            (r[1].method.as_str(), r[1].path.as_str()),
+            ("POST", "/relay/2/on")
+        );
         sim.stop();
     }
 

@@ -45,11 +45,18 @@ impl ResourceDriver for HttpRelay {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (field, url) in [("on_url", Some(on_url)), ("off_url", Some(off_url)), ("get_url", get_url.as_ref())] {
+        for (field, url) in [
+            ("on_url", Some(on_url)),
+            ("off_url", Some(off_url)),
+            ("get_url", get_url.as_ref()),
+        ] {
             if let Some(url) = url
                 && let Err(p) = check_template(url)
             {
-                out.push(Problem { field: field.into(), ..p });
+                out.push(Problem {
+                    field: field.into(),
+                    ..p
+                });
             }
         }
         if *timeout_ms == 0 {
@@ -142,11 +149,10 @@ fn check_template(url: &str) -> Result<(), Problem> {
         };
         let name = &after[..close];
         if !PLACEHOLDERS.contains(&name) {
-            return Err(Problem::new(
-                "",
-                format!("unknown placeholder `{{{name}}}` in `{url}`"),
-            )
-            .with_help("placeholders: {outlet}, {channel}, {state}, {value}"));
+            return Err(
+                Problem::new("", format!("unknown placeholder `{{{name}}}` in `{url}`"))
+                    .with_help("placeholders: {outlet}, {channel}, {state}, {value}"),
+            );
         }
         tail = &after[close + 1..];
     }
@@ -298,7 +304,12 @@ mod tests {
     #[test]
     fn urls_are_filled_in() {
         assert_eq!(
-            Relay::url("http://r/{outlet}/{channel}?s={state}&v={value}", "dut", "3", Some(true)),
+            Relay::url(
+                "http://r/{outlet}/{channel}?s={state}&v={value}",
+                "dut",
+                "3",
+                Some(true)
+            ),
             "http://r/dut/3?s=true&v=1"
         );
         assert_eq!(

@@ -114,13 +114,15 @@ impl GpioDriver for MockGpio {
                 if line.direction == Direction::Output {
                     let channel = offsets[name];
                     let level = wires.0[&channel].level;
-                    wires
-                        .set(channel, level)
-                        .map_err(crate::gpio::chip_error)?;
+                    wires.set(channel, level).map_err(crate::gpio::chip_error)?;
                 }
             }
         }
-        Ok(NodeLines::new(format!("mock:{node}"), Box::new(wires), offsets))
+        Ok(NodeLines::new(
+            format!("mock:{node}"),
+            Box::new(wires),
+            offsets,
+        ))
     }
 }
 

@@ -122,7 +122,11 @@ pub trait ResourceDriver: Sync {
             Ok(o) => o,
             Err(e) => return vec![start(Probe::Failed(e))],
         };
-        let mut out = vec![start(Probe::Pass(format!("{} {} started", self.tag(), kind)))];
+        let mut out = vec![start(Probe::Pass(format!(
+            "{} {} started",
+            self.tag(),
+            kind
+        )))];
         if !read {
             return out;
         }
@@ -271,7 +275,10 @@ pub fn open_resource(resource: &str, params: &Params) -> Result<Opened, HwError>
             },
             "resource",
             resource,
-            format!("driver `{}` is not supported by this build", params.type_name()),
+            format!(
+                "driver `{}` is not supported by this build",
+                params.type_name()
+            ),
         )),
     }
 }
@@ -280,7 +287,10 @@ pub fn open_resource(resource: &str, params: &Params) -> Result<Opened, HwError>
 pub(crate) fn wrong_params(kind: ResourceKind, tag: &str, params: &Params) -> HwError {
     HwError::unsupported(
         kind,
-        format!("driver `{tag}` cannot use `{}` parameters", params.type_name()),
+        format!(
+            "driver `{tag}` cannot use `{}` parameters",
+            params.type_name()
+        ),
     )
 }
 

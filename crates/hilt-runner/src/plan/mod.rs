@@ -264,3 +264,103 @@ fn resolve(bench: &Bench, suite: &Loaded<Suite>) -> Result<Vec<Vec<Resolved>>, V
         Err(d.errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BENCH: &str = r#"version: 1
+bench: {name: rig}
+defaults: {timeouts: {within_ms: 700}}
+nodes:
+  dut:
+    kind: mcu
+    transports:
+      console: {backend: uart, port: /dev/hilt-plan-test}
+    gpio:
+      led: {backend: mock_gpio, channel: 2, direction: input, edge: both}
+      btn: {backend: mock_gpio, channel: 3, direction: output}
+resources:
+  mains: {kind: power_controller, driver: {type: mock_power, outlets: {dut: true}}}
+  relay: {kind: power_controller, driver: {type: http_relay, outlets: {a: "1"}, on_url: "http://r/{channel}/on", off_url: "http://r/{channel}/off"}}
+  pdu: {kind: power_controller, driver: {type: gpio_power, chip: /dev/gpiochip0, outlets: {dut: 5}}}
+"#;
+
+    fn plan(bench: &str, steps: &str) -> Result<Plan, PlanError> {
+        let lo = LoadOptions::default();
+        let mut b = hilt_model::parse_bench(bench, "bench.yaml", lo).unwrap();
+        b.path = "bench.yaml".into();
+        let text =
+            format!("version: 1\nsuite: {{name: s}}\ntests:\n  - name: t\n    steps:\n{steps}");
+        let mut s = hilt_model::parse_suite(&text, "suite.yaml", lo).unwrap();
+        s.path = "suite.yaml".into();
+        Plan::from_loaded(b, s, false)
+    }
+
+    #[test]
+    fn one_uses_set_gives_locks_and_resolved_steps() {
+        let p = plan(
+            BENCH,
+            "      - expect_uart: {node: dut, transport: console, regex: 'v\\d+'}
+      - gpio_expect: {node: dut, line: led, value: true, within_ms: 50}
+      - power_cycle: {resource: relay, outlet: a}
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.lock_keys(),
+            [
+                "gpio:mock:dut:2",
+                "gpio:mock:dut:3",
+                "http_relay:http://r/{channel}/on:http://r/{channel}/off",
+                "serial:/dev/hilt-plan-test",
+            ]
+        );
+        assert_eq!(p.uses().resources.iter().collect::<Vec<_>>(), ["relay"]);
+        let (_, steps) = p.tests().next().unwrap();
+        assert_eq!(
+            steps[0].1.within,
+            Duration::from_millis(700),
+            "the bench default"
+        );
+        assert!(
+            matches!(&steps[0].1.matcher, Some((Matcher::Regex(_), rule)) if rule == "regex \"v\\\\d+\"")
+        );
+        assert_eq!(
+            steps[1].1.within,
+            Duration::from_millis(50),
+            "the step's own"
+        );
+    }
+
+    #[test]
+    fn problems_are_located_and_unsupported_drivers_refused() {
+        let e = plan(
+            BENCH,
+            "      - expect_uart: {node: dut, transport: console, regex: 'v(('}
+      - power_set: {resource: pdu, outlet: dut, state: true}
+",
+        )
+        .err()
+        .unwrap();
+        let text = e.to_string();
+        assert!(
+            text.contains("suite.yaml:6:") && text.contains("invalid regex"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`gpio_power` is not supported by this build"),
+            "{text}"
+        );
+        let bad = BENCH.replace("http://r/{channel}/off", "http://r/{chan}/off");
+        let e = plan(&bad, "      - sleep_ms: 1\n").err().unwrap();
+        assert_eq!(e.diagnostics.len(), 1, "{e}");
+        let d = &e.diagnostics[0];
+        assert_eq!((d.file.as_str(), d.line), ("bench.yaml", 14));
+        assert!(
+            d.message
+                .contains("resources.relay.driver.off_url: unknown placeholder `{chan}`"),
+            "{d}"
+        );
+    }
+}

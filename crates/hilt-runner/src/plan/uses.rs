@@ -35,7 +35,8 @@ impl Uses {
                 }
             }
             let mut recovery = |node: &str, transport: &str| {
-                u.transports.insert((node.to_string(), transport.to_string()));
+                u.transports
+                    .insert((node.to_string(), transport.to_string()));
             };
             match step {
                 Step::Flash(s) if !skip_flash => {

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use hilt_hw::process::which;
 use hilt_hw::ResourceKind;
 use hilt_hw::drivers::{Probe, SelfCheck};
+use hilt_hw::process::which;
 use hilt_model::bench::{Bench, GpioBackend, ResetMethod, Transport, tool_for};
 use hilt_model::run::Category;
 use hilt_model::{LoadError, LoadOptions};
@@ -248,7 +248,11 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
         Probe::Pass(m) => {
             let c = Check::pass(id, p.title, m);
             // Readings are informative: an instrument that reads is not required to.
-            if p.id == "measurement.read" { c.optional() } else { c }
+            if p.id == "measurement.read" {
+                c.optional()
+            } else {
+                c
+            }
         }
         Probe::Skip(m) => Check::skip(id, p.title, m),
         Probe::NoReadback(m) => Check::warn(id, p.title, "POWER_READBACK_UNAVAILABLE", m),
@@ -259,7 +263,9 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
                 .unwrap_or(Category::Cancelled);
             let fix = match e.kind() {
                 Some(ResourceKind::Gpio) => "check the GPIO chip and lines",
-                Some(ResourceKind::Power) => "check the controller's settings and that it is reachable",
+                Some(ResourceKind::Power) => {
+                    "check the controller's settings and that it is reachable"
+                }
                 Some(ResourceKind::Measurement) => "check the instrument's settings",
                 Some(ResourceKind::Serial) => "check the cable and the port path",
                 None => "run the self-test again",
@@ -364,16 +370,38 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
             continue;
         }
         let probes = hilt_hw::drivers::gpio_self_test(n, &node.gpio, opts.read_inputs);
-        out.extend(probes.into_iter().map(|p| probe_check(&format!("node.{n}"), p)));
+        out.extend(
+            probes
+                .into_iter()
+                .map(|p| probe_check(&format!("node.{n}"), p)),
+        );
     }
     for (name, r) in &bench.resources {
-        // Resources whose driver is not in this build are listed by the static checks.
-        if let Some(driver) = hilt_hw::drivers::resource_driver(r.driver.type_name()) {
+        let Some(driver) = hilt_hw::drivers::resource_driver(r.driver.type_name()) else {
+            // A power or measurement driver this build lacks cannot be started: say so.
+            if let Err(e) = hilt_hw::drivers::open_resource(name, &r.driver)
+                && (r.driver.is_power() || r.driver.is_measurement())
+            {
+                let kind = if r.driver.is_power() {
+                    "power"
+                } else {
+                    "measurement"
+                };
+                out.push(probe_check(
+                    &format!("resource.{name}"),
+                    SelfCheck {
+                        id: format!("{kind}.start"),
+                        title: format!("start {name}"),
+                        outcome: Probe::Failed(e),
+                    },
+                ));
+            }
+            continue;
+        };
+        {
             let read = match driver.kind() {
                 ResourceKind::Measurement => opts.read_measurements,
-                ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => {
-                    opts.read_inputs
-                }
+                ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => opts.read_inputs,
             };
             let probes = driver.self_test(name, &r.driver, read);
             out.extend(
