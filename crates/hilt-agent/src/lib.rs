@@ -16,6 +16,7 @@ mod scheduler;
 pub mod settings;
 pub mod state;
 mod submit;
+pub mod summary;
 mod worker;
 
 use std::net::SocketAddr;
@@ -184,7 +185,7 @@ fn begin_stop(agent: &Agent, c: Control) {
             let mut runs = agent.runs();
             let active: Vec<String> = runs.busy.values().cloned().collect();
             for id in active {
-                if let Some(l) = runs.map.get_mut(&id).and_then(|e| e.live.as_mut()) {
+                if let Some(l) = runs.map.get_mut(id.as_str()).and_then(|e| e.live.as_mut()) {
                     l.cancel_signal = Some(sig);
                     l.cancel.cancel();
                 }

@@ -210,3 +210,13 @@ pub fn summarize_events(dir: &Path) -> LogSummary {
     }
     s
 }
+
+/// When a damaged run's directory was made (best effort, for listing).
+pub fn created_at(dir: &Path) -> String {
+    std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(hilt_model::run::timestamp)
+        .unwrap_or_else(hilt_model::run::now)
+}

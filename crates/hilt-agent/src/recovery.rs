@@ -32,42 +32,53 @@ pub fn recover(agent: &Arc<Agent>) {
     let Ok(entries) = std::fs::read_dir(agent.settings.runs_dir()) else {
         return;
     };
-    let mut recs: Vec<(RunRecord, std::path::PathBuf)> = Vec::new();
+    // Each record is read, reconciled, summarised into the run table and dropped: only
+    // queued runs (live again) and records that could not be saved stay whole in memory.
+    let mut queued: Vec<RunRecord> = Vec::new();
+    let mut max_seq = 0;
     for e in entries.flatten() {
         let dir = e.path();
         if !dir.is_dir() {
             continue;
         }
-        match record::load(&dir) {
-            Ok(r) => recs.push((r, dir)),
+        let (rec, saved) = match record::load(&dir) {
+            Ok(r) if r.status == RunState::Queued => {
+                max_seq = max_seq.max(r.seq);
+                queued.push(r);
+                continue;
+            }
+            Ok(r) => reconcile(r, &dir),
             // A submission cut off before its record was written was never acknowledged.
             Err(LoadError::Missing) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                continue;
             }
             Err(LoadError::Damaged(reason)) => {
                 let id = e.file_name().to_string_lossy().into_owned();
                 tracing::warn!(run_id = %id, dir = %dir.display(), %reason, "damaged run record: the run is reported as failed and its files are kept");
-                let created = created_at(&dir);
-                recs.push((RunRecord::damaged(&id, reason, created), dir));
+                let created = record::created_at(&dir);
+                (RunRecord::damaged(&id, reason, created), true)
             }
+        };
+        max_seq = max_seq.max(rec.seq);
+        if rec.status.is_terminal() {
+            agent.runs().insert(rec, None, !saved);
+        } else {
+            insert(agent, rec);
         }
     }
-    recs.sort_by_key(|(r, _)| r.seq);
-    let max_seq = recs.iter().map(|(r, _)| r.seq).max().unwrap_or(0);
     agent.next_seq.store(max_seq + 1, Ordering::SeqCst);
-    for (rec, dir) in recs {
-        let rec = if rec.damaged.is_some() || rec.status == RunState::Queued {
-            rec
-        } else {
-            reconcile(rec, &dir)
-        };
-        insert(agent, rec, dir);
+    // Queued again in submission order (FIFO across restarts).
+    queued.sort_by_key(|r| r.seq);
+    for rec in queued {
+        insert(agent, rec);
     }
     agent.wake.notify_one();
 }
 
-/// Makes a non-queued run's record and event log agree (see the module docs).
-pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
+/// Makes a non-queued run's record and event log agree (see the module docs). Says
+/// whether the record on disk is the returned one (false: it could not be saved).
+pub fn reconcile(mut rec: RunRecord, dir: &Path) -> (RunRecord, bool) {
     let log = record::summarize_events(dir);
     let mut next = log.last_seq + 1;
     let mut append = |kind: &str, message: Option<String>, data: Map<String, Value>| {
@@ -94,7 +105,7 @@ pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
             let data = final_data(rec.exit_code, rec.failure.clone(), None);
             append(record::terminal_kind(rec.status), rec.error.clone(), data);
         }
-        return rec;
+        return (rec, true);
     }
     if let Some(ev) = final_event {
         // Killed after the final event, before the record.
@@ -150,9 +161,10 @@ pub fn reconcile(mut rec: RunRecord, dir: &Path) -> RunRecord {
     }
     rec.current_step = None;
     if let Err(e) = record::save(dir, &rec) {
-        tracing::error!(run_id = %rec.run_id, error = %e, "cannot save the recovered run record");
+        tracing::error!(run_id = %rec.run_id, error = %e, "cannot save the recovered run record: it is kept in memory");
+        return (rec, false);
     }
-    rec
+    (rec, true)
 }
 
 fn final_data(
@@ -172,14 +184,4 @@ fn final_data(
 fn complete_results(dir: &Path) -> Option<RunResults> {
     let text = std::fs::read(dir.join("results").join("results.json")).ok()?;
     serde_json::from_slice(&text).ok()
-}
-
-/// When a damaged run's directory was made (best effort, for listing).
-fn created_at(dir: &Path) -> String {
-    std::fs::metadata(dir)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| jiff::Timestamp::try_from(t).ok())
-        .map(hilt_model::run::timestamp)
-        .unwrap_or_else(hilt_model::run::now)
 }

@@ -26,19 +26,11 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
         .flatten();
     let doomed: Vec<(String, std::path::PathBuf)> = {
         let mut runs = agent.runs();
-        let mut finished: Vec<(u64, String, Option<jiff::Timestamp>)> = runs
+        let mut finished: Vec<(u64, &str, Option<jiff::Timestamp>)> = runs
             .map
-            .values()
-            .filter(|e| e.rec.status.is_terminal() && e.rec.damaged.is_none() && e.live.is_none())
-            .map(|e| {
-                let at = e
-                    .rec
-                    .finished_at
-                    .as_deref()
-                    .or(Some(e.rec.created_at.as_str()))
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-                (e.rec.seq, e.rec.run_id.clone(), at)
-            })
+            .iter()
+            .filter(|(_, e)| e.sum.status.is_terminal() && !e.sum.damaged && e.live.is_none())
+            .map(|(id, e)| (e.sum.seq, &**id, e.sum.age_from()))
             .collect();
         // Anything older than the cutoff goes; of the rest, everything past the newest
         // max_runs.
@@ -54,10 +46,14 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
         let ids: Vec<String> = old
             .into_iter()
             .chain(young.into_iter().skip(keep))
-            .map(|(_, id, _)| id)
+            .map(|(_, id, _)| id.to_string())
             .collect();
         ids.into_iter()
-            .filter_map(|id| runs.map.remove(&id).map(|e| (id, e.dir)))
+            .filter(|id| runs.map.remove(id.as_str()).is_some())
+            .map(|id| {
+                let dir = agent.settings.run_dir(&id);
+                (id, dir)
+            })
             .collect()
     };
     for (id, dir) in &doomed {

@@ -27,12 +27,10 @@ fn start_ready(agent: &Arc<Agent>) {
         let mut waiting = std::collections::HashSet::new();
         while i < runs.queue.len() {
             let id = runs.queue[i].clone();
-            let keys: Vec<String> = match runs.map.get(&id) {
-                Some(e) if e.rec.status == RunState::Queued => {
-                    std::iter::once(e.rec.lock_key.clone())
-                        .chain(e.rec.resource_keys.iter().cloned())
-                        .collect()
-                }
+            let keys: Vec<String> = match runs.map.get(id.as_str()).and_then(|e| e.rec.as_deref()) {
+                Some(r) if r.status == RunState::Queued => std::iter::once(r.lock_key.clone())
+                    .chain(r.resource_keys.iter().cloned())
+                    .collect(),
                 _ => {
                     runs.queue.remove(i);
                     continue;
@@ -50,8 +48,8 @@ fn start_ready(agent: &Arc<Agent>) {
             for k in keys {
                 runs.busy.insert(k, id.clone());
             }
-            if let Some(e) = runs.map.get_mut(&id) {
-                e.rec.status = RunState::Preparing;
+            if let Some(e) = runs.map.get_mut(id.as_str()) {
+                e.update(|r| r.status = RunState::Preparing);
             }
             to_start.push(id);
         }

@@ -3,7 +3,7 @@
 //! in-memory updates: event logs and records are written by each run's own writer
 //! (`runlog.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -19,16 +19,31 @@ use crate::record::{self, AgentEvent, RunRecord, RunState};
 use crate::registry::Registry;
 use crate::runlog::RunLog;
 use crate::settings::AgentSettings;
+pub use crate::summary::Summary;
 
 /// Lock key shared by every uploaded-bench run (they are serialised among themselves).
 pub const UPLOADED_LOCK: &str = "__uploaded__";
 
+/// A run in the run table. A finished run keeps only its [`Summary`] in memory (about
+/// 100 bytes with its key and table slot); its record and events are read from its
+/// directory when asked for, so idle memory is flat in the number of stored runs.
 pub struct RunEntry {
-    /// The run's small durable record (all a finished run keeps in memory).
-    pub rec: RunRecord,
-    pub dir: PathBuf,
+    pub sum: Summary,
+    /// The full record while the run is live, or when its final record could not be saved
+    /// (the disk copy is stale then, so memory stays the source of truth).
+    pub rec: Option<Box<RunRecord>>,
     /// Present from submission until the final event; `None` for finished runs.
-    pub live: Option<Live>,
+    pub live: Option<Box<Live>>,
+}
+
+impl RunEntry {
+    /// Changes the in-memory record of a live (or pinned) run and its summary with it.
+    pub fn update(&mut self, f: impl FnOnce(&mut RunRecord)) {
+        if let Some(rec) = self.rec.as_deref_mut() {
+            f(rec);
+            self.sum.refresh(rec);
+        }
+    }
 }
 
 /// What only a queued or executing run needs.
@@ -45,13 +60,44 @@ pub struct Live {
 
 #[derive(Default)]
 pub struct Runs {
-    pub map: HashMap<String, RunEntry>,
+    pub map: HashMap<Box<str>, RunEntry>,
     pub queue: VecDeque<String>,
     /// Bench lock key → the run holding it.
     pub busy: HashMap<String, String>,
+    /// Bench ids, shared by the summaries of the runs on them.
+    benches: HashSet<Arc<str>>,
 }
 
 impl Runs {
+    /// Adds a run to the table (and to the queue when it is queued). `rec` is kept in
+    /// memory only when the run is live or `pin` says its disk copy is stale.
+    pub fn insert(&mut self, rec: RunRecord, live: Option<Live>, pin: bool) {
+        let bench = rec.bench_id.as_deref().map(|b| self.bench(b));
+        let sum = Summary::of(&rec, bench);
+        let queued = rec.status == RunState::Queued;
+        let id: Box<str> = rec.run_id.as_str().into();
+        let keep = live.is_some() || pin;
+        let entry = RunEntry {
+            sum,
+            rec: keep.then(|| Box::new(rec)),
+            live: live.map(Box::new),
+        };
+        if queued {
+            self.queue.push_back(id.to_string());
+        }
+        self.map.insert(id, entry);
+    }
+
+    /// The shared copy of a bench id.
+    fn bench(&mut self, id: &str) -> Arc<str> {
+        if let Some(b) = self.benches.get(id) {
+            return b.clone();
+        }
+        let b: Arc<str> = id.into();
+        self.benches.insert(b.clone());
+        b
+    }
+
     pub fn queue_depth(&self) -> usize {
         self.queue.len()
     }
@@ -165,12 +211,14 @@ impl Agent {
             if test.is_none() && step.is_none() {
                 return;
             }
-            if let Some(e) = self.runs().map.get_mut(run_id) {
+            // Not part of the summary: only the live record changes.
+            let mut runs = self.runs();
+            if let Some(r) = runs.map.get_mut(run_id).and_then(|e| e.rec.as_deref_mut()) {
                 if let Some(t) = test {
-                    e.rec.current_test = Some(t.to_string());
+                    r.current_test = Some(t.to_string());
                 }
                 if let Some(s) = step {
-                    e.rec.current_step = Some(s.to_string());
+                    r.current_step = Some(s.to_string());
                 }
             }
         });
@@ -223,14 +271,16 @@ impl Agent {
         let Some(log) = self.log_of(run_id) else {
             return;
         };
+        let dir = self.settings.run_dir(run_id);
+        let mut saved_ok = false;
         // Runs under the run's own writer lock, after the event is appended: the record is
         // written outside the agent's lock, then the new state is published.
         log.append(event_type, message, data, |_| {
-            let Some((dir, mut rec)) = self
+            let Some(mut rec) = self
                 .runs()
                 .map
                 .get(run_id)
-                .map(|e| (e.dir.clone(), e.rec.clone()))
+                .and_then(|e| e.rec.as_deref().cloned())
             else {
                 return;
             };
@@ -241,15 +291,22 @@ impl Agent {
                 Some(also) => record::save_terminal(&dir, &rec, also),
                 None => record::save(&dir, &rec),
             };
-            if let Err(e) = saved {
-                tracing::error!(run_id, error = %e, "cannot save the final run record");
+            match saved {
+                Ok(()) => saved_ok = true,
+                Err(e) => {
+                    tracing::error!(run_id, error = %e, "cannot save the final run record: it is kept in memory");
+                }
             }
             if let Some(e) = self.runs().map.get_mut(run_id) {
-                e.rec = rec;
+                e.update(|r| *r = rec);
             }
         });
+        // From now on the run is read from its directory (unless its record is stale there).
         if let Some(e) = self.runs().map.get_mut(run_id) {
             e.live = None;
+            if saved_ok {
+                e.rec = None;
+            }
         }
     }
 
@@ -261,9 +318,15 @@ impl Agent {
             let Some(e) = runs.map.get_mut(run_id) else {
                 return;
             };
-            e.rec.status = state;
-            f(&mut e.rec);
-            (e.live.as_ref().map(|l| l.log.clone()), e.rec.clone())
+            e.update(|r| {
+                r.status = state;
+                f(r);
+            });
+            let Some(rec) = e.rec.as_deref().cloned() else {
+                // A finished run: its record lives on disk and is not changed here.
+                return;
+            };
+            (e.live.as_ref().map(|l| l.log.clone()), rec)
         };
         match log {
             Some(log) => log.save(&rec),
@@ -278,15 +341,12 @@ impl Agent {
     /// The state and events of a run with `seq > after`: a live run's from memory, a
     /// finished run's from its log on disk (read outside the agent's lock).
     pub fn events_after(&self, run_id: &str, after: u64) -> Option<(RunState, Vec<AgentEvent>)> {
-        let (state, log, dir) = {
+        let (state, log) = {
             let runs = self.runs();
             let e = runs.map.get(run_id)?;
-            (
-                e.rec.status,
-                e.live.as_ref().map(|l| l.log.clone()),
-                e.dir.clone(),
-            )
+            (e.sum.status, e.live.as_ref().map(|l| l.log.clone()))
         };
+        let dir = self.settings.run_dir(run_id);
         let events = match log {
             Some(log) => log.after(after),
             None => record::load_events(&dir)
@@ -305,7 +365,7 @@ impl Agent {
             let Some(e) = runs.map.get_mut(run_id) else {
                 return false;
             };
-            if e.rec.status != RunState::Queued {
+            if e.sum.status != RunState::Queued {
                 return false;
             }
             if let Some(l) = &mut e.live {
@@ -352,6 +412,29 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// A run's full record: from memory while it is live, else read from its directory
+    /// (outside the agent's lock). `None` when the run is unknown or its directory went.
+    pub fn record(&self, run_id: &str) -> Option<RunRecord> {
+        let damaged = {
+            let runs = self.runs();
+            let e = runs.map.get(run_id)?;
+            if let Some(rec) = e.rec.as_deref() {
+                return Some(rec.clone());
+            }
+            e.sum.damaged
+        };
+        let dir = self.settings.run_dir(run_id);
+        let reason = match record::load(&dir) {
+            Ok(rec) if !damaged => return Some(rec),
+            Err(record::LoadError::Missing) if !damaged => return None,
+            Err(record::LoadError::Damaged(reason)) => reason,
+            // Reported as at start-up until the agent starts again and reads it afresh.
+            Ok(_) => "record.json was unreadable when the agent started".into(),
+            Err(record::LoadError::Missing) => "record.json is missing".into(),
+        };
+        Some(RunRecord::damaged(run_id, reason, record::created_at(&dir)))
     }
 
     pub fn current_run_of(&self, bench_id: &str) -> Option<String> {

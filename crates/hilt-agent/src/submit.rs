@@ -11,7 +11,7 @@ use hilt_hw::CancelToken;
 use crate::api::error::ApiError;
 use crate::record::{self, RunRecord, RunState};
 use crate::runlog::RunLog;
-use crate::state::{Agent, Live, RunEntry, UPLOADED_LOCK, new_run_id};
+use crate::state::{Agent, Live, UPLOADED_LOCK, new_run_id};
 
 /// A validated submission whose files are already in `dir`.
 pub struct Submission {
@@ -112,11 +112,11 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
     };
     record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
-    insert(agent, rec.clone(), s.dir);
+    insert(agent, rec.clone());
     if let Some(l) = agent
         .runs()
         .map
-        .get_mut(&rec.run_id)
+        .get_mut(rec.run_id.as_str())
         .and_then(|e| e.live.as_mut())
     {
         l.plan = Some(s.plan);
@@ -134,20 +134,15 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
     Ok(rec)
 }
 
-/// Puts a record into memory (and into the queue when it is queued). Only a run that is
-/// not finished gets a live writer with its events in memory.
-pub fn insert(agent: &Agent, rec: RunRecord, dir: std::path::PathBuf) {
-    let queued = rec.status == RunState::Queued;
-    let id = rec.run_id.clone();
-    let live = (!rec.status.is_terminal()).then(|| Live {
+/// Puts a run that is not finished into the run table (and into the queue when it is
+/// queued), with a live writer and its events in memory.
+pub fn insert(agent: &Agent, rec: RunRecord) {
+    let dir = agent.settings.run_dir(&rec.run_id);
+    let live = Live {
         log: Arc::new(RunLog::open(&dir, record::load_events(&dir))),
         cancel: CancelToken::new(),
         cancel_signal: None,
         plan: None,
-    });
-    let mut runs = agent.runs();
-    runs.map.insert(id.clone(), RunEntry { rec, dir, live });
-    if queued {
-        runs.queue.push_back(id);
-    }
+    };
+    agent.runs().insert(rec, Some(live), false);
 }

@@ -42,12 +42,12 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).and_then(|e| {
-        let dir = e.dir.clone();
-        let rec = e.rec.clone();
+    let dir = agent.settings.run_dir(run_id);
+    let Some((rec, cancel, plan)) = agent.runs().map.get_mut(run_id).and_then(|e| {
+        let rec = e.rec.as_deref().cloned()?;
         e.live
             .as_mut()
-            .map(|l| (dir, rec, l.cancel.clone(), l.plan.take()))
+            .map(|l| (rec, l.cancel.clone(), l.plan.take()))
     }) else {
         return;
     };

@@ -21,14 +21,13 @@ pub async fn zip(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (status, dir) = {
-        let runs = agent.runs();
-        let e = runs
-            .map
-            .get(&id)
-            .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
-        (e.rec.status, e.dir.join("results"))
-    };
+    let status = agent
+        .runs()
+        .map
+        .get(id.as_str())
+        .map(|e| e.sum.status)
+        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    let dir = agent.settings.run_dir(&id).join("results");
     if !status.is_terminal() {
         return Err(ApiError::Conflict(format!(
             "run not finished: current status is '{}'",

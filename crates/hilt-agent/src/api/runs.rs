@@ -217,12 +217,10 @@ fn view_with(r: &RunRecord, queue_depth: usize) -> RunView {
     }
 }
 
+/// A run's full record (read from its directory once it has finished).
 fn record(agent: &Agent, id: &str) -> Result<RunRecord, ApiError> {
     agent
-        .runs()
-        .map
-        .get(id)
-        .map(|e| e.rec.clone())
+        .record(id)
         .ok_or_else(|| ApiError::NotFound("run not found".into()))
 }
 
@@ -231,7 +229,12 @@ pub async fn get(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let r = record(&agent, &id)?;
+    let r = tokio::task::spawn_blocking({
+        let agent = agent.clone();
+        move || record(&agent, &id)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("cannot read the run: {e}")))??;
     Ok(Json(view(&agent, &r)))
 }
 
@@ -248,16 +251,32 @@ pub struct ListQuery {
 /// hilt extension: runs, newest first.
 #[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = RunList), (status = 400, body = ErrorBody)))]
 pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<RunList> {
-    let mut recs: Vec<RunRecord> = agent.runs().map.values().map(|e| e.rec.clone()).collect();
-    recs.retain(|r| q.state.as_deref().is_none_or(|s| r.status.as_str() == s));
-    recs.retain(|r| {
-        q.bench_id.as_deref().is_none_or(|b| {
-            r.bench_id.as_deref() == Some(b)
-                || (b == crate::state::UPLOADED_LOCK && r.bench_id.is_none())
+    // The page is chosen from the summaries; only its records are read.
+    let mut page: Vec<(u64, String)> = agent
+        .runs()
+        .map
+        .iter()
+        .filter(|(_, e)| {
+            q.state
+                .as_deref()
+                .is_none_or(|s| e.sum.status.as_str() == s)
         })
-    });
-    recs.sort_by_key(|r| std::cmp::Reverse(r.seq));
-    recs.truncate(q.limit.unwrap_or(100));
+        .filter(|(_, e)| {
+            q.bench_id.as_deref().is_none_or(|b| {
+                e.sum.bench.as_deref() == Some(b)
+                    || (b == crate::state::UPLOADED_LOCK && e.sum.bench.is_none())
+            })
+        })
+        .map(|(id, e)| (e.sum.seq, id.to_string()))
+        .collect();
+    page.sort_by(|a, b| b.cmp(a));
+    page.truncate(q.limit.unwrap_or(100));
+    let recs: Vec<RunRecord> = tokio::task::spawn_blocking({
+        let agent = agent.clone();
+        move || page.iter().filter_map(|(_, id)| agent.record(id)).collect()
+    })
+    .await
+    .unwrap_or_default();
     let depth = agent.runs().queue_depth();
     Json(RunList {
         runs: recs.iter().map(|r| view_with(r, depth)).collect(),
@@ -300,7 +319,7 @@ pub async fn stream(
         let runs = agent.runs();
         let e = runs
             .map
-            .get(&id)
+            .get(id.as_str())
             .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
         e.live.as_ref().map(|l| l.log.subscribe())
     };
@@ -370,12 +389,12 @@ pub async fn cancel(
         let mut runs = agent.runs();
         let e = runs
             .map
-            .get_mut(&id)
+            .get_mut(id.as_str())
             .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
-        if e.rec.status.is_terminal() {
+        if e.sum.status.is_terminal() {
             return Err(ApiError::Conflict(format!(
                 "run already finished: current status is '{}'",
-                e.rec.status.as_str()
+                e.sum.status.as_str()
             )));
         }
         // Also set for a queued run: if the dispatcher starts it meanwhile, the runner
