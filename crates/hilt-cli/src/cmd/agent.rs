@@ -7,6 +7,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::cli::AgentServeArgs;
 
 pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
+    if let Err(e) = hilt_agent::settings::token_from_env() {
+        eprintln!("error: {e}");
+        return Ok(exit::USAGE);
+    }
     let mut settings = AgentSettings::resolve(a.work_dir, a.config);
     settings.self_test_on_start = !a.no_self_test;
     let loopback = matches!(a.host.as_str(), "127.0.0.1" | "::1" | "localhost");
