@@ -163,6 +163,11 @@ pub struct SimDutArgs {
 #[derive(Subcommand)]
 pub enum RunsCommand {
     /// Summarise a run directory: phase, progress, verdict, what to do next.
+    ///
+    /// Exit code: a finished run's own exit code (0 passed, 1 tests failed, 3 configuration
+    /// error, 4 bench infrastructure error, 5 other run error, 130 cancelled); 0 while the
+    /// run is still running with a live heartbeat; 5 when it stalled (its process is gone or
+    /// its heartbeat is stale); 3 when DIR is not a run directory.
     Status {
         dir: PathBuf,
         #[arg(long)]
