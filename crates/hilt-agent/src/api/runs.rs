@@ -240,8 +240,20 @@ pub struct ListQuery {
 }
 
 /// hilt extension: runs, newest first.
-#[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = Object)))]
-pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = Object), (status = 400, body = Object)))]
+pub async fn list(
+    State(agent): State<Arc<Agent>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = q.state.as_deref()
+        && !LISTABLE_STATES.iter().any(|v| v.as_str() == s)
+    {
+        let valid: Vec<&str> = LISTABLE_STATES.iter().map(|v| v.as_str()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown state `{s}`; valid states: {}",
+            valid.join(", ")
+        )));
+    }
     let mut recs: Vec<RunRecord> = agent.runs().map.values().map(|e| e.rec.clone()).collect();
     recs.retain(|r| q.state.as_deref().is_none_or(|s| r.status.as_str() == s));
     recs.retain(|r| {
@@ -252,8 +264,21 @@ pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -
     });
     recs.sort_by_key(|r| std::cmp::Reverse(r.seq));
     recs.truncate(q.limit.unwrap_or(100));
-    Json(json!({"runs": recs.iter().map(|r| view(&agent, r)).collect::<Vec<_>>()}))
+    Ok(Json(
+        json!({"runs": recs.iter().map(|r| view(&agent, r)).collect::<Vec<_>>()}),
+    ))
 }
+
+/// The values `GET /v1/runs?state=` accepts (an unknown one is a 400 that lists these).
+const LISTABLE_STATES: [RunState; 7] = [
+    RunState::Queued,
+    RunState::Preparing,
+    RunState::Running,
+    RunState::UploadingArtifacts,
+    RunState::Done,
+    RunState::Failed,
+    RunState::Cancelled,
+];
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct AfterQuery {
