@@ -21,6 +21,8 @@ pub struct AgentSettings {
     pub lock_config: Option<LockConfig>,
     /// Checked once a second: when it exists, exit as soon as no run is executing.
     pub restart_file: Option<PathBuf>,
+    /// Limits given as flags; they override agent.yaml's `limits:` (see `limits.rs`).
+    pub overrides: crate::limits::LimitOverrides,
 }
 
 /// Reads `HILT_<name>` then `BENCHCI_<name>`; an empty variable counts as unset (so an
@@ -86,6 +88,7 @@ impl AgentSettings {
             self_test_on_start: true,
             lock_config: None,
             restart_file: None,
+            overrides: Default::default(),
         }
     }
 

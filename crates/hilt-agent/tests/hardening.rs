@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Auth, Lab};
 
 #[test]
@@ -32,4 +34,174 @@ fn unknown_state_filter_is_a_400_naming_the_valid_states() {
         );
         assert_eq!(ok.status, 200, "{s}: {}", ok.text());
     }
+}
+
+/// Raises this process's soft open-file limit to the hard one (the test holds both ends of
+/// thousands of loopback connections).
+fn raise_nofile() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+    hard
+}
+
+/// Opens `n` loopback connections that send the start of a request and never finish its
+/// headers.
+fn slow_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..n)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(addr)
+                .unwrap_or_else(|e| panic!("slow connection {i}: {e}"));
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// True once the server has closed `s` (EOF or reset), false if it is still open after
+/// `wait`.
+fn closed_by_server(s: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn slow_clients_do_not_stop_health_and_are_closed_after_the_header_timeout() {
+    const SLOW: usize = 2000;
+    let hard = raise_nofile();
+    assert!(
+        hard >= 2 * SLOW as u64 + 512,
+        "the open-file hard limit ({hard}) is too low for this test"
+    );
+    let lab = Lab::new();
+    let cfg = lab.agent_yaml(&[], "limits: {header_read_timeout_ms: 15000}\n");
+    let agent = lab.start(Some(&cfg));
+    let started = Instant::now();
+    let mut slow = slow_connections(agent.addr, SLOW);
+    // While all of them are open (the timeout has not passed yet), /health answers.
+    for i in 0..20 {
+        assert_eq!(
+            common::raw_status(agent.addr, HEALTH, Duration::from_secs(5)),
+            Some(200),
+            "/health request {i} with {SLOW} slow connections open"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "setting up took {:?}: the slow connections may have been closed already, so the check above proved nothing",
+        started.elapsed()
+    );
+    // After the header timeout every slow connection is closed by the agent.
+    let deadline = started + Duration::from_secs(60);
+    for (i, s) in slow.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            closed_by_server(s, left.max(Duration::from_millis(1))),
+            "slow connection {i} still open {:?} after it was made",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        common::raw_status(agent.addr, HEALTH, Duration::from_secs(5)),
+        Some(200)
+    );
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_at_once_and_slots_come_back() {
+    let lab = Lab::new();
+    let cfg = lab.agent_yaml(
+        &[],
+        "limits: {max_connections: 20, header_read_timeout_ms: 60000}\n",
+    );
+    let agent = lab.start(Some(&cfg));
+    let slow = slow_connections(agent.addr, 20);
+    // Once the agent has accepted all 20 (they count from accept on), the next connection
+    // is answered 503 at once instead of waiting for a slot.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = Instant::now();
+        match common::raw_status(agent.addr, HEALTH, Duration::from_secs(5)) {
+            Some(503) => {
+                assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+                break;
+            }
+            other => assert!(
+                Instant::now() < deadline,
+                "a connection over the cap must be answered 503, got {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match common::raw_status(agent.addr, HEALTH, Duration::from_secs(5)) {
+            Some(200) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "slots never came back: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_stalled_upload_is_cut_off_with_408_and_leaves_nothing_behind() {
+    use std::io::{Read, Write};
+    let lab = Lab::new();
+    let cfg = lab.agent_yaml(&[], "limits: {body_read_timeout_s: 1}\n");
+    let agent = lab.start(Some(&cfg));
+    let mp = common::Multipart::new()
+        .file("bench_yaml", "bench.yaml", b"version: 1\n")
+        .file("suite_yaml", "suite.yaml", common::sleep_suite(1).as_bytes());
+    let head = mp.head().to_vec();
+    let mut s = std::net::TcpStream::connect(agent.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/runs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        common::TOKEN,
+        mp.content_type(),
+        head.len() + 100_000
+    )
+    .unwrap();
+    s.write_all(&head).unwrap();
+    // ... and nothing more: the agent must give up on the body.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert_eq!(
+        common::parse_status(&buf),
+        Some(408),
+        "after {:?}: {}",
+        t.elapsed(),
+        String::from_utf8_lossy(&buf)
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.contains("request body stalled"), "{text}");
+    assert!(agent.run_dirs().is_empty(), "{:?}", agent.run_dirs());
 }

@@ -242,6 +242,22 @@ pub struct AgentServeArgs {
     /// Skip the start-up self-test of registered benches.
     #[arg(long)]
     pub no_self_test: bool,
+    /// Close a connection that has not sent a request's complete headers within this many
+    /// milliseconds (default: agent.yaml `limits.header_read_timeout_ms`, else 10000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: Option<u64>,
+    /// Cut off (408) a request body that sends nothing for this many seconds (default:
+    /// `limits.body_read_timeout_s`, else 30).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_s: Option<u64>,
+    /// Most open client connections; more get 503 and are closed (default:
+    /// `limits.max_connections`, else 4096; always below the open-file limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Cancel a run executing longer than this many seconds and record it failed with
+    /// RUN_TIMEOUT; 0 = no limit (default: `limits.max_run_time_s`, else 86400).
+    #[arg(long, value_name = "S")]
+    pub max_run_time_s: Option<u64>,
 }
 
 #[derive(Subcommand)]

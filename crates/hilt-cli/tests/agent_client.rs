@@ -52,6 +52,7 @@ impl Agent {
                 enabled: true,
             }),
             // Private, so no other agent's restart file can stop this one.
+            overrides: Default::default(),
             restart_file: Some(work.path().join("restart")),
         };
         let (control, rx) = tokio::sync::mpsc::channel(8);

@@ -119,6 +119,7 @@ impl Lab {
             }),
             // A private restart file: the default lives in /tmp and is shared by name.
             restart_file: Some(self.path("restart-agent")),
+            overrides: Default::default(),
         }
     }
 
