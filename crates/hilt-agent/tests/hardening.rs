@@ -205,3 +205,96 @@ fn a_stalled_upload_is_cut_off_with_408_and_leaves_nothing_behind() {
     assert!(text.contains("request body stalled"), "{text}");
     assert!(agent.run_dirs().is_empty(), "{:?}", agent.run_dirs());
 }
+
+/// File and id names a hostile or careless client may send.
+fn nasty_names() -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "fw.bin".into(),
+        "..".into(),
+        "../fw.bin".into(),
+        "a/b.bin".into(),
+        "a\\b.bin".into(),
+        "fw\u{0}.bin".into(),
+        "%2e%2e%2ffw.bin".into(),
+        "fw%00.bin".into(),
+        "ファームウェア.bin".into(),
+        "🔥🔥🔥.bin".into(),
+        "fw\r\nX-Evil: 1.bin".into(),
+        " .bin".into(),
+        ".bin".into(),
+        "".into(),
+    ];
+    for len in [250, 255, 256, 300, 1000, 4096, 10_000] {
+        v.push(format!("{}.bin", "a".repeat(len - 4)));
+        v.push(format!("{}.bin", "é".repeat(len / 2)));
+    }
+    v
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn any_artifact_or_id_name_is_answered_2xx_or_4xx_never_5xx() {
+    let lab = Lab::new();
+    let bench = lab.mock_bench("m1.yaml", "m1");
+    let cfg = lab.agent_yaml(&[("m1", &bench)], "");
+    let agent = lab.start(Some(&cfg));
+    let bench_text = std::fs::read_to_string(lab.mock_bench("up.yaml", "up")).unwrap();
+    for name in nasty_names() {
+        // Multipart upload: the artifact part's file name.
+        let (ct, body) = common::Multipart::new()
+            .file("bench_yaml", "bench.yaml", bench_text.as_bytes())
+            .file(
+                "suite_yaml",
+                "suite.yaml",
+                common::sleep_suite(1).as_bytes(),
+            )
+            .file("artifact", &name.replace('"', "%22"), b"\x7fELF")
+            .field("skip_flash", "true")
+            .finish();
+        let r = agent.request("POST", "/v1/runs", Auth::Token, Some(&ct), Some(&body));
+        assert!(r.status < 500, "multipart {name:?}: {} {}", r.status, r.text());
+        if r.status >= 400 {
+            r.expect_error(r.status);
+        }
+        // JSON submission: artifact_filename and artifact_relpath.
+        for key in ["artifact_filename", "artifact_relpath"] {
+            let r = agent.post_json(
+                "/v1/runs/json",
+                &serde_json::json!({"bench_id": "m1", "suite_yaml": common::sleep_suite(1),
+                    "skip_flash": true, key: name, "artifact_base64": "f0VMRg=="}),
+            );
+            assert!(r.status < 500, "json {key} {name:?}: {} {}", r.status, r.text());
+        }
+        // The name as an id in every GET that takes one.
+        let enc = percent_encode(&name);
+        for path in [
+            format!("/v1/runs/{enc}"),
+            format!("/v1/runs/{enc}/events"),
+            format!("/v1/runs/{enc}/artifacts.zip"),
+            format!("/v1/benches/{enc}"),
+            format!("/v1/benches/{enc}/health"),
+        ] {
+            let r = agent.request("GET", &path, Auth::Token, None, None);
+            assert!(r.status < 500, "GET {path}: {} {}", r.status, r.text());
+        }
+    }
+    // Let the accepted runs finish so the agent shuts down cleanly.
+    for r in agent.get_json("/v1/runs?limit=1000")["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+    {
+        agent.wait_finished(r["run_id"].as_str().unwrap());
+    }
+}

@@ -175,7 +175,8 @@ pub async fn submit_json(
     std::fs::write(dir.join("suite.yaml"), &req.suite_yaml).map_err(io)?;
     let artifact = match artifact {
         Some((name, bytes)) => {
-            std::fs::write(dir.join(&name), bytes).map_err(io)?;
+            std::fs::write(dir.join(&name), bytes)
+                .map_err(|e| super::upload::store_error("artifact", e))?;
             Some(name)
         }
         None => None,
