@@ -148,6 +148,7 @@ pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<B
     top_level_map(&mut d)?;
     let bench: Bench = decode(&mut d, &doc.value, "")?;
     common_checks(&mut d, &bench);
+    durations(&mut d, &bench);
     validate::bench(&mut d, &bench);
     finish(d, bench, text, opts)
 }
@@ -181,6 +182,7 @@ pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<S
     }
     let suite: Suite = decode(&mut d, &doc.value, "")?;
     common_checks(&mut d, &suite);
+    durations(&mut d, &suite);
     validate::suite(&mut d, &suite);
     finish(d, suite, text, opts)
 }
@@ -334,6 +336,13 @@ fn check_step_shapes(d: &mut Diags) {
 }
 
 /// Unknown keys, duplicate keys and the format version.
+/// Bounds every duration of a bench or suite (validate/durations.rs).
+fn durations<T: Serialize>(d: &mut Diags, typed: &T) {
+    if let Ok(canonical) = serde_json::to_value(typed) {
+        validate::durations(d, &canonical);
+    }
+}
+
 fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
         unknown_keys(d, &d.doc.value.clone(), &canonical, "");
