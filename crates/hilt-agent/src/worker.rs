@@ -39,6 +39,8 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     agent.set_state(run_id, RunState::Preparing, |_| {});
     agent.emit(run_id, "run.preparing", None, Map::new());
     let refusal = policy_refusal(agent, &rec, &dir);
+    let watchdog =
+        crate::limits::RunWatchdog::start(&cancel, crate::limits::current(agent).max_run_time_s);
     let outcome = if let Some(why) = refusal {
         Err(why)
     } else {
@@ -99,6 +101,17 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             }
         }
     };
+    // Over the agent's maximum run time: failed with RUN_TIMEOUT, not "cancelled".
+    let (state, exit_code, error, failure) = match watchdog.timeout_failure() {
+        Some(f) => (
+            RunState::Failed,
+            Some(hilt_runner::classify::exit::RUN_ERROR),
+            Some(f.summary()),
+            Some(serde_json::to_value(&f).unwrap_or_default()),
+        ),
+        None => (state, exit_code, error, failure),
+    };
+    drop(watchdog);
     let data = json!({"exit_code": exit_code, "failure": failure, "evidence": evidence})
         .as_object()
         .cloned()

@@ -298,3 +298,29 @@ fn any_artifact_or_id_name_is_answered_2xx_or_4xx_never_5xx() {
         agent.wait_finished(r["run_id"].as_str().unwrap());
     }
 }
+
+#[test]
+fn a_run_over_the_maximum_run_time_is_cancelled_recorded_failed_and_frees_its_lock() {
+    let lab = Lab::new();
+    let cfg = lab.agent_yaml(&[], "limits: {max_run_time_s: 1}\n");
+    let agent = lab.start(Some(&cfg));
+    let bench = std::fs::read_to_string(lab.mock_bench("up.yaml", "up")).unwrap();
+    let started = Instant::now();
+    let long = agent.upload(&bench, &common::sleep_suite(600_000));
+    // Queued behind it on the shared uploaded-bench lock.
+    let next = agent.upload(&bench, &common::sleep_suite(1));
+    let v = agent.wait_finished(&long);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(v["status"], "failed", "{v:#}");
+    assert_eq!(v["failure"]["category"], "RUN_TIMEOUT", "{v:#}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("maximum run time of 1 s"),
+        "{v:#}"
+    );
+    assert_eq!(v["exit_code"], 5, "{v:#}");
+    assert_eq!(agent.wait_finished(&next)["status"], "done");
+}
