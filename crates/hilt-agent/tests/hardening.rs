@@ -324,3 +324,29 @@ fn a_run_over_the_maximum_run_time_is_cancelled_recorded_failed_and_frees_its_lo
     assert_eq!(v["exit_code"], 5, "{v:#}");
     assert_eq!(agent.wait_finished(&next)["status"], "done");
 }
+
+/// Without an artifact and without skip_flash, a suite that never flashes is accepted (and
+/// passes) on both submission paths; one with a flash step is refused (api_errors.rs).
+#[test]
+fn a_suite_without_a_flash_step_needs_no_artifact() {
+    let lab = Lab::new();
+    let bench = lab.mock_bench("m1.yaml", "m1");
+    let cfg = lab.agent_yaml(&[("m1", &bench)], "");
+    let agent = lab.start(Some(&cfg));
+    let r = agent.post_json(
+        "/v1/runs/json",
+        &serde_json::json!({"bench_id": "m1", "suite_yaml": common::sleep_suite(1)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = agent.wait_finished(r.json()["run_id"].as_str().unwrap());
+    assert_eq!(v["status"], "done", "{v:#}");
+    let up = std::fs::read_to_string(lab.mock_bench("up.yaml", "up")).unwrap();
+    let (ct, body) = common::Multipart::new()
+        .file("bench_yaml", "bench.yaml", up.as_bytes())
+        .file("suite_yaml", "suite.yaml", common::sleep_suite(1).as_bytes())
+        .finish();
+    let r = agent.request("POST", "/v1/runs", Auth::Token, Some(&ct), Some(&body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = agent.wait_finished(r.json()["run_id"].as_str().unwrap());
+    assert_eq!(v["status"], "done", "{v:#}");
+}
