@@ -350,3 +350,59 @@ fn a_suite_without_a_flash_step_needs_no_artifact() {
     let v = agent.wait_finished(r.json()["run_id"].as_str().unwrap());
     assert_eq!(v["status"], "done", "{v:#}");
 }
+
+fn lock_files(lab: &Lab) -> usize {
+    std::fs::read_dir(lab.path("locks"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0)
+}
+
+fn gpio_start(agent: &common::Agent, chip: &str, lines: std::ops::Range<u32>) -> common::Resp {
+    let lines: serde_json::Map<String, serde_json::Value> = lines
+        .map(|n| (n.to_string(), serde_json::json!({"direction": "output"})))
+        .collect();
+    agent.post_json(
+        "/v1/gpio/session/start",
+        &serde_json::json!({"chip": chip, "lines": lines}),
+    )
+}
+
+#[test]
+fn gpio_sessions_are_bounded_per_request_and_per_agent_without_leaving_lock_files() {
+    let lab = Lab::new();
+    let cfg = lab.agent_yaml(
+        &[],
+        "limits: {max_gpio_lines_per_session: 8, max_gpio_sessions: 2, max_gpio_lines_total: 10}\n",
+    );
+    let agent = lab.start(Some(&cfg));
+    let before = lock_files(&lab);
+    // One request with 30,000 lines: refused before any lock or line is taken.
+    let r = gpio_start(&agent, "sim:huge", 0..30_000);
+    let err = r.expect_error(413);
+    assert!(err.contains("at most 8 lines"), "{err}");
+    assert_eq!(lock_files(&lab), before);
+
+    let a = gpio_start(&agent, "sim:a", 0..8);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let after_a = lock_files(&lab);
+    // 8 + 3 lines would exceed the total of 10.
+    let err = gpio_start(&agent, "sim:b", 0..3).expect_error(429);
+    assert!(err.contains("max_gpio_lines_total"), "{err}");
+    assert_eq!(lock_files(&lab), after_a);
+    let b = gpio_start(&agent, "sim:b", 0..2);
+    assert_eq!(b.status, 200, "{}", b.text());
+    let after_b = lock_files(&lab);
+    // A third session: over the session limit.
+    let err = gpio_start(&agent, "sim:c", 0..1).expect_error(429);
+    assert!(err.contains("max_gpio_sessions"), "{err}");
+    assert_eq!(lock_files(&lab), after_b);
+    // Stopping one frees its room.
+    let id = a.json()["session_id"].as_str().unwrap().to_string();
+    let stop = agent.post_json(
+        "/v1/gpio/session/stop",
+        &serde_json::json!({"session_id": id}),
+    );
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    let c = gpio_start(&agent, "sim:c", 0..1);
+    assert_eq!(c.status, 200, "{}", c.text());
+}
