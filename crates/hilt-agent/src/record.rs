@@ -98,6 +98,37 @@ pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     hilt_runner::rundir::write_json_durable(&dir.join("record.json"), rec)
 }
 
+/// A run's terminal record, on disk together with `also` (the run's own documents) before
+/// it returns: one batch of syncs for all of them.
+pub fn save_terminal(
+    dir: &Path,
+    rec: &RunRecord,
+    also: &[std::path::PathBuf],
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    hilt_runner::rundir::write_durable_with(&dir.join("record.json"), &text, also, &[])
+}
+
+/// A new run's first record, on disk with the run's bench and suite and the new run
+/// directory's entry in `runs_dir` before it returns (the submission is acknowledged after
+/// this): two rounds of concurrent syncs.
+pub fn save_accepted(dir: &Path, rec: &RunRecord, runs_dir: &Path) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    let inputs: Vec<std::path::PathBuf> = ["bench.yaml", "suite.yaml"]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    hilt_runner::rundir::write_durable_with(
+        &dir.join("record.json"),
+        &text,
+        &inputs,
+        &[runs_dir.to_path_buf()],
+    )
+}
+
 pub fn load(dir: &Path) -> Option<RunRecord> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("record.json")).ok()?).ok()
 }

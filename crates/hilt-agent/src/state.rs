@@ -31,6 +31,9 @@ pub struct RunEntry {
     pub cancel: CancelToken,
     /// The signal that cancelled the run (for the 128+signal exit code), 0 for an API cancel.
     pub cancel_signal: Option<i32>,
+    /// The plan built at submission; the worker takes it (runs recovered after a restart
+    /// have none and are planned again from their files).
+    pub plan: Option<hilt_runner::Plan>,
 }
 
 #[derive(Default)]
@@ -145,6 +148,39 @@ impl Agent {
             f(&mut e.rec);
             e.rec.current_step = None;
             let _ = record::save(&e.dir, &e.rec);
+            push_event(e, event_type, message, data);
+        }
+    }
+
+    /// As [`Agent::finish`], for a run whose worker has just finished: the terminal record
+    /// is made durable together with the run's own unsynced files (`also`) in one batch,
+    /// outside the lock, before the new state is visible to anyone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_durable(
+        &self,
+        run_id: &str,
+        state: RunState,
+        f: impl FnOnce(&mut RunRecord),
+        also: &[PathBuf],
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+    ) {
+        let Some((dir, mut rec)) = self
+            .runs()
+            .map
+            .get(run_id)
+            .map(|e| (e.dir.clone(), e.rec.clone()))
+        else {
+            return;
+        };
+        rec.status = state;
+        f(&mut rec);
+        rec.current_step = None;
+        let _ = record::save_terminal(&dir, &rec, also);
+        let mut runs = self.runs();
+        if let Some(e) = runs.map.get_mut(run_id) {
+            e.rec = rec;
             push_event(e, event_type, message, data);
         }
     }

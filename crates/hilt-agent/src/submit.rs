@@ -21,6 +21,34 @@ pub struct Submission {
     pub artifact: Option<String>,
     pub skip_flash: bool,
     pub verbose: bool,
+    /// The bench and suite in `dir`, loaded and validated.
+    pub plan: hilt_runner::Plan,
+}
+
+/// Loads and validates the run's bench and suite off the request threads; an invalid suite
+/// is refused (422) with its located diagnostics instead of being queued.
+pub async fn plan(dir: &std::path::Path, skip_flash: bool) -> Result<hilt_runner::Plan, ApiError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let opts = hilt_runner::PlanOptions {
+            strict: false,
+            skip_flash,
+        };
+        hilt_runner::Plan::load(&dir.join("bench.yaml"), &dir.join("suite.yaml"), &opts).map_err(
+            |e| {
+                // Name the files as the client sent them, not where the agent keeps them.
+                let prefix = format!("{}/", dir.display());
+                let lines: Vec<String> = e
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.to_string().replacen(&prefix, "", 1))
+                    .collect();
+                ApiError::Unprocessable(format!("invalid bench or suite:\n{}", lines.join("\n")))
+            },
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("planning the run failed: {e}")))?
 }
 
 /// Reserves a run id and its directory.
@@ -73,12 +101,19 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         artifact: s.artifact,
         seq: agent.next_seq.fetch_add(1, Ordering::SeqCst),
         failure: None,
-        resource_keys: resource_keys(&s.dir, s.skip_flash),
+        resource_keys: s
+            .plan
+            .lock_keys()
+            .into_iter()
+            .map(|k| format!("resource:{k}"))
+            .collect(),
     };
-    record::save_durable(&s.dir, &rec)
-        .and_then(|()| std::fs::File::open(agent.settings.runs_dir())?.sync_all())
+    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     insert(agent, rec.clone(), s.dir, true);
+    if let Some(e) = agent.runs().map.get_mut(&rec.run_id) {
+        e.plan = Some(s.plan);
+    }
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);
     let data = match &s.bench_id {
         Some(b) => json!({"bench_id": b})
@@ -90,22 +125,6 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
     agent.emit(&rec.run_id, "run.queued", None, data);
     agent.wake.notify_one();
     Ok(rec)
-}
-
-/// The hardware the run will lock, read from its bench and suite (none when they do not
-/// parse: such a run fails at once without touching anything).
-fn resource_keys(dir: &std::path::Path, skip_flash: bool) -> Vec<String> {
-    let lo = hilt_model::LoadOptions::default();
-    match (
-        hilt_model::load_bench(&dir.join("bench.yaml"), lo),
-        hilt_model::load_suite(&dir.join("suite.yaml"), lo),
-    ) {
-        (Ok(b), Ok(s)) => hilt_runner::lock_keys(&b.value, &s.value, skip_flash)
-            .into_iter()
-            .map(|k| format!("resource:{k}"))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Puts a record into memory (and into the queue when it is queued).
@@ -134,6 +153,7 @@ pub fn insert(agent: &Agent, rec: RunRecord, dir: std::path::PathBuf, live: bool
             tx,
             cancel: CancelToken::new(),
             cancel_signal: None,
+            plan: None,
         },
     );
     if queued {

@@ -28,12 +28,14 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel)) = agent
-        .runs()
-        .map
-        .get(run_id)
-        .map(|e| (e.dir.clone(), e.rec.clone(), e.cancel.clone()))
-    else {
+    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).map(|e| {
+        (
+            e.dir.clone(),
+            e.rec.clone(),
+            e.cancel.clone(),
+            e.plan.take(),
+        )
+    }) else {
         return;
     };
     agent.set_state(run_id, RunState::Preparing, |_| {});
@@ -57,14 +59,25 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             results_dir: Some(dir.join("results")),
             run_id: Some(run_id.to_string()),
             lock_config: agent.settings.lock_config.clone(),
+            // Synced below with the terminal record, in one batch.
+            defer_sync: true,
             ..RunOptions::default()
         };
         let mut fwd = Forward { agent, run_id };
-        hilt_runner::run(&opts, &mut fwd, &cancel).map_err(|e| e.to_string())
+        match plan {
+            Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, &cancel),
+            // Recovered after a restart: planned again from the run's files.
+            None => hilt_runner::run(&opts, &mut fwd, &cancel),
+        }
+        .map_err(|e| e.to_string())
     };
     agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
     agent.emit(run_id, "run.uploading_artifacts", None, Map::new());
     let signal = agent.runs().map.get(run_id).and_then(|e| e.cancel_signal);
+    let unsynced = outcome
+        .as_ref()
+        .map(|o| o.unsynced.clone())
+        .unwrap_or_default();
     let evidence = outcome
         .as_ref()
         .ok()
@@ -122,7 +135,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         _ => "run.failed",
     };
     let message = error.clone();
-    agent.finish(
+    agent.finish_durable(
         run_id,
         state,
         |r| {
@@ -131,6 +144,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             r.error = error;
             r.failure = failure;
         },
+        &unsynced,
         kind,
         message,
         data,

@@ -422,36 +422,45 @@ fn state_conflicts_are_409() {
 }
 
 #[test]
-fn invalid_suite_yaml_is_accepted_then_fails_the_run() {
+fn invalid_suite_is_refused_with_located_diagnostics_and_not_queued() {
     let lab = Lab::new();
     let agent = registered(&lab);
-    let suite =
-        "version: 1\nsuite:\n  name: broken\ntests:\n  - name: t\n    steps: [ {sleep_ms: 1\n";
-    let id = agent.submit("m1", suite);
-    let v = agent.wait_finished(&id);
-    assert_eq!(v["status"], "failed", "{v}");
-    assert_eq!(v["exit_code"], 3, "{v}");
-    let error = v["error"].as_str().unwrap();
+    let submit = |suite: &str| {
+        agent.post_json(
+            "/v1/runs/json",
+            &json!({"bench_id": "m1", "suite_yaml": suite, "skip_flash": true}),
+        )
+    };
+    let r = submit(
+        "version: 1\nsuite:\n  name: broken\ntests:\n  - name: t\n    steps: [ {sleep_ms: 1\n",
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    // Located in the file the client sent, not where the agent keeps it.
+    assert!(error.contains("suite.yaml:7:1: invalid YAML"), "{error}");
     assert!(
-        error.contains("line") || error.contains("suite.yaml:"),
-        "the error does not say where: {error}"
+        !error.contains(&lab.work_dir().display().to_string()),
+        "{error}"
     );
+    // A suite that parses but names an unknown node is refused the same way.
+    let r = submit(&common::suite(
+        "unknown node",
+        "  - name: t\n    steps:\n      - gpio_set: {node: ghost, line: led, value: true}\n",
+    ));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let error = r.json()["error"].as_str().unwrap().to_string();
     assert!(
-        error.chars().any(|c| c.is_ascii_digit()),
-        "no line/column in: {error}"
+        error.contains("suite.yaml:") && error.contains("unknown node `ghost`"),
+        "{error}"
     );
-    // A suite that parses but names an unknown node fails the same way.
-    let id = agent.submit(
-        "m1",
-        &common::suite(
-            "unknown node",
-            "  - name: t\n    steps:\n      - gpio_set: {node: ghost, line: led, value: true}\n",
-        ),
+    // Neither was queued, and neither left a run directory behind.
+    assert_eq!(
+        agent.get_json("/v1/runs")["runs"],
+        json!([]),
+        "refused runs are not listed"
     );
-    let v = agent.wait_finished(&id);
-    assert_eq!(v["status"], "failed", "{v}");
-    assert_eq!(v["exit_code"], 3, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("ghost"), "{v}");
+    let id = agent.submit("m1", &common::sleep_suite(1));
+    assert_eq!(agent.wait_finished(&id)["status"], "done");
 }
 
 /// Every error the API gives is JSON with `error` and `detail`, including the ones the

@@ -267,11 +267,12 @@ fn metrics_count_and_openapi_describes_the_api() {
     let cfg = lab.agent_yaml(&[("m1", &bench)], "");
     let agent = lab.start(Some(&cfg));
     let ok = agent.submit("m1", &common::sleep_suite(1));
+    // Valid, but the button is never pressed: the test fails and so does the run.
     let bad = agent.submit(
         "m1",
         &common::suite(
             "bad",
-            "  - name: t\n    steps:\n      - gpio_set: {node: ghost, line: led, value: true}\n",
+            "  - name: t\n    steps:\n      - gpio_expect: {node: m1, line: button, value: true, within_ms: 20}\n",
         ),
     );
     assert_eq!(agent.wait_finished(&ok)["status"], "done");

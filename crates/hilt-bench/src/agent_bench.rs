@@ -24,17 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-#[path = "agent_http.rs"]
-mod agent_http;
-#[path = "agent_proc.rs"]
-mod agent_proc;
-
+use crate::agent_http::{Api, Conn};
+use crate::agent_proc::{self, Agent, Kind, Setup};
 use crate::child;
 use crate::env::Env;
 use crate::stats::{median, percentile};
 use crate::table::Table;
-use agent_http::{Api, Conn};
-use agent_proc::{Agent, Kind, Setup};
 
 const BENCH: &str = include_str!("../../../scripts/bench/compat/bench.yaml");
 
@@ -219,7 +214,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
 }
 
 /// A helper child process (the simulated DUT), stopped when dropped.
-struct Helper(Option<Child>);
+pub(crate) struct Helper(pub(crate) Option<Child>);
 
 impl Drop for Helper {
     fn drop(&mut self) {
@@ -554,7 +549,7 @@ struct RunSample {
     id: String,
 }
 
-fn ts_secs(v: &Value) -> Option<f64> {
+pub(crate) fn ts_secs(v: &Value) -> Option<f64> {
     let t: jiff::Timestamp = v.as_str()?.parse().ok()?;
     Some(t.as_nanosecond() as f64 / 1e9)
 }
@@ -603,7 +598,7 @@ fn one_run(api: &Api, kind: Kind, body: &[u8]) -> anyhow::Result<RunSample> {
 
 /// Median offset (ms after the first event) of each event of a run, in order, for the runs
 /// whose event sequence matches the first one's.
-fn timeline(api: &Api, ids: &[String]) -> String {
+pub(crate) fn timeline(api: &Api, ids: &[String]) -> String {
     let mut seqs: Vec<Vec<(String, f64)>> = Vec::new();
     for id in ids {
         let Ok(v) = api.get_json(&format!("/v1/runs/{id}/events")) else {

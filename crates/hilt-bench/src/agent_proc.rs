@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::agent_http::healthy_once;
+use crate::agent_http::healthy_once;
 use crate::child;
 use crate::env::Env;
 

@@ -5,6 +5,9 @@
 //! (`scripts/bench/venv.sh`); `scripts/bench/run-all.sh` does both and runs `all`.
 
 mod agent_bench;
+mod agent_http;
+mod agent_plain;
+mod agent_proc;
 mod child;
 mod demo;
 mod env;
@@ -14,6 +17,7 @@ mod shape;
 mod slow_clients;
 mod stats;
 mod stream;
+mod suite_load;
 mod table;
 mod uart_throughput;
 mod vs_benchci;
@@ -118,6 +122,11 @@ enum Cmd {
         #[arg(long)]
         probes: Option<usize>,
     },
+    /// The agent as a plain client sees it: PING/PONG on a Python pty device, a new
+    /// connection per HTTP call, status polled every 5 ms; hilt vs BenchCI's agent.
+    AgentPlain(agent_plain::Args),
+    /// `hilt validate` of a generated 20,000-step suite vs `benchci validate`: wall, peak RSS.
+    SuiteLoad(suite_load::Args),
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
 }
@@ -295,6 +304,8 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
                 },
             ),
         ),
+        Cmd::AgentPlain(a) => ("agent-plain", agent_plain::run(env, &a, q)),
+        Cmd::SuiteLoad(a) => ("suite-load", suite_load::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))
         }

@@ -127,6 +127,21 @@ pub struct DemoArgs {
 pub enum SimCommand {
     /// Run a simulated device on a pseudo-terminal until interrupted.
     Dut(SimDutArgs),
+    /// Run a simulated HTTP relay board (for `http_relay` power resources) until interrupted.
+    HttpRelay(SimHttpRelayArgs),
+}
+
+#[derive(Args)]
+pub struct SimHttpRelayArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: String,
+    /// Delay before each answer, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Refuse relay requests (401) without this header, as `Name: value`.
+    #[arg(long)]
+    pub require_header: Option<String>,
 }
 
 #[derive(Args)]

@@ -143,6 +143,31 @@ fn silent_device_is_blamed_on_the_bench_not_the_firmware() {
     assert_eq!(r["failure"]["category"], "UART_EXPECTATION_FAILED");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
     assert_eq!(r["duts"][0]["verification_status"], "query_failed_optional");
+    // BenchCI's shape: nothing observed, so the entry holds the bench's identity.
+    let dut = &r["duts"][0];
+    assert_eq!(dut["identity_source"], "configured");
+    assert_eq!(
+        dut["self_identification"]["verification_status"],
+        "query_failed"
+    );
+    assert_eq!(dut["self_identification"]["required"], false);
+    assert_eq!(
+        dut["self_identification"]["observed"],
+        serde_json::json!({})
+    );
+    assert_eq!(
+        dut["self_identification"]["configured"]["serial_number"],
+        "SIM-0001"
+    );
+    // results.json embeds evidence in BenchCI's order; evidence.json sorts its keys.
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let embedded = keys(&r["evidence"]);
+    assert_eq!(&embedded[..3], ["schema_version", "generated_at", "run"]);
+    let on_disk = keys(&json(&last_run(&b.path("results")).join("evidence.json")));
+    let mut sorted = on_disk.clone();
+    sorted.sort();
+    assert_eq!(on_disk, sorted);
 }
 
 #[test]
@@ -258,4 +283,46 @@ fn runs_status_summarises_a_run() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("not a hilt run directory"));
+}
+
+/// `mock_gpio` lines of one node that share a `channel` are one wire (as in BenchCI): a
+/// level set through the output is read through the input; other channels are untouched.
+#[test]
+fn mock_gpio_lines_sharing_a_channel_are_one_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = dir.path().join("bench.yaml");
+    std::fs::write(
+        &bench,
+        "version: 1\nbench: {name: wire}\nnodes:\n  dut:\n    kind: mcu\n    gpio:\n      \
+         out: {backend: mock_gpio, channel: 2, direction: output}\n      \
+         inp: {backend: mock_gpio, channel: 2, direction: input, edge: both}\n      \
+         other: {backend: mock_gpio, channel: 3, direction: input}\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        "version: 1\nsuite: {name: wire}\ntests:\n  - name: one wire\n    steps:\n      \
+         - gpio_get: {node: dut, line: inp, expect: false}\n      \
+         - gpio_set: {node: dut, line: out, value: true}\n      \
+         - gpio_get: {node: dut, line: inp, expect: true}\n      \
+         - gpio_expect: {node: dut, line: inp, value: true, within_ms: 100}\n      \
+         - gpio_get: {node: dut, line: other, expect: false}\n      \
+         - gpio_set: {node: dut, line: out, value: false}\n      \
+         - gpio_get: {node: dut, line: inp, expect: false}\n",
+    )
+    .unwrap();
+    hilt()
+        .env("HILT_LOCK_DIR", dir.path().join("locks"))
+        .arg("run")
+        .arg("--bench")
+        .arg(&bench)
+        .arg("--suite")
+        .arg(&suite)
+        .arg("--results-dir")
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(0);
+    let r = json(&last_run(&dir.path().join("out")).join("results.json"));
+    assert_eq!(r["status"], "passed", "{}", r["failure"]);
 }

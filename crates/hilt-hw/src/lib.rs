@@ -4,6 +4,7 @@
 //! the bench file and never knows which it holds.
 
 pub mod cancel;
+pub mod drivers;
 mod error;
 pub mod flash;
 pub mod gpio;
@@ -16,4 +17,4 @@ pub mod serial;
 pub mod sim_link;
 
 pub use cancel::CancelToken;
-pub use error::HwError;
+pub use error::{HwError, ResourceKind};

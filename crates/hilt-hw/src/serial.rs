@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hilt_model::bench::Parity;
 
-use crate::HwError;
+use crate::{HwError, ResourceKind};
 
 /// Line settings of a UART transport.
 #[derive(Debug, Clone)]
@@ -33,11 +33,8 @@ pub trait SerialPort: Send {
 
 /// Opens a real serial port with exclusive access (a second opener gets "busy").
 pub fn open(settings: &SerialSettings) -> Result<Box<dyn SerialPort>, HwError> {
-    let open_err = |reason: String| HwError::Open {
-        what: "serial port",
-        path: settings.port.clone(),
-        reason,
-    };
+    let open_err =
+        |reason: String| HwError::open(ResourceKind::Serial, "serial port", &settings.port, reason);
     if !std::path::Path::new(&settings.port).exists() {
         return Err(open_err(
             "no such device (is it plugged in, and is the path right?)".into(),

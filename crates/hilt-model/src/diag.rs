@@ -46,6 +46,11 @@ impl<'a> Diags<'a> {
         }
     }
 
+    /// The errors and the warnings, ending the borrow of the document.
+    pub fn into_parts(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        (self.errors, self.warnings)
+    }
+
     pub fn at(&self, path: &str, message: impl Into<String>, help: Option<String>) -> Diagnostic {
         // Point at the value when the path names one, else at its key.
         let pos = self.doc.pos(path, false);

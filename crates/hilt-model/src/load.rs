@@ -150,7 +150,8 @@ pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<B
     common_checks(&mut d, &bench);
     durations(&mut d, &bench);
     validate::bench(&mut d, &bench);
-    finish(d, bench, text, opts)
+    let (errors, warnings) = d.into_parts();
+    finish(errors, warnings, doc, bench, text, opts)
 }
 
 /// Parses any typed document with the shared pipeline (syntax, types, unknown keys,
@@ -167,7 +168,8 @@ pub(crate) fn parse_with<T: DeserializeOwned + Serialize>(
     let value: T = decode(&mut d, &doc.value, "")?;
     common_checks(&mut d, &value);
     check(&mut d, &value);
-    finish(d, value, text, opts)
+    let (errors, warnings) = d.into_parts();
+    finish(errors, warnings, doc, value, text, opts)
 }
 
 pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
@@ -181,10 +183,12 @@ pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<S
         });
     }
     let suite: Suite = decode(&mut d, &doc.value, "")?;
-    common_checks(&mut d, &suite);
-    durations(&mut d, &suite);
+    suite_unknown_keys(&mut d, &suite);
+    other_checks(&mut d);
+    suite_durations(&mut d, &suite);
     validate::suite(&mut d, &suite);
-    finish(d, suite, text, opts)
+    let (errors, warnings) = d.into_parts();
+    finish(errors, warnings, doc, suite, text, opts)
 }
 
 fn parse_doc(text: &str, file: &str) -> Result<Doc, LoadError> {
@@ -295,7 +299,8 @@ fn missing_field_help(msg: &str) -> Option<String> {
 
 /// Each step must be a one-key map naming a known step type.
 fn check_step_shapes(d: &mut Diags) {
-    let Some(tests) = d.doc.value.get("tests").and_then(Value::as_array).cloned() else {
+    let doc = d.doc;
+    let Some(tests) = doc.value.get("tests").and_then(Value::as_array) else {
         return;
     };
     for (ti, test) in tests.iter().enumerate() {
@@ -335,27 +340,72 @@ fn check_step_shapes(d: &mut Diags) {
     }
 }
 
-/// Unknown keys, duplicate keys and the format version.
-/// Bounds every duration of a bench or suite (validate/durations.rs).
+/// Bounds every duration of a bench (validate/durations.rs).
 fn durations<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
-        validate::durations(d, &canonical);
+        validate::durations(d, &canonical, "");
     }
 }
 
+/// [`durations`] for a suite, one test at a time (as [`suite_unknown_keys`], so a large
+/// suite is never re-serialised whole).
+fn suite_durations(d: &mut Diags, suite: &Suite) {
+    for (n, t) in suite.tests.iter().enumerate() {
+        if let Ok(v) = serde_json::to_value(t) {
+            validate::durations(d, &v, &join_index("tests", n));
+        }
+    }
+}
+
+/// Unknown keys, duplicate keys and the format version.
+
 fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
-        unknown_keys(d, &d.doc.value.clone(), &canonical, "");
+        let doc = d.doc;
+        unknown_keys(d, &doc.value, &canonical, "");
     }
-    for p in d.doc.duplicate_keys.clone() {
-        let diag = d.key_at(
-            &p,
-            format!("{p}: duplicate key; the later value wins"),
-            None,
-        );
+    other_checks(d);
+}
+
+/// [`common_checks`]' unknown keys for a suite, without re-serialising the whole suite at
+/// once: the top level with no tests, then one test at a time (a 20,000-step suite would
+/// otherwise hold a second full copy of itself). Same warnings, same order.
+fn suite_unknown_keys(d: &mut Diags, suite: &Suite) {
+    let top = Suite {
+        version: suite.version.clone(),
+        suite: suite.suite.clone(),
+        tests: Vec::new(),
+    };
+    let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
+        return;
+    };
+    let doc = d.doc;
+    let Value::Object(i) = &doc.value else {
+        return;
+    };
+    for (k, v) in i {
+        if k == "tests" {
+            if let Value::Array(items) = v {
+                for (n, (iv, t)) in items.iter().zip(&suite.tests).enumerate() {
+                    if let Ok(cv) = serde_json::to_value(t) {
+                        unknown_keys(d, iv, &cv, &join_index("tests", n));
+                    }
+                }
+            }
+            continue;
+        }
+        unknown_key(d, &c, k, v, "");
+    }
+}
+
+/// Duplicate keys and the format version.
+fn other_checks(d: &mut Diags) {
+    let doc = d.doc;
+    for p in &doc.duplicate_keys {
+        let diag = d.key_at(p, format!("{p}: duplicate key; the later value wins"), None);
         d.warnings.push(diag);
     }
-    match d.doc.value.get("version") {
+    match doc.value.get("version") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) if n.as_i64() == Some(1) => {}
         Some(Value::String(s)) if s == "1" => {}
@@ -370,16 +420,7 @@ fn unknown_keys(d: &mut Diags, input: &Value, canonical: &Value, path: &str) {
     match (input, canonical) {
         (Value::Object(i), Value::Object(c)) => {
             for (k, v) in i {
-                let p = join_key(path, k);
-                match c.get(k) {
-                    Some(cv) => unknown_keys(d, v, cv, &p),
-                    None => {
-                        let help = suggest(k, c.keys().map(String::as_str))
-                            .map(|s| format!("did you mean `{s}`?"));
-                        let diag = d.key_at(&p, format!("{p}: unknown key `{k}` is ignored"), help);
-                        d.warnings.push(diag);
-                    }
-                }
+                unknown_key(d, c, k, v, path);
             }
         }
         (Value::Array(i), Value::Array(c)) => {
@@ -391,13 +432,29 @@ fn unknown_keys(d: &mut Diags, input: &Value, canonical: &Value, path: &str) {
     }
 }
 
-fn finish<T>(d: Diags, value: T, text: &str, opts: LoadOptions) -> Result<Loaded<T>, LoadError> {
-    let Diags {
-        mut errors,
-        warnings,
-        doc,
-        ..
-    } = d;
+/// One input key `k` (with value `v`) of the mapping at `path`, against the canonical
+/// mapping `c`: recurse when it is known, warn when it is not.
+fn unknown_key(d: &mut Diags, c: &serde_json::Map<String, Value>, k: &str, v: &Value, path: &str) {
+    let p = join_key(path, k);
+    match c.get(k) {
+        Some(cv) => unknown_keys(d, v, cv, &p),
+        None => {
+            let help =
+                suggest(k, c.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+            let diag = d.key_at(&p, format!("{p}: unknown key `{k}` is ignored"), help);
+            d.warnings.push(diag);
+        }
+    }
+}
+
+fn finish<T>(
+    mut errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    doc: Doc,
+    value: T,
+    text: &str,
+    opts: LoadOptions,
+) -> Result<Loaded<T>, LoadError> {
     let warnings = if opts.strict {
         errors.extend(warnings.into_iter().map(|mut w| {
             w.message = format!("{} (--strict)", w.message);
@@ -415,7 +472,7 @@ fn finish<T>(d: Diags, value: T, text: &str, opts: LoadOptions) -> Result<Loaded
     }
     Ok(Loaded {
         value,
-        doc: doc.clone(),
+        doc,
         path: PathBuf::new(),
         text: text.to_string(),
         warnings,
@@ -427,7 +484,7 @@ fn finish<T>(d: Diags, value: T, text: &str, opts: LoadOptions) -> Result<Loaded
 pub fn check_against(
     bench: &Bench,
     suite: &Loaded<Suite>,
-    opts: &validate::CrossOptions,
+    opts: &validate::CrossOptions<'_>,
 ) -> Result<(), LoadError> {
     let file = suite.path.display().to_string();
     let mut d = Diags::new(&file, &suite.doc);

@@ -11,6 +11,10 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
+mod locations;
+pub use locations::Locations;
+use locations::PendingKid;
+
 /// Largest YAML document accepted, in bytes.
 pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 /// Largest number of nodes after alias expansion (billion-laughs guard).
@@ -45,7 +49,7 @@ pub struct Loc {
 #[derive(Debug, Clone, Default)]
 pub struct Doc {
     pub value: Value,
-    pub locations: HashMap<String, Loc>,
+    pub locations: Locations,
     /// Keys that appeared twice in one mapping (the later value wins, as in PyYAML).
     pub duplicate_keys: Vec<String>,
 }
@@ -53,19 +57,10 @@ pub struct Doc {
 impl Doc {
     /// The position of `path`, or of its nearest ancestor that has one.
     pub fn pos(&self, path: &str, prefer_key: bool) -> Pos {
-        let mut p = path.to_string();
-        loop {
-            if let Some(loc) = self.locations.get(&p) {
-                return if prefer_key {
-                    loc.key.unwrap_or(loc.value)
-                } else {
-                    loc.value
-                };
-            }
-            match parent_path(&p) {
-                Some(parent) => p = parent,
-                None => return Pos { line: 1, col: 1 },
-            }
+        match self.locations.find(path) {
+            Some(loc) if prefer_key => loc.key.unwrap_or(loc.value),
+            Some(loc) => loc.value,
+            None => Pos { line: 1, col: 1 },
         }
     }
 }
@@ -91,6 +86,18 @@ pub fn join_key(path: &str, key: &str) -> String {
 /// Appends a sequence index to a path.
 pub fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
+}
+
+fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
+}
+
+fn push_index(path: &mut String, index: usize) {
+    use std::fmt::Write;
+    let _ = write!(path, "[{index}]");
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +171,8 @@ impl<'a> Builder<'a> {
                         value = Some(Value::Object(Map::new()));
                         continue;
                     }
-                    value = Some(self.node(ev, span, "", None, 0)?);
+                    let mut path = String::new();
+                    value = Some(self.node(ev, span, &mut path, None, 0)?.0);
                 }
                 Event::StreamEnd => break,
                 _ => {
@@ -195,27 +203,23 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// One node and everything below it; `path` is its dotted path (restored on return).
+    /// Returns the value and the node's id in the location tree.
     fn node(
         &mut self,
         ev: Event<'a>,
         span: Span,
-        path: &str,
+        path: &mut String,
         key_pos: Option<Pos>,
         depth: usize,
-    ) -> Result<Value, YamlError> {
+    ) -> Result<(Value, u32), YamlError> {
         if depth > MAX_DEPTH {
             return Err(YamlError {
                 pos: Pos::of(&span),
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
-        self.doc.locations.insert(
-            path.to_string(),
-            Loc {
-                key: key_pos,
-                value: Pos::of(&span),
-            },
-        );
+        let id = self.doc.locations.push(key_pos, Pos::of(&span));
         let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, &span)?;
@@ -233,19 +237,26 @@ impl<'a> Builder<'a> {
             Event::SequenceStart(anchor, _) => {
                 self.count(1, &span)?;
                 let mut items = Vec::new();
+                let mut kids: Vec<PendingKid> = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    let p = join_index(path, items.len());
-                    items.push(self.node(ev, span, &p, None, depth + 1)?);
+                    let len = path.len();
+                    push_index(path, items.len());
+                    let r = self.node(ev, span, path, None, depth + 1);
+                    path.truncate(len);
+                    let (v, kid) = r?;
+                    items.push(v);
+                    kids.push((kid, None));
                 }
+                self.doc.locations.set_kids(id, &kids);
                 (Value::Array(items), anchor)
             }
             Event::MappingStart(anchor, _) => {
                 self.count(1, &span)?;
-                (Value::Object(self.mapping(path, depth)?), anchor)
+                (Value::Object(self.mapping(path, depth, id)?), anchor)
             }
             _ => {
                 return Err(YamlError {
@@ -257,18 +268,24 @@ impl<'a> Builder<'a> {
         if anchor != 0 {
             self.anchors.insert(anchor, value.clone());
         }
-        Ok(value)
+        Ok((value, id))
     }
 
-    fn mapping(&mut self, path: &str, depth: usize) -> Result<Map<String, Value>, YamlError> {
+    fn mapping(
+        &mut self,
+        path: &mut String,
+        depth: usize,
+        id: u32,
+    ) -> Result<Map<String, Value>, YamlError> {
         let mut map = Map::new();
         let mut merged: Vec<Map<String, Value>> = Vec::new();
+        let mut kids: Vec<PendingKid> = Vec::new();
         loop {
             let (ev, kspan) = self.next()?;
             if matches!(ev, Event::MappingEnd) {
                 break;
             }
-            let key = match &ev {
+            let key: String = match &ev {
                 Event::Scalar(text, style, _, _) => match resolve_scalar(text, *style, None) {
                     Value::String(s) => s,
                     Value::Null => "null".to_string(),
@@ -282,8 +299,14 @@ impl<'a> Builder<'a> {
                 }
             };
             let (vev, vspan) = self.next()?;
+            let len = path.len();
+            push_key(path, &key);
             if key == "<<" && matches!(ev, Event::Scalar(_, ScalarStyle::Plain, _, _)) {
-                let v = self.node(vev, vspan, &join_key(path, "<<"), None, depth + 1)?;
+                let r = self.node(vev, vspan, path, None, depth + 1);
+                path.truncate(len);
+                let (v, kid) = r?;
+                let k = self.doc.locations.key(&key);
+                kids.push((kid, Some(k)));
                 match v {
                     Value::Object(m) => merged.push(m),
                     Value::Array(items) => {
@@ -302,12 +325,17 @@ impl<'a> Builder<'a> {
                 }
                 continue;
             }
-            let p = join_key(path, &key);
-            let v = self.node(vev, vspan, &p, Some(Pos::of(&kspan)), depth + 1)?;
-            if map.insert(key, v).is_some() {
-                self.doc.duplicate_keys.push(p);
+            let r = self.node(vev, vspan, path, Some(Pos::of(&kspan)), depth + 1);
+            if r.is_ok() && map.contains_key(&key) {
+                self.doc.duplicate_keys.push(path.clone());
             }
+            path.truncate(len);
+            let (v, kid) = r?;
+            let k = self.doc.locations.key(&key);
+            kids.push((kid, Some(k)));
+            map.insert(key, v);
         }
+        self.doc.locations.set_kids(id, &kids);
         for m in merged {
             for (k, v) in m {
                 map.entry(k).or_insert(v);
@@ -455,6 +483,32 @@ mod tests {
         assert_eq!(d.pos("nodes.dut.kind", false), Pos { line: 5, col: 11 });
         assert_eq!(d.pos("list[1]", false), Pos { line: 8, col: 5 });
         assert_eq!(d.pos("nodes.dut.missing", true), Pos { line: 4, col: 3 });
+    }
+
+    #[test]
+    fn locations_of_odd_keys_duplicates_merges_and_aliases() {
+        let d = parse(
+            "a.b: 1\na:\n  b: 2\n  c: [x, {y: 3}]\nd: 1\nd: {e: 2}\nm: &m {k: 1}\nn:\n  <<: *m\n  j: 2\no: *m\n'': 5\n",
+        )
+        .unwrap();
+        // Two paths spell `a.b`: the later one wins, as when a later key replaces an earlier.
+        assert_eq!(d.pos("a.b", true), Pos { line: 3, col: 3 });
+        assert_eq!(d.pos("a.c[1].y", false), Pos { line: 4, col: 14 });
+        assert_eq!(d.pos("a.c[5]", false), Pos { line: 4, col: 6 });
+        assert_eq!(d.pos("a.c[x]", false), Pos { line: 4, col: 6 });
+        // A duplicate key: the later value's position.
+        assert_eq!(d.pos("d", true), Pos { line: 6, col: 1 });
+        assert_eq!(d.pos("d.e", false), Pos { line: 6, col: 8 });
+        assert_eq!(d.duplicate_keys, vec!["d".to_string()]);
+        // Merged keys have no position of their own: their mapping's.
+        assert_eq!(d.pos("n.<<", false), Pos { line: 9, col: 7 });
+        assert_eq!(d.pos("n.k", true), Pos { line: 8, col: 1 });
+        assert_eq!(d.pos("n.j", true), Pos { line: 10, col: 3 });
+        // An alias is located where it is used, its insides at the alias.
+        assert_eq!(d.pos("o.k", false), Pos { line: 11, col: 4 });
+        assert_eq!(d.pos("", false), Pos { line: 1, col: 1 });
+        assert_eq!(d.pos("nope.deeper", true), Pos { line: 1, col: 1 });
+        assert_eq!(parse("").unwrap().pos("x", true), Pos { line: 1, col: 1 });
     }
 
     #[test]

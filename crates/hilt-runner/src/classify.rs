@@ -1,6 +1,6 @@
 //! Turning errors into failures, and outcomes into exit codes.
 
-use hilt_hw::HwError;
+use hilt_hw::{HwError, ResourceKind};
 use hilt_model::run::{Category, Failure, RunStatus, Source};
 
 /// Exit codes of `hilt run`, one per outcome class. 0, 1, 2 and 130 are BenchCI's.
@@ -31,25 +31,44 @@ pub fn exit_code(status: RunStatus, failure: Option<&Failure>) -> i32 {
     }
 }
 
-/// A hardware error met while serving a step of `family` (uart, gpio, power, measurement).
-pub fn hw_failure(err: &HwError, family: &str) -> Failure {
-    let category = match (err, family) {
-        (HwError::Cancelled, _) => Category::Cancelled,
-        (HwError::Open { .. }, "uart") => Category::TransportOpenFailed,
-        (HwError::Open { .. }, "gpio") => Category::GpioLineUnreachable,
-        (HwError::Open { .. }, "power") => Category::PowerResourceUnavailable,
-        (HwError::Open { .. }, "measurement") => Category::MeasurementResourceUnavailable,
-        (HwError::Open { .. }, _) => Category::TransportOpenFailed,
-        (HwError::Unsupported(_), "power") => Category::PowerReadbackUnavailable,
-        (HwError::Io { .. } | HwError::Unsupported(_), "uart") => Category::UartFailed,
-        (HwError::Io { .. } | HwError::Unsupported(_), "gpio") => Category::GpioLineUnreachable,
-        (HwError::Io { .. }, "power") => Category::PowerControlFailed,
-        (HwError::Io { .. } | HwError::Unsupported(_), "measurement") => {
-            Category::MeasurementFailed
-        }
-        (HwError::Io { .. } | HwError::Unsupported(_), _) => Category::UnknownError,
+/// A hardware error as a failure: the category follows from what went wrong and the kind
+/// of resource it happened on.
+pub fn hw_failure(err: &HwError) -> Failure {
+    use ResourceKind::{Gpio, Measurement, Power, Serial};
+    let category = match err {
+        HwError::Cancelled => Category::Cancelled,
+        HwError::Open { kind, .. } => match kind {
+            Serial => Category::TransportOpenFailed,
+            Gpio => Category::GpioLineUnreachable,
+            Power => Category::PowerResourceUnavailable,
+            Measurement => Category::MeasurementResourceUnavailable,
+        },
+        // A failure in use, or a request for something the resource does not have (an
+        // outlet, a line).
+        HwError::Io { kind, .. } | HwError::Unsupported { kind, .. } => match kind {
+            Serial => Category::UartFailed,
+            Gpio => Category::GpioLineUnreachable,
+            Power => Category::PowerControlFailed,
+            Measurement => Category::MeasurementFailed,
+        },
+        HwError::NoReadback { kind, .. } => match kind {
+            Power => Category::PowerReadbackUnavailable,
+            Gpio => Category::GpioLineUnreachable,
+            Serial => Category::UartFailed,
+            Measurement => Category::MeasurementFailed,
+        },
     };
     Failure::new(category, err.to_string())
+}
+
+/// The category of a resource that failed to start (self-test `*.start` checks).
+pub fn unavailable(kind: ResourceKind) -> Category {
+    match kind {
+        ResourceKind::Serial => Category::TransportOpenFailed,
+        ResourceKind::Gpio => Category::GpioLineUnreachable,
+        ResourceKind::Power => Category::PowerResourceUnavailable,
+        ResourceKind::Measurement => Category::MeasurementResourceUnavailable,
+    }
 }
 
 #[cfg(test)]
@@ -67,5 +86,37 @@ mod tests {
         assert_eq!(exit_code(RunStatus::Error, Some(&bench)), 4);
         assert_eq!(exit_code(RunStatus::Error, Some(&fw)), 5);
         assert_eq!(exit_code(RunStatus::Cancelled, None), 130);
+    }
+
+    #[test]
+    fn hardware_errors_are_classified_by_kind() {
+        let open = |kind| HwError::open(kind, "x", "p", "r");
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Serial)).category,
+            Category::TransportOpenFailed
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Gpio)).category,
+            Category::GpioLineUnreachable
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Power)).category,
+            Category::PowerResourceUnavailable
+        );
+        assert_eq!(
+            hw_failure(&open(ResourceKind::Measurement)).category,
+            Category::MeasurementResourceUnavailable
+        );
+        let io = HwError::io(ResourceKind::Power, "relay", "HTTP 503");
+        assert_eq!(hw_failure(&io).category, Category::PowerControlFailed);
+        let nr = HwError::NoReadback {
+            kind: ResourceKind::Power,
+            reason: "no get_url".into(),
+        };
+        assert_eq!(hw_failure(&nr).category, Category::PowerReadbackUnavailable);
+        assert_eq!(
+            hw_failure(&HwError::Cancelled).category,
+            Category::Cancelled
+        );
     }
 }

@@ -19,6 +19,8 @@ pub struct EvidenceInputs<'a> {
     pub source: Value,
 }
 
+/// The evidence object in BenchCI's key order: results.json embeds it as it is (results.json
+/// keeps insertion order); evidence.json is written through [`sort_keys`].
 pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
     let failure = r.failure.as_ref();
     let mut tests = Vec::new();
@@ -64,7 +66,7 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
             .to_string()
     };
     let files = hilt_files(Path::new(&r.results_dir));
-    let doc = json!({
+    json!({
         "schema_version": "benchci.evidence.v1",
         "generated_at": now(),
         "run": {"run_id": r.run_id, "mode": r.run_mode, "status": r.status.as_str(), "started_at": r.started_at,
@@ -100,8 +102,7 @@ pub fn evidence(r: &RunResults, inp: &EvidenceInputs) -> Value {
             "tests": tests,
         },
         "artifacts": {"root_dir": r.results_dir, "files": files},
-    });
-    sort_keys(doc)
+    })
 }
 
 /// metadata.json: the same schema, a subset of the evidence keys.
@@ -168,15 +169,78 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Whether `git` could find a repository for `dir`: `GIT_DIR` is set, or `dir` or one of
+/// its ancestors holds a `.git` entry or is itself a bare repository (`HEAD`, `objects/`,
+/// `refs/`). When this is false no `git` process is started: outside a repository (an
+/// agent's run directory, for one) that saves a fork and exec at the end of every run.
+fn may_be_in_git_repo(dir: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() {
+        return true;
+    }
+    let dir = crate::rundir::absolute(dir);
+    dir.ancestors().any(|d| {
+        d.join(".git").symlink_metadata().is_ok()
+            || (d.join("HEAD").is_file() && d.join("objects").is_dir() && d.join("refs").is_dir())
+    })
+}
+
 /// Git facts about the suite's directory (run in the background while the suite runs).
 pub fn git_info(dir: &Path) -> Value {
-    let commit = git(dir, &["rev-parse", "HEAD"]);
+    let commit = may_be_in_git_repo(dir)
+        .then(|| git(dir, &["rev-parse", "HEAD"]))
+        .flatten();
     if commit.is_none() {
         return json!({"git_commit": null, "git_branch": null, "git_remote": null, "git_dirty": null});
     }
     let dirty = git(dir, &["status", "--porcelain"]).map(|s| !s.is_empty());
     json!({"git_commit": commit, "git_branch": git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]),
            "git_remote": git(dir, &["config", "--get", "remote.origin.url"]), "git_dirty": dirty})
+}
+
+#[cfg(test)]
+mod git_tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_repository_no_git_is_needed() {
+        let root = std::env::temp_dir().join(format!(
+            "hilt-git-probe-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let t = Scratch(root);
+        let inner = t.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        // The temp dir is not in a repository (unless the system's is, which then says so).
+        let expected = may_be_in_git_repo(t.path());
+        assert_eq!(may_be_in_git_repo(&inner), expected);
+        std::fs::create_dir(t.path().join("a/.git")).unwrap();
+        assert!(may_be_in_git_repo(&inner));
+        let bare = t.path().join("bare.git");
+        for d in ["objects", "refs"] {
+            std::fs::create_dir_all(bare.join(d)).unwrap();
+        }
+        std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert!(may_be_in_git_repo(&bare));
+        if !expected {
+            assert_eq!(git_info(t.path())["git_commit"], Value::Null);
+        }
+    }
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 fn truthy(v: &str) -> bool {

@@ -65,6 +65,7 @@ pub fn identify(
                 &configured,
                 obs,
                 &si.transport,
+                si.required,
                 &queried_at,
                 &sha,
             ),
@@ -79,9 +80,15 @@ pub fn identify(
                 for (k, v) in dut.fields() {
                     e.insert(k.into(), json!(v));
                 }
-                e.insert("identity_source".into(), "uart_self_identification".into());
+                // As BenchCI: nothing was observed, so the entry holds the bench's identity.
+                e.insert("identity_source".into(), "configured".into());
                 e.insert("verification_status".into(), status.into());
-                e.insert("self_identification".into(), json!({"transport": si.transport, "required": si.required, "error": err, "queried_at": queried_at}));
+                e.insert(
+                    "self_identification".into(),
+                    json!({"transport": si.transport, "queried_at": queried_at, "configured": configured,
+                           "observed": {}, "response_sha256": null, "verification_status": "query_failed",
+                           "required": si.required, "error": err}),
+                );
                 let f = si.required.then(|| {
                     Failure::new(
                         Category::DutIdentityQueryFailed,
@@ -94,6 +101,17 @@ pub fn identify(
                 (Value::Object(e), f)
             }
         };
+        // Like a step failure, an identity failure says where it happened and which log
+        // holds the exchange.
+        let problem = problem.map(|mut f| {
+            f.failed_step.step_type = Some("dut_self_identification".into());
+            f.failed_step.node_name = Some(name.clone());
+            f.failed_step.transport_name = Some(si.transport.clone());
+            match session.uarts.get(&(name.clone(), si.transport.clone())) {
+                Some(u) => f.with_artifact("transport_log", u.log_path()),
+                None => f,
+            }
+        });
         let status = entry["verification_status"]
             .as_str()
             .unwrap_or("")
@@ -173,12 +191,14 @@ fn query(
     Ok((fields, sha))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compare(
     name: &str,
     dut: &DutIdentity,
     configured: &Map<String, Value>,
     observed: Map<String, Value>,
     transport: &str,
+    required: bool,
     queried_at: &str,
     sha: &str,
 ) -> (Value, Option<Failure>) {
@@ -201,18 +221,45 @@ fn compare(
     } else {
         "partially_verified"
     };
+    // As BenchCI: a verified entry holds the identity fields known from either side
+    // (observed wins); a mismatch keeps the bench's identity (every field, null when
+    // unset) and says what went wrong inside `self_identification`.
     let mut e = Map::new();
     e.insert("node".into(), name.into());
-    for (k, v) in dut.fields() {
-        e.insert(k.into(), observed.get(k).cloned().unwrap_or(json!(v)));
+    if mismatched.is_empty() {
+        for (k, v) in dut.fields() {
+            if let Some(v) = observed
+                .get(k)
+                .cloned()
+                .or_else(|| v.as_ref().map(|v| json!(v)))
+            {
+                e.insert(k.into(), v);
+            }
+        }
+        e.insert("identity_source".into(), "uart_self_identification".into());
+        e.insert("verification_status".into(), status.into());
+        e.insert(
+            "self_identification".into(),
+            json!({"transport": transport, "queried_at": queried_at, "configured": configured, "observed": observed,
+                   "verified_fields": verified, "missing_configured_fields": missing, "response_sha256": sha}),
+        );
+    } else {
+        for (k, v) in dut.fields() {
+            e.insert(k.into(), json!(v));
+        }
+        e.insert("identity_source".into(), "configured".into());
+        e.insert("verification_status".into(), status.into());
+        let fields: Vec<&str> = mismatched
+            .iter()
+            .map(|m| m.split(':').next().unwrap_or(""))
+            .collect();
+        e.insert(
+            "self_identification".into(),
+            json!({"transport": transport, "queried_at": queried_at, "configured": configured, "observed": observed,
+                   "response_sha256": sha, "verification_status": status, "required": required,
+                   "error": format!("identity fields differ from the bench: {}", fields.join(", "))}),
+        );
     }
-    e.insert("identity_source".into(), "uart_self_identification".into());
-    e.insert("verification_status".into(), status.into());
-    e.insert(
-        "self_identification".into(),
-        json!({"transport": transport, "queried_at": queried_at, "configured": configured, "observed": observed,
-               "verified_fields": verified, "missing_configured_fields": missing, "response_sha256": sha}),
-    );
     let failure = (!mismatched.is_empty()).then(|| {
         Failure::new(
             Category::DutIdentityMismatch,

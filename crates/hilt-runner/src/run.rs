@@ -9,29 +9,38 @@ use serde_json::{Map, Value, json};
 
 use hilt_hw::CancelToken;
 use hilt_hw::locks::{self, LockConfig, LockError, LockSet};
+use hilt_model::Diagnostic;
 use hilt_model::bench::Bench;
 use hilt_model::run::{
     Category, EventKind, Failure, Phase, RunResults, RunStatus, Summary, now, round3,
 };
 use hilt_model::suite::Suite;
-use hilt_model::{Diagnostic, LoadOptions, Loaded};
 
 use crate::classify::exit_code;
 use crate::data;
 use crate::events::{Events, Observer};
 use crate::exec::{Exec, ExecOptions};
+use crate::plan::{Plan, PlanError, PlanOptions, Uses};
 use crate::rundir::{
     Ledger, StatusBoard, absolute, create_timestamped, write_atomic, write_json_atomic,
 };
-use crate::session::{Session, needs};
-use crate::tests::{TestsOutcome, run_tests};
+use crate::session::Session;
+use crate::testcase::{TestsOutcome, run_tests};
 
-/// Step types, GPIO backends and resource drivers this build can drive.
-pub const CROSS_OPTIONS: hilt_model::validate::CrossOptions = hilt_model::validate::CrossOptions {
-    supported_steps: hilt_model::suite::SUPPORTED_STEP_TYPES,
-    supported_gpio: &["mock_gpio"],
-    supported_resources: &["mock_power", "mock_measurement"],
-};
+/// What is on disk when `run` returns (synced together, once).
+const DURABLE_FILES: &[&str] = &[
+    "results.json",
+    "events.jsonl",
+    "status.json",
+    "command_ledger.jsonl",
+    "evidence.json",
+    "metadata.json",
+    "evidence.html",
+    "recovery_summary.md",
+    "run_manifest.json",
+    "artifact_manifest.json",
+    "manifest.json",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -51,6 +60,10 @@ pub struct RunOptions {
     pub ctrf: Option<PathBuf>,
     /// Lock settings; `None` reads `HILT_LOCK_DIR` / `BENCHCI_LOCK_DIR` and the opt-out.
     pub lock_config: Option<LockConfig>,
+    /// Return without syncing the run directory: the caller makes [`RunOutcome::unsynced`]
+    /// durable together with its own record (the agent, in one batch with the run's
+    /// terminal record). By default `run` syncs before it returns.
+    pub defer_sync: bool,
 }
 
 pub struct RunOutcome {
@@ -60,6 +73,9 @@ pub struct RunOutcome {
     pub warnings: Vec<Diagnostic>,
     /// Load/validation errors, when the run ended with a configuration error.
     pub diagnostics: Vec<Diagnostic>,
+    /// Files written but not yet synced (with `defer_sync`; empty otherwise): sync them,
+    /// and their directory, before telling anyone the run has finished.
+    pub unsynced: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,24 +90,61 @@ pub enum RunError {
     },
 }
 
+/// Loads, validates and runs a bench and suite from their paths. Invalid files still leave
+/// a run directory with a configuration error.
 pub fn run(
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+    cancel: &CancelToken,
+) -> Result<RunOutcome, RunError> {
+    let plan = Plan::load(
+        &opts.bench,
+        &opts.suite,
+        &PlanOptions {
+            strict: opts.strict,
+            skip_flash: opts.skip_flash,
+        },
+    );
+    run_planned(plan, opts, observer, cancel)
+}
+
+/// Runs a plan built earlier (the agent builds it at submission). The plan's files and
+/// skip-flash setting win over `opts.bench`, `opts.suite`, `opts.strict` and
+/// `opts.skip_flash`.
+pub fn run_plan(
+    plan: Plan,
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+    cancel: &CancelToken,
+) -> Result<RunOutcome, RunError> {
+    run_planned(Ok(plan), opts, observer, cancel)
+}
+
+fn run_planned(
+    plan: Result<Plan, PlanError>,
     opts: &RunOptions,
     observer: &mut dyn Observer,
     cancel: &CancelToken,
 ) -> Result<RunOutcome, RunError> {
     let started_at = now();
     let clock = Instant::now();
-    let lo = LoadOptions {
-        strict: opts.strict,
+    let mut opts = opts.clone();
+    let (bench_file, suite_file) = match &plan {
+        Ok(p) => {
+            opts.bench.clone_from(&p.bench_file().path);
+            opts.suite.clone_from(&p.suite_file().path);
+            opts.skip_flash = p.skip_flash();
+            (Some(p.bench_file()), Some(p.suite_file()))
+        }
+        Err(e) => (e.bench.as_deref(), e.suite.as_deref()),
     };
+    let opts = &opts;
     // Git facts for the evidence take a few subprocesses: gather them while the suite runs.
     let suite_dir = absolute(&opts.suite)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let git = std::thread::spawn(move || crate::evidence::git_info(&suite_dir));
-    let bench = hilt_model::load_bench(&opts.bench, lo);
-    let suite = hilt_model::load_suite(&opts.suite, lo);
 
     // Discover: where the results go, then everything else is recorded there.
     let dir = match &opts.results_dir {
@@ -99,10 +152,9 @@ pub fn run(
         None => {
             let root = opts.results_root.clone().unwrap_or_else(|| {
                 PathBuf::from(
-                    bench
-                        .as_ref()
+                    bench_file
                         .map(|b| b.value.artifacts.root_dir.clone())
-                        .unwrap_or_else(|_| "benchci-results".into()),
+                        .unwrap_or_else(|| "benchci-results".into()),
                 )
             });
             create_timestamped(&root)
@@ -129,7 +181,7 @@ pub fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let tests_total = suite.as_ref().map(|s| s.value.tests.len()).unwrap_or(0);
+    let tests_total = suite_file.map(|s| s.value.tests.len()).unwrap_or(0);
     let status = StatusBoard::start(&dir, &run_id, tests_total);
     let mut events = Events::new(
         Ledger::open(&dir.join("events.jsonl")).map_err(io_err)?,
@@ -138,58 +190,45 @@ pub fn run(
     let commands = Ledger::open(&dir.join("command_ledger.jsonl")).map_err(io_err)?;
     copy_input(
         &opts.bench,
-        bench.as_ref().ok().map(|b| b.text.as_str()),
+        bench_file.map(|b| b.text.as_str()),
         &dir.join("inputs/bench.yaml"),
     );
     copy_input(
         &opts.suite,
-        suite.as_ref().ok().map(|s| s.text.as_str()),
+        suite_file.map(|s| s.text.as_str()),
         &dir.join("inputs/suite.yaml"),
     );
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+    for f in [
+        bench_file.map(|b| &b.warnings),
+        suite_file.map(|s| &s.warnings),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        warnings.extend(f.iter().cloned());
+    }
     let mut rec = Record::new(opts, tests_total);
-    let loaded = match (bench, suite) {
-        (Ok(b), Ok(s)) => {
-            warnings.extend(b.warnings.clone());
-            warnings.extend(s.warnings.clone());
-            rec.bench_name = b.value.bench.name.clone();
-            rec.suite_name = s.value.suite.name.clone();
-            match hilt_model::check_against(&b.value, &s, &CROSS_OPTIONS) {
-                Ok(()) => Some((b, s)),
-                Err(e) => {
-                    rec.config_error(e.diagnostics().to_vec());
-                    None
-                }
-            }
-        }
-        (b, s) => {
-            let mut diags = Vec::new();
-            for err in [b.err(), s.err()].into_iter().flatten() {
-                match &err {
-                    hilt_model::LoadError::Io { .. } => diags.push(Diagnostic {
-                        file: String::new(),
-                        line: 0,
-                        col: 0,
-                        message: err.to_string(),
-                        help: None,
-                    }),
-                    hilt_model::LoadError::Invalid { diagnostics } => {
-                        diags.extend(diagnostics.clone())
-                    }
-                }
-            }
-            rec.config_error(diags);
+    rec.bench_name = bench_file
+        .map(|b| b.value.bench.name.clone())
+        .unwrap_or_default();
+    rec.suite_name = suite_file
+        .map(|s| s.value.suite.name.clone())
+        .unwrap_or_default();
+    let plan = match plan {
+        Ok(p) => Some(p),
+        Err(e) => {
+            rec.config_error(e.diagnostics);
             None
         }
     };
 
     let mut locks: Option<LockSet> = None;
-    if let Some((bench, suite)) = &loaded {
+    if let Some(plan) = &plan {
         execute(
             opts,
-            &bench.value,
-            suite,
+            plan,
             &dir,
             &mut rec,
             &mut events,
@@ -219,16 +258,9 @@ pub fn run(
         locks.as_ref().map(LockSet::metadata),
     );
     let code = exit_code(results.status, results.failure.as_ref());
-    let suite_value = loaded.as_ref().map(|(_, s)| s.value.clone());
+
     let source = git.join().unwrap_or(Value::Null);
-    write_documents(
-        &dir,
-        &mut results,
-        suite_value.as_ref(),
-        opts,
-        &loaded,
-        source,
-    );
+    write_documents(&dir, &mut results, opts, plan.as_ref(), source);
     status.phase(Phase::Publish);
     publish(opts, &results, &mut events);
     status.phase(Phase::Finalize);
@@ -243,37 +275,39 @@ pub fn run(
     let _ = write_atomic(
         &dir.join("recovery_summary.md"),
         crate::summary::recovery_markdown(&results, &alerts, &rec.diagnostics).as_bytes(),
-        true,
+        false,
     );
     let _ = write_json_atomic(
         &dir.join("run_manifest.json"),
         &crate::summary::run_manifest(&results, &dir, &run_id),
     );
     let _ = crate::rundir::write_manifests(&dir);
-    events.sync();
-    crate::rundir::sync_files(
-        &dir,
-        &[
-            "results.json",
-            "status.json",
-            "manifest.json",
-            "command_ledger.jsonl",
-        ],
-    );
+    // The one durability point of the run: every document, both ledgers, the directory.
+    events.flush();
+    let unsynced = if opts.defer_sync {
+        DURABLE_FILES
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        crate::rundir::sync_files(&dir, DURABLE_FILES);
+        Vec::new()
+    };
     Ok(RunOutcome {
         results,
         results_dir: dir,
         exit_code: code,
         warnings,
         diagnostics: rec.diagnostics,
+        unsynced,
     })
 }
 
 #[allow(clippy::too_many_arguments)]
 fn execute(
     opts: &RunOptions,
-    bench: &Bench,
-    suite: &Loaded<Suite>,
+    plan: &Plan,
     dir: &Path,
     rec: &mut Record,
     events: &mut Events,
@@ -282,7 +316,7 @@ fn execute(
     locks: &mut Option<LockSet>,
     cancel: &CancelToken,
 ) {
-    let s = &suite.value;
+    let (bench, s) = (plan.bench(), plan.suite());
     events.emit(
         EventKind::RUN_STARTED,
         None,
@@ -292,7 +326,7 @@ fn execute(
     );
     // Preflight: locks before any hardware is touched.
     status.phase(Phase::Preflight);
-    let specs = crate::lockspecs::collect(bench, s, opts.skip_flash);
+    let specs = plan.lock_specs().to_vec();
     let cfg = match opts
         .lock_config
         .clone()
@@ -315,8 +349,8 @@ fn execute(
         }
         Err(e) => return rec.run_error(status, events, lock_failure(&e)),
     }
-    let need = needs(bench, s);
-    let session = match Session::open(bench, &need, dir, events) {
+    let uses = plan.uses();
+    let session = match Session::open(bench, uses, dir, events) {
         Ok(session) => session,
         Err(f) => return rec.run_error(status, events, f),
     };
@@ -367,29 +401,25 @@ fn execute(
         measurements: Vec::new(),
         metrics: Map::new(),
         test_measurements: Vec::new(),
-        default_within: bench
-            .defaults
-            .as_ref()
-            .and_then(|d| d.timeouts.as_ref())
-            .and_then(|t| t.within_ms),
         current_test: String::new(),
         current_step: 0,
     };
     let (duts, id_failure) =
-        crate::identity::identify(bench, &need.nodes, &mut exec.session, events, cancel);
+        crate::identity::identify(bench, &uses.nodes, &mut exec.session, events, cancel);
     rec.duts = duts;
-    rec.nodes = node_logs(bench, &need, dir);
-    rec.resources = resource_logs(&need, dir);
+    rec.nodes = node_logs(bench, uses, dir);
+    rec.resources = resource_logs(bench, uses, dir);
     let outcome = match id_failure {
         Some(f) => TestsOutcome {
             tests: Vec::new(),
             run_failure: Some(f),
             cancelled: false,
         },
-        None => run_tests(&mut exec, s, events, status),
+        None => run_tests(&mut exec, plan, events, status),
     };
     exec.session.close(events);
-    let _ = exec.commands.flush();
+    // To the file now; to disk with the rest of the run directory at the end.
+    let _ = exec.commands.flush_buffer();
     rec.tests = outcome.tests;
     rec.measurements = std::mem::take(&mut exec.measurements);
     rec.metrics = std::mem::take(&mut exec.metrics);
@@ -451,12 +481,12 @@ fn lock_failure(e: &LockError) -> Failure {
     }
 }
 
-fn node_logs(bench: &Bench, need: &crate::session::Needs, dir: &Path) -> Map<String, Value> {
+fn node_logs(bench: &Bench, uses: &Uses, dir: &Path) -> Map<String, Value> {
     let mut nodes = Map::new();
-    for n in &need.nodes {
+    for n in &uses.nodes {
         let node = &bench.nodes[n];
         let p = |f: &str| dir.join("logs/nodes").join(n).join(f).display().to_string();
-        let transports: Map<String, Value> = need
+        let transports: Map<String, Value> = uses
             .transports
             .iter()
             .filter(|(nn, _)| nn == n)
@@ -470,13 +500,18 @@ fn node_logs(bench: &Bench, need: &crate::session::Needs, dir: &Path) -> Map<Str
     nodes
 }
 
-fn resource_logs(need: &crate::session::Needs, dir: &Path) -> Map<String, Value> {
+fn resource_logs(bench: &Bench, uses: &Uses, dir: &Path) -> Map<String, Value> {
     let mut m = Map::new();
-    for r in &need.power {
-        m.insert(r.clone(), json!({"power_log": dir.join("logs/resources").join(r).join("power.log").display().to_string()}));
-    }
-    for r in &need.measurement {
-        m.insert(r.clone(), json!({"measurement_log": dir.join("logs/resources").join(r).join("measurement.log").display().to_string()}));
+    for r in &uses.resources {
+        let Some(kind) = crate::session::resource_kind(bench, r) else {
+            continue;
+        };
+        let log = crate::session::resource_log(kind);
+        let path = dir.join("logs/resources").join(r).join(log);
+        m.insert(
+            r.clone(),
+            json!({ log.replace('.', "_"): path.display().to_string() }),
+        );
     }
     m
 }
@@ -499,9 +534,8 @@ fn copy_input(src: &Path, text: Option<&str>, dst: &Path) {
 fn write_documents(
     dir: &Path,
     r: &mut RunResults,
-    suite: Option<&Suite>,
     opts: &RunOptions,
-    loaded: &Option<(Loaded<Bench>, Loaded<Suite>)>,
+    plan: Option<&Plan>,
     source: Value,
 ) {
     // BenchCI always names the file; it exists only when run_external steps ran.
@@ -533,21 +567,24 @@ fn write_documents(
         t.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())))
     };
     let inputs = crate::evidence::EvidenceInputs {
-        suite: suite.unwrap_or(&empty),
+        suite: plan.map(Plan::suite).unwrap_or(&empty),
         bench_path: absolute(&opts.bench).display().to_string(),
-        bench_sha256: sha(loaded.as_ref().map(|(b, _)| b.text.as_str())),
+        bench_sha256: sha(plan.map(|p| p.bench_file().text.as_str())),
         suite_path: absolute(&opts.suite).display().to_string(),
-        suite_sha256: sha(loaded.as_ref().map(|(_, s)| s.text.as_str())),
+        suite_sha256: sha(plan.map(|p| p.suite_file().text.as_str())),
         firmware: r.evidence.get("firmware").cloned().unwrap_or(Value::Null),
         source,
     };
     let ev = crate::evidence::evidence(r, &inputs);
-    let _ = write_json_atomic(&dir.join("evidence.json"), &ev);
+    let _ = write_json_atomic(
+        &dir.join("evidence.json"),
+        &crate::evidence::sort_keys(ev.clone()),
+    );
     let _ = write_json_atomic(&dir.join("metadata.json"), &crate::evidence::metadata(&ev));
     let _ = write_atomic(
         &dir.join("evidence.html"),
         crate::evidence::html(r).as_bytes(),
-        true,
+        false,
     );
     // results.json carries the full evidence object too (spec §2).
     r.evidence = ev;
@@ -707,11 +744,18 @@ impl Record {
         } else {
             RunStatus::Passed
         });
+        let p = |f: &str| Value::String(dir.join(f).display().to_string());
         let failure = match status {
-            RunStatus::Error | RunStatus::Cancelled => self.failure.clone(),
+            // As BenchCI: a run error with no log of its own points at results.json.
+            RunStatus::Error => self.failure.clone().map(|mut f| {
+                if f.artifacts.is_empty() {
+                    f.artifacts.insert("results_json".into(), p("results.json"));
+                }
+                f
+            }),
+            RunStatus::Cancelled => self.failure.clone(),
             _ => first_test_failure,
         };
-        let p = |f: &str| Value::String(dir.join(f).display().to_string());
         let mut artifacts = Map::new();
         for (k, f) in [
             ("results_json", "results.json"),

@@ -1,25 +1,27 @@
 //! The hardware a run holds: only the transports, GPIO lines, power switches and
 //! instruments the suite references (plus self-identification transports).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use hilt_hw::gpio::GpioLines;
+use hilt_hw::ResourceKind;
+use hilt_hw::drivers::{Opened, open_gpio, open_resource, resource_driver};
+use hilt_hw::gpio::NodeLines;
 use hilt_hw::measurement::Instrument;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
 use hilt_model::bench::{Bench, Transport};
 use hilt_model::run::{EventKind, Failure};
-use hilt_model::suite::{Step, Suite};
 
 use crate::classify::hw_failure;
 use crate::data;
 use crate::events::Events;
 use crate::logfile::LogFile;
+use crate::plan::Uses;
 use crate::uart::Uart;
 
 pub struct NodeGpio {
-    pub lines: Box<dyn GpioLines>,
+    pub lines: NodeLines,
     pub log: LogFile,
 }
 
@@ -41,69 +43,36 @@ pub struct Session {
     pub instruments: BTreeMap<String, InstrumentRes>,
 }
 
-/// What the suite touches.
-pub struct Needs {
-    pub transports: BTreeSet<(String, String)>,
-    pub gpio_nodes: BTreeSet<String>,
-    pub power: BTreeSet<String>,
-    pub measurement: BTreeSet<String>,
-    pub nodes: BTreeSet<String>,
+/// The kind of a bench resource, from its driver (`None` when not in this build).
+pub fn resource_kind(bench: &Bench, name: &str) -> Option<ResourceKind> {
+    bench
+        .resources
+        .get(name)
+        .and_then(|r| resource_driver(r.driver.type_name()))
+        .map(|d| d.kind())
 }
 
-pub fn needs(bench: &Bench, suite: &Suite) -> Needs {
-    let mut n = Needs {
-        transports: BTreeSet::new(),
-        gpio_nodes: BTreeSet::new(),
-        power: BTreeSet::new(),
-        measurement: BTreeSet::new(),
-        nodes: BTreeSet::new(),
-    };
-    for step in suite.tests.iter().flat_map(|t| &t.steps) {
-        if let Some(node) = step.node() {
-            n.nodes.insert(node.to_string());
-            if bench.nodes.get(node).is_some_and(|x| !x.gpio.is_empty()) {
-                n.gpio_nodes.insert(node.to_string());
-            }
-            if let Some(t) = step.transport() {
-                n.transports.insert((node.to_string(), t.to_string()));
-            }
-        }
-        match step {
-            Step::PowerSet(s) | Step::PowerExpect(s) => {
-                n.power.insert(s.resource.clone());
-            }
-            Step::PowerCycle(s) => {
-                n.power.insert(s.resource.clone());
-            }
-            Step::Measure(m) => {
-                n.measurement.insert(m.resource.clone());
-            }
-            _ => {}
-        }
+/// The log file of a resource, named after its kind.
+pub fn resource_log(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Power => "power.log",
+        ResourceKind::Measurement => "measurement.log",
+        ResourceKind::Serial => "serial.log",
+        ResourceKind::Gpio => "gpio.log",
     }
-    for node in n.nodes.clone() {
-        if let Some(si) = bench.nodes[&node]
-            .dut
-            .as_ref()
-            .and_then(|d| d.self_identification.as_ref())
-        {
-            n.transports.insert((node.clone(), si.transport.clone()));
-        }
-    }
-    n
 }
 
 impl Session {
-    /// Opens everything the suite needs. On failure, what was opened is closed by Drop.
+    /// Opens everything the suite uses. On failure, what was opened is closed by Drop.
     pub fn open(
         bench: &Bench,
-        needs: &Needs,
+        uses: &Uses,
         dir: &Path,
         ev: &mut Events,
     ) -> Result<Session, Failure> {
         let mut s = Session::default();
         let logs = dir.join("logs");
-        for (node, name) in &needs.transports {
+        for (node, name) in &uses.transports {
             let Some(Transport::Uart {
                 port,
                 baud,
@@ -129,7 +98,7 @@ impl Session {
                 stopbits: *stopbits,
             };
             let fail = |e: &hilt_hw::HwError| {
-                hw_failure(e, "uart")
+                hw_failure(e)
                     .with_detail("node", node.clone())
                     .with_detail("transport", name.clone())
                     .with_detail("port", port.clone())
@@ -137,12 +106,17 @@ impl Session {
             let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
             log.line(&format!("OPEN {port} baud={baud}"));
-            let uart = Uart::start(port_handle, log, &format!("{node}.{name}"))
-                .map_err(|e| fail(&hilt_hw::HwError::io("serial port", e)))?;
+            let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
+                fail(&hilt_hw::HwError::io(
+                    ResourceKind::Serial,
+                    "serial port",
+                    e,
+                ))
+            })?;
             s.uarts.insert((node.clone(), name.clone()), uart);
             ev.emit(EventKind::TRANSPORT_STARTED, None, d);
         }
-        for node in &needs.gpio_nodes {
+        for node in &uses.gpio_nodes {
             let log_path = logs.join("nodes").join(node).join("gpio.log");
             ev.emit(
                 EventKind::GPIO_STARTING,
@@ -150,8 +124,8 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let lines = hilt_hw::gpio::open(node, &bench.nodes[node].gpio, true)
-                .map_err(|e| hw_failure(&e, "gpio").with_detail("node", node.clone()))?;
+            let lines = open_gpio(node, &bench.nodes[node].gpio, true)
+                .map_err(|e| hw_failure(&e).with_detail("node", node.clone()))?;
             log.line("START");
             s.gpio.insert(node.clone(), NodeGpio { lines, log });
             ev.emit(
@@ -160,28 +134,35 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
         }
-        for res in &needs.power {
-            let log_path = logs.join("resources").join(res).join("power.log");
+        for res in &uses.resources {
+            let Some(kind) = resource_kind(bench, res) else {
+                continue;
+            };
+            let log_path = logs.join("resources").join(res).join(resource_log(kind));
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let switch = hilt_hw::power::open(res, &bench.resources[res].driver)
-                .map_err(|e| hw_failure(&e, "power").with_detail("resource", res.clone()))?;
+            let opened = open_resource(res, &bench.resources[res].driver)
+                .map_err(|e| hw_failure(&e).with_detail("resource", res.clone()))?;
             log.line("START");
-            s.power.insert(res.clone(), PowerRes { switch, log });
-            ev.emit(
-                EventKind::POWER_STARTED,
-                None,
-                data!("resource_name" => res, "power_log_path" => log_path.display().to_string()),
-            );
-        }
-        for res in &needs.measurement {
-            let log_path = logs.join("resources").join(res).join("measurement.log");
-            let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let inst = hilt_hw::measurement::open(res, &bench.resources[res].driver)
-                .map_err(|e| hw_failure(&e, "measurement").with_detail("resource", res.clone()))?;
-            log.line("START");
-            s.instruments
-                .insert(res.clone(), InstrumentRes { inst, log });
-            ev.emit(EventKind::MEASUREMENT_STARTED, None, data!("resource_name" => res, "measurement_log_path" => log_path.display().to_string()));
+            let path = log_path.display().to_string();
+            match opened {
+                Opened::Power(switch) => {
+                    s.power.insert(res.clone(), PowerRes { switch, log });
+                    ev.emit(
+                        EventKind::POWER_STARTED,
+                        None,
+                        data!("resource_name" => res, "power_log_path" => path),
+                    );
+                }
+                Opened::Instrument(inst) => {
+                    s.instruments
+                        .insert(res.clone(), InstrumentRes { inst, log });
+                    ev.emit(
+                        EventKind::MEASUREMENT_STARTED,
+                        None,
+                        data!("resource_name" => res, "measurement_log_path" => path),
+                    );
+                }
+            }
         }
         Ok(s)
     }

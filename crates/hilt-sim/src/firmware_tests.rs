@@ -329,6 +329,67 @@ fn jitter_is_bounded() {
     }
 }
 
+/// Reply delays of the pty test's configuration (latency 5 ms, jitter 10 ms, seed 99) on
+/// the virtual clock: each one within `[latency, latency + jitter]`, nothing sent before it
+/// is due, and spread uniformly over the range. The seed makes the sequence fixed, so the
+/// bucket counts are the same on every machine and run; the bounds on them are loose
+/// enough that they hold for any reasonable seed, which the second seed shows.
+#[test]
+fn jitter_covers_its_range_uniformly() {
+    for seed in [99, 7] {
+        let mut b = Bench::new(DutConfig {
+            latency_ms: 5,
+            jitter_ms: 10,
+            seed,
+            ..DutConfig::default()
+        });
+        b.wait(ms(30));
+        b.take();
+        let n = 2000;
+        let mut buckets = [0usize; 10];
+        let (mut lo, mut hi) = (Duration::MAX, Duration::ZERO);
+        for _ in 0..n {
+            let sent = b.now;
+            b.fw.feed(sent, b"ping\n");
+            let due = b.fw.next_deadline().unwrap();
+            let delay = due - sent;
+            assert!(delay >= ms(5) && delay <= ms(15), "seed {seed}: {delay:?}");
+            b.now = due - Duration::from_micros(1);
+            assert_eq!(b.take(), "", "seed {seed}: a reply before it is due");
+            b.now = due;
+            assert_eq!(b.take(), "pong\r\n");
+            lo = lo.min(delay);
+            hi = hi.max(delay);
+            let i = ((delay - ms(5)).as_micros() / 1000).min(9) as usize;
+            buckets[i] += 1;
+        }
+        // Both ends of the range are reached (within 0.1 ms of 5 and 15 ms).
+        assert!(lo < Duration::from_micros(5100), "seed {seed}: min {lo:?}");
+        assert!(hi > Duration::from_micros(14900), "seed {seed}: max {hi:?}");
+        // Uniform: 200 expected per 1 ms bucket; binomial sd ≈ 13, so 130..270 is > 5 sd.
+        for (i, c) in buckets.iter().enumerate() {
+            assert!(
+                (130..=270).contains(c),
+                "seed {seed}: bucket {i} ms has {c} of {n}: {buckets:?}"
+            );
+        }
+    }
+}
+
+/// Zero latency and zero jitter: a reply is due at the instant its command arrives, so
+/// the DUT never waits on a timer before answering (the pty round trip is measured by
+/// `hilt-bench roundtrip`, not asserted).
+#[test]
+fn zero_latency_reply_is_due_at_once() {
+    let mut b = Bench::booted();
+    for _ in 0..100 {
+        b.fw.feed(b.now, b"ping\n");
+        assert_eq!(b.fw.next_deadline(), Some(b.now), "due now, not later");
+        assert_eq!(b.take(), "pong\r\n");
+        b.wait(Duration::from_micros(1));
+    }
+}
+
 #[test]
 fn several_commands_in_one_read_and_split_lines() {
     let mut b = Bench::booted();

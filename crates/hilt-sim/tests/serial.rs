@@ -85,8 +85,12 @@ fn latency_is_observed() {
     }
 }
 
+/// Jitter reaches the wire: replies never come before the configured latency. The upper
+/// bound and the distribution of the delays are checked on the virtual clock
+/// (`firmware_tests::jitter_covers_its_range_uniformly`, same configuration); on a real
+/// clock an upper bound would only measure how busy the machine is.
 #[test]
-fn jitter_stays_in_range() {
+fn jitter_never_answers_early() {
     let dut = SimDut::start(DutConfig {
         latency_ms: 5,
         jitter_ms: 10,
@@ -103,29 +107,19 @@ fn jitter_stays_in_range() {
     }
 }
 
+/// Every one of many back-to-back pings is answered, in order, with nothing left over.
+/// How fast is measured by `hilt-bench roundtrip` (timing is never asserted in tests);
+/// that a zero-latency reply is due at once is `firmware_tests::zero_latency_reply_is_due_at_once`.
 #[test]
-fn zero_latency_round_trip_is_fast() {
+fn zero_latency_round_trips_all_answer() {
     let dut = SimDut::start(DutConfig::default()).unwrap();
     let mut port = Port::open(dut.port_path());
     port.read_until(BANNER_END, T);
-    for _ in 0..50 {
-        port.ask("ping"); // warm up
+    for i in 0..500 {
+        assert_eq!(port.ask(&format!("echo {i}")), i.to_string());
+        assert_eq!(port.ask("ping"), "pong");
     }
-    let mut rtts: Vec<Duration> = (0..500)
-        .map(|_| {
-            let start = Instant::now();
-            assert_eq!(port.ask("ping"), "pong");
-            start.elapsed()
-        })
-        .collect();
-    rtts.sort();
-    let median = rtts[rtts.len() / 2];
-    eprintln!(
-        "ping round trip: median {median:?}, p99 {:?}",
-        rtts[rtts.len() * 99 / 100]
-    );
-    // Includes the test's own pty syscalls; generous bound so a busy CI box passes.
-    assert!(median < Duration::from_millis(2), "median {median:?}");
+    port.expect_silence(Duration::from_millis(20));
 }
 
 #[test]

@@ -39,7 +39,7 @@ impl Drop for Cleanup {
 
 /// Uploaded-bench run: bench.yaml, suite.yaml and an optional artifact (agent-api §3.6).
 #[utoipa::path(post, path = "/v1/runs", request_body(content_type = "multipart/form-data", description = "bench_yaml, suite_yaml, artifact, skip_flash, verbose"),
-    responses((status = 200, body = Object), (status = 400, body = Object), (status = 413, body = Object)))]
+    responses((status = 200, body = Object), (status = 400, body = Object), (status = 413, body = Object), (status = 422, body = Object)))]
 pub async fn submit_multipart(
     State(agent): State<Arc<Agent>>,
     mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -74,6 +74,7 @@ pub async fn submit_multipart(
             .unwrap_or_default();
         require_artifact(suite).await?;
     }
+    let plan = crate::submit::plan(&dir, up.skip_flash).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -83,6 +84,7 @@ pub async fn submit_multipart(
             artifact: up.artifact,
             skip_flash: up.skip_flash,
             verbose: up.verbose,
+            plan,
         },
     )?;
     cleanup.0 = None;
@@ -181,6 +183,7 @@ pub async fn submit_json(
         }
         None => None,
     };
+    let plan = crate::submit::plan(&dir, req.skip_flash).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -190,6 +193,7 @@ pub async fn submit_json(
             artifact,
             skip_flash: req.skip_flash,
             verbose: req.verbose,
+            plan,
         },
     )?;
     cleanup.0 = None;

@@ -22,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(args) => validate::validate(args),
         Command::Demo(args) => demo::demo(args),
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
+        Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),

@@ -1,9 +1,48 @@
-//! `hilt sim dut`: a simulated device on a pty, until Ctrl-C.
+//! `hilt sim dut` (a simulated device on a pty) and `hilt sim http-relay` (a simulated
+//! HTTP relay board), until Ctrl-C or SIGTERM.
 
-use hilt_hw::CancelToken;
-use hilt_sim::{DutConfig, SimDut};
+use hilt_sim::{DutConfig, HttpRelayConfig, HttpRelaySim, SimDut};
 
-use crate::cli::SimDutArgs;
+use crate::cli::{SimDutArgs, SimHttpRelayArgs};
+
+pub fn http_relay(a: SimHttpRelayArgs) -> anyhow::Result<i32> {
+    let require_header = match a.require_header.as_deref().map(|h| h.split_once(':')) {
+        None => None,
+        Some(Some((k, v))) if !k.trim().is_empty() => {
+            Some((k.trim().to_string(), v.trim().to_string()))
+        }
+        Some(_) => {
+            eprintln!("error: --require-header must look like `Name: value`");
+            return Ok(hilt_runner::classify::exit::USAGE);
+        }
+    };
+    let cfg = HttpRelayConfig {
+        latency_ms: a.latency_ms,
+        require_header,
+    };
+    let sim = match HttpRelaySim::start(&a.bind, cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", a.bind);
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    println!("{}", sim.base_url());
+    eprintln!("simulated HTTP relay running; Ctrl-C to stop");
+    wait_for_signal()?;
+    sim.stop();
+    Ok(0)
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    signals.forever().next();
+    Ok(())
+}
 
 pub fn dut(a: SimDutArgs) -> anyhow::Result<i32> {
     let mut cfg = DutConfig {
@@ -33,18 +72,7 @@ pub fn dut(a: SimDutArgs) -> anyhow::Result<i32> {
         eprintln!("control: {}", c.display());
     }
     eprintln!("simulated DUT running; Ctrl-C to stop");
-    let cancel = CancelToken::new();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
-    let c2 = cancel.clone();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            c2.cancel();
-        }
-    });
-    while !cancel.wait_timeout(std::time::Duration::from_secs(3600)) {}
+    wait_for_signal()?;
     dut.stop();
     Ok(0)
 }

@@ -25,19 +25,26 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
             None
         }
     };
-    if let Some(path) = &a.suite {
-        match hilt_model::load_suite(path, lo) {
-            Ok(s) => {
-                warnings.extend(s.warnings.clone());
-                if let Some(b) = &bench
-                    && let Err(e) =
-                        hilt_model::check_against(&b.value, &s, &hilt_runner::CROSS_OPTIONS)
-                {
-                    take(e, &mut errors);
-                }
-            }
-            Err(e) => take(e, &mut errors),
+    let suite = match a.suite.as_ref().map(|p| hilt_model::load_suite(p, lo)) {
+        Some(Ok(s)) => {
+            warnings.extend(s.warnings.clone());
+            Some(s)
         }
+        Some(Err(e)) => {
+            take(e, &mut errors);
+            None
+        }
+        None => None,
+    };
+    match (bench, suite) {
+        // The same plan a run builds: cross-checks, driver checks, compiled patterns.
+        (Some(b), Some(s)) => {
+            if let Err(e) = hilt_runner::Plan::from_loaded(b, s, false) {
+                errors.extend(e.diagnostics);
+            }
+        }
+        (Some(b), None) => errors.extend(hilt_runner::plan::driver_errors(&b)),
+        (None, _) => {}
     }
     let ok = errors.is_empty() && io_errors.is_empty();
     if a.json {

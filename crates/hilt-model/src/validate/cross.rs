@@ -7,13 +7,13 @@ use crate::suite::{STEP_TYPES, Step, Suite};
 
 /// Which optional drivers this build has. The runner passes what it was compiled with.
 #[derive(Debug, Clone, Copy)]
-pub struct CrossOptions {
-    pub supported_steps: &'static [&'static str],
-    pub supported_gpio: &'static [&'static str],
-    pub supported_resources: &'static [&'static str],
+pub struct CrossOptions<'a> {
+    pub supported_steps: &'a [&'a str],
+    pub supported_gpio: &'a [&'a str],
+    pub supported_resources: &'a [&'a str],
 }
 
-pub fn cross(d: &mut Diags, bench: &Bench, suite: &Suite, opts: &CrossOptions) {
+pub fn cross(d: &mut Diags, bench: &Bench, suite: &Suite, opts: &CrossOptions<'_>) {
     let default_within = bench
         .defaults
         .as_ref()
@@ -37,7 +37,7 @@ struct Ctx<'a> {
     bench: &'a Bench,
     path: &'a str,
     default_within: Option<u64>,
-    opts: &'a CrossOptions,
+    opts: &'a CrossOptions<'a>,
 }
 
 impl Ctx<'_> {

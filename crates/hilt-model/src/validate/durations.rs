@@ -15,8 +15,9 @@ use crate::yaml::{join_index, join_key};
 /// The longest single duration, in milliseconds (24 h).
 pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
 
-pub fn durations(d: &mut Diags, canonical: &Value) {
-    walk(d, canonical, "");
+/// Checks the durations in `canonical`, the typed value at `path` re-serialised.
+pub fn durations(d: &mut Diags, canonical: &Value, path: &str) {
+    walk(d, canonical, path);
 }
 
 fn walk(d: &mut Diags, v: &Value, path: &str) {

@@ -48,7 +48,7 @@ impl Exec<'_> {
         ));
         g.lines.set(line, physical).map_err(|e| {
             StepError::Run(
-                hw_failure(&e, "gpio")
+                hw_failure(&e)
                     .with_detail("node", node.to_string())
                     .with_detail("line", line.to_string())
                     .with_artifact("gpio_log", log_path),
@@ -67,7 +67,7 @@ impl Exec<'_> {
             .ok_or_else(|| not_open(node))?;
         let physical = g.lines.get(line).map_err(|e| {
             StepError::Run(
-                hw_failure(&e, "gpio")
+                hw_failure(&e)
                     .with_detail("node", node.to_string())
                     .with_detail("line", line.to_string())
                     .with_artifact("gpio_log", log_path),
@@ -104,8 +104,7 @@ impl Exec<'_> {
         Ok(data!("node_name" => s.node, "line" => s.line, "value" => v))
     }
 
-    pub(super) fn gpio_expect(&mut self, s: &GpioExpect) -> StepResult {
-        let within = self.within(s.within_ms);
+    pub(super) fn gpio_expect(&mut self, s: &GpioExpect, within: Duration) -> StepResult {
         let deadline = Instant::now() + within;
         let mut last = None;
         loop {
@@ -141,8 +140,7 @@ impl Exec<'_> {
         }
     }
 
-    pub(super) fn gpio_wait_edge(&mut self, s: &GpioWaitEdge) -> StepResult {
-        let within = self.within(s.within_ms);
+    pub(super) fn gpio_wait_edge(&mut self, s: &GpioWaitEdge, within: Duration) -> StepResult {
         let deadline = Instant::now() + within;
         let mut prev = self.gpio_read(&s.node, &s.line, true)?;
         loop {

@@ -67,9 +67,7 @@ impl Exec<'_> {
                 ))
             })?;
         let r = inst.inst.read().map_err(|e| {
-            StepError::Run(
-                hw_failure(&e, "measurement").with_artifact("measurement_log", log_path.clone()),
-            )
+            StepError::Run(hw_failure(&e).with_artifact("measurement_log", log_path.clone()))
         })?;
         inst.log.line(&format!(
             "READ value={} unit={} quantity={}",

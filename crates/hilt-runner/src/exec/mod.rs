@@ -2,6 +2,7 @@
 //! fails its test (the run goes on with the next test), or aborts the run.
 
 mod control;
+mod external;
 mod gpio;
 mod measure;
 mod power;
@@ -18,6 +19,7 @@ use hilt_model::run::{Failure, Metric};
 use hilt_model::suite::Step;
 
 use crate::events::Events;
+use crate::plan::Resolved;
 use crate::rundir::Ledger;
 use crate::session::Session;
 
@@ -52,14 +54,13 @@ pub struct Exec<'a> {
     pub metrics: Map<String, Value>,
     /// Test-local readings, moved into the test result when it ends.
     pub test_measurements: Vec<Metric>,
-    pub default_within: Option<u64>,
     /// Name of the test being run, and the 1-based index of its current step.
     pub current_test: String,
     pub current_step: usize,
 }
 
 impl<'a> Exec<'a> {
-    pub fn step(&mut self, step: &Step, ev: &mut Events) -> StepResult {
+    pub fn step(&mut self, step: &Step, resolved: &Resolved, ev: &mut Events) -> StepResult {
         if self.cancel.is_cancelled() {
             return Err(StepError::Cancelled);
         }
@@ -68,17 +69,17 @@ impl<'a> Exec<'a> {
             Step::Reset(r) => self.reset(&r.node, ev),
             Step::Flash(f) => self.flash(f, ev),
             Step::SendUart(s) => self.send_uart(s),
-            Step::ExpectUart(s) => self.expect_uart(s),
+            Step::ExpectUart(s) => self.expect_uart(s, resolved),
             Step::GpioSet(s) => self.gpio_set(s),
             Step::GpioGet(s) => self.gpio_get(s),
-            Step::GpioExpect(s) => self.gpio_expect(s),
-            Step::GpioWaitEdge(s) => self.gpio_wait_edge(s),
+            Step::GpioExpect(s) => self.gpio_expect(s, resolved.within),
+            Step::GpioWaitEdge(s) => self.gpio_wait_edge(s, resolved.within),
             Step::PowerSet(s) => self.power_set(s),
             Step::PowerCycle(s) => self.power_cycle(s),
             Step::PowerExpect(s) => self.power_expect(s),
             Step::Measure(m) => self.measure(m),
             Step::AssertMetric(m) => self.assert_metric(m),
-            Step::RunExternal(r) => crate::external::run(self, r, ev),
+            Step::RunExternal(r) => external::run(self, r, ev),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(
@@ -96,10 +97,6 @@ impl<'a> Exec<'a> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn within(&self, w: Option<u64>) -> Duration {
-        Duration::from_millis(w.or(self.default_within).unwrap_or(1000))
     }
 
     pub fn logs_dir(&self) -> PathBuf {

@@ -32,7 +32,7 @@ impl Exec<'_> {
             .line(&format!("SET {outlet} {}", if on { "on" } else { "off" }));
         p.switch.set(outlet, on).map_err(|e| {
             StepError::Run(
-                hw_failure(&e, "power")
+                hw_failure(&e)
                     .with_detail("resource", res.to_string())
                     .with_detail("outlet", outlet.to_string())
                     .with_artifact("power_log", log_path),
@@ -66,7 +66,7 @@ impl Exec<'_> {
             ))
         })?;
         let state = p.switch.get(&s.outlet).map_err(|e| {
-            StepError::Run(hw_failure(&e, "power").with_artifact("power_log", log_path.clone()))
+            StepError::Run(hw_failure(&e).with_artifact("power_log", log_path.clone()))
         })?;
         p.log.line(&format!(
             "GET {} {}",

@@ -5,7 +5,8 @@ use hilt_model::suite::{ExpectScope, ExpectUart, SendUart};
 
 use super::{Exec, StepError, StepResult};
 use crate::data;
-use crate::uart::{ExpectMiss, Matcher, Uart};
+use crate::plan::Resolved;
+use crate::uart::{ExpectMiss, Uart};
 
 impl Exec<'_> {
     fn uart(&mut self, node: &str, transport: &str) -> Result<&mut Uart, StepError> {
@@ -34,33 +35,19 @@ impl Exec<'_> {
         Ok(data!("node_name" => s.node, "transport_name" => s.transport, "bytes" => s.data.len()))
     }
 
-    pub(super) fn expect_uart(&mut self, s: &ExpectUart) -> StepResult {
-        let within = self.within(s.within_ms);
+    pub(super) fn expect_uart(&mut self, s: &ExpectUart, r: &Resolved) -> StepResult {
+        let within = r.within;
         let cancel = self.cancel.clone();
-        let (matcher, rule) = match (&s.contains, &s.regex) {
-            (Some(c), _) => (
-                Matcher::Contains(c.as_bytes().to_vec()),
-                format!("contains {c:?}"),
-            ),
-            (None, Some(r)) => {
-                let re = regex::bytes::Regex::new(r).map_err(|e| {
-                    StepError::Run(Failure::new(
-                        Category::ConfigError,
-                        format!("invalid regex {r:?}: {e}"),
-                    ))
-                })?;
-                (Matcher::Regex(re), format!("regex {r:?}"))
-            }
-            (None, None) => {
-                return Err(StepError::Run(Failure::new(
-                    Category::ConfigError,
-                    "expect_uart needs `contains` or `regex`",
-                )));
-            }
+        let Some((matcher, rule)) = &r.matcher else {
+            return Err(StepError::Run(Failure::new(
+                Category::ConfigError,
+                "expect_uart needs `contains` or `regex`",
+            )));
         };
+        let rule = rule.clone();
         let since_mark = s.scope == Some(ExpectScope::SinceMark);
         let u = self.uart(&s.node, &s.transport)?;
-        match u.expect(&matcher, since_mark, within, &cancel) {
+        match u.expect(matcher, since_mark, within, &cancel) {
             Ok(found) => Ok(
                 data!("node_name" => s.node, "transport_name" => s.transport, "matched" => found),
             ),

@@ -1,5 +1,10 @@
 //! status.json: the live snapshot of a run, rewritten on phase and test boundaries and by a
 //! heartbeat thread once a second while the run is active.
+//!
+//! Only the heartbeat thread writes the file while the run is active: a phase or progress
+//! change updates the snapshot in memory and wakes it, so the run's own thread never waits
+//! for a file to be created and renamed. The final snapshot ([`StatusBoard::finish`]) is
+//! written by the caller after the heartbeat thread has stopped.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,10 +24,18 @@ struct Inner {
     last_write: Option<Instant>,
 }
 
+/// What the heartbeat thread is asked to do.
+#[derive(Default)]
+struct Ctl {
+    stop: bool,
+    /// A change is waiting to be written.
+    dirty: bool,
+}
+
 pub struct StatusBoard {
     path: PathBuf,
     inner: Arc<Mutex<Inner>>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    ctl: Arc<(Mutex<Ctl>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -66,33 +79,43 @@ impl StatusBoard {
             snap,
             last_write: None,
         }));
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let ctl = Arc::new((Mutex::new(Ctl::default()), Condvar::new()));
         let thread = {
-            let (inner, stop, path) = (inner.clone(), stop.clone(), path.clone());
+            let (inner, ctl, path) = (inner.clone(), ctl.clone(), path.clone());
             std::thread::Builder::new()
                 .name("hilt-heartbeat".into())
-                .spawn(move || heartbeat(&path, &inner, &stop))
+                .spawn(move || heartbeat(&path, &inner, &ctl))
                 .ok()
         };
         let board = StatusBoard {
             path,
             inner,
-            stop,
+            ctl,
             thread,
         };
         board.phase(Phase::Discover);
         board
     }
 
+    /// Changes the snapshot; when `force` (or 200 ms after the last write) it goes to disk,
+    /// through the heartbeat thread when there is one.
     fn update(&self, force: bool, f: impl FnOnce(&mut RunStatusSnapshot)) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g.snap);
         let due = g
             .last_write
             .is_none_or(|t| t.elapsed() >= Duration::from_millis(200));
-        if force || due {
-            write_snapshot(&self.path, &mut g);
+        if !(force || due) {
+            return;
         }
+        if self.thread.is_none() {
+            write_snapshot(&self.path, &mut g);
+            return;
+        }
+        drop(g);
+        let (lock, cv) = &*self.ctl;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).dirty = true;
+        cv.notify_all();
     }
 
     /// Enters `phase`; the phase before it is marked done.
@@ -159,8 +182,8 @@ impl StatusBoard {
     }
 
     fn stop_heartbeat(&mut self) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let (lock, cv) = &*self.ctl;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
         cv.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -175,6 +198,14 @@ impl Drop for StatusBoard {
 }
 
 fn write_snapshot(path: &Path, g: &mut Inner) {
+    if let Some(bytes) = render(g) {
+        // Best effort: a status write failing must not fail the run; results.json is the record.
+        let _ = write_atomic(path, &bytes, false);
+    }
+}
+
+/// Stamps the snapshot with the time and serialises it.
+fn render(g: &mut Inner) -> Option<Vec<u8>> {
     let ts = now();
     g.snap.updated_at = ts.clone();
     if g.snap.state == "running" {
@@ -184,27 +215,39 @@ fn write_snapshot(path: &Path, g: &mut Inner) {
             p.heartbeat_at = Some(ts);
         }
     }
-    if let Ok(mut bytes) = serde_json::to_vec_pretty(&g.snap) {
-        bytes.push(b'\n');
-        // Best effort: a status write failing must not fail the run; results.json is the record.
-        let _ = write_atomic(path, &bytes, false);
-    }
     g.last_write = Some(Instant::now());
+    let mut bytes = serde_json::to_vec_pretty(&g.snap).ok()?;
+    bytes.push(b'\n');
+    Some(bytes)
 }
 
-fn heartbeat(path: &Path, inner: &Mutex<Inner>, stop: &(Mutex<bool>, Condvar)) {
-    let (lock, cv) = stop;
-    let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+/// Writes the snapshot when asked (a phase change) and once a second regardless, until
+/// stopped. The file is written outside the snapshot's lock, so the run never waits for it;
+/// this thread is the only writer while it runs, so snapshots reach the file in order.
+fn heartbeat(path: &Path, inner: &Mutex<Inner>, ctl: &(Mutex<Ctl>, Condvar)) {
+    let (lock, cv) = ctl;
+    let mut c = lock.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        stopped = cv
-            .wait_timeout(stopped, HEARTBEAT)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        if *stopped {
+        if !c.dirty && !c.stop {
+            c = cv
+                .wait_timeout(c, HEARTBEAT)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        // A change made just before the stop is still written.
+        let (stop, write) = (c.stop, c.dirty || !c.stop);
+        c.dirty = false;
+        drop(c);
+        if write {
+            let bytes = render(&mut inner.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Some(b) = bytes {
+                let _ = write_atomic(path, &b, false);
+            }
+        }
+        if stop {
             return;
         }
-        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-        write_snapshot(path, &mut g);
+        c = lock.lock().unwrap_or_else(|e| e.into_inner());
     }
 }
 

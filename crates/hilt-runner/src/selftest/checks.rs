@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use hilt_hw::ResourceKind;
+use hilt_hw::drivers::{Probe, SelfCheck};
 use hilt_hw::process::which;
-use hilt_model::bench::{Bench, Direction, GpioBackend, ResetMethod, Transport, tool_for};
+use hilt_model::bench::{Bench, GpioBackend, ResetMethod, Transport, tool_for};
+use hilt_model::run::Category;
 use hilt_model::{LoadError, LoadOptions};
 
 use super::{Check, SelfTestOptions};
@@ -238,6 +241,40 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
     }
 }
 
+/// A driver's self-test probe as a check record under `prefix`.
+fn probe_check(prefix: &str, p: SelfCheck) -> Check {
+    let id = format!("{prefix}.{}", p.id);
+    match p.outcome {
+        Probe::Pass(m) => {
+            let c = Check::pass(id, p.title, m);
+            // Readings are informative: an instrument that reads is not required to.
+            if p.id == "measurement.read" {
+                c.optional()
+            } else {
+                c
+            }
+        }
+        Probe::Skip(m) => Check::skip(id, p.title, m),
+        Probe::NoReadback(m) => Check::warn(id, p.title, "POWER_READBACK_UNAVAILABLE", m),
+        Probe::Failed(e) => {
+            let category = e
+                .kind()
+                .map(crate::classify::unavailable)
+                .unwrap_or(Category::Cancelled);
+            let fix = match e.kind() {
+                Some(ResourceKind::Gpio) => "check the GPIO chip and lines",
+                Some(ResourceKind::Power) => {
+                    "check the controller's settings and that it is reachable"
+                }
+                Some(ResourceKind::Measurement) => "check the instrument's settings",
+                Some(ResourceKind::Serial) => "check the cable and the port path",
+                None => "run the self-test again",
+            };
+            Check::fail(id, p.title, category.as_str(), e.to_string(), fix)
+        }
+    }
+}
+
 fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) {
     let _ = std::fs::create_dir_all(&opts.log_dir);
     let mut main_log = LogFile::open(&opts.log_dir.join("self-test.log")).ok();
@@ -332,126 +369,46 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
             ));
             continue;
         }
-        match hilt_hw::gpio::open(n, &node.gpio, false) {
-            Ok(mut lines) => {
-                out.push(Check::pass(
-                    format!("node.{n}.gpio.start"),
-                    format!("{n} GPIO"),
-                    "lines opened without driving outputs",
-                ));
-                if opts.read_inputs {
-                    for (l, line) in &node.gpio {
-                        let id = format!("node.{n}.gpio.{l}.read");
-                        if line.direction == Direction::Output {
-                            out.push(Check::skip(id, format!("read {n}.{l}"), "output line"));
-                            continue;
-                        }
-                        out.push(match lines.get(l) {
-                            Ok(v) => Check::pass(
-                                id,
-                                format!("read {n}.{l}"),
-                                format!("physical level {}", v as u8),
-                            ),
-                            Err(e) => Check::fail(
-                                id,
-                                format!("read {n}.{l}"),
-                                "GPIO_LINE_UNREACHABLE",
-                                e.to_string(),
-                                "check the line",
-                            ),
-                        });
-                    }
-                }
-            }
-            Err(e) => out.push(Check::fail(
-                format!("node.{n}.gpio.start"),
-                format!("{n} GPIO"),
-                "GPIO_LINE_UNREACHABLE",
-                e.to_string(),
-                "check the GPIO chip and lines",
-            )),
-        }
+        let probes = hilt_hw::drivers::gpio_self_test(n, &node.gpio, opts.read_inputs);
+        out.extend(
+            probes
+                .into_iter()
+                .map(|p| probe_check(&format!("node.{n}"), p)),
+        );
     }
     for (name, r) in &bench.resources {
-        if r.driver.is_power() {
-            let id = format!("resource.{name}.power.start");
-            match hilt_hw::power::open(name, &r.driver) {
-                Ok(mut sw) => {
-                    out.push(Check::pass(
-                        &id,
-                        format!("start {name}"),
-                        "power controller started",
-                    ));
-                    if opts.read_inputs {
-                        for o in r.driver.outlet_names() {
-                            let rid = format!("resource.{name}.power.{o}.read");
-                            out.push(match sw.get(&o) {
-                                Ok(Some(v)) => Check::pass(
-                                    rid,
-                                    format!("read {name}.{o}"),
-                                    if v { "on" } else { "off" },
-                                ),
-                                Ok(None) => Check::warn(
-                                    rid,
-                                    format!("read {name}.{o}"),
-                                    "POWER_READBACK_UNAVAILABLE",
-                                    "no readback",
-                                ),
-                                Err(e) => Check::fail(
-                                    rid,
-                                    format!("read {name}.{o}"),
-                                    "POWER_RESOURCE_UNAVAILABLE",
-                                    e.to_string(),
-                                    "check the controller",
-                                ),
-                            });
-                        }
-                    }
-                }
-                Err(e) => out.push(Check::fail(
-                    id,
-                    format!("start {name}"),
-                    "POWER_RESOURCE_UNAVAILABLE",
-                    e.to_string(),
-                    "check the controller's settings",
-                )),
+        let Some(driver) = hilt_hw::drivers::resource_driver(r.driver.type_name()) else {
+            // A power or measurement driver this build lacks cannot be started: say so.
+            if let Err(e) = hilt_hw::drivers::open_resource(name, &r.driver)
+                && (r.driver.is_power() || r.driver.is_measurement())
+            {
+                let kind = if r.driver.is_power() {
+                    "power"
+                } else {
+                    "measurement"
+                };
+                out.push(probe_check(
+                    &format!("resource.{name}"),
+                    SelfCheck {
+                        id: format!("{kind}.start"),
+                        title: format!("start {name}"),
+                        outcome: Probe::Failed(e),
+                    },
+                ));
             }
-        } else if r.driver.is_measurement() {
-            let id = format!("resource.{name}.measurement.start");
-            match hilt_hw::measurement::open(name, &r.driver) {
-                Ok(mut inst) => {
-                    out.push(Check::pass(
-                        &id,
-                        format!("start {name}"),
-                        "instrument started",
-                    ));
-                    if opts.read_measurements {
-                        let rid = format!("resource.{name}.measurement.read");
-                        out.push(match inst.read() {
-                            Ok(r) => Check::pass(
-                                rid,
-                                format!("read {name}"),
-                                format!("{} {}", r.value, r.unit.unwrap_or_default()),
-                            )
-                            .optional(),
-                            Err(e) => Check::fail(
-                                rid,
-                                format!("read {name}"),
-                                "MEASUREMENT_RESOURCE_UNAVAILABLE",
-                                e.to_string(),
-                                "check the instrument",
-                            ),
-                        });
-                    }
-                }
-                Err(e) => out.push(Check::fail(
-                    id,
-                    format!("start {name}"),
-                    "MEASUREMENT_RESOURCE_UNAVAILABLE",
-                    e.to_string(),
-                    "check the instrument's settings",
-                )),
-            }
+            continue;
+        };
+        {
+            let read = match driver.kind() {
+                ResourceKind::Measurement => opts.read_measurements,
+                ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => opts.read_inputs,
+            };
+            let probes = driver.self_test(name, &r.driver, read);
+            out.extend(
+                probes
+                    .into_iter()
+                    .map(|p| probe_check(&format!("resource.{name}"), p)),
+            );
         }
     }
     // One log per resource, beside the per-node transport logs.

@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use hilt_model::run::{EventKind, FailedStep, Failure, TestResult, round3};
-use hilt_model::suite::Suite;
 
 use crate::data;
 use crate::events::Events;
 use crate::exec::{Exec, StepError};
+use crate::plan::Plan;
 use crate::rundir::StatusBoard;
 
 pub struct TestsOutcome {
@@ -19,18 +19,18 @@ pub struct TestsOutcome {
 
 pub fn run_tests(
     exec: &mut Exec,
-    suite: &Suite,
+    plan: &Plan,
     ev: &mut Events,
     status: &StatusBoard,
 ) -> TestsOutcome {
-    let total = suite.tests.len();
+    let total = plan.suite().tests.len();
     let mut out = TestsOutcome {
         tests: Vec::new(),
         run_failure: None,
         cancelled: false,
     };
     let (mut passed, mut failed) = (0, 0);
-    for (ti, test) in suite.tests.iter().enumerate() {
+    for (ti, (test, steps)) in plan.tests().enumerate() {
         let test_index = ti + 1;
         if exec.cancel.is_cancelled() {
             out.cancelled = true;
@@ -47,7 +47,7 @@ pub fn run_tests(
         let mut failure: Option<Failure> = None;
         let mut abort = false;
         let mut external = Vec::new();
-        for (si, step) in test.steps.iter().enumerate() {
+        for (si, (step, resolved)) in steps.into_iter().enumerate() {
             let step_index = si + 1;
             let step_type = step.type_name();
             ev.emit(
@@ -62,7 +62,7 @@ pub fn run_tests(
             }
             exec.current_test.clone_from(&test.name);
             exec.current_step = step_index;
-            let result = exec.step(step, ev);
+            let result = exec.step(step, resolved, ev);
             let locate = |mut f: Failure| {
                 f.failed_step = FailedStep {
                     test_name: Some(test.name.clone()),

@@ -1,0 +1,161 @@
+//! Runs one case under one tool, each tool against its own freshly booted simulated device.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hilt_sim::{DutConfig, SimDut};
+use serde_json::Value;
+
+use super::case::{Case, Mode};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tool {
+    Benchci,
+    Hilt,
+}
+
+impl Tool {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tool::Benchci => "BenchCI",
+            Tool::Hilt => "hilt",
+        }
+    }
+}
+
+/// What one tool did with one case.
+pub struct Outcome {
+    pub exit: i32,
+    /// results.json of the run directory, when the tool wrote one.
+    pub results: Option<Value>,
+    /// Where its files are, for the failure message.
+    pub dir: PathBuf,
+}
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `benchci` from PATH or `$HILT_PY_VENV/bin` (where scripts/test installs it).
+pub fn find_benchci() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(v) = std::env::var_os("HILT_PY_VENV") {
+        dirs.push(PathBuf::from(v).join("bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("benchci"))
+        .find(|p| p.is_file())
+}
+
+/// Runs `case` under `tool` in `dir` (created), with its own device, locks and results.
+pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
+    std::fs::create_dir_all(dir).unwrap();
+    let link = dir.join("dut.tty");
+    let control = dir.join("dut.sock");
+    let d = &case.device;
+    let dut = (case.mode == Mode::Run).then(|| {
+        let defaults = DutConfig::default();
+        let dut = SimDut::start(DutConfig {
+            link: Some(link.clone()),
+            control: Some(control.clone()),
+            boot_ms: d.boot_ms.unwrap_or(defaults.boot_ms),
+            latency_ms: d.latency_ms.unwrap_or(defaults.latency_ms),
+            powered: d.powered.unwrap_or(true),
+            ..defaults
+        })
+        .unwrap();
+        if d.powered != Some(false) {
+            assert!(
+                dut.wait_ready(Duration::from_secs(10)),
+                "{}: device did not boot",
+                case.name
+            );
+        }
+        if let Some(fault) = &d.fault {
+            dut.controls().fault(fault).unwrap();
+        }
+        dut
+    });
+    let fill = |text: &str| {
+        text.replace("{{PORT}}", &link.display().to_string())
+            .replace("{{CONTROL}}", &control.display().to_string())
+            .replace("{{DIR}}", &dir.display().to_string())
+    };
+    for (name, text) in &case.files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let bench = dir.join("bench.yaml");
+    std::fs::write(&bench, fill(&case.bench)).unwrap();
+    let suite = case.suite.as_ref().map(|s| {
+        let p = dir.join("suite.yaml");
+        std::fs::write(&p, fill(s)).unwrap();
+        p
+    });
+    let results_dir = dir.join("out");
+    let mut cmd = match tool {
+        Tool::Benchci => Command::new(benchci),
+        Tool::Hilt => Command::new(assert_cmd::cargo::cargo_bin("hilt")),
+    };
+    cmd.current_dir(dir)
+        .env_remove("HILT_LOCK_DIR")
+        .env_remove("BENCHCI_LOCK_DIR")
+        .env("HILT_LOCK_DIR", dir.join("locks"))
+        .env("BENCHCI_LOCK_DIR", dir.join("locks"))
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", dir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
+    match case.mode {
+        Mode::Run => cmd.arg("run"),
+        Mode::Validate => cmd.arg("validate"),
+    };
+    cmd.arg("--bench").arg(&bench);
+    if let Some(s) = &suite {
+        cmd.arg("--suite").arg(s);
+    }
+    if case.mode == Mode::Run {
+        cmd.arg("--results-dir").arg(&results_dir);
+    }
+    cmd.args(case.args.iter().map(|a| fill(a)));
+    let exit = wait(cmd, &case.name, tool);
+    drop(dut);
+    Outcome {
+        exit,
+        results: results_json(&results_dir),
+        dir: dir.to_path_buf(),
+    }
+}
+
+fn wait(mut cmd: Command, case: &str, tool: Tool) -> i32 {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{case}: cannot start {}: {e}", tool.label()));
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{case}: {} did not finish within {TOOL_TIMEOUT:?}",
+                tool.label()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The results.json of the only run directory under `root`, if any.
+fn results_json(root: &Path) -> Option<Value> {
+    let run = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join("results.json").is_file())?;
+    let text = std::fs::read_to_string(run.join("results.json")).unwrap();
+    Some(serde_json::from_str(&text).unwrap())
+}
