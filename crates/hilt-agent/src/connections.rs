@@ -147,7 +147,9 @@ pub async fn body_timeout(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let has_body = req.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
+    let has_body = req
+        .headers()
+        .contains_key(axum::http::header::TRANSFER_ENCODING)
         || req
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)
@@ -158,29 +160,26 @@ pub async fn body_timeout(
     let stalled = Arc::new(AtomicBool::new(false));
     let (parts, body) = req.into_parts();
     let flag = stalled.clone();
-    let stream = futures_util::stream::unfold(
-        Some(body.into_data_stream()),
-        move |state| {
-            let flag = flag.clone();
-            async move {
-                let mut s = state?;
-                match tokio::time::timeout(limit, s.next()).await {
-                    Ok(Some(item)) => Some((item.map_err(std::io::Error::other), Some(s))),
-                    Ok(None) => None,
-                    Err(_) => {
-                        flag.store(true, Ordering::SeqCst);
-                        Some((
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "request body stalled",
-                            )),
-                            None,
-                        ))
-                    }
+    let stream = futures_util::stream::unfold(Some(body.into_data_stream()), move |state| {
+        let flag = flag.clone();
+        async move {
+            let mut s = state?;
+            match tokio::time::timeout(limit, s.next()).await {
+                Ok(Some(item)) => Some((item.map_err(std::io::Error::other), Some(s))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.store(true, Ordering::SeqCst);
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "request body stalled",
+                        )),
+                        None,
+                    ))
                 }
             }
-        },
-    );
+        }
+    });
     let req = axum::extract::Request::from_parts(parts, axum::body::Body::from_stream(stream));
     let resp = next.run(req).await;
     if stalled.load(Ordering::SeqCst) {

@@ -34,7 +34,12 @@ pub fn env(name: &str) -> Option<String> {
 fn env_named(name: &str) -> Option<(String, String)> {
     [format!("HILT_{name}"), format!("BENCHCI_{name}")]
         .into_iter()
-        .find_map(|k| std::env::var(&k).ok().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .find_map(|k| {
+            std::env::var(&k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k, v))
+        })
 }
 
 /// The bearer token from `HILT_AGENT_TOKEN`, else `BENCHCI_AGENT_TOKEN` (empty = unset),

@@ -199,8 +199,7 @@ fn multipart_submission_errors() {
             .file("bench_yaml", "bench.yaml", bench.as_bytes())
             .file("suite_yaml", "suite.yaml", suite.as_bytes())
     };
-    let flashing_suite =
-        common::suite("f", "  - name: t\n    steps:\n      - flash: {node: up}\n");
+    let flashing_suite = common::suite("f", "  - name: t\n    steps:\n      - flash: {node: up}\n");
     let flashing = || {
         Multipart::new()
             .file("bench_yaml", "bench.yaml", bench.as_bytes())

@@ -177,7 +177,11 @@ fn a_stalled_upload_is_cut_off_with_408_and_leaves_nothing_behind() {
     let agent = lab.start(Some(&cfg));
     let mp = common::Multipart::new()
         .file("bench_yaml", "bench.yaml", b"version: 1\n")
-        .file("suite_yaml", "suite.yaml", common::sleep_suite(1).as_bytes());
+        .file(
+            "suite_yaml",
+            "suite.yaml",
+            common::sleep_suite(1).as_bytes(),
+        );
     let head = mp.head().to_vec();
     let mut s = std::net::TcpStream::connect(agent.addr).unwrap();
     write!(
@@ -263,7 +267,12 @@ fn any_artifact_or_id_name_is_answered_2xx_or_4xx_never_5xx() {
             .field("skip_flash", "true")
             .finish();
         let r = agent.request("POST", "/v1/runs", Auth::Token, Some(&ct), Some(&body));
-        assert!(r.status < 500, "multipart {name:?}: {} {}", r.status, r.text());
+        assert!(
+            r.status < 500,
+            "multipart {name:?}: {} {}",
+            r.status,
+            r.text()
+        );
         if r.status >= 400 {
             r.expect_error(r.status);
         }
@@ -274,7 +283,12 @@ fn any_artifact_or_id_name_is_answered_2xx_or_4xx_never_5xx() {
                 &serde_json::json!({"bench_id": "m1", "suite_yaml": common::sleep_suite(1),
                     "skip_flash": true, key: name, "artifact_base64": "f0VMRg=="}),
             );
-            assert!(r.status < 500, "json {key} {name:?}: {} {}", r.status, r.text());
+            assert!(
+                r.status < 500,
+                "json {key} {name:?}: {} {}",
+                r.status,
+                r.text()
+            );
         }
         // The name as an id in every GET that takes one.
         let enc = percent_encode(&name);
@@ -318,7 +332,10 @@ fn a_run_over_the_maximum_run_time_is_cancelled_recorded_failed_and_frees_its_lo
     assert_eq!(v["status"], "failed", "{v:#}");
     assert_eq!(v["failure"]["category"], "RUN_TIMEOUT", "{v:#}");
     assert!(
-        v["error"].as_str().unwrap_or("").contains("maximum run time of 1 s"),
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("maximum run time of 1 s"),
         "{v:#}"
     );
     assert_eq!(v["exit_code"], 5, "{v:#}");
@@ -343,7 +360,11 @@ fn a_suite_without_a_flash_step_needs_no_artifact() {
     let up = std::fs::read_to_string(lab.mock_bench("up.yaml", "up")).unwrap();
     let (ct, body) = common::Multipart::new()
         .file("bench_yaml", "bench.yaml", up.as_bytes())
-        .file("suite_yaml", "suite.yaml", common::sleep_suite(1).as_bytes())
+        .file(
+            "suite_yaml",
+            "suite.yaml",
+            common::sleep_suite(1).as_bytes(),
+        )
         .finish();
     let r = agent.request("POST", "/v1/runs", Auth::Token, Some(&ct), Some(&body));
     assert_eq!(r.status, 200, "{}", r.text());

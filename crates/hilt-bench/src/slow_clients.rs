@@ -107,7 +107,10 @@ fn probes(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<f64>> {
 pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     let limit = raise_nofile();
     if limit < (a.slow as u64) + 256 {
-        bail!("the open-file limit ({limit}) is too low for {} slow connections", a.slow);
+        bail!(
+            "the open-file limit ({limit}) is too low for {} slow connections",
+            a.slow
+        );
     }
     let (_agent, addr) = start(env, a.slow)?;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -113,9 +113,17 @@ fn whitespace_only_token_is_refused_at_start() {
         .spawn()
         .unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(2), "{err}");
-    assert!(err.contains("HILT_AGENT_TOKEN holds only whitespace"), "{err}");
+    assert!(
+        err.contains("HILT_AGENT_TOKEN holds only whitespace"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
 }

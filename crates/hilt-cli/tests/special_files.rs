@@ -10,7 +10,8 @@ use common::hilt;
 use predicates::prelude::*;
 
 const BENCH: &str = "version: 1\nbench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    transports:\n      console: {backend: uart, port: /dev/ttyX}\n";
-const SUITE: &str = "version: 1\nsuite: {name: s}\ntests:\n  - name: t\n    steps:\n      - sleep_ms: 1\n";
+const SUITE: &str =
+    "version: 1\nsuite: {name: s}\ntests:\n  - name: t\n    steps:\n      - sleep_ms: 1\n";
 
 fn fifo(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let p = dir.path().join("pipe.yaml");

@@ -230,8 +230,16 @@ fn durations_over_a_day_are_refused_with_their_location() {
         "bench.yaml",
         "version: 1\nbench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    gpio: {led: {backend: mock_gpio, channel: 1, direction: input}}\n",
     );
-    let suite = |steps: &str| format!("version: 1\nsuite: {{name: s}}\ntests:\n  - name: t\n    steps:\n{steps}");
-    let s = write(&d, "long.yaml", &suite("      - sleep_ms: 1\n      - sleep_ms: 99999999999999\n      - gpio_expect: {node: dut, line: led, value: true, within_ms: 86400001}\n"));
+    let suite = |steps: &str| {
+        format!("version: 1\nsuite: {{name: s}}\ntests:\n  - name: t\n    steps:\n{steps}")
+    };
+    let s = write(
+        &d,
+        "long.yaml",
+        &suite(
+            "      - sleep_ms: 1\n      - sleep_ms: 99999999999999\n      - gpio_expect: {node: dut, line: led, value: true, within_ms: 86400001}\n",
+        ),
+    );
     hilt()
         .arg("validate")
         .arg("--bench")

@@ -68,10 +68,13 @@ pub async fn submit_multipart(
         ));
     }
     if up.artifact.is_none() && !up.skip_flash {
-        let suite = hilt_model::load::read_capped(&dir.join("suite.yaml"), hilt_model::load::MAX_FILE_BYTES)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
+        let suite = hilt_model::load::read_capped(
+            &dir.join("suite.yaml"),
+            hilt_model::load::MAX_FILE_BYTES,
+        )
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
         require_artifact(suite).await?;
     }
     let plan = crate::submit::plan(&dir, up.skip_flash).await?;
@@ -206,15 +209,19 @@ pub async fn submit_json(
 /// would flash cannot be told.
 async fn require_artifact(suite_yaml: String) -> Result<(), ApiError> {
     let flashes = tokio::task::spawn_blocking(move || {
-        hilt_model::parse_suite(&suite_yaml, "suite.yaml", hilt_model::LoadOptions::default())
-            .map(|s| {
-                s.value.tests.iter().any(|t| {
-                    t.steps
-                        .iter()
-                        .any(|st| matches!(st, hilt_model::suite::Step::Flash(_)))
-                })
+        hilt_model::parse_suite(
+            &suite_yaml,
+            "suite.yaml",
+            hilt_model::LoadOptions::default(),
+        )
+        .map(|s| {
+            s.value.tests.iter().any(|t| {
+                t.steps
+                    .iter()
+                    .any(|st| matches!(st, hilt_model::suite::Step::Flash(_)))
             })
-            .unwrap_or(true)
+        })
+        .unwrap_or(true)
     })
     .await
     .unwrap_or(true);

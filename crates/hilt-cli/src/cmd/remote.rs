@@ -259,7 +259,9 @@ fn submit(client: &AgentClient, a: &RunArgs) -> Result<Value, Stop> {
     };
     if let Some(bench_id) = &a.bench_id {
         let suite = hilt_model::load::read_capped(&a.suite, hilt_model::load::MAX_FILE_BYTES)
-            .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8")))
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+            })
             .map_err(|e| {
                 config_error(format!("cannot read the suite {}: {e}", a.suite.display()))
             })?;

@@ -140,8 +140,8 @@ mod check_tests {
 
     #[test]
     fn the_uart_wiring_checks_are_one() {
-        let f = Failure::new(Category::UartExpectationFailed, "nothing received")
-            .with_suggestions([
+        let f =
+            Failure::new(Category::UartExpectationFailed, "nothing received").with_suggestions([
                 "Check that the device is powered and out of reset.".to_string(),
                 "Check TX/RX wiring, ground and the baud rate.".to_string(),
             ]);
