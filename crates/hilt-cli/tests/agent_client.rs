@@ -287,7 +287,11 @@ fn configuration_error_exits_3() {
         .arg("--skip-flash")
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("ERROR"));
+        // Refused at submission with the located diagnostic, never queued.
+        .stderr(predicate::str::contains("HTTP 422"))
+        .stderr(predicate::str::contains(
+            "suite.yaml:7:27: tests[0].steps[0].send_uart.node: unknown node `nope`",
+        ));
 }
 
 #[test]

@@ -197,52 +197,6 @@ pub fn git_info(dir: &Path) -> Value {
            "git_remote": git(dir, &["config", "--get", "remote.origin.url"]), "git_dirty": dirty})
 }
 
-#[cfg(test)]
-mod git_tests {
-    use super::*;
-
-    #[test]
-    fn outside_a_repository_no_git_is_needed() {
-        let root = std::env::temp_dir().join(format!(
-            "hilt-git-probe-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        let t = Scratch(root);
-        let inner = t.path().join("a/b");
-        std::fs::create_dir_all(&inner).unwrap();
-        // The temp dir is not in a repository (unless the system's is, which then says so).
-        let expected = may_be_in_git_repo(t.path());
-        assert_eq!(may_be_in_git_repo(&inner), expected);
-        std::fs::create_dir(t.path().join("a/.git")).unwrap();
-        assert!(may_be_in_git_repo(&inner));
-        let bare = t.path().join("bare.git");
-        for d in ["objects", "refs"] {
-            std::fs::create_dir_all(bare.join(d)).unwrap();
-        }
-        std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        assert!(may_be_in_git_repo(&bare));
-        if !expected {
-            assert_eq!(git_info(t.path())["git_commit"], Value::Null);
-        }
-    }
-
-    struct Scratch(std::path::PathBuf);
-
-    impl Scratch {
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
@@ -413,4 +367,50 @@ pub fn html(r: &RunResults) -> String {
         dur = r.duration_s,
         start = r.started_at,
     )
+}
+
+#[cfg(test)]
+mod git_tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_repository_no_git_is_needed() {
+        let root = std::env::temp_dir().join(format!(
+            "hilt-git-probe-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let t = Scratch(root);
+        let inner = t.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        // The temp dir is not in a repository (unless the system's is, which then says so).
+        let expected = may_be_in_git_repo(t.path());
+        assert_eq!(may_be_in_git_repo(&inner), expected);
+        std::fs::create_dir(t.path().join("a/.git")).unwrap();
+        assert!(may_be_in_git_repo(&inner));
+        let bare = t.path().join("bare.git");
+        for d in ["objects", "refs"] {
+            std::fs::create_dir_all(bare.join(d)).unwrap();
+        }
+        std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert!(may_be_in_git_repo(&bare));
+        if !expected {
+            assert_eq!(git_info(t.path())["git_commit"], Value::Null);
+        }
+    }
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

@@ -77,7 +77,7 @@ pub fn write_durable_with(
             all.push(d.to_path_buf());
         }
     }
-    let results = sync_concurrently(&all, |d| sync_dir(d));
+    let results = sync_concurrently(&all, sync_dir);
     results[0]
         .as_ref()
         .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
