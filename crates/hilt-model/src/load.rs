@@ -358,7 +358,6 @@ fn suite_durations(d: &mut Diags, suite: &Suite) {
 }
 
 /// Unknown keys, duplicate keys and the format version.
-
 fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
         let doc = d.doc;
