@@ -171,7 +171,13 @@ pub fn store_error(what: &str, e: std::io::Error) -> ApiError {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!("request body is too large: {}", e.body_text()))
+        // The whole-body limit can trip before the part's own limit when the parser reads
+        // ahead; name the limits either way.
+        ApiError::TooLarge(
+            "request body is too large: an artifact or a bench/suite is over the agent's \
+             limits (limits.max_artifact_bytes, limits.max_yaml_bytes)"
+                .into(),
+        )
     } else {
         ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
     }
