@@ -8,7 +8,7 @@ mod cross;
 mod suite;
 
 pub use bench::bench;
-pub use cross::{CrossOptions, cross};
+pub use cross::{CrossOptions, Unsupported, cross};
 pub use suite::suite;
 
 use crate::diag::Diags;
