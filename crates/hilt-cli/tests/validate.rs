@@ -262,3 +262,47 @@ fn durations_over_a_day_are_refused_with_their_location() {
         .assert()
         .success();
 }
+
+#[test]
+fn unsupported_driver_is_reported_once_at_its_definition() {
+    let d = tempfile::tempdir().unwrap();
+    // Line 9 defines the resource; three steps use it.
+    let b = write(
+        &d,
+        "bench.yaml",
+        &format!(
+            "{BENCH}resources:\n  pdu: {{kind: power_controller, driver: {{type: gpio_power, chip: /dev/gpiochip0, outlets: {{dut: 5}}}}}}\n"
+        ),
+    );
+    let s = write(
+        &d,
+        "suite.yaml",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - power_set: {resource: pdu, outlet: dut, state: true}\n      - power_set: {resource: pdu, outlet: dut, state: false}\n      - power_cycle: {resource: pdu, outlet: dut, off_ms: 1}\n",
+    );
+    let out = hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .arg("--suite")
+        .arg(&s)
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("not supported by this build").count(),
+        1,
+        "{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("not supported by this build"))
+        .unwrap();
+    assert!(line.contains("bench.yaml:9:"), "{line}");
+    assert!(
+        line.contains("`gpio_power`")
+            && line.contains("used by 3 steps, first tests[0].steps[0].power_set"),
+        "{line}"
+    );
+}

@@ -479,20 +479,29 @@ fn finish<T>(
 }
 
 /// Checks a loaded suite against a bench (names exist and fit, steps and drivers are in
-/// this build). Errors point into the suite file.
+/// this build). Errors point into the suite file, except a driver this build lacks: that
+/// is reported once, at its definition in the bench file, with the steps that use it.
 pub fn check_against(
-    bench: &Bench,
+    bench: &Loaded<Bench>,
     suite: &Loaded<Suite>,
     opts: &validate::CrossOptions<'_>,
 ) -> Result<(), LoadError> {
     let file = suite.path.display().to_string();
     let mut d = Diags::new(&file, &suite.doc);
-    validate::cross(&mut d, bench, &suite.value, opts);
-    if d.errors.is_empty() {
+    let unsupported = validate::cross(&mut d, &bench.value, &suite.value, opts);
+    let mut diagnostics = d.errors;
+    diagnostics.sort_by_key(|e| (e.line, e.col));
+    let bench_file = bench.path.display().to_string();
+    let mut bd = Diags::new(&bench_file, &bench.doc);
+    for u in unsupported {
+        bd.error_help(&u.bench_path, u.message_with_uses(), u.help);
+    }
+    let mut in_bench = bd.errors;
+    in_bench.sort_by_key(|e| (e.line, e.col));
+    diagnostics.extend(in_bench);
+    if diagnostics.is_empty() {
         Ok(())
     } else {
-        let mut diagnostics = d.errors;
-        diagnostics.sort_by_key(|e| (e.line, e.col));
         Err(LoadError::Invalid { diagnostics })
     }
 }

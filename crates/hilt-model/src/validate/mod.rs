@@ -9,7 +9,7 @@ mod durations;
 mod suite;
 
 pub use bench::bench;
-pub use cross::{CrossOptions, cross};
+pub use cross::{CrossOptions, Unsupported, cross};
 pub use durations::{MAX_DURATION_MS, durations};
 pub use suite::suite;
 
