@@ -8,7 +8,10 @@ pub mod api;
 pub mod gpio;
 mod metrics;
 pub mod record;
+mod recovery;
 pub mod registry;
+mod retention;
+mod runlog;
 mod scheduler;
 pub mod settings;
 pub mod state;
@@ -30,6 +33,10 @@ pub use state::{Agent, Stop};
 /// After a drain, how long the port stays open so that clients waiting on the runs that just
 /// finished can still collect them; new runs are refused meanwhile.
 const DRAIN_LINGER: Duration = Duration::from_secs(5);
+
+/// The same after a cancelling stop (second SIGTERM, SIGQUIT): shorter, the operator asked
+/// for a quick exit, but a waiting client still gets its cancelled run's results.
+const CANCEL_LINGER: Duration = Duration::from_secs(3);
 
 /// What the process asks the agent to do (mapped from signals by the binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +85,8 @@ pub async fn serve(
     if agent.settings.self_test_on_start {
         self_test_all(&agent, false).await;
     }
-    submit::recover(&agent);
+    recovery::recover(&agent);
+    retention::prune(&agent);
     tokio::spawn(scheduler::dispatch(agent.clone()));
     tokio::spawn(gpio::sweeper(agent.clone()));
     let app = api::router(agent.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -98,7 +106,7 @@ pub async fn serve(
                     _ = restart_poll.tick() => {
                         if let Some(f) = &agent.settings.restart_file && f.exists() {
                             let _ = std::fs::remove_file(f);
-                            eprintln!("agent: restart file {} found: exiting once no run is executing", f.display());
+                            tracing::info!(file = %f.display(), "restart file found: exiting once no run is executing");
                             begin_stop(&agent, Control::Restart);
                         }
                     }
@@ -125,18 +133,27 @@ pub async fn serve(
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
-            // Clients waiting on the runs that just finished (BenchCI polls once a second)
-            // still fetch their status, events and artifacts before the port closes.
-            if drained && agent.stop_mode() == Stop::Drain {
-                eprintln!(
-                    "agent: executing runs finished; serving their results for {}s before exiting",
-                    DRAIN_LINGER.as_secs()
+            // Clients waiting on the runs that just finished or were cancelled (BenchCI
+            // polls once a second) still fetch their status, events and artifacts before
+            // the port closes. One more stop signal ends the wait.
+            if drained {
+                let window = match agent.stop_mode() {
+                    Stop::Cancel(_) => CANCEL_LINGER,
+                    Stop::Drain | Stop::No => DRAIN_LINGER,
+                };
+                tracing::info!(
+                    seconds = window.as_secs(),
+                    "executing runs ended; serving their results before exiting"
                 );
-                let mut linger = std::pin::pin!(tokio::time::sleep(DRAIN_LINGER));
+                let mut linger = std::pin::pin!(tokio::time::sleep(window));
                 loop {
                     tokio::select! {
                         _ = &mut linger => break,
-                        c = control.recv() => if matches!(c, Some(Control::Cancel(_)) | None) { break },
+                        c = control.recv(), if control_open => match c {
+                            Some(Control::Cancel(_) | Control::Drain) => break,
+                            Some(_) => {}
+                            None => control_open = false,
+                        },
                     }
                 }
             }
@@ -160,26 +177,31 @@ pub async fn serve(
 fn begin_stop(agent: &Agent, c: Control) {
     agent.accepting.store(false, Ordering::SeqCst);
     let mut stop = agent.stop.lock().unwrap_or_else(|e| e.into_inner());
+    let first = *stop == Stop::No;
     match c {
         Control::Cancel(sig) => {
             *stop = Stop::Cancel(sig);
             let mut runs = agent.runs();
             let active: Vec<String> = runs.busy.values().cloned().collect();
             for id in active {
-                if let Some(e) = runs.map.get_mut(&id) {
-                    e.cancel_signal = Some(sig);
-                    e.cancel.cancel();
+                if let Some(l) = runs.map.get_mut(&id).and_then(|e| e.live.as_mut()) {
+                    l.cancel_signal = Some(sig);
+                    l.cancel.cancel();
                 }
             }
         }
         Control::Drain | Control::Restart => {
-            if *stop == Stop::No {
+            if first {
                 *stop = Stop::Drain;
             }
         }
         Control::Reload => {}
     }
     drop(stop);
+    // A restart keeps the queue for the next start; a stop applies `on_shutdown`.
+    if first && matches!(c, Control::Drain | Control::Cancel(_)) {
+        agent.shutdown_queue();
+    }
     agent.wake.notify_one();
 }
 
@@ -219,7 +241,7 @@ async fn reload(agent: &Arc<Agent>) {
     let mut fresh = match Registry::load(&agent.settings) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("agent: reload refused, keeping the current configuration: {e}");
+            tracing::error!(error = %e, "reload refused, keeping the current configuration");
             return;
         }
     };
@@ -236,6 +258,6 @@ async fn reload(agent: &Arc<Agent>) {
         }
     }
     *agent.registry.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-    eprintln!("agent: configuration reloaded");
+    tracing::info!("configuration reloaded");
     self_test_all(agent, true).await;
 }

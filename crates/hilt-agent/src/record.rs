@@ -5,49 +5,12 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Run states of the agent API (agent-api spec §4), plus `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    Queued,
-    Preparing,
-    Running,
-    UploadingArtifacts,
-    Done,
-    Failed,
-    Cancelled,
-}
+pub use hilt_api::RunState;
 
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Queued => "queued",
-            RunState::Preparing => "preparing",
-            RunState::Running => "running",
-            RunState::UploadingArtifacts => "uploading_artifacts",
-            RunState::Done => "done",
-            RunState::Failed => "failed",
-            RunState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunState::Done | RunState::Failed | RunState::Cancelled
-        )
-    }
-
-    /// Executing: holds its bench.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            RunState::Preparing | RunState::Running | RunState::UploadingArtifacts
-        )
-    }
-}
+/// One agent event (agent-api spec §5) with hilt's sequence number.
+pub type AgentEvent = hilt_api::RunEvent;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -76,17 +39,60 @@ pub struct RunRecord {
     /// wait for each other even on different benches.
     #[serde(default)]
     pub resource_keys: Vec<String>,
+    /// Why this run's record could not be read (the run is reported as failed, its files
+    /// are kept untouched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+    /// What the agent did to this run when it shut down (queued runs: kept or cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
-/// One agent event (agent-api spec §5) with hilt's sequence number.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AgentEvent {
-    pub seq: u64,
-    pub timestamp: String,
-    pub event_type: String,
-    pub message: Option<String>,
-    #[schema(value_type = Object)]
-    pub data: Map<String, Value>,
+impl RunRecord {
+    /// The record reported for a run directory whose `record.json` does not parse.
+    pub fn damaged(run_id: &str, reason: String, created_at: String) -> RunRecord {
+        RunRecord {
+            run_id: run_id.to_string(),
+            status: RunState::Failed,
+            mode: "unknown".into(),
+            bench_id: None,
+            lock_key: String::new(),
+            exit_code: None,
+            error: Some(format!("damaged run record: {reason}")),
+            created_at,
+            started_at: None,
+            finished_at: None,
+            current_test: None,
+            current_step: None,
+            skip_flash: false,
+            verbose: false,
+            artifact: None,
+            seq: 0,
+            failure: None,
+            resource_keys: Vec::new(),
+            damaged: Some(reason),
+            notice: None,
+        }
+    }
+}
+
+/// The agent's final event of a run: a terminal type carrying `exit_code` (the runner's own
+/// terminal events are folded into it and never logged separately).
+pub fn is_terminal_event(e: &AgentEvent) -> bool {
+    e.is_final()
+}
+
+/// The final event type of a terminal state.
+pub fn terminal_kind(state: RunState) -> &'static str {
+    match state {
+        RunState::Done => "run.finished",
+        RunState::Cancelled => "run.cancelled",
+        RunState::Queued
+        | RunState::Preparing
+        | RunState::Running
+        | RunState::UploadingArtifacts
+        | RunState::Failed => "run.failed",
+    }
 }
 
 pub fn save(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
@@ -96,6 +102,25 @@ pub fn save(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
 /// As [`save`], on disk before it returns: a submission is acknowledged only after this.
 pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     hilt_runner::rundir::write_json_durable(&dir.join("record.json"), rec)
+}
+
+/// Why a run directory's record cannot be used.
+#[derive(Debug)]
+pub enum LoadError {
+    /// No `record.json`: a submission cut off before it was acknowledged.
+    Missing,
+    /// Present but unreadable or not a record.
+    Damaged(String),
+}
+
+pub fn load(dir: &Path) -> Result<RunRecord, LoadError> {
+    let text = match std::fs::read(dir.join("record.json")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
+        Err(e) => return Err(LoadError::Damaged(format!("cannot read record.json: {e}"))),
+    };
+    serde_json::from_slice(&text)
+        .map_err(|e| LoadError::Damaged(format!("record.json is not a run record: {e}")))
 }
 
 /// A run's terminal record, on disk together with `also` (the run's own documents) before
@@ -129,10 +154,6 @@ pub fn save_accepted(dir: &Path, rec: &RunRecord, runs_dir: &Path) -> std::io::R
     )
 }
 
-pub fn load(dir: &Path) -> Option<RunRecord> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("record.json")).ok()?).ok()
-}
-
 pub fn append_event(dir: &Path, e: &AgentEvent) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -149,4 +170,43 @@ pub fn load_events(dir: &Path) -> Vec<AgentEvent> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// What recovery needs to know about a log, read line by line without keeping it.
+#[derive(Default)]
+pub struct LogSummary {
+    pub last_seq: u64,
+    pub has_started: bool,
+    /// The agent's final event, if logged.
+    pub final_event: Option<AgentEvent>,
+}
+
+pub fn summarize_events(dir: &Path) -> LogSummary {
+    #[derive(Deserialize)]
+    struct Head {
+        seq: u64,
+        event_type: String,
+    }
+    let mut s = LogSummary::default();
+    let Ok(f) = std::fs::File::open(dir.join("events.jsonl")) else {
+        return s;
+    };
+    for line in std::io::BufRead::lines(std::io::BufReader::new(f)).map_while(Result::ok) {
+        let Ok(h) = serde_json::from_str::<Head>(&line) else {
+            continue;
+        };
+        s.last_seq = s.last_seq.max(h.seq);
+        match h.event_type.as_str() {
+            "run.started" => s.has_started = true,
+            "run.finished" | "run.failed" | "run.cancelled" => {
+                if let Ok(e) = serde_json::from_str::<AgentEvent>(&line)
+                    && is_terminal_event(&e)
+                {
+                    s.final_event = Some(e);
+                }
+            }
+            _ => {}
+        }
+    }
+    s
 }

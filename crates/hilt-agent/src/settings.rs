@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hilt_hw::locks::LockConfig;
+use hilt_model::agent::{OnShutdown, Retention};
 
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -21,6 +22,16 @@ pub struct AgentSettings {
     pub lock_config: Option<LockConfig>,
     /// Checked once a second: when it exists, exit as soon as no run is executing.
     pub restart_file: Option<PathBuf>,
+    /// Flag overrides of agent.yaml's run policy (`None` = the file's value or the default).
+    pub policy: PolicyOverrides,
+}
+
+/// Command-line overrides of agent.yaml's `retention` and `on_shutdown`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolicyOverrides {
+    pub max_runs: Option<u64>,
+    pub max_age_days: Option<u64>,
+    pub on_shutdown: Option<OnShutdown>,
 }
 
 /// Reads `HILT_<name>` then `BENCHCI_<name>`.
@@ -57,7 +68,22 @@ impl AgentSettings {
             self_test_on_start: true,
             lock_config: None,
             restart_file: None,
+            policy: PolicyOverrides::default(),
         }
+    }
+
+    /// Retention: flag > agent.yaml > default.
+    pub fn retention(&self, file: Option<Retention>) -> Retention {
+        let base = file.unwrap_or_default();
+        Retention {
+            max_runs: self.policy.max_runs.unwrap_or(base.max_runs),
+            max_age_days: self.policy.max_age_days.unwrap_or(base.max_age_days),
+        }
+    }
+
+    /// What happens to queued runs at shutdown: flag > agent.yaml > default (cancel).
+    pub fn on_shutdown(&self, file: Option<OnShutdown>) -> OnShutdown {
+        self.policy.on_shutdown.or(file).unwrap_or_default()
     }
 
     pub fn runs_dir(&self) -> PathBuf {

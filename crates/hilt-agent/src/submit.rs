@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Map, json};
-use tokio::sync::broadcast;
 
 use hilt_hw::CancelToken;
 
 use crate::api::error::ApiError;
 use crate::record::{self, RunRecord, RunState};
-use crate::state::{Agent, RunEntry, UPLOADED_LOCK, new_run_id};
+use crate::runlog::RunLog;
+use crate::state::{Agent, Live, RunEntry, UPLOADED_LOCK, new_run_id};
 
 /// A validated submission whose files are already in `dir`.
 pub struct Submission {
@@ -107,12 +107,19 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
             .into_iter()
             .map(|k| format!("resource:{k}"))
             .collect(),
+        damaged: None,
+        notice: None,
     };
     record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
-    insert(agent, rec.clone(), s.dir, true);
-    if let Some(e) = agent.runs().map.get_mut(&rec.run_id) {
-        e.plan = Some(s.plan);
+    insert(agent, rec.clone(), s.dir);
+    if let Some(l) = agent
+        .runs()
+        .map
+        .get_mut(&rec.run_id)
+        .and_then(|e| e.live.as_mut())
+    {
+        l.plan = Some(s.plan);
     }
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);
     let data = match &s.bench_id {
@@ -127,89 +134,20 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
     Ok(rec)
 }
 
-/// Puts a record into memory (and into the queue when it is queued).
-pub fn insert(agent: &Agent, rec: RunRecord, dir: std::path::PathBuf, live: bool) {
-    let (tx, _) = broadcast::channel(1024);
+/// Puts a record into memory (and into the queue when it is queued). Only a run that is
+/// not finished gets a live writer with its events in memory.
+pub fn insert(agent: &Agent, rec: RunRecord, dir: std::path::PathBuf) {
     let queued = rec.status == RunState::Queued;
     let id = rec.run_id.clone();
-    let events = if live || queued {
-        Some(record::load_events(&dir))
-    } else {
-        None
-    };
-    let next_seq = events
-        .as_ref()
-        .map(|v| v.len() as u64)
-        .unwrap_or_else(|| record::load_events(&dir).len() as u64)
-        + 1;
+    let live = (!rec.status.is_terminal()).then(|| Live {
+        log: Arc::new(RunLog::open(&dir, record::load_events(&dir))),
+        cancel: CancelToken::new(),
+        cancel_signal: None,
+        plan: None,
+    });
     let mut runs = agent.runs();
-    runs.map.insert(
-        id.clone(),
-        RunEntry {
-            rec,
-            dir,
-            events,
-            next_seq,
-            tx,
-            cancel: CancelToken::new(),
-            cancel_signal: None,
-            plan: None,
-        },
-    );
+    runs.map.insert(id.clone(), RunEntry { rec, dir, live });
     if queued {
         runs.queue.push_back(id);
     }
-}
-
-/// After a restart: queued runs are queued again in submission order; runs that were
-/// executing when the agent died are failed with a clear reason (their partial results
-/// stay downloadable).
-pub fn recover(agent: &Arc<Agent>) {
-    let Ok(entries) = std::fs::read_dir(agent.settings.runs_dir()) else {
-        return;
-    };
-    let mut recs: Vec<(RunRecord, std::path::PathBuf)> = Vec::new();
-    for e in entries.flatten() {
-        match record::load(&e.path()) {
-            Some(r) => recs.push((r, e.path())),
-            // A submission cut off before its record was written was never acknowledged.
-            None if e.path().is_dir() && !e.path().join("record.json").exists() => {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-            None => {}
-        }
-    }
-    recs.sort_by_key(|(r, _)| r.seq);
-    let max_seq = recs.iter().map(|(r, _)| r.seq).max().unwrap_or(0);
-    agent.next_seq.store(max_seq + 1, Ordering::SeqCst);
-    for (mut rec, dir) in recs {
-        let interrupted = rec.status.is_active();
-        if interrupted {
-            rec.status = RunState::Failed;
-            rec.finished_at = Some(hilt_model::run::now());
-            let reason = "the agent stopped while this run was executing (crash or kill); the run did not finish";
-            rec.error = Some(format!("Agent restarted: {reason}"));
-            rec.failure = Some(
-                json!({"category": "UNKNOWN_ERROR", "source": "agent_cloud", "title": "Agent restarted",
-                "message": reason, "explanation": "The agent process ended during the run, so the result is unknown; partial results are kept.",
-                "suggestions": ["Check the agent's logs for why it stopped.", "Re-submit the run."]}),
-            );
-            let _ = record::save(&dir, &rec);
-        }
-        let id = rec.run_id.clone();
-        insert(agent, rec, dir, false);
-        if interrupted {
-            let data = json!({"exit_code": null, "failure": agent.runs().map[&id].rec.failure})
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            agent.emit(
-                &id,
-                "run.failed",
-                Some("Agent restarted during the run".into()),
-                data,
-            );
-        }
-    }
-    agent.wake.notify_one();
 }

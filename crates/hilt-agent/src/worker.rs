@@ -3,21 +3,35 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
-use hilt_model::run::{Event, RunStatus};
+use hilt_model::run::{Event, EventKind, RunResults, RunStatus};
 use hilt_runner::{Observer, RunOptions};
 
 use crate::record::RunState;
 use crate::state::Agent;
 
+/// Forwards the runner's events into the agent's log, except its final event: that one is
+/// folded into the agent's own (which adds `exit_code` and the evidence summary), so the log
+/// holds exactly one final event.
 struct Forward<'a> {
     agent: &'a Agent,
     run_id: &'a str,
+    started: bool,
+    runner_final: Option<Map<String, Value>>,
 }
 
 impl Observer for Forward<'_> {
     fn event(&mut self, e: &Event) {
+        match e.event_type.as_str() {
+            EventKind::RUN_FINISHED | EventKind::RUN_FAILED | EventKind::RUN_CANCELLED => {
+                self.runner_final = Some(e.data.clone());
+                return;
+            }
+            EventKind::RUN_STARTED if self.started => return,
+            EventKind::RUN_STARTED => self.started = true,
+            _ => {}
+        }
         self.agent.emit(
             self.run_id,
             &e.event_type,
@@ -28,26 +42,30 @@ impl Observer for Forward<'_> {
 }
 
 pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).map(|e| {
-        (
-            e.dir.clone(),
-            e.rec.clone(),
-            e.cancel.clone(),
-            e.plan.take(),
-        )
+    let Some((dir, rec, cancel, plan)) = agent.runs().map.get_mut(run_id).and_then(|e| {
+        let dir = e.dir.clone();
+        let rec = e.rec.clone();
+        e.live
+            .as_mut()
+            .map(|l| (dir, rec, l.cancel.clone(), l.plan.take()))
     }) else {
         return;
     };
     agent.set_state(run_id, RunState::Preparing, |_| {});
     agent.emit(run_id, "run.preparing", None, Map::new());
     let refusal = policy_refusal(agent, &rec, &dir);
+    let mut fwd = Forward {
+        agent,
+        run_id,
+        started: false,
+        runner_final: None,
+    };
     let outcome = if let Some(why) = refusal {
         Err(why)
     } else {
         agent.set_state(run_id, RunState::Running, |r| {
             r.started_at = Some(hilt_model::run::now())
         });
-        agent.emit(run_id, "run.started", None, Map::new());
         let opts = RunOptions {
             bench: dir.join("bench.yaml"),
             suite: dir.join("suite.yaml"),
@@ -61,7 +79,6 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             defer_sync: true,
             ..RunOptions::default()
         };
-        let mut fwd = Forward { agent, run_id };
         match plan {
             Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, &cancel),
             // Recovered after a restart: planned again from the run's files.
@@ -69,9 +86,20 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         }
         .map_err(|e| e.to_string())
     };
+    // Every run that left the queue has exactly one `run.started` (the runner's, with its
+    // details, or this one when the runner never got that far).
+    if !fwd.started {
+        agent.emit(run_id, EventKind::RUN_STARTED, None, Map::new());
+    }
+    let runner_final = fwd.runner_final.take().unwrap_or_default();
     agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
     agent.emit(run_id, "run.uploading_artifacts", None, Map::new());
-    let signal = agent.runs().map.get(run_id).and_then(|e| e.cancel_signal);
+    let signal = agent
+        .runs()
+        .map
+        .get(run_id)
+        .and_then(|e| e.live.as_ref())
+        .and_then(|l| l.cancel_signal);
     let unsynced = outcome
         .as_ref()
         .map(|o| o.unsynced.clone())
@@ -80,47 +108,26 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         .as_ref()
         .ok()
         .map(|o| evidence_summary(&o.results.evidence, rec.bench_id.as_deref()));
-    let (state, exit_code, error, failure) = match outcome {
-        Err(why) => (RunState::Failed, None, Some(why), None),
-        Ok(o) => {
-            let failure = o
-                .results
-                .failure
-                .as_ref()
-                .map(|f| serde_json::to_value(f).unwrap_or_default());
-            let error = o.results.failure.as_ref().map(|f| f.summary());
-            match o.results.status {
-                RunStatus::Passed => (RunState::Done, Some(0), None, None),
-                RunStatus::Cancelled => {
-                    let code = match signal {
-                        Some(s) if s > 0 => 128 + s,
-                        _ => o.exit_code,
-                    };
-                    (
-                        RunState::Cancelled,
-                        Some(code),
-                        error.or(Some("run cancelled".into())),
-                        failure,
-                    )
-                }
-                RunStatus::Failed | RunStatus::Error => {
-                    let error = error.unwrap_or_else(|| {
-                        format!("Run exited with non-zero exit code: {}", o.exit_code)
-                    });
-                    (RunState::Failed, Some(o.exit_code), Some(error), failure)
-                }
-            }
-        }
+    let v = match outcome {
+        Err(why) => Verdict {
+            state: RunState::Failed,
+            exit_code: None,
+            error: Some(why),
+            failure: None,
+        },
+        Ok(o) => verdict(&o.results, o.exit_code, signal),
     };
-    let data = json!({"exit_code": exit_code, "failure": failure, "evidence": evidence})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let kind = match state {
-        RunState::Done => "run.finished",
-        RunState::Cancelled => "run.cancelled",
-        _ => "run.failed",
-    };
+    let Verdict {
+        state,
+        exit_code,
+        error,
+        failure,
+    } = v;
+    let mut data = runner_final;
+    data.insert("exit_code".into(), json!(exit_code));
+    data.insert("failure".into(), failure.clone().unwrap_or(Value::Null));
+    data.insert("evidence".into(), evidence.unwrap_or(Value::Null));
+    let kind = crate::record::terminal_kind(state);
     let message = error.clone();
     agent.finish_durable(
         run_id,
@@ -137,14 +144,52 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         data,
     );
     agent.metrics.finished(state);
-    {
-        let mut runs = agent.runs();
-        runs.busy.retain(|_, v| v != run_id);
-        if let Some(e) = runs.map.get_mut(run_id) {
-            e.events = None;
-        }
-    }
+    agent.runs().busy.retain(|_, v| v != run_id);
     agent.wake.notify_one();
+    crate::retention::prune(agent);
+}
+
+/// How a run ended, as the agent records it.
+pub struct Verdict {
+    pub state: RunState,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub failure: Option<Value>,
+}
+
+/// The agent's verdict from the runner's results (`exit_code` is the runner's; a run
+/// cancelled by a signal to the agent reports 128+signal).
+pub fn verdict(r: &RunResults, exit_code: i32, signal: Option<i32>) -> Verdict {
+    let failure = r
+        .failure
+        .as_ref()
+        .map(|f| serde_json::to_value(f).unwrap_or_default());
+    let error = r.failure.as_ref().map(|f| f.summary());
+    match r.status {
+        RunStatus::Passed => Verdict {
+            state: RunState::Done,
+            exit_code: Some(0),
+            error: None,
+            failure: None,
+        },
+        RunStatus::Cancelled => Verdict {
+            state: RunState::Cancelled,
+            exit_code: Some(match signal {
+                Some(s) if s > 0 => 128 + s,
+                _ => exit_code,
+            }),
+            error: error.or(Some("run cancelled".into())),
+            failure,
+        },
+        RunStatus::Failed | RunStatus::Error => Verdict {
+            state: RunState::Failed,
+            exit_code: Some(exit_code),
+            error: Some(
+                error.unwrap_or_else(|| format!("Run exited with non-zero exit code: {exit_code}")),
+            ),
+            failure,
+        },
+    }
 }
 
 /// Why the agent refuses to execute this run before it touches anything.
@@ -172,7 +217,7 @@ fn policy_refusal(
 }
 
 /// The evidence summary BenchCI agents put in their final event (agent-api spec §5).
-fn evidence_summary(ev: &serde_json::Value, bench_id: Option<&str>) -> serde_json::Value {
+pub fn evidence_summary(ev: &serde_json::Value, bench_id: Option<&str>) -> serde_json::Value {
     let names: Vec<&String> = ev["metrics"]
         .as_object()
         .map(|m| m.keys().take(20).collect())

@@ -1,7 +1,7 @@
 //! Bearer-token auth on every protected endpoint; `/health`, `/metrics` and `/openapi.json`
 //! are open.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use common::{Auth, Lab, Multipart, TOKEN};
 use serde_json::json;

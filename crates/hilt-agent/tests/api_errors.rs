@@ -2,7 +2,7 @@
 //! conflicts — each answered with the right status and a JSON `{error, detail}` body, and
 //! no run directory left behind by a refused submission.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::time::Duration;
 

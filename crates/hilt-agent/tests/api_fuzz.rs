@@ -2,7 +2,7 @@
 //! JSON, multipart-ish text), with and without the token. The agent must always answer,
 //! never with a 5xx, and keep working afterwards.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Runs end to end against simulated hardware: lifecycle, events (`?after=N`, SSE),
 //! artifacts, failures, cancel, listing, metrics and the OpenAPI document.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};

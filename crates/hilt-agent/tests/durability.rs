@@ -3,7 +3,7 @@
 //! (in order) and fails the interrupted one with a clear reason, its partial results kept.
 //! (Killing a real agent process with SIGKILL is covered by the process-level tests.)
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::time::Duration;
 
@@ -58,7 +58,8 @@ fn queued_runs_survive_a_crash_and_the_interrupted_run_fails() {
     for id in [&long, &long_up] {
         let v = agent.run(id);
         assert_eq!(v["status"], "failed", "{v}");
-        assert!(v["exit_code"].is_null(), "{v}");
+        // A run lost to a restart has exit code -1 (as a lost cloud run), not null.
+        assert_eq!(v["exit_code"], -1, "{v}");
         assert_eq!(v["failure"]["source"], "agent_cloud", "{v}");
         assert!(
             v["error"].as_str().unwrap().contains("Agent restarted"),
@@ -69,6 +70,8 @@ fn queued_runs_survive_a_crash_and_the_interrupted_run_fails() {
         let fin = events.last().unwrap();
         assert_eq!(fin["event_type"], "run.failed", "{fin}");
         assert_eq!(fin["data"]["failure"]["source"], "agent_cloud");
+        assert_eq!(fin["data"]["exit_code"], -1, "{fin}");
+        common::assert_one_start_one_end(&events);
         // The events from before the crash are still there, numbered on.
         assert_eq!(events[0]["event_type"], "run.queued");
         let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();

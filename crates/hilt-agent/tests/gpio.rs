@@ -638,6 +638,7 @@ async fn serve() -> Server {
         self_test_on_start: false,
         lock_config: Some(lock_config(tmp.path())),
         restart_file: None,
+        policy: Default::default(),
     };
     let agent = Arc::new(Agent::new(settings, Registry::default()));
     let app = axum::Router::new()

@@ -2,7 +2,7 @@
 //! different benches execute in parallel; uploaded-bench runs are serialised among
 //! themselves but not with registered benches. Proven from the events' timestamps.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use common::{Agent, Lab, first, last, ts};
 

@@ -1,7 +1,7 @@
 //! An oversized upload is refused while it streams in: the agent (in this process, alone
 //! in this test binary so the peak-RSS measurement is not disturbed) never buffers it.
 
-mod common;
+use hilt_testkit::agent as common;
 
 use std::time::Instant;
 

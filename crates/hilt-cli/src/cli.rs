@@ -252,6 +252,24 @@ pub struct AgentServeArgs {
     /// Skip the start-up self-test of registered benches.
     #[arg(long)]
     pub no_self_test: bool,
+    /// Keep at most this many finished runs on disk, oldest removed first (default:
+    /// agent.yaml `retention.max_runs`, else 5000; 0 = no limit).
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<u64>,
+    /// Remove finished runs older than this many days (default: agent.yaml
+    /// `retention.max_age_days`, else 30; 0 = no limit).
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u64>,
+    /// What a stopping agent does with queued runs: cancel them (default) or keep them for
+    /// the next start (default: agent.yaml `on_shutdown`, else cancel).
+    #[arg(long, value_enum)]
+    pub on_shutdown: Option<OnShutdownArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnShutdownArg {
+    Cancel,
+    Keep,
 }
 
 #[derive(Subcommand)]

@@ -6,18 +6,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hilt_agent::{AgentSettings, Control};
 use predicates::prelude::*;
 use serde_json::Value;
 
 use common::{Bench, hilt, json};
 
-const TOKEN: &str = "t0k";
+use hilt_testkit::agent::TOKEN;
 
-/// A running agent; stopped when dropped.
+/// A running agent (in-process, from the test kit); stopped when dropped.
 struct Agent {
     url: String,
-    control: tokio::sync::mpsc::Sender<Control>,
+    _inner: hilt_testkit::agent::Agent,
     _work: tempfile::TempDir,
 }
 
@@ -40,57 +39,18 @@ impl Agent {
             ),
         )
         .unwrap();
-        let settings = AgentSettings {
-            work_dir: work.path().join("work"),
-            config_path: Some(config),
-            token: Some(TOKEN.into()),
-            self_test_read_inputs: false,
-            self_test_read_measurements: false,
-            self_test_on_start: true,
-            lock_config: Some(hilt_hw::locks::LockConfig {
-                dir: bench.path("locks"),
-                enabled: true,
-            }),
-            // Private, so no other agent's restart file can stop this one.
-            restart_file: Some(work.path().join("restart")),
-        };
-        let (control, rx) = tokio::sync::mpsc::channel(8);
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                if let Err(e) = hilt_agent::serve(listener, settings, rx).await {
-                    eprintln!("test agent failed: {e}");
-                }
-            });
-        });
-        let port = port_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        let agent = Agent {
-            url: format!("http://127.0.0.1:{port}"),
-            control,
+        // Private restart file, so no other agent's can stop this one.
+        let settings = hilt_testkit::agent::settings(
+            &work.path().join("work"),
+            Some(&config),
+            &bench.path("locks"),
+            &work.path().join("restart"),
+        );
+        let inner = hilt_testkit::agent::Agent::start(settings);
+        Agent {
+            url: inner.base.clone(),
+            _inner: inner,
             _work: work,
-        };
-        agent.wait_ready();
-        agent
-    }
-
-    /// The listener is bound before the start-up self-test; wait until requests are served.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = ureq::get(format!("{}/health", self.url))
-                .call()
-                .is_ok_and(|r| r.status().as_u16() == 200);
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -108,12 +68,6 @@ impl Agent {
             .arg("--results-dir")
             .arg(bench.path(results));
         c
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.control.try_send(Control::Cancel(15));
     }
 }
 

@@ -2,8 +2,7 @@
 //! SIGTERM / SIGQUIT cancel, SIGUSR1 and the restart file, SIGHUP reload. Every agent is a
 //! child process killed on drop, so a failing test leaves nothing running.
 
-#[path = "fixtures/agent_proc.rs"]
-mod agent_proc;
+use hilt_testkit::process as agent_proc;
 mod common;
 
 use std::path::Path;
@@ -105,6 +104,7 @@ fn sigterm_drains_the_executing_run_and_keeps_the_queue_on_disk() {
     let bench = Bench::start();
     let tmp = tempfile::tempdir().unwrap();
     let l = setup(tmp.path(), &bench);
+    keep_queue_on_shutdown(&l);
     let mut agent = l.start();
     let running = agent.submit("sim-a", &sleepy("drained", 1500));
     let queued = agent.submit("sim-a", &suite("waits", PING));
@@ -146,6 +146,12 @@ fn sigterm_drains_the_executing_run_and_keeps_the_queue_on_disk() {
     assert_eq!(done["exit_code"], 0, "{done}");
     let waiting = l.record(&queued);
     assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert!(
+        waiting["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("on_shutdown: keep")),
+        "{waiting}"
+    );
     assert!(!l.run_dir(&queued).join("results").exists());
 
     // The next start runs it.
@@ -153,6 +159,46 @@ fn sigterm_drains_the_executing_run_and_keeps_the_queue_on_disk() {
     let r = next.wait_finished(&queued, Duration::from_secs(30));
     assert_eq!(r["status"], "done", "{r}");
     assert_eq!(next.run(&running)["status"], "done");
+}
+
+fn keep_queue_on_shutdown(l: &Layout) {
+    let mut text = std::fs::read_to_string(l.config()).unwrap();
+    text.push_str("on_shutdown: keep\n");
+    std::fs::write(l.config(), text).unwrap();
+}
+
+#[test]
+fn sigterm_cancels_queued_runs_by_default_and_says_why() {
+    let bench = Bench::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let l = setup(tmp.path(), &bench);
+    let mut agent = l.start();
+    let running = agent.submit("sim-a", &sleepy("drained", 1500));
+    let queued = agent.submit("sim-a", &suite("waits", PING));
+    agent.wait_sleeping(&running);
+    agent.signal(Signal::SIGTERM);
+    agent.wait_log("SIGTERM", Duration::from_secs(5));
+    let r = agent.wait_finished(&queued, Duration::from_secs(10));
+    assert_eq!(r["cancelled"], true, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("agent shut down") && e.contains("on_shutdown: cancel")),
+        "{r}"
+    );
+    assert_eq!(
+        agent.wait_finished(&running, Duration::from_secs(20))["status"],
+        "done"
+    );
+    let st = agent
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the agent did not exit:\n{}", agent.log()));
+    assert_eq!(st.code(), Some(0), "{st}\n{}", agent.log());
+    assert_eq!(l.record(&queued)["status"], "cancelled");
+    // Nothing runs at the next start with nobody watching.
+    let next = l.start();
+    assert_eq!(next.run(&queued)["status"], "failed");
+    assert!(!l.run_dir(&queued).join("results").exists());
 }
 
 /// A bench whose `run_external` target `sleeper` runs `sleep <n>` in `work_root`.
@@ -205,13 +251,21 @@ fn cancel_with(signals: &[Signal], want_exit: i64) {
             agent.wait_log("no new runs", Duration::from_secs(5));
         }
     }
+    // The waiting client still gets its results: the cancelled run is final and its
+    // artifacts download before the port closes.
+    let r = agent.wait_finished(&id, Duration::from_secs(5));
+    assert_eq!(r["cancelled"], true, "{r}");
+    let (s, zip) = agent.get_bytes(&format!("/v1/runs/{id}/artifacts.zip"));
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&zip));
     let st = agent
         .wait_exit(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the agent did not exit within 5 s:\n{}", agent.log()));
     let took = sent.elapsed();
-    assert!(
-        st.code().is_some(),
-        "killed by a signal: {st}\n{}",
+    // Stopped by that signal: 128+signal, like any process it ends.
+    assert_eq!(
+        st.code().map(i64::from),
+        Some(want_exit),
+        "{st}\n{}",
         agent.log()
     );
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
@@ -356,4 +410,73 @@ fn sighup_reloads_agent_yaml_without_disturbing_runs_and_keeps_the_old_one_if_in
         agent.wait_finished(&again, Duration::from_secs(30))["status"],
         "done"
     );
+}
+
+/// Resident memory of a process, kB.
+fn rss_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Writes `n` finished runs as an agent leaves them: record plus a 40-event log.
+fn store_finished_runs(l: &Layout, n: usize) {
+    let now = jiff::Timestamp::now().to_string();
+    for i in 0..n {
+        let id = format!("{i:012x}");
+        let dir = l.run_dir(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = json!({"run_id": id, "status": "done", "mode": "registered", "bench_id": "sim-a",
+            "lock_key": "sim-a", "exit_code": 0, "error": null, "created_at": now, "started_at": now,
+            "finished_at": now, "current_test": "t", "current_step": null, "skip_flash": true,
+            "verbose": false, "artifact": null, "seq": i + 1, "failure": null, "resource_keys": []});
+        std::fs::write(dir.join("record.json"), rec.to_string()).unwrap();
+        let mut log = String::new();
+        for seq in 1..=40 {
+            let kind = match seq {
+                1 => "run.started",
+                40 => "run.finished",
+                _ => "step.finished",
+            };
+            let e = json!({"seq": seq, "timestamp": now, "event_type": kind, "message": null,
+                "data": {"test_name": "t", "step_index": seq, "step_type": "sleep_ms", "exit_code": 0}});
+            log.push_str(&e.to_string());
+            log.push('\n');
+        }
+        std::fs::write(dir.join("events.jsonl"), log).unwrap();
+    }
+}
+
+/// Idle memory does not grow with the number of stored runs: a finished run keeps only its
+/// small record in memory (its events are read from disk when asked for).
+#[test]
+fn idle_memory_is_flat_in_the_number_of_stored_runs() {
+    let bench = Bench::start();
+    let measure = |n: usize| {
+        let tmp = tempfile::tempdir().unwrap();
+        let l = setup(tmp.path(), &bench);
+        store_finished_runs(&l, n);
+        let agent = l.start();
+        let rss = rss_kb(agent.pid().as_raw());
+        // Every run is known, and a finished run's events still come from disk.
+        if n > 0 {
+            let listed = agent.get_ok("/v1/runs?limit=100000");
+            assert_eq!(listed["runs"].as_array().unwrap().len(), n);
+            let (s, ev) = agent.get("/v1/runs/000000000000/events");
+            assert_eq!(s, 200, "{ev}");
+            assert_eq!(ev["events"].as_array().unwrap().len(), 40);
+        }
+        rss
+    };
+    let empty = measure(0);
+    let full = measure(3000);
+    // ~178 kB per stored run before (3000 runs: +520 MB); a small record each now.
+    assert!(
+        full < empty + 15 * 1024,
+        "idle RSS {empty} kB with no stored runs, {full} kB with 3000"
+    );
+    eprintln!("idle RSS: {empty} kB with 0 stored runs, {full} kB with 3000");
 }

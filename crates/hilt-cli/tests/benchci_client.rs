@@ -19,8 +19,7 @@
 //!
 //! Without `benchci` on PATH the tests skip, unless HILT_REQUIRE_PEERS is set (scripts/test).
 
-#[path = "fixtures/agent_proc.rs"]
-mod agent_proc;
+use hilt_testkit::process as agent_proc;
 mod common;
 
 use std::io::Read;

@@ -31,6 +31,55 @@ pub struct AgentConfig {
     /// host, so it is off unless the operator opts in).
     #[serde(default)]
     pub allow_uploaded_external: bool,
+    /// hilt extension: how long finished runs are kept on disk.
+    #[serde(default)]
+    pub retention: Retention,
+    /// hilt extension: what happens to queued runs when the agent is stopped (SIGTERM,
+    /// SIGINT, SIGQUIT). A restart request (SIGUSR1, the restart file) always keeps them.
+    #[serde(default)]
+    pub on_shutdown: OnShutdown,
+}
+
+/// Pruning of finished run directories (queued and executing runs are never pruned).
+/// `0` means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Retention {
+    /// Keep at most this many finished runs (the oldest go first). Default 5000.
+    #[serde(default = "defaults::u64_::<5000>")]
+    pub max_runs: u64,
+    /// Remove finished runs older than this many days. Default 30.
+    #[serde(default = "defaults::u64_::<30>")]
+    pub max_age_days: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_runs: 5000,
+            max_age_days: 30,
+        }
+    }
+}
+
+/// What a stopping agent does with runs still waiting in its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnShutdown {
+    /// Cancel them, recorded with the reason (the default: a run never drives hardware
+    /// later with nobody watching; its client sees why and can submit it again).
+    #[default]
+    Cancel,
+    /// Keep them queued: they start when the agent starts again.
+    Keep,
+}
+
+impl OnShutdown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnShutdown::Cancel => "cancel",
+            OnShutdown::Keep => "keep",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -16,7 +16,7 @@ use crate::state::Agent;
 const CHUNK: usize = 256 * 1024;
 
 #[utoipa::path(get, path = "/v1/runs/{run_id}/artifacts.zip", params(("run_id" = String, Path)),
-    responses((status = 200, description = "application/zip"), (status = 404, body = Object), (status = 409, body = Object)))]
+    responses((status = 200, description = "application/zip"), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody)))]
 pub async fn zip(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,

@@ -31,7 +31,7 @@ pub async fn list(State(agent): State<Arc<Agent>>) -> Json<Vec<Value>> {
     )
 }
 
-#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
+#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody)))]
 pub async fn show(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
@@ -51,7 +51,7 @@ pub struct HealthQuery {
     include_report: bool,
 }
 
-#[utoipa::path(get, path = "/v1/benches/{bench_id}/health", params(("bench_id" = String, Path), HealthQuery), responses((status = 200, body = Object), (status = 404, body = Object)))]
+#[utoipa::path(get, path = "/v1/benches/{bench_id}/health", params(("bench_id" = String, Path), HealthQuery), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody)))]
 pub async fn health(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
@@ -66,7 +66,7 @@ pub async fn health(
     Ok(Json(v))
 }
 
-#[utoipa::path(post, path = "/v1/benches/{bench_id}/health/refresh", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object), (status = 409, body = Object)))]
+#[utoipa::path(post, path = "/v1/benches/{bench_id}/health/refresh", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody)))]
 pub async fn refresh(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,

@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,10 +44,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let text = self.to_string();
         (
             self.status(),
-            axum::Json(json!({"error": text, "detail": text})),
+            axum::Json(hilt_api::ErrorBody::new(self.to_string())),
         )
             .into_response()
     }

@@ -17,7 +17,6 @@ use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, json_rejection};
 use crate::gpio::{BAD_KEY, GpioError, LineConfig, StartRequest, parse_line};
@@ -171,13 +170,13 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 /// Opens a session on the agent host: takes the lines' resource locks and requests them.
 #[utoipa::path(post, path = "/v1/gpio/session/start",
     request_body(content = Object, description = r#"{"chip": "/dev/gpiochip0" or "sim:<name>", "lines": {"17": {"direction": "output", "bias": null, "edge": null}}}"#),
-    responses((status = 200, description = r#"{"session_id": "<32 hex>", "idle_timeout_s": n}"#, body = Object),
-        (status = 400, body = Object), (status = 409, body = Object), (status = 422, body = Object), (status = 500, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioSessionStarted),
+        (status = 400, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 422, body = hilt_api::ErrorBody), (status = 500, body = hilt_api::ErrorBody)))]
 pub async fn start(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<StartBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioSessionStarted>, ApiError> {
     let b = body(b)?;
     let s = agent
         .gpio
@@ -189,60 +188,60 @@ pub async fn start(
             log_dir: Some(agent.settings.work_dir.join("gpio-sessions")),
         })
         .await?;
-    Ok(Json(json!({
-        "session_id": s.id,
-        "idle_timeout_s": agent.gpio.idle_timeout().as_secs(),
-    })))
+    Ok(Json(hilt_api::GpioSessionStarted {
+        session_id: s.id.clone(),
+        idle_timeout_s: Some(agent.gpio.idle_timeout().as_secs()),
+    }))
 }
 
 /// Closes a session: releases its lines and their locks.
 #[utoipa::path(post, path = "/v1/gpio/session/stop", request_body(content = Object, description = r#"{"session_id": "..."}"#),
-    responses((status = 200, description = r#"{"ok": true}"#, body = Object), (status = 404, body = Object), (status = 409, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioOk), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody)))]
 pub async fn stop(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<StopBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioOk>, ApiError> {
     let b = body(b)?;
     agent.gpio.stop(&b.session_id, &owner)?;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(hilt_api::GpioOk { ok: true }))
 }
 
 /// Drives an output line to a physical level.
 #[utoipa::path(post, path = "/v1/gpio/set", request_body(content = Object, description = r#"{"session_id", "channel": 17, "value": true}"#),
-    responses((status = 200, description = r#"{"ok": true}"#, body = Object), (status = 400, body = Object), (status = 404, body = Object), (status = 409, body = Object), (status = 500, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioOk), (status = 400, body = hilt_api::ErrorBody), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 500, body = hilt_api::ErrorBody)))]
 pub async fn set(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<SetBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioOk>, ApiError> {
     let b = body(b)?;
     let (line, value) = (b.channel.line()?, b.value.value()?);
     agent.gpio.set(&b.session_id, &owner, line, value)?;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(hilt_api::GpioOk { ok: true }))
 }
 
 /// Reads an input line's physical level.
 #[utoipa::path(post, path = "/v1/gpio/get", request_body(content = Object, description = r#"{"session_id", "channel": 27}"#),
-    responses((status = 200, description = r#"{"value": false}"#, body = Object), (status = 400, body = Object), (status = 404, body = Object), (status = 409, body = Object), (status = 500, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioValue), (status = 400, body = hilt_api::ErrorBody), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 500, body = hilt_api::ErrorBody)))]
 pub async fn get(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<GetBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioValue>, ApiError> {
     let b = body(b)?;
     let value = agent.gpio.get(&b.session_id, &owner, b.channel.line()?)?;
-    Ok(Json(json!({"value": value})))
+    Ok(Json(hilt_api::GpioValue { value }))
 }
 
 /// Waits (without blocking other requests) until an input line is at a level.
 #[utoipa::path(post, path = "/v1/gpio/wait_value", request_body(content = Object, description = r#"{"session_id", "channel", "value", "timeout_ms": 0..=600000}"#),
-    responses((status = 200, description = r#"{"matched": bool}"#, body = Object), (status = 404, body = Object), (status = 409, body = Object), (status = 422, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioWaitResult), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 422, body = hilt_api::ErrorBody)))]
 pub async fn wait_value(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<WaitValueBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioWaitResult>, ApiError> {
     let b = body(b)?;
     let (line, value) = (b.channel.line()?, b.value.value()?);
     let matched = agent
@@ -255,17 +254,17 @@ pub async fn wait_value(
             Duration::from_millis(b.timeout_ms),
         )
         .await?;
-    Ok(Json(json!({"matched": matched})))
+    Ok(Json(hilt_api::GpioWaitResult { matched }))
 }
 
 /// Waits (without blocking other requests) for an edge on an input line.
 #[utoipa::path(post, path = "/v1/gpio/wait_edge", request_body(content = Object, description = r#"{"session_id", "channel", "edge": "rising"|"falling"|"both", "timeout_ms": 0..=600000}"#),
-    responses((status = 200, description = r#"{"matched": bool}"#, body = Object), (status = 404, body = Object), (status = 409, body = Object), (status = 422, body = Object)))]
+    responses((status = 200, body = hilt_api::GpioWaitResult), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 422, body = hilt_api::ErrorBody)))]
 pub async fn wait_edge(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
     b: Result<Json<WaitEdgeBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<hilt_api::GpioWaitResult>, ApiError> {
     let b = body(b)?;
     let line = b.channel.line()?;
     let matched = agent
@@ -278,5 +277,5 @@ pub async fn wait_edge(
             Duration::from_millis(b.timeout_ms),
         )
         .await?;
-    Ok(Json(json!({"matched": matched})))
+    Ok(Json(hilt_api::GpioWaitResult { matched }))
 }

@@ -46,7 +46,13 @@ use crate::state::Agent;
         gpio::wait_value,
         gpio::wait_edge,
     ),
-    components(schemas(runs::JsonRun, crate::record::AgentEvent, crate::record::RunState))
+    components(schemas(
+        hilt_api::JsonRun,
+        hilt_api::RunEvent,
+        hilt_api::RunState,
+        hilt_api::RunView,
+        hilt_api::ErrorBody
+    ))
 )]
 pub struct ApiDoc;
 
@@ -127,7 +133,7 @@ async fn json_errors(
         Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
-    let json = serde_json::json!({"error": text, "detail": text}).to_string();
+    let json = serde_json::to_string(&hilt_api::ErrorBody::new(text)).unwrap_or_default();
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.insert(
         CONTENT_TYPE,

@@ -8,22 +8,25 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use base64::Engine;
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
 
 use super::error::{ApiError, json_rejection};
 use super::upload::{check_suffix, limits, receive, safe_name};
+use hilt_api::{Accepted, ErrorBody, EventsPage, JsonRun, RunEvent, RunList, RunView};
+
 use crate::record::{RunRecord, RunState};
 use crate::state::Agent;
 use crate::submit::{Submission, enqueue, new_run_dir};
 
-fn accepted(agent: &Agent, rec: &RunRecord) -> Value {
-    let mut v = json!({"run_id": rec.run_id, "status": rec.status.as_str(), "mode": rec.mode,
-                       "queue_depth": agent.runs().queue_depth(), "created_at": rec.created_at});
-    if let Some(b) = &rec.bench_id {
-        v["bench_id"] = b.clone().into();
+fn accepted(agent: &Agent, rec: &RunRecord) -> Accepted {
+    Accepted {
+        run_id: rec.run_id.clone(),
+        status: rec.status,
+        mode: rec.mode.clone(),
+        bench_id: rec.bench_id.clone(),
+        queue_depth: agent.runs().queue_depth(),
+        created_at: rec.created_at.clone(),
     }
-    v
 }
 
 /// Removes a half-written run directory when a submission is refused.
@@ -38,12 +41,12 @@ impl Drop for Cleanup {
 }
 
 /// Uploaded-bench run: bench.yaml, suite.yaml and an optional artifact (agent-api §3.6).
-#[utoipa::path(post, path = "/v1/runs", request_body(content_type = "multipart/form-data", description = "bench_yaml, suite_yaml, artifact, skip_flash, verbose"),
-    responses((status = 200, body = Object), (status = 400, body = Object), (status = 413, body = Object), (status = 422, body = Object)))]
+#[utoipa::path(post, path = "/v1/runs", request_body(content_type = "multipart/form-data", content = hilt_api::MultipartRun),
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit_multipart(
     State(agent): State<Arc<Agent>>,
     mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     // A missing or invalid multipart Content-Type gets the JSON error shape too.
     let mp = mp.map_err(|e| {
         ApiError::BadRequest(format!(
@@ -89,29 +92,13 @@ pub async fn submit_multipart(
     Ok(Json(accepted(&agent, &rec)))
 }
 
-#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
-pub struct JsonRun {
-    pub bench_id: String,
-    pub suite_yaml: String,
-    #[serde(default)]
-    pub artifact_relpath: Option<String>,
-    #[serde(default)]
-    pub artifact_filename: Option<String>,
-    #[serde(default)]
-    pub artifact_base64: Option<String>,
-    #[serde(default)]
-    pub skip_flash: bool,
-    #[serde(default)]
-    pub verbose: bool,
-}
-
 /// Registered-bench run (agent-api §3.7).
 #[utoipa::path(post, path = "/v1/runs/json", request_body = JsonRun,
-    responses((status = 200, body = Object), (status = 400, body = Object), (status = 404, body = Object), (status = 413, body = Object), (status = 422, body = Object)))]
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit_json(
     State(agent): State<Arc<Agent>>,
     body: Result<Json<JsonRun>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     let Json(req) = body.map_err(json_rejection)?;
     if req.bench_id.is_empty() || req.suite_yaml.is_empty() {
         return Err(ApiError::Unprocessable(
@@ -202,17 +189,32 @@ pub async fn submit_json(
 /// The status BenchCI clients understand: they wait for `done` or `failed`, so a cancelled
 /// run is reported as `failed` with `"cancelled": true` beside it.
 pub fn wire_status(s: RunState) -> &'static str {
-    match s {
-        RunState::Cancelled => "failed",
-        other => other.as_str(),
-    }
+    s.wire().as_str()
 }
 
-pub fn view(agent: &Agent, r: &RunRecord) -> Value {
-    json!({"run_id": r.run_id, "status": wire_status(r.status), "cancelled": r.status == RunState::Cancelled, "mode": r.mode, "bench_id": r.bench_id,
-           "exit_code": r.exit_code, "error": r.error, "created_at": r.created_at, "started_at": r.started_at,
-           "finished_at": r.finished_at, "current_test": r.current_test, "current_step": r.current_step,
-           "queue_depth": agent.runs().queue_depth(), "failure": r.failure})
+pub fn view(agent: &Agent, r: &RunRecord) -> RunView {
+    view_with(r, agent.runs().queue_depth())
+}
+
+fn view_with(r: &RunRecord, queue_depth: usize) -> RunView {
+    RunView {
+        run_id: r.run_id.clone(),
+        status: r.status.wire(),
+        cancelled: r.status == RunState::Cancelled,
+        mode: r.mode.clone(),
+        bench_id: r.bench_id.clone(),
+        exit_code: r.exit_code,
+        error: r.error.clone(),
+        created_at: r.created_at.clone(),
+        started_at: r.started_at.clone(),
+        finished_at: r.finished_at.clone(),
+        current_test: r.current_test.clone(),
+        current_step: r.current_step.clone(),
+        queue_depth,
+        failure: r.failure.clone(),
+        damaged: r.damaged.clone(),
+        notice: r.notice.clone(),
+    }
 }
 
 fn record(agent: &Agent, id: &str) -> Result<RunRecord, ApiError> {
@@ -224,11 +226,11 @@ fn record(agent: &Agent, id: &str) -> Result<RunRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound("run not found".into()))
 }
 
-#[utoipa::path(get, path = "/v1/runs/{run_id}", params(("run_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object)))]
+#[utoipa::path(get, path = "/v1/runs/{run_id}", params(("run_id" = String, Path)), responses((status = 200, body = RunView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunView>, ApiError> {
     let r = record(&agent, &id)?;
     Ok(Json(view(&agent, &r)))
 }
@@ -244,8 +246,8 @@ pub struct ListQuery {
 }
 
 /// hilt extension: runs, newest first.
-#[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = Object)))]
-pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = RunList), (status = 400, body = ErrorBody)))]
+pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<RunList> {
     let mut recs: Vec<RunRecord> = agent.runs().map.values().map(|e| e.rec.clone()).collect();
     recs.retain(|r| q.state.as_deref().is_none_or(|s| r.status.as_str() == s));
     recs.retain(|r| {
@@ -256,7 +258,10 @@ pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -
     });
     recs.sort_by_key(|r| std::cmp::Reverse(r.seq));
     recs.truncate(q.limit.unwrap_or(100));
-    Json(json!({"runs": recs.iter().map(|r| view(&agent, r)).collect::<Vec<_>>()}))
+    let depth = agent.runs().queue_depth();
+    Json(RunList {
+        runs: recs.iter().map(|r| view_with(r, depth)).collect(),
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -266,34 +271,39 @@ pub struct AfterQuery {
     after: u64,
 }
 
-#[utoipa::path(get, path = "/v1/runs/{run_id}/events", params(("run_id" = String, Path), AfterQuery), responses((status = 200, body = Object), (status = 404, body = Object)))]
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events", params(("run_id" = String, Path), AfterQuery), responses((status = 200, body = EventsPage), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
     Query(q): Query<AfterQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsPage>, ApiError> {
     let (state, events) = agent
         .events_after(&id, q.after)
         .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
-    Ok(Json(
-        json!({"run_id": id, "status": wire_status(state), "cancelled": state == RunState::Cancelled, "events": events}),
-    ))
+    Ok(Json(EventsPage {
+        run_id: id,
+        status: state.wire(),
+        cancelled: state == RunState::Cancelled,
+        events,
+    }))
 }
 
 /// hilt extension: the run's events as Server-Sent Events, ending after the final one.
-#[utoipa::path(get, path = "/v1/runs/{run_id}/events/stream", params(("run_id" = String, Path), AfterQuery), responses((status = 200, description = "text/event-stream of events"), (status = 404, body = Object)))]
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events/stream", params(("run_id" = String, Path), AfterQuery), responses((status = 200, description = "text/event-stream: one RunEvent per message, id = seq", content_type = "text/event-stream", body = RunEvent), (status = 404, body = ErrorBody)))]
 pub async fn stream(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
     Query(q): Query<AfterQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before reading the backlog so nothing falls between the two.
-    let mut rx = agent
-        .runs()
-        .map
-        .get(&id)
-        .map(|e| e.tx.subscribe())
-        .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+    let rx = {
+        let runs = agent.runs();
+        let e = runs
+            .map
+            .get(&id)
+            .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
+        e.live.as_ref().map(|l| l.log.subscribe())
+    };
     let (state, backlog) = agent
         .events_after(&id, q.after)
         .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
@@ -305,9 +315,9 @@ pub async fn stream(
                 return;
             }
         }
-        if state.is_terminal() {
+        let Some(mut rx) = rx.filter(|_| !state.is_terminal()) else {
             return;
-        }
+        };
         loop {
             let batch = match rx.recv().await {
                 Ok(e) if e.seq <= last => continue,
@@ -324,10 +334,7 @@ pub async fn stream(
             };
             for e in batch {
                 last = e.seq;
-                let end = matches!(
-                    e.event_type.as_str(),
-                    "run.finished" | "run.failed" | "run.cancelled"
-                ) && e.data.get("exit_code").is_some();
+                let end = crate::record::is_terminal_event(&e);
                 if tx.send(e).await.is_err() || end {
                     return;
                 }
@@ -354,12 +361,12 @@ where
 }
 
 /// hilt extension: cancel a queued or executing run.
-#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", params(("run_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Object), (status = 409, body = Object)))]
+#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", params(("run_id" = String, Path)), responses((status = 200, body = RunView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let queued = {
+) -> Result<Json<RunView>, ApiError> {
+    {
         let mut runs = agent.runs();
         let e = runs
             .map
@@ -371,31 +378,14 @@ pub async fn cancel(
                 e.rec.status.as_str()
             )));
         }
-        e.cancel_signal.get_or_insert(0);
-        e.cancel.cancel();
-        let queued = e.rec.status == RunState::Queued;
-        if queued {
-            runs.queue.retain(|x| x != &id);
+        // Also set for a queued run: if the dispatcher starts it meanwhile, the runner
+        // sees the cancel at once.
+        if let Some(l) = &mut e.live {
+            l.cancel_signal.get_or_insert(0);
+            l.cancel.cancel();
         }
-        queued
-    };
-    if queued {
-        agent.finish(
-            &id,
-            RunState::Cancelled,
-            |r| {
-                r.finished_at = Some(hilt_model::run::now());
-                r.error = Some("cancelled before it started".into());
-            },
-            "run.cancelled",
-            Some("cancelled before it started".into()),
-            json!({"exit_code": null})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        agent.metrics.finished(RunState::Cancelled);
     }
+    agent.cancel_queued(&id, "cancelled before it started");
     let r = record(&agent, &id)?;
     Ok(Json(view(&agent, &r)))
 }

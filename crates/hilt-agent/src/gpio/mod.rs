@@ -316,9 +316,10 @@ impl Sessions {
         loop {
             tick.tick().await;
             for id in self.expire_idle() {
-                eprintln!(
-                    "agent: GPIO session {id} {}; its lines and locks are released",
-                    self.expiry_reason()
+                tracing::info!(
+                    session_id = %id,
+                    reason = %self.expiry_reason(),
+                    "GPIO session closed; its lines and locks are released"
                 );
             }
         }

@@ -166,7 +166,7 @@ impl Session {
             let path = dir.join(format!("{id}.log"));
             std::fs::create_dir_all(&dir)
                 .and_then(|()| File::options().create(true).append(true).open(&path))
-                .map_err(|e| eprintln!("agent: cannot write {}: {e}", path.display()))
+                .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "cannot write the GPIO session log"))
                 .ok()
         });
         let now = Instant::now();

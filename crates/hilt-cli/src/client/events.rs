@@ -10,8 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use hilt_api::EventsPage;
 use hilt_model::run::Event;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::{AgentClient, ClientError, segment};
 
@@ -28,36 +30,14 @@ pub enum Feed {
     Failed(ClientError),
 }
 
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "done" | "failed" | "cancelled")
-}
-
-/// An agent event (`{seq?, timestamp, event_type, message, data}`) as the runner's event.
-/// `None` for something that is not an event at all.
+/// An agent event (`{seq?, timestamp, event_type, message, data}`), typed; events without
+/// `seq` (BenchCI agents) get `fallback_seq`. `None` for something that is not an event.
 pub fn to_event(v: &Value, fallback_seq: u64) -> Option<Event> {
-    let obj = v.as_object()?;
-    let event_type = obj.get("event_type")?.as_str()?.to_string();
-    Some(Event {
-        seq: obj
-            .get("seq")
-            .and_then(Value::as_u64)
-            .unwrap_or(fallback_seq),
-        timestamp: obj
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        event_type,
-        message: obj
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        data: obj
-            .get("data")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_else(Map::new),
-    })
+    let mut e = Event::deserialize(v).ok()?;
+    if e.seq == 0 {
+        e.seq = fallback_seq;
+    }
+    Some(e)
 }
 
 /// Which events have been delivered: by `seq` when the agent numbers them, else by position
@@ -70,26 +50,24 @@ struct Seen {
 
 impl Seen {
     /// The new events of a list answer (`after` may or may not have been honoured).
-    fn take(&mut self, list: &[Value]) -> Vec<Event> {
-        let numbered = list.iter().any(|e| e.get("seq").is_some_and(Value::is_u64));
+    fn take(&mut self, list: Vec<Event>) -> Vec<Event> {
+        let numbered = list.iter().any(|e| e.seq > 0);
         let mut out = Vec::new();
         if numbered {
-            for v in list {
-                if let Some(e) = to_event(v, 0)
-                    && e.seq > self.last_seq
-                {
+            for e in list {
+                if e.seq > self.last_seq {
                     self.last_seq = e.seq;
                     self.count += 1;
                     out.push(e);
                 }
             }
         } else {
-            for (i, v) in list.iter().enumerate().skip(self.count) {
-                if let Some(e) = to_event(v, i as u64 + 1) {
-                    out.push(e);
-                }
+            let total = list.len();
+            for (i, mut e) in list.into_iter().enumerate().skip(self.count) {
+                e.seq = i as u64 + 1;
+                out.push(e);
             }
-            self.count = self.count.max(list.len());
+            self.count = self.count.max(total);
         }
         out
     }
@@ -131,14 +109,6 @@ struct Follower {
     down_since: Option<Instant>,
     /// The agent's own final event (it carries `exit_code`) has been delivered.
     saw_final: bool,
-}
-
-/// The agent's last event of a run (the runner's `run.finished` has no `exit_code`).
-fn is_final(e: &Event) -> bool {
-    matches!(
-        e.event_type.as_str(),
-        "run.finished" | "run.failed" | "run.cancelled"
-    ) && e.data.contains_key("exit_code")
 }
 
 /// Why a stream ended.
@@ -192,44 +162,33 @@ impl Follower {
     }
 
     fn send(&mut self, e: Event) -> bool {
-        self.saw_final |= is_final(&e);
+        self.saw_final |= e.is_final();
         self.tx.send(Feed::Event(e)).is_ok()
     }
 
     /// One poll: delivers new events; `Some(terminal)`, or `None` when the receiver is gone.
     fn poll(&mut self) -> Result<Option<bool>, ClientError> {
-        let v = self.client.get_json(&format!(
+        let page: EventsPage = self.client.get_as(&format!(
             "/v1/runs/{}/events?after={}",
             self.id, self.seen.last_seq
         ))?;
         self.down_since = None;
-        let list = v
-            .get("events")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for e in self.seen.take(&list) {
+        for e in self.seen.take(page.events) {
             if !self.send(e) {
                 return Ok(None);
             }
         }
-        let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-        if is_terminal(status) {
+        if page.status.is_terminal() {
             if self.saw_final {
                 return Ok(Some(true));
             }
             // The state may turn terminal a moment before the last event is appended.
             std::thread::sleep(POLL);
-            let v = self.client.get_json(&format!(
+            let page: EventsPage = self.client.get_as(&format!(
                 "/v1/runs/{}/events?after={}",
                 self.id, self.seen.last_seq
             ))?;
-            let list = v
-                .get("events")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for e in self.seen.take(&list) {
+            for e in self.seen.take(page.events) {
                 if !self.send(e) {
                     return Ok(None);
                 }
@@ -317,14 +276,22 @@ mod tests {
         assert!(to_event(&json!({"nope": 1}), 0).is_none());
     }
 
+    fn events(v: Value) -> Vec<Event> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| to_event(e, 0).unwrap())
+            .collect()
+    }
+
     #[test]
     fn numbered_lists_are_deduplicated_by_seq() {
         let mut s = Seen::default();
         let a = json!([{"seq": 1, "event_type": "a"}, {"seq": 2, "event_type": "b"}]);
-        assert_eq!(s.take(a.as_array().unwrap()).len(), 2);
+        assert_eq!(s.take(events(a)).len(), 2);
         // An agent that ignores `after` sends everything again.
         let b = json!([{"seq": 1, "event_type": "a"}, {"seq": 2, "event_type": "b"}, {"seq": 3, "event_type": "c"}]);
-        let got = s.take(b.as_array().unwrap());
+        let got = s.take(events(b));
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].event_type, "c");
     }
@@ -333,9 +300,9 @@ mod tests {
     fn unnumbered_lists_are_counted_by_position() {
         let mut s = Seen::default();
         let a = json!([{"event_type": "a"}]);
-        assert_eq!(s.take(a.as_array().unwrap()).len(), 1);
+        assert_eq!(s.take(events(a)).len(), 1);
         let b = json!([{"event_type": "a"}, {"event_type": "b"}, {"event_type": "c"}]);
-        let got = s.take(b.as_array().unwrap());
+        let got = s.take(events(b));
         assert_eq!(
             got.iter()
                 .map(|e| e.event_type.as_str())

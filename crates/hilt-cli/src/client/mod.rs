@@ -15,6 +15,16 @@ use hilt_runner::classify::exit;
 use serde_json::Value;
 use ureq::http::Response;
 
+/// An answer in the agent API's shape (hilt-api), or a protocol error saying what is off.
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        ClientError::Protocol(format!(
+            "unexpected answer from the agent ({e}): {}",
+            snippet(&v.to_string())
+        ))
+    })
+}
+
 /// Largest JSON answer read into memory (bench lists, run views, event lists).
 const MAX_JSON: u64 = 64 * 1024 * 1024;
 
@@ -174,6 +184,12 @@ impl AgentClient {
         check(resp).map(Some)
     }
 
+    /// GET a typed answer of the agent API.
+    pub fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let v = self.get_json(path)?;
+        typed(v)
+    }
+
     pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
         let resp = self
             .auth(self.http.get(self.url(path)))
@@ -227,6 +243,17 @@ impl AgentClient {
             return ClientError::UploadCut { len };
         }
         self.unreachable(e)
+    }
+
+    /// POSTs a streamed body and reads a typed answer.
+    pub fn post_stream_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        len: u64,
+        body: &mut dyn Read,
+    ) -> Result<T, ClientError> {
+        typed(self.post_stream(path, content_type, len, body)?)
     }
 
     fn json(&self, mut resp: Response<ureq::Body>) -> Result<Value, ClientError> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use hilt_api::{Accepted, RunState, RunView};
 use hilt_hw::CancelToken;
 use hilt_model::run::{EventKind, RunResults};
 use hilt_runner::Observer;
@@ -71,27 +72,18 @@ fn run_inner(a: &RunArgs) -> Result<i32, Stop> {
         eprintln!("warning: --strict applies to local runs; the agent loads the files itself");
     }
     let accepted = submit(&client, a)?;
-    let run_id = accepted
-        .get("run_id")
-        .and_then(Value::as_str)
-        .filter(|id| plain_id(id))
-        .ok_or_else(|| {
-            Stop::from(ClientError::Protocol(format!(
-                "the submission answer has no usable run_id: {accepted}"
-            )))
-        })?
-        .to_string();
-    let queue = accepted
-        .get("queue_depth")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    if !plain_id(&accepted.run_id) {
+        return Err(Stop::from(ClientError::Protocol(format!(
+            "the submission answer has no usable run_id: {:?}",
+            accepted.run_id
+        ))));
+    }
+    let run_id = accepted.run_id.clone();
+    let queue = accepted.queue_depth;
     eprintln!(
         "submitted run {run_id} to {} ({}, {})",
         client.base(),
-        accepted
-            .get("mode")
-            .and_then(Value::as_str)
-            .unwrap_or("run"),
+        accepted.mode,
         match queue {
             0 | 1 => "queued".to_string(),
             n => format!("queued; {n} runs in the agent's queue"),
@@ -102,7 +94,7 @@ fn run_inner(a: &RunArgs) -> Result<i32, Stop> {
     signals::cancel_on_signals(&cancel);
     let cancelled = follow(&client, &run_id, a.verbose, &cancel)?;
 
-    let view = client.get_json(&format!("/v1/runs/{}", segment(&run_id)))?;
+    let view: RunView = client.get_as(&format!("/v1/runs/{}", segment(&run_id)))?;
     let root = a
         .results_dir
         .clone()
@@ -144,12 +136,14 @@ fn run_inner(a: &RunArgs) -> Result<i32, Stop> {
             }
         }
         None => {
-            let status = view.get("status").and_then(Value::as_str).unwrap_or("?");
-            let error = view.get("error").and_then(Value::as_str);
+            let status = view.status.as_str();
             eprintln!();
-            match error {
+            match &view.error {
                 Some(e) => eprintln!("run {run_id} {status}: {e}"),
                 None => eprintln!("run {run_id} {status}"),
+            }
+            if let Some(n) = &view.notice {
+                eprintln!("agent: {n}");
             }
             if doc.is_some() {
                 eprintln!("results: {}", run_dir.join("results.json").display());
@@ -161,6 +155,7 @@ fn run_inner(a: &RunArgs) -> Result<i32, Stop> {
         eprintln!("artifacts: {}", zip_path.display());
     }
     if a.json {
+        let view = serde_json::to_value(&view).unwrap_or_default();
         let out = doc.as_ref().unwrap_or(&view);
         println!(
             "{}",
@@ -205,19 +200,17 @@ fn plain_id(id: &str) -> bool {
 }
 
 /// Exit code of a run whose results.json is missing or not hilt's.
-fn code_without_results(view: &Value, cancelled: bool) -> i32 {
-    let status = view.get("status").and_then(Value::as_str).unwrap_or("");
-    let flagged = view.get("cancelled").and_then(Value::as_bool) == Some(true);
-    if cancelled || flagged || status == "cancelled" {
+fn code_without_results(view: &RunView, cancelled: bool) -> i32 {
+    if cancelled || view.cancelled || view.status == RunState::Cancelled {
         return exit::INTERRUPTED;
     }
-    if status == "done" {
+    if view.status == RunState::Done {
         return exit::PASSED;
     }
-    if view.get("exit_code").and_then(Value::as_i64) == Some(1) {
+    if view.exit_code == Some(1) {
         return exit::TESTS_FAILED;
     }
-    let error = view.get("error").and_then(Value::as_str).unwrap_or("");
+    let error = view.error.as_deref().unwrap_or("");
     if error.starts_with("CONFIG_ERROR") || error.to_ascii_lowercase().contains("configuration") {
         exit::CONFIG_ERROR
     } else {
@@ -252,7 +245,7 @@ fn open(p: &Path, what: &str) -> Result<(Box<dyn std::io::Read + Send>, u64), St
 }
 
 /// Submits the run: JSON for a registered bench, multipart for an uploaded one.
-fn submit(client: &AgentClient, a: &RunArgs) -> Result<Value, Stop> {
+fn submit(client: &AgentClient, a: &RunArgs) -> Result<Accepted, Stop> {
     let artifact = match &a.artifact {
         Some(p) => Some((base_name(p), open(p, "artifact")?)),
         None => None,
@@ -275,7 +268,7 @@ fn submit(client: &AgentClient, a: &RunArgs) -> Result<Value, Stop> {
         };
         let mut b = body::run_json(&fields, content);
         let len = b.len();
-        Ok(client.post_stream("/v1/runs/json", "application/json", len, &mut b)?)
+        Ok(client.post_stream_as("/v1/runs/json", "application/json", len, &mut b)?)
     } else {
         let bench = a
             .bench
@@ -294,7 +287,7 @@ fn submit(client: &AgentClient, a: &RunArgs) -> Result<Value, Stop> {
         let content_type = m.content_type();
         let mut b = m.finish();
         let len = b.len();
-        Ok(client.post_stream("/v1/runs", &content_type, len, &mut b)?)
+        Ok(client.post_stream_as("/v1/runs", &content_type, len, &mut b)?)
     }
 }
 
@@ -327,6 +320,13 @@ fn follow(
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Feed::Event(e)) => {
+                // What the agent did to this run when it shut down (queued runs).
+                if e.event_type == "run.notice" {
+                    if let Some(m) = &e.message {
+                        eprintln!("agent: {m}");
+                    }
+                    continue;
+                }
                 // The agent's own run.started has no details; the runner's follows.
                 if e.event_type == EventKind::RUN_STARTED && !e.data.contains_key("tests_total") {
                     continue;
@@ -585,7 +585,17 @@ mod tests {
 
     #[test]
     fn exit_codes_without_results() {
-        let v = |status: &str, error: &str| json!({"status": status, "error": error, "exit_code": null});
+        let view = |v: Value| -> RunView {
+            let mut base =
+                json!({"run_id": "r", "mode": "uploaded", "created_at": "t", "queue_depth": 0});
+            for (k, x) in v.as_object().unwrap() {
+                base[k] = x.clone();
+            }
+            serde_json::from_value(base).unwrap()
+        };
+        let v = |status: &str, error: &str| {
+            view(json!({"status": status, "error": error, "exit_code": null}))
+        };
         assert_eq!(code_without_results(&v("done", ""), false), 0);
         assert_eq!(
             code_without_results(&v("failed", "CONFIG_ERROR: refused"), false),
@@ -598,7 +608,7 @@ mod tests {
         assert_eq!(code_without_results(&v("failed", "port busy"), false), 4);
         assert_eq!(code_without_results(&v("failed", "x"), true), 130);
         assert_eq!(
-            code_without_results(&json!({"status": "failed", "exit_code": 1}), false),
+            code_without_results(&view(json!({"status": "failed", "exit_code": 1})), false),
             1
         );
     }

@@ -46,12 +46,32 @@ impl EventKind {
     pub const PHASE_FINISHED: &'static str = "phase.finished";
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One event of a run: the runner's, the agent's and every client's type (the agent API
+/// serves it as `RunEvent`). BenchCI agents send no `seq` (it reads as 0 then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = RunEvent)]
 pub struct Event {
     /// hilt extension: strictly increasing within a run, starting at 1.
+    #[serde(default)]
     pub seq: u64,
+    #[serde(default)]
     pub timestamp: String,
     pub event_type: String,
+    #[serde(default)]
     pub message: Option<String>,
+    /// Event-specific values (agent-api spec §5 lists them per type).
+    #[serde(default)]
+    #[schema(value_type = Object, additional_properties)]
     pub data: Map<String, Value>,
+}
+
+impl Event {
+    /// The agent's final event of a run: a terminal type carrying `exit_code` (the
+    /// runner's own final event is folded into it by the agent).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.event_type.as_str(),
+            EventKind::RUN_FINISHED | EventKind::RUN_FAILED | EventKind::RUN_CANCELLED
+        ) && self.data.contains_key("exit_code")
+    }
 }

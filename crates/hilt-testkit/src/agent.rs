@@ -2,8 +2,6 @@
 //! benches (mock-only or wired to a simulated DUT), a small blocking HTTP client and a raw
 //! socket client for requests no well-behaved client would send.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -106,20 +104,12 @@ impl Lab {
     }
 
     pub fn settings(&self, config: Option<&Path>, locks: &str) -> AgentSettings {
-        AgentSettings {
-            work_dir: self.work_dir(),
-            config_path: config.map(Path::to_path_buf),
-            token: Some(TOKEN.into()),
-            self_test_read_inputs: false,
-            self_test_read_measurements: false,
-            self_test_on_start: true,
-            lock_config: Some(LockConfig {
-                dir: self.path(locks),
-                enabled: true,
-            }),
-            // A private restart file: the default lives in /tmp and is shared by name.
-            restart_file: Some(self.path("restart-agent")),
-        }
+        settings(
+            &self.work_dir(),
+            config,
+            &self.path(locks),
+            &self.path("restart-agent"),
+        )
     }
 
     /// Starts an agent on this lab's work dir (standalone when `config` is `None`).
@@ -154,6 +144,30 @@ resources:
     kind: measurement
     driver: {type: mock_measurement, value: 0.012, quantity: current, unit: A, noise: 0.0005}
 "#;
+
+/// Test settings: token [`TOKEN`], locks in `locks`, a private restart file (the default
+/// lives in /tmp and is shared by name), the start-up self-test on.
+pub fn settings(
+    work_dir: &Path,
+    config: Option<&Path>,
+    locks: &Path,
+    restart_file: &Path,
+) -> AgentSettings {
+    AgentSettings {
+        work_dir: work_dir.to_path_buf(),
+        config_path: config.map(Path::to_path_buf),
+        token: Some(TOKEN.into()),
+        self_test_read_inputs: false,
+        self_test_read_measurements: false,
+        self_test_on_start: true,
+        lock_config: Some(LockConfig {
+            dir: locks.to_path_buf(),
+            enabled: true,
+        }),
+        restart_file: Some(restart_file.to_path_buf()),
+        policy: Default::default(),
+    }
+}
 
 /// A suite of the given YAML test list items.
 pub fn suite(name: &str, tests_yaml: &str) -> String {
@@ -763,4 +777,26 @@ pub fn last<'a>(events: &'a [Value], kind: &str) -> &'a Value {
         .rev()
         .find(|e| e["event_type"] == kind)
         .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+}
+
+/// A run's log holds exactly one `run.started` (if it ever left the queue) and exactly one
+/// final event, which is the last one.
+pub fn assert_one_start_one_end(events: &[Value]) {
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or(""))
+        .collect();
+    let started = kinds.iter().filter(|k| **k == "run.started").count();
+    assert!(started <= 1, "more than one run.started: {kinds:?}");
+    let finals = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["event_type"].as_str(),
+                Some("run.finished" | "run.failed" | "run.cancelled")
+            )
+        })
+        .count();
+    assert_eq!(finals, 1, "one final event expected: {kinds:?}");
+    assert!(is_final(events.last().unwrap()), "{kinds:?}");
 }

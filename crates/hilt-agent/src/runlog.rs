@@ -1,0 +1,98 @@
+//! The per-run writer of a live run: its event log (`events.jsonl`) and its record
+//! (`record.json`) are written under this run's own lock, never under the agent's, so one
+//! run's disk writes never hold up requests about other runs.
+//!
+//! A run is live from submission until its final event; afterwards it keeps only its small
+//! record in memory and its events are read from disk on demand.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+use crate::record::{self, AgentEvent, RunRecord};
+
+/// Events a slow SSE reader may fall behind before it catches up from the log.
+const LIVE_BACKLOG: usize = 1024;
+
+pub struct RunLog {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<AgentEvent>,
+}
+
+struct Inner {
+    next_seq: u64,
+    /// The events so far (a live run's log is read from memory).
+    events: Vec<AgentEvent>,
+}
+
+impl RunLog {
+    /// The writer of a run whose log already holds `events`.
+    pub fn open(dir: &Path, events: Vec<AgentEvent>) -> RunLog {
+        let (tx, _) = broadcast::channel(LIVE_BACKLOG);
+        RunLog {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                next_seq: events.last().map(|e| e.seq).unwrap_or(0) + 1,
+                events,
+            }),
+            tx,
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AgentEvent> {
+        self.tx.subscribe()
+    }
+
+    pub fn after(&self, after: u64) -> Vec<AgentEvent> {
+        self.inner()
+            .events
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect()
+    }
+
+    /// Appends an event: it is on disk first, then `publish` runs (the caller makes the
+    /// matching state change visible), then readers and subscribers see the event. So a
+    /// reader never sees a final event before the final state, and a crash never leaves a
+    /// final record without its event.
+    pub fn append(
+        &self,
+        event_type: &str,
+        message: Option<String>,
+        data: Map<String, Value>,
+        publish: impl FnOnce(&AgentEvent),
+    ) -> AgentEvent {
+        let mut inner = self.inner();
+        let ev = AgentEvent {
+            seq: inner.next_seq,
+            timestamp: hilt_model::run::now(),
+            event_type: event_type.to_string(),
+            message,
+            data,
+        };
+        inner.next_seq += 1;
+        if let Err(e) = record::append_event(&self.dir, &ev) {
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot append to the run's event log");
+        }
+        publish(&ev);
+        inner.events.push(ev.clone());
+        let _ = self.tx.send(ev.clone());
+        ev
+    }
+
+    /// Writes the run's record (serialised with this run's event appends).
+    pub fn save(&self, rec: &RunRecord) {
+        let _inner = self.inner();
+        if let Err(e) = record::save(&self.dir, rec) {
+            tracing::error!(run_id = %rec.run_id, error = %e, "cannot save the run record");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The agent API on the wire: every request, response and event as a typed struct with
+//! serde and an OpenAPI schema. No HTTP framework and no runtime here, so the agent, the
+//! CLI client and the server all compile against the same shapes.
+//!
+//! Field names are BenchCI's (agent-api spec); hilt's extensions are optional fields.
+
+mod error;
+mod gpio;
+mod health;
+mod run;
+
+pub use error::ErrorBody;
+pub use gpio::{GpioOk, GpioSessionStarted, GpioValue, GpioWaitResult};
+pub use health::{BenchHealthCounts, Health};
+/// A run's event: the one event type of runner, agent and clients.
+pub use hilt_model::run::Event as RunEvent;
+pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};

@@ -1,0 +1,9 @@
+//! Test support for the agent, shared by the agent's and the CLI's tests (and nothing else:
+//! a dev-dependency only).
+//!
+//! - [`agent`]: a real agent served in-process on 127.0.0.1:0 with its own runtime, labs of
+//!   benches, a blocking HTTP client and a raw socket client.
+//! - [`process`]: `hilt agent serve` as a child process (signals, crashes, restarts).
+
+pub mod agent;
+pub mod process;
