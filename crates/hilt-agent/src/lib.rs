@@ -5,7 +5,9 @@
 //! port 0 and drive shutdown without signals.
 
 pub mod api;
+mod connections;
 pub mod gpio;
+pub mod limits;
 mod metrics;
 pub mod record;
 mod recovery;
@@ -19,7 +21,6 @@ mod submit;
 pub mod summary;
 mod worker;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -82,6 +83,7 @@ pub async fn serve(
         path: settings.work_dir.display().to_string(),
         source,
     })?;
+    let conn_limits = connections::ConnLimits::from(&limits::resolve(&settings, &registry));
     let agent = Arc::new(Agent::new(settings, registry));
     if agent.settings.self_test_on_start {
         self_test_all(&agent, false).await;
@@ -90,7 +92,7 @@ pub async fn serve(
     retention::prune(&agent);
     tokio::spawn(scheduler::dispatch(agent.clone()));
     tokio::spawn(gpio::sweeper(agent.clone()));
-    let app = api::router(agent.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(agent.clone());
     let shutdown = {
         let agent = agent.clone();
         async move {
@@ -161,10 +163,10 @@ pub async fn serve(
         }
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = connections::serve(listener, app, conn_limits, async move {
         let _ = done_rx.await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     shutdown.await;
     let _ = done_tx.send(());
     agent.gpio.close_all();

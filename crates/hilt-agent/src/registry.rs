@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use hilt_hw::ResourceKind;
 use hilt_model::LoadOptions;
 use hilt_model::agent::{AgentConfig, RegisteredBench};
 use hilt_model::bench::Bench;
@@ -139,9 +140,7 @@ pub fn summary(agent_id: &str, e: &BenchEntry, current_run: Option<&str>) -> Val
         let t = r.driver.type_name();
         if r.kind == "measurement" || r.driver.is_measurement() {
             meas.push(t);
-        } else if r.kind == "power_controller"
-            || ["mock_power", "gpio_power", "http_relay", "usb_relay_serial"].contains(&t)
-        {
+        } else if r.kind == "power_controller" || is_power_driver(t) {
             power.push(t);
         }
     }
@@ -174,6 +173,11 @@ pub fn summary(agent_id: &str, e: &BenchEntry, current_run: Option<&str>) -> Val
     })
 }
 
+/// A power driver of this build's registry (supported means registered).
+fn is_power_driver(tag: &str) -> bool {
+    hilt_hw::drivers::resource_driver(tag).is_some_and(|d| d.kind() == ResourceKind::Power)
+}
+
 fn tags(e: &BenchEntry) -> Vec<String> {
     let mut t: Vec<String> = e
         .reg
@@ -192,4 +196,39 @@ fn tags(e: &BenchEntry) -> Vec<String> {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_backends_come_from_the_driver_registry() {
+        // `relay_controller` is not a power kind, so only the driver registry can say
+        // that `http_relay` switches power; a measurement driver never counts.
+        let yaml = "bench: {name: b}\nnodes: {dut: {kind: mcu, gpio: {x: {backend: mock_gpio, channel: 0, direction: output}}}}\nresources:\n  \
+            relay: {kind: relay_controller, driver: {type: http_relay, outlets: {a: \"1\"}, \
+            on_url: \"http://r/{channel}/on\", off_url: \"http://r/{channel}/off\"}}\n  \
+            meter: {kind: instrument, driver: {type: mock_measurement, value: 1.0}}\n";
+        let bench = hilt_model::parse_bench(yaml, "bench.yaml", LoadOptions::default())
+            .unwrap()
+            .value;
+        let entry = BenchEntry {
+            reg: RegisteredBench {
+                id: "b".into(),
+                bench_file: "bench.yaml".into(),
+                tags: Vec::new(),
+                hardware_profile: None,
+                hardware_revision: None,
+            },
+            path: PathBuf::from("bench.yaml"),
+            bench,
+            health: Value::Null,
+            report: Value::Null,
+        };
+        let caps = &summary("a", &entry, None)["capabilities"];
+        assert_eq!(caps["power_backends"], json!(["http_relay"]), "{caps}");
+        assert_eq!(caps["measurement_backends"], json!(["mock_measurement"]));
+        assert_eq!(caps["has_power"], true);
+    }
 }

@@ -22,6 +22,8 @@ pub struct AgentSettings {
     pub lock_config: Option<LockConfig>,
     /// Checked once a second: when it exists, exit as soon as no run is executing.
     pub restart_file: Option<PathBuf>,
+    /// Limits given as flags; they override agent.yaml's `limits:` (see `limits.rs`).
+    pub overrides: crate::limits::LimitOverrides,
     /// Flag overrides of agent.yaml's run policy (`None` = the file's value or the default).
     pub policy: PolicyOverrides,
 }
@@ -34,12 +36,40 @@ pub struct PolicyOverrides {
     pub on_shutdown: Option<OnShutdown>,
 }
 
-/// Reads `HILT_<name>` then `BENCHCI_<name>`.
+/// Reads `HILT_<name>` then `BENCHCI_<name>`; an empty variable counts as unset (so an
+/// empty `HILT_` one never hides a set `BENCHCI_` one).
 pub fn env(name: &str) -> Option<String> {
-    std::env::var(format!("HILT_{name}"))
-        .ok()
-        .or_else(|| std::env::var(format!("BENCHCI_{name}")).ok())
-        .filter(|v| !v.is_empty())
+    env_named(name).map(|(_, v)| v)
+}
+
+fn env_named(name: &str) -> Option<(String, String)> {
+    [format!("HILT_{name}"), format!("BENCHCI_{name}")]
+        .into_iter()
+        .find_map(|k| {
+            std::env::var(&k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k, v))
+        })
+}
+
+/// The bearer token from `HILT_AGENT_TOKEN`, else `BENCHCI_AGENT_TOKEN` (empty = unset),
+/// trimmed like the presented one is. A token of only whitespace is refused: it would
+/// otherwise either turn auth off or never match.
+pub fn token_from_env() -> Result<Option<String>, String> {
+    match env_named("AGENT_TOKEN") {
+        None => Ok(None),
+        Some((var, v)) => {
+            let t = v.trim();
+            if t.is_empty() {
+                Err(format!(
+                    "{var} holds only whitespace: set a real token or unset the variable"
+                ))
+            } else {
+                Ok(Some(t.to_string()))
+            }
+        }
+    }
 }
 
 pub fn truthy(v: Option<String>) -> bool {
@@ -62,13 +92,20 @@ impl AgentSettings {
         AgentSettings {
             work_dir,
             config_path,
-            token: env("AGENT_TOKEN"),
+            // A whitespace-only token is reported by `token_from_env` (the binary refuses
+            // to start); a library caller that ignores it gets auth on with no valid token
+            // rather than auth off.
+            token: match token_from_env() {
+                Ok(t) => t,
+                Err(_) => Some(String::new()),
+            },
             self_test_read_inputs: truthy(env("AGENT_SELF_TEST_READ_INPUTS")),
             self_test_read_measurements: truthy(env("AGENT_SELF_TEST_READ_MEASUREMENTS")),
             self_test_on_start: true,
             lock_config: None,
             restart_file: None,
             policy: PolicyOverrides::default(),
+            overrides: Default::default(),
         }
     }
 

@@ -60,6 +60,8 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         started: false,
         runner_final: None,
     };
+    let watchdog =
+        crate::limits::RunWatchdog::start(&cancel, crate::limits::current(agent).max_run_time_s);
     let outcome = if let Some(why) = refusal {
         Err(why)
     } else {
@@ -117,6 +119,18 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
         },
         Ok(o) => verdict(&o.results, o.exit_code, signal),
     };
+    // Over the agent's maximum run time: failed with RUN_TIMEOUT, not "cancelled".
+    let v = match watchdog.timeout_failure() {
+        Some(f) => Verdict {
+            state: RunState::Failed,
+            exit_code: Some(hilt_runner::classify::exit::RUN_ERROR),
+            error: Some(f.summary()),
+            failure: Some(serde_json::to_value(&f).unwrap_or_default()),
+        },
+        None => v,
+    };
+    drop(watchdog);
+
     let Verdict {
         state,
         exit_code,

@@ -133,11 +133,13 @@ fn json_submission_errors() {
         r.expect_error(422);
     }
 
-    // No artifact and no skip_flash.
-    let r = post(&json!({"bench_id": "m1", "suite_yaml": suite}));
+    // No artifact and no skip_flash for a suite that flashes (one that does not is
+    // accepted: tests/hardening.rs).
+    let flashing = common::suite("f", "  - name: t\n    steps:\n      - flash: {node: m1}\n");
+    let r = post(&json!({"bench_id": "m1", "suite_yaml": flashing}));
     assert_eq!(
         r.expect_error(400),
-        "artifact is required unless skip_flash=true"
+        "artifact is required unless skip_flash=true (the suite has a flash step)"
     );
 
     // Invalid base64, bad names.
@@ -197,6 +199,12 @@ fn multipart_submission_errors() {
             .file("bench_yaml", "bench.yaml", bench.as_bytes())
             .file("suite_yaml", "suite.yaml", suite.as_bytes())
     };
+    let flashing_suite = common::suite("f", "  - name: t\n    steps:\n      - flash: {node: up}\n");
+    let flashing = || {
+        Multipart::new()
+            .file("bench_yaml", "bench.yaml", bench.as_bytes())
+            .file("suite_yaml", "suite.yaml", flashing_suite.as_bytes())
+    };
 
     // Not multipart at all, no boundary, garbage after the boundary.
     for (ct, body) in [
@@ -242,9 +250,9 @@ fn multipart_submission_errors() {
                 .field("skip_flash", "true"),
             "missing suite_yaml",
         ),
-        (ok(), "no artifact"),
+        (flashing(), "no artifact for a flashing suite"),
         (ok().field("skip_flash", "maybe"), "bad bool"),
-        (ok().field("skip_flash", "false"), "skip_flash=false"),
+        (flashing().field("skip_flash", "false"), "skip_flash=false"),
     ];
     for (m, what) in cases {
         let (ct, body) = m.finish();
@@ -252,10 +260,10 @@ fn multipart_submission_errors() {
         assert_eq!(r.status, 400, "{what}: {}", r.text());
         r.expect_error(400);
     }
-    let (ct, body) = ok().finish();
+    let (ct, body) = flashing().finish();
     assert_eq!(
         multipart(&agent, &ct, &body).expect_error(400),
-        "artifact is required unless skip_flash=true"
+        "artifact is required unless skip_flash=true (the suite has a flash step)"
     );
 
     // Wrong suffixes and unsafe names.

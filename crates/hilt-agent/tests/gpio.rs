@@ -637,6 +637,7 @@ async fn serve() -> Server {
         self_test_read_measurements: false,
         self_test_on_start: false,
         lock_config: Some(lock_config(tmp.path())),
+        overrides: Default::default(),
         restart_file: None,
         policy: Default::default(),
     };

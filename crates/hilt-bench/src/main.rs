@@ -14,6 +14,7 @@ mod env;
 mod roundtrip;
 mod runner_overhead;
 mod shape;
+mod slow_clients;
 mod stats;
 mod stream;
 mod suite_load;
@@ -111,6 +112,16 @@ enum Cmd {
     RawRead { port: PathBuf, needle: String },
     /// `hilt agent serve` vs BenchCI's agent: submit→done, memory, start, /health, queue, zip.
     Agent(agent_bench::Args),
+    /// Agent `/health` p50/p99 while N slow connections (headers never finished) are open,
+    /// against the same agent with none.
+    AgentSlowClients {
+        /// Slow connections held open [default: 2000, quick: 200].
+        #[arg(long)]
+        slow: Option<usize>,
+        /// /health probes per phase [default: 2000, quick: 200].
+        #[arg(long)]
+        probes: Option<usize>,
+    },
     /// The agent as a plain client sees it: PING/PONG on a Python pty device, a new
     /// connection per HTTP call, status polled every 5 ms; hilt vs BenchCI's agent.
     AgentPlain(agent_plain::Args),
@@ -283,6 +294,16 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
             ),
         ),
         Cmd::Agent(a) => ("agent", agent_bench::run(env, &a, q)),
+        Cmd::AgentSlowClients { slow, probes } => (
+            "agent-slow-clients",
+            slow_clients::run(
+                env,
+                &slow_clients::Args {
+                    slow: pick(slow, q, 2000, 200),
+                    probes: pick(probes, q, 2000, 200),
+                },
+            ),
+        ),
         Cmd::AgentPlain(a) => ("agent-plain", agent_plain::run(env, &a, q)),
         Cmd::SuiteLoad(a) => ("suite-load", suite_load::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {

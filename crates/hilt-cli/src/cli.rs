@@ -178,6 +178,11 @@ pub struct SimDutArgs {
 #[derive(Subcommand)]
 pub enum RunsCommand {
     /// Summarise a run directory: phase, progress, verdict, what to do next.
+    ///
+    /// Exit code: a finished run's own exit code (0 passed, 1 tests failed, 3 configuration
+    /// error, 4 bench infrastructure error, 5 other run error, 130 cancelled); 0 while the
+    /// run is still running with a live heartbeat; 5 when it stalled (its process is gone or
+    /// its heartbeat is stale); 3 when DIR is not a run directory.
     Status {
         dir: PathBuf,
         #[arg(long)]
@@ -264,6 +269,22 @@ pub struct AgentServeArgs {
     /// the next start (default: agent.yaml `on_shutdown`, else cancel).
     #[arg(long, value_enum)]
     pub on_shutdown: Option<OnShutdownArg>,
+    /// Close a connection that has not sent a request's complete headers within this many
+    /// milliseconds (default: agent.yaml `limits.header_read_timeout_ms`, else 10000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: Option<u64>,
+    /// Cut off (408) a request body that sends nothing for this many seconds (default:
+    /// `limits.body_read_timeout_s`, else 30).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_s: Option<u64>,
+    /// Most open client connections; more get 503 and are closed (default:
+    /// `limits.max_connections`, else 4096; always below the open-file limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Cancel a run executing longer than this many seconds and record it failed with
+    /// RUN_TIMEOUT; 0 = no limit (default: `limits.max_run_time_s`, else 86400).
+    #[arg(long, value_name = "S")]
+    pub max_run_time_s: Option<u64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

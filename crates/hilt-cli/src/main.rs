@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod cmd;
 mod demo;
+mod pipe;
 mod progress;
 mod render;
 mod signals;
@@ -14,6 +15,7 @@ use clap::Parser;
 use hilt_runner::classify::exit;
 
 fn main() {
+    pipe::install();
     let args = cli::Cli::parse();
     let code = match cmd::dispatch(args) {
         Ok(code) => code,

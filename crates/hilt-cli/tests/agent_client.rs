@@ -263,13 +263,18 @@ fn refusals_at_submission() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("bench not found: nope"));
-    // No artifact and no --skip-flash: 400.
+    // No artifact and no --skip-flash for a suite that flashes: 400 (a suite without a
+    // flash step needs no artifact).
+    let flashing = b.suite(
+        "flashing.yaml",
+        "  - name: t\n    steps:\n      - flash: {node: dut}\n",
+    );
     agent
         .run(&b, "results")
         .arg("--bench-id")
         .arg("demo")
         .arg("--suite")
-        .arg(&suite)
+        .arg(&flashing)
         .assert()
         .code(3)
         .stderr(predicate::str::contains("artifact is required"));

@@ -219,3 +219,90 @@ fn bench_self_test_static_and_hardware_checks() {
         .assert()
         .code(2);
 }
+
+/// A duration over 24 h is refused with its location (BenchCI accepts it, and a run would
+/// then hold its bench for ever); 24 h itself is accepted.
+#[test]
+fn durations_over_a_day_are_refused_with_their_location() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(
+        &d,
+        "bench.yaml",
+        "version: 1\nbench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    gpio: {led: {backend: mock_gpio, channel: 1, direction: input}}\n",
+    );
+    let suite = |steps: &str| {
+        format!("version: 1\nsuite: {{name: s}}\ntests:\n  - name: t\n    steps:\n{steps}")
+    };
+    let s = write(
+        &d,
+        "long.yaml",
+        &suite(
+            "      - sleep_ms: 1\n      - sleep_ms: 99999999999999\n      - gpio_expect: {node: dut, line: led, value: true, within_ms: 86400001}\n",
+        ),
+    );
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .arg("--suite")
+        .arg(&s)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("long.yaml:7:").and(predicate::str::contains(
+            "tests[0].steps[1].sleep_ms: 99999999999999 ms is longer than the limit of 86400000 ms",
+        )))
+        .stderr(predicate::str::contains("tests[0].steps[2].gpio_expect.within_ms"));
+    let ok = write(&d, "day.yaml", &suite("      - sleep_ms: 86400000\n"));
+    hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .arg("--suite")
+        .arg(&ok)
+        .assert()
+        .success();
+}
+
+#[test]
+fn unsupported_driver_is_reported_once_at_its_definition() {
+    let d = tempfile::tempdir().unwrap();
+    // Line 9 defines the resource; three steps use it.
+    let b = write(
+        &d,
+        "bench.yaml",
+        &format!(
+            "{BENCH}resources:\n  pdu: {{kind: power_controller, driver: {{type: gpio_power, chip: /dev/gpiochip0, outlets: {{dut: 5}}}}}}\n"
+        ),
+    );
+    let s = write(
+        &d,
+        "suite.yaml",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - power_set: {resource: pdu, outlet: dut, state: true}\n      - power_set: {resource: pdu, outlet: dut, state: false}\n      - power_cycle: {resource: pdu, outlet: dut, off_ms: 1}\n",
+    );
+    let out = hilt()
+        .arg("validate")
+        .arg("--bench")
+        .arg(&b)
+        .arg("--suite")
+        .arg(&s)
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("not supported by this build").count(),
+        1,
+        "{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("not supported by this build"))
+        .unwrap();
+    assert!(line.contains("bench.yaml:9:"), "{line}");
+    assert!(
+        line.contains("`gpio_power`")
+            && line.contains("used by 3 steps, first tests[0].steps[0].power_set"),
+        "{line}"
+    );
+}

@@ -113,6 +113,31 @@ pub struct AgentLimits {
     /// Most runs waiting in the queue; more are refused with 503.
     #[serde(default = "defaults::u64_::<100000>")]
     pub max_queued_runs: u64,
+    /// A connection must send a request's complete headers within this many milliseconds
+    /// (an idle keep-alive connection too), else it is closed. Fixed at start.
+    #[serde(default = "defaults::u64_::<10000>")]
+    pub header_read_timeout_ms: u64,
+    /// A request body that sends nothing for this many seconds is cut off (408) and its
+    /// partial upload removed.
+    #[serde(default = "defaults::u64_::<30>")]
+    pub body_read_timeout_s: u64,
+    /// Most open client connections; more are answered 503 and closed at once. Also capped
+    /// below the process's open-file limit. Fixed at start.
+    #[serde(default = "defaults::u64_::<4096>")]
+    pub max_connections: u64,
+    /// A run executing longer than this many seconds is cancelled and recorded failed
+    /// (`RUN_TIMEOUT`); its locks are released. 0 = no limit.
+    #[serde(default = "defaults::u64_::<86400>")]
+    pub max_run_time_s: u64,
+    /// Most GPIO lines one remote GPIO session may open.
+    #[serde(default = "defaults::u64_::<64>")]
+    pub max_gpio_lines_per_session: u64,
+    /// Most remote GPIO sessions open at once (all clients).
+    #[serde(default = "defaults::u64_::<32>")]
+    pub max_gpio_sessions: u64,
+    /// Most GPIO lines held by all open remote GPIO sessions together.
+    #[serde(default = "defaults::u64_::<256>")]
+    pub max_gpio_lines_total: u64,
 }
 
 impl Default for AgentLimits {
@@ -121,6 +146,13 @@ impl Default for AgentLimits {
             max_yaml_bytes: 262_144,
             max_artifact_bytes: 209_715_200,
             max_queued_runs: 100_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_s: 30,
+            max_connections: 4096,
+            max_run_time_s: 86_400,
+            max_gpio_lines_per_session: 64,
+            max_gpio_sessions: 32,
+            max_gpio_lines_total: 256,
         }
     }
 }

@@ -82,20 +82,64 @@ pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
         path: path.display().to_string(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(io(std::io::Error::other(
-            "is a directory, expected a YAML file",
-        )));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(io(std::io::Error::other(format!(
-            "file is {} bytes; the limit is {MAX_FILE_BYTES}",
-            meta.len()
-        ))));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = read_capped(path, MAX_FILE_BYTES).map_err(io)?;
     String::from_utf8(bytes).map_err(|_| io(std::io::Error::other("file is not valid UTF-8")))
+}
+
+/// Reads a whole regular file of at most `cap` bytes. Anything else is refused without
+/// blocking or reading more than `cap + 1` bytes, whatever size the file reports: a
+/// directory, a device (`/dev/zero`, `/dev/urandom`), a FIFO or a socket is "not a regular
+/// file", and a file that turns out longer than `cap` (or grows while read) is "too large".
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    // `metadata` never opens the file, so a FIFO without a writer cannot block us here.
+    check_regular(&std::fs::metadata(path)?)?;
+    let file = std::fs::File::open(path)?;
+    // The path may have been swapped between the two calls: check what was opened.
+    let meta = file.metadata()?;
+    check_regular(&meta)?;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("file is larger than the limit of {cap} bytes"),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Refuses anything but a regular file (following symlinks) without opening it.
+pub fn ensure_regular_file(path: &Path) -> std::io::Result<()> {
+    check_regular(&std::fs::metadata(path)?)
+}
+
+fn check_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "a special file"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("not a regular file ({what})"),
+    ))
 }
 
 pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
@@ -104,6 +148,7 @@ pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<B
     top_level_map(&mut d)?;
     let bench: Bench = decode(&mut d, &doc.value, "")?;
     common_checks(&mut d, &bench);
+    durations(&mut d, &bench);
     validate::bench(&mut d, &bench);
     let (errors, warnings) = d.into_parts();
     finish(errors, warnings, doc, bench, text, opts)
@@ -140,6 +185,7 @@ pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<S
     let suite: Suite = decode(&mut d, &doc.value, "")?;
     suite_unknown_keys(&mut d, &suite);
     other_checks(&mut d);
+    suite_durations(&mut d, &suite);
     validate::suite(&mut d, &suite);
     let (errors, warnings) = d.into_parts();
     finish(errors, warnings, doc, suite, text, opts)
@@ -294,6 +340,23 @@ fn check_step_shapes(d: &mut Diags) {
     }
 }
 
+/// Bounds every duration of a bench (validate/durations.rs).
+fn durations<T: Serialize>(d: &mut Diags, typed: &T) {
+    if let Ok(canonical) = serde_json::to_value(typed) {
+        validate::durations(d, &canonical, "");
+    }
+}
+
+/// [`durations`] for a suite, one test at a time (as [`suite_unknown_keys`], so a large
+/// suite is never re-serialised whole).
+fn suite_durations(d: &mut Diags, suite: &Suite) {
+    for (n, t) in suite.tests.iter().enumerate() {
+        if let Ok(v) = serde_json::to_value(t) {
+            validate::durations(d, &v, &join_index("tests", n));
+        }
+    }
+}
+
 /// Unknown keys, duplicate keys and the format version.
 fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
@@ -416,20 +479,29 @@ fn finish<T>(
 }
 
 /// Checks a loaded suite against a bench (names exist and fit, steps and drivers are in
-/// this build). Errors point into the suite file.
+/// this build). Errors point into the suite file, except a driver this build lacks: that
+/// is reported once, at its definition in the bench file, with the steps that use it.
 pub fn check_against(
-    bench: &Bench,
+    bench: &Loaded<Bench>,
     suite: &Loaded<Suite>,
     opts: &validate::CrossOptions<'_>,
 ) -> Result<(), LoadError> {
     let file = suite.path.display().to_string();
     let mut d = Diags::new(&file, &suite.doc);
-    validate::cross(&mut d, bench, &suite.value, opts);
-    if d.errors.is_empty() {
+    let unsupported = validate::cross(&mut d, &bench.value, &suite.value, opts);
+    let mut diagnostics = d.errors;
+    diagnostics.sort_by_key(|e| (e.line, e.col));
+    let bench_file = bench.path.display().to_string();
+    let mut bd = Diags::new(&bench_file, &bench.doc);
+    for u in unsupported {
+        bd.error_help(&u.bench_path, u.message_with_uses(), u.help);
+    }
+    let mut in_bench = bd.errors;
+    in_bench.sort_by_key(|e| (e.line, e.col));
+    diagnostics.extend(in_bench);
+    if diagnostics.is_empty() {
         Ok(())
     } else {
-        let mut diagnostics = d.errors;
-        diagnostics.sort_by_key(|e| (e.line, e.col));
         Err(LoadError::Invalid { diagnostics })
     }
 }

@@ -35,7 +35,7 @@ fn spec_examples_load_without_warnings() {
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     assert_eq!(s.value.tests.len(), 4);
     s.path = "suite.yaml".into();
-    check_against(&b.value, &s, &ALL).unwrap();
+    check_against(&b, &s, &ALL).unwrap();
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn undefined_node_and_unsupported_step_fail_cross_check() {
         supported_steps: hilt_model::suite::SUPPORTED_STEP_TYPES,
         ..ALL
     };
-    let err = check_against(&b.value, &s, &only_basic).unwrap_err();
+    let err = check_against(&b, &s, &only_basic).unwrap_err();
     let d = err.diagnostics();
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d[0].message.contains("unknown node `ghost`"));
@@ -143,4 +143,30 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn unsupported_gpio_backend_is_reported_once_per_line_at_the_bench() {
+    let bench = "bench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    gpio:\n      led: {backend: local_gpio, chip: /dev/gpiochip0, line: 3, direction: input}\n      btn: {backend: mock_gpio, channel: 1, direction: output}\n";
+    let mut b = parse_bench(bench, "bench.yaml", LoadOptions::default()).unwrap();
+    b.path = "bench.yaml".into();
+    let text = "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - gpio_set: {node: dut, line: btn, value: true}\n      - gpio_get: {node: dut, line: led}\n  - name: u\n    steps:\n      - gpio_set: {node: dut, line: btn, value: false}\n";
+    let mut s = parse_suite(text, "s.yaml", LoadOptions::default()).unwrap();
+    s.path = "s.yaml".into();
+    let mock_only = CrossOptions {
+        supported_gpio: &["mock_gpio"],
+        ..ALL
+    };
+    let err = check_against(&b, &s, &mock_only).unwrap_err();
+    let d = err.diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].file.as_str(), d[0].line), ("bench.yaml", 6));
+    assert!(
+        d[0].message.contains("`local_gpio`")
+            && d[0]
+                .message
+                .contains("used by 3 steps, first tests[0].steps[0].gpio_set"),
+        "{}",
+        d[0].message
+    );
 }

@@ -360,7 +360,10 @@ fn execute(
         events.emit(EventKind::RUN_SKIP_FLASH, None, Map::new());
     }
     if let Some(a) = &opts.artifact {
-        match crate::rundir::manifest::hash_file(a) {
+        // A device or FIFO given as the artifact would be hashed forever (or block).
+        let hashed = hilt_model::load::ensure_regular_file(a)
+            .and_then(|()| crate::rundir::manifest::hash_file(a));
+        match hashed {
             Ok((sha, size)) => {
                 rec.firmware = json!({"filename": a.file_name().map(|n| n.to_string_lossy()), "path": absolute(a).display().to_string(), "sha256": sha, "size_bytes": size});
             }
@@ -517,11 +520,9 @@ fn copy_input(src: &Path, text: Option<&str>, dst: &Path) {
     let bytes = match text {
         Some(t) => t.as_bytes().to_vec(),
         // Invalid files are copied too when readable, so the evidence shows what was run.
-        None => match std::fs::metadata(src) {
-            Ok(m) if m.is_file() && m.len() <= hilt_model::load::MAX_FILE_BYTES => {
-                std::fs::read(src).unwrap_or_default()
-            }
-            _ => return,
+        None => match hilt_model::load::read_capped(src, hilt_model::load::MAX_FILE_BYTES) {
+            Ok(bytes) => bytes,
+            Err(_) => return,
         },
     };
     let _ = write_atomic(dst, &bytes, false);

@@ -3,83 +3,89 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use crate::firmware::{FIRMWARE_VERSION, Firmware, REGISTER_COUNT, ResetCause};
+use crate::firmware::{FIRMWARE_VERSION, Firmware, REGISTER_COUNT};
+use crate::state::ResetCause;
 
 /// Most lines one `flood` may ask for.
 pub const MAX_FLOOD: u64 = 1_000_000;
 
-/// Executes one command line (terminator already stripped) received at `now`.
-pub(crate) fn execute(fw: &mut Firmware, now: Duration, line: &str) {
-    let trimmed = line.trim();
-    if trimmed.is_empty() {
-        return;
-    }
-    let (cmd, rest) = match trimmed.split_once(char::is_whitespace) {
-        Some((cmd, rest)) => (cmd, rest),
-        None => (trimmed, ""),
-    };
-    let args: Vec<&str> = rest.split_whitespace().collect();
-    let due = fw.out.reply_due(now);
-    let reply: String = match (cmd, args.as_slice()) {
-        ("ping", []) => "pong".into(),
-        ("version", []) => format!("version {FIRMWARE_VERSION}"),
-        ("echo", _) => echo_text(line),
-        ("add" | "sub" | "mul" | "div", [a, b]) => arithmetic(cmd, a, b),
-        ("add" | "sub" | "mul" | "div", _) => format!("error: usage: {cmd} A B"),
-        ("led", [state @ ("on" | "off")]) => {
-            fw.led = *state == "on";
-            led_reply(fw.led)
+impl Firmware {
+    /// Executes one command line (terminator already stripped) received at `now`. The
+    /// interpreter is an `impl` of the firmware it drives, so the firmware needs no path
+    /// into this module and the dependency runs one way (commands → firmware).
+    pub(crate) fn execute(&mut self, now: Duration, line: &str) {
+        let fw = self;
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return;
         }
-        ("led", _) => "error: usage: led on|off".into(),
-        ("led?", []) => led_reply(fw.led),
-        ("reg", ["read", addr]) => match parse_addr(addr) {
-            Ok(a) => format!("reg[0x{a:02X}]=0x{:04X}", fw.regs[a]),
-            Err(e) => e,
-        },
-        ("reg", ["write", addr, value]) => match (parse_addr(addr), parse_value(value)) {
-            (Ok(a), Ok(v)) => {
-                fw.regs[a] = v;
-                "ok".into()
+        let (cmd, rest) = match trimmed.split_once(char::is_whitespace) {
+            Some((cmd, rest)) => (cmd, rest),
+            None => (trimmed, ""),
+        };
+        let args: Vec<&str> = rest.split_whitespace().collect();
+        let due = fw.out.reply_due(now);
+        let reply: String = match (cmd, args.as_slice()) {
+            ("ping", []) => "pong".into(),
+            ("version", []) => format!("version {FIRMWARE_VERSION}"),
+            ("echo", _) => echo_text(line),
+            ("add" | "sub" | "mul" | "div", [a, b]) => arithmetic(cmd, a, b),
+            ("add" | "sub" | "mul" | "div", _) => format!("error: usage: {cmd} A B"),
+            ("led", [state @ ("on" | "off")]) => {
+                fw.led = *state == "on";
+                led_reply(fw.led)
             }
-            (Err(e), _) | (_, Err(e)) => e,
-        },
-        ("reg", _) => "error: usage: reg read <addr> | reg write <addr> <value>".into(),
-        ("hang", []) => {
-            fw.hung = true;
-            return;
-        }
-        ("reboot", []) => {
-            fw.out.line(due, "rebooting");
-            fw.start_boot(now, ResetCause::Soft);
-            return;
-        }
-        ("crash", []) => {
-            fw.out.line(due, "HardFault at 0x08001234");
-            fw.crash(now);
-            return;
-        }
-        ("BENCHCI_ID?", []) => format!("BENCHCI_ID: {}", fw.id_json),
-        ("btn?", []) => format!("btn={}", u8::from(fw.button)),
-        ("uptime", []) => {
-            let ms = fw.uptime(now).unwrap_or_default().as_millis();
-            format!("uptime_ms={ms}")
-        }
-        ("flood", [n]) => match n.parse::<u64>() {
-            Ok(n) if n <= MAX_FLOOD => {
-                flood(fw, due, n);
+            ("led", _) => "error: usage: led on|off".into(),
+            ("led?", []) => led_reply(fw.led),
+            ("reg", ["read", addr]) => match parse_addr(addr) {
+                Ok(a) => format!("reg[0x{a:02X}]=0x{:04X}", fw.regs[a]),
+                Err(e) => e,
+            },
+            ("reg", ["write", addr, value]) => match (parse_addr(addr), parse_value(value)) {
+                (Ok(a), Ok(v)) => {
+                    fw.regs[a] = v;
+                    "ok".into()
+                }
+                (Err(e), _) | (_, Err(e)) => e,
+            },
+            ("reg", _) => "error: usage: reg read <addr> | reg write <addr> <value>".into(),
+            ("hang", []) => {
+                fw.hung = true;
                 return;
             }
-            _ => format!("error: flood count must be a number from 0 to {MAX_FLOOD}"),
-        },
-        ("flood", _) => "error: usage: flood <n>".into(),
-        (
-            "ping" | "version" | "led?" | "hang" | "reboot" | "crash" | "BENCHCI_ID?" | "btn?"
-            | "uptime",
-            _,
-        ) => format!("error: {cmd} takes no arguments"),
-        _ => format!("error: unknown command '{cmd}'"),
-    };
-    fw.out.line(due, &reply);
+            ("reboot", []) => {
+                fw.out.line(due, "rebooting");
+                fw.start_boot(now, ResetCause::Soft);
+                return;
+            }
+            ("crash", []) => {
+                fw.out.line(due, "HardFault at 0x08001234");
+                fw.crash(now);
+                return;
+            }
+            ("BENCHCI_ID?", []) => format!("BENCHCI_ID: {}", fw.id_json),
+            ("btn?", []) => format!("btn={}", u8::from(fw.button)),
+            ("uptime", []) => {
+                let ms = fw.uptime(now).unwrap_or_default().as_millis();
+                format!("uptime_ms={ms}")
+            }
+            ("flood", [n]) => match n.parse::<u64>() {
+                Ok(n) if n <= MAX_FLOOD => {
+                    flood(fw, due, n);
+                    return;
+                }
+                _ => format!("error: flood count must be a number from 0 to {MAX_FLOOD}"),
+            },
+            ("flood", _) => "error: usage: flood <n>".into(),
+            (
+                "ping" | "version" | "led?" | "hang" | "reboot" | "crash" | "BENCHCI_ID?" | "btn?"
+                | "uptime",
+                _,
+            ) => format!("error: {cmd} takes no arguments"),
+            _ => format!("error: unknown command '{cmd}'"),
+        };
+        fw.out.line(due, &reply);
+    }
 }
 
 /// `echo <text>` answers the text exactly as typed after the first space.

@@ -8,8 +8,8 @@ use hilt_hw::sim_link::{channel_is_bench_output, channel_name};
 
 use crate::error::SimError;
 use crate::fault::Fault;
-use crate::firmware::DutState;
 use crate::shared::Shared;
+use crate::state::DutState;
 
 /// Power switch, GPIO wiring and fault injection of one running sim DUT. Cheap to clone;
 /// all clones operate the same DUT.

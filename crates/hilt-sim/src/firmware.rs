@@ -4,7 +4,7 @@
 //!
 //! Life cycle: unpowered or held in reset → `Off` (silent, input ignored). Power-on, reset
 //! release, `reboot` or a watchdog reset → `Booting` for `boot_ms` → banner, READY high →
-//! `Running` (commands, see [`crate::commands`]). `hang` keeps it `Running` but deaf;
+//! `Running` (commands, see `Firmware::execute` in `commands.rs`). `hang` keeps it `Running` but deaf;
 //! `crash` prints a HardFault and the watchdog reboots it after `watchdog_ms`.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use hilt_hw::sim_link::{CHANNEL_BUTTON, CHANNEL_LED, CHANNEL_READY, CHANNEL_RESE
 use crate::config::DutConfig;
 use crate::fault::Fault;
 use crate::output::OutputQueue;
-pub use crate::state::{DutState, ResetCause};
+use crate::state::{DutState, ResetCause};
 
 pub const FIRMWARE_VERSION: &str = "1.4.2";
 /// Longest command line; longer lines are answered with an error.
@@ -144,7 +144,7 @@ impl Firmware {
                 line.pop();
             }
             let text = String::from_utf8_lossy(&line);
-            crate::commands::execute(self, now, &text);
+            self.execute(now, &text);
         }
         line.clear();
         if self.line.is_empty() {

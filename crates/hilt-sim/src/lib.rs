@@ -58,5 +58,6 @@ pub use controls::Controls;
 pub use dut::{SimDut, SimDutHandle};
 pub use error::SimError;
 pub use fault::Fault;
-pub use firmware::{DutState, FIRMWARE_VERSION, Firmware, MAX_LINE, REGISTER_COUNT, ResetCause};
+pub use firmware::{FIRMWARE_VERSION, Firmware, MAX_LINE, REGISTER_COUNT};
 pub use http_relay::{HttpRelayConfig, HttpRelaySim, RecordedRequest};
+pub use state::{DutState, ResetCause};

@@ -166,6 +166,7 @@ pub fn settings(
         }),
         restart_file: Some(restart_file.to_path_buf()),
         policy: Default::default(),
+        overrides: Default::default(),
     }
 }
 

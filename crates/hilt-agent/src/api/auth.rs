@@ -20,7 +20,10 @@ pub async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: 
         let Some(given) = header.strip_prefix("Bearer ") else {
             return ApiError::MissingToken.into_response();
         };
-        if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        // Both sides trimmed: a configured token with stray spaces still matches, and an
+        // empty configured token (whitespace only) never does.
+        let expected = expected.trim();
+        if expected.is_empty() || !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
             return ApiError::BadToken.into_response();
         }
     }

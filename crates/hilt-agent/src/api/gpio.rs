@@ -79,6 +79,8 @@ impl From<GpioError> for ApiError {
             GpioError::NotOwner(_) | GpioError::Conflict(_) => ApiError::Conflict(text),
             GpioError::Invalid(_) => ApiError::Unprocessable(text),
             GpioError::Hardware(_) => ApiError::Internal(text),
+            GpioError::TooLarge(_) => ApiError::TooLarge(text),
+            GpioError::TooMany(_) => ApiError::TooMany(text),
         }
     }
 }
@@ -171,7 +173,7 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 #[utoipa::path(post, path = "/v1/gpio/session/start",
     request_body(content = Object, description = r#"{"chip": "/dev/gpiochip0" or "sim:<name>", "lines": {"17": {"direction": "output", "bias": null, "edge": null}}}"#),
     responses((status = 200, body = hilt_api::GpioSessionStarted),
-        (status = 400, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 422, body = hilt_api::ErrorBody), (status = 500, body = hilt_api::ErrorBody)))]
+        (status = 400, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody), (status = 413, body = hilt_api::ErrorBody), (status = 422, body = hilt_api::ErrorBody), (status = 429, body = hilt_api::ErrorBody), (status = 500, body = hilt_api::ErrorBody)))]
 pub async fn start(
     State(agent): State<Arc<Agent>>,
     Client(owner): Client,
@@ -180,13 +182,16 @@ pub async fn start(
     let b = body(b)?;
     let s = agent
         .gpio
-        .start(StartRequest {
-            owner,
-            chip: b.chip,
-            lines: b.lines,
-            lock_config: agent.settings.lock_config.clone(),
-            log_dir: Some(agent.settings.work_dir.join("gpio-sessions")),
-        })
+        .start_within(
+            StartRequest {
+                owner,
+                chip: b.chip,
+                lines: b.lines,
+                lock_config: agent.settings.lock_config.clone(),
+                log_dir: Some(agent.settings.work_dir.join("gpio-sessions")),
+            },
+            crate::gpio::GpioLimits::from(&crate::limits::current(&agent)),
+        )
         .await?;
     Ok(Json(hilt_api::GpioSessionStarted {
         session_id: s.id.clone(),

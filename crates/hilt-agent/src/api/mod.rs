@@ -91,6 +91,12 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(protected)
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            std::time::Duration::from_secs(
+                crate::limits::current(&agent).body_read_timeout_s.max(1),
+            ),
+            crate::connections::body_timeout,
+        ))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),

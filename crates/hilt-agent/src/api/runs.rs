@@ -71,9 +71,14 @@ pub async fn submit_multipart(
         ));
     }
     if up.artifact.is_none() && !up.skip_flash {
-        return Err(ApiError::BadRequest(
-            "artifact is required unless skip_flash=true".into(),
-        ));
+        let suite = hilt_model::load::read_capped(
+            &dir.join("suite.yaml"),
+            hilt_model::load::MAX_FILE_BYTES,
+        )
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+        require_artifact(suite).await?;
     }
     let plan = crate::submit::plan(&dir, up.skip_flash).await?;
     let rec = enqueue(
@@ -153,9 +158,7 @@ pub async fn submit_json(
         }
     };
     if artifact.is_none() && !req.skip_flash {
-        return Err(ApiError::BadRequest(
-            "artifact is required unless skip_flash=true".into(),
-        ));
+        require_artifact(req.suite_yaml.clone()).await?;
     }
     let (run_id, dir) = new_run_dir(&agent)?;
     let mut cleanup = Cleanup(Some(dir.clone()));
@@ -164,7 +167,8 @@ pub async fn submit_json(
     std::fs::write(dir.join("suite.yaml"), &req.suite_yaml).map_err(io)?;
     let artifact = match artifact {
         Some((name, bytes)) => {
-            std::fs::write(dir.join(&name), bytes).map_err(io)?;
+            std::fs::write(dir.join(&name), bytes)
+                .map_err(|e| super::upload::store_error("artifact", e))?;
             Some(name)
         }
         None => None,
@@ -184,6 +188,36 @@ pub async fn submit_json(
     )?;
     cleanup.0 = None;
     Ok(Json(accepted(&agent, &rec)))
+}
+
+/// A run without an artifact and without `skip_flash` is refused only when its suite has a
+/// `flash` step (BenchCI's agent refuses it whatever the suite; a suite that never flashes
+/// has no use for an artifact). A suite that does not parse is refused as before: what it
+/// would flash cannot be told.
+async fn require_artifact(suite_yaml: String) -> Result<(), ApiError> {
+    let flashes = tokio::task::spawn_blocking(move || {
+        hilt_model::parse_suite(
+            &suite_yaml,
+            "suite.yaml",
+            hilt_model::LoadOptions::default(),
+        )
+        .map(|s| {
+            s.value.tests.iter().any(|t| {
+                t.steps
+                    .iter()
+                    .any(|st| matches!(st, hilt_model::suite::Step::Flash(_)))
+            })
+        })
+        .unwrap_or(true)
+    })
+    .await
+    .unwrap_or(true);
+    if flashes {
+        return Err(ApiError::BadRequest(
+            "artifact is required unless skip_flash=true (the suite has a flash step)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The status BenchCI clients understand: they wait for `done` or `failed`, so a cancelled
@@ -250,7 +284,19 @@ pub struct ListQuery {
 
 /// hilt extension: runs, newest first.
 #[utoipa::path(get, path = "/v1/runs", params(ListQuery), responses((status = 200, body = RunList), (status = 400, body = ErrorBody)))]
-pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -> Json<RunList> {
+pub async fn list(
+    State(agent): State<Arc<Agent>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    if let Some(s) = q.state.as_deref()
+        && !LISTABLE_STATES.iter().any(|v| v.as_str() == s)
+    {
+        let valid: Vec<&str> = LISTABLE_STATES.iter().map(|v| v.as_str()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown state `{s}`; valid states: {}",
+            valid.join(", ")
+        )));
+    }
     // The page is chosen from the summaries; only its records are read.
     let mut page: Vec<(u64, String)> = agent
         .runs()
@@ -278,10 +324,21 @@ pub async fn list(State(agent): State<Arc<Agent>>, Query(q): Query<ListQuery>) -
     .await
     .unwrap_or_default();
     let depth = agent.runs().queue_depth();
-    Json(RunList {
+    Ok(Json(RunList {
         runs: recs.iter().map(|r| view_with(r, depth)).collect(),
-    })
+    }))
 }
+
+/// The values `GET /v1/runs?state=` accepts (an unknown one is a 400 that lists these).
+const LISTABLE_STATES: [RunState; 7] = [
+    RunState::Queued,
+    RunState::Preparing,
+    RunState::Running,
+    RunState::UploadingArtifacts,
+    RunState::Done,
+    RunState::Failed,
+    RunState::Cancelled,
+];
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct AfterQuery {

@@ -10,12 +10,22 @@ use axum::extract::Multipart;
 use super::error::ApiError;
 use crate::state::Agent;
 
-/// A safe base name for a stored upload: no separators, no `..`, no NUL, not empty.
+/// Longest stored file name, bytes (the file system's NAME_MAX).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// A safe base name for a stored upload: no separators, no `..`, no NUL, no control
+/// characters, not empty, at most [`MAX_NAME_BYTES`] bytes.
 pub fn safe_name(name: &str) -> Result<String, ApiError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "file name is {} bytes long; the limit is {MAX_NAME_BYTES} bytes",
+            name.len()
+        )));
+    }
     let bad = name.is_empty()
         || name.contains('/')
         || name.contains('\\')
-        || name.contains('\0')
+        || name.chars().any(char::is_control)
         || name == "."
         || name == ".."
         || name.starts_with('.');
@@ -132,8 +142,7 @@ async fn stream_to(
     max: u64,
     what: &str,
 ) -> Result<(), ApiError> {
-    let mut f = std::fs::File::create(path)
-        .map_err(|e| ApiError::Internal(format!("cannot store upload: {e}")))?;
+    let mut f = std::fs::File::create(path).map_err(|e| store_error(what, e))?;
     let mut total = 0u64;
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         total += chunk.len() as u64;
@@ -150,9 +159,25 @@ async fn stream_to(
     Ok(())
 }
 
+/// A name the file system refuses is the client's problem (400), anything else ours.
+pub fn store_error(what: &str, e: std::io::Error) -> ApiError {
+    match e.kind() {
+        std::io::ErrorKind::InvalidFilename | std::io::ErrorKind::InvalidInput => {
+            ApiError::BadRequest(format!("{what}: file name not accepted: {e}"))
+        }
+        _ => ApiError::Internal(format!("cannot store upload: {e}")),
+    }
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!("request body is too large: {}", e.body_text()))
+        // The whole-body limit can trip before the part's own limit when the parser reads
+        // ahead; name the limits either way.
+        ApiError::TooLarge(
+            "request body is too large: an artifact or a bench/suite is over the agent's \
+             limits (limits.max_artifact_bytes, limits.max_yaml_bytes)"
+                .into(),
+        )
     } else {
         ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
     }

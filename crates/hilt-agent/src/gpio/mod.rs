@@ -59,6 +59,39 @@ pub enum GpioError {
     /// 500: the hardware or the host failed.
     #[error("{0}")]
     Hardware(String),
+    /// 413: one request asks for more lines than a session may hold.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 429: the agent already holds as many sessions or lines as it allows.
+    #[error("{0}")]
+    TooMany(String),
+}
+
+/// Bounds on remote GPIO sessions (agent.yaml `limits:`).
+#[derive(Debug, Clone, Copy)]
+pub struct GpioLimits {
+    pub lines_per_session: usize,
+    pub sessions: usize,
+    pub lines_total: usize,
+}
+
+impl GpioLimits {
+    pub fn unlimited() -> GpioLimits {
+        GpioLimits {
+            lines_per_session: usize::MAX,
+            sessions: usize::MAX,
+            lines_total: usize::MAX,
+        }
+    }
+
+    pub fn from(l: &hilt_model::agent::AgentLimits) -> GpioLimits {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        GpioLimits {
+            lines_per_session: n(l.max_gpio_lines_per_session),
+            sessions: n(l.max_gpio_sessions),
+            lines_total: n(l.max_gpio_lines_total),
+        }
+    }
 }
 
 /// The message of an unknown session (BenchCI's text).
@@ -94,6 +127,8 @@ pub struct StartRequest {
 /// All open sessions of the agent.
 pub struct Sessions {
     idle: Duration,
+    /// Sessions and lines being opened right now (counted against the limits).
+    opening: Mutex<(usize, usize)>,
     map: Mutex<HashMap<String, Arc<Session>>>,
     expired: Mutex<VecDeque<String>>,
 }
@@ -104,6 +139,7 @@ impl Sessions {
         Sessions {
             idle,
             map: Mutex::new(HashMap::new()),
+            opening: Mutex::new((0, 0)),
             expired: Mutex::new(VecDeque::new()),
         }
     }
@@ -131,6 +167,25 @@ impl Sessions {
     /// Opens a session: parses the lines, takes their resource locks, requests them from
     /// the chip. Blocking work runs on the blocking pool. Returns the open session.
     pub async fn start(&self, req: StartRequest) -> Result<Arc<Session>, GpioError> {
+        self.start_within(req, GpioLimits::unlimited()).await
+    }
+
+    /// [`Sessions::start`] within `limits`: a request over the per-session line limit is
+    /// refused (413), and one that would take the agent over its session or total line
+    /// limit too (429) — before any lock file is touched or line requested.
+    pub async fn start_within(
+        &self,
+        req: StartRequest,
+        limits: GpioLimits,
+    ) -> Result<Arc<Session>, GpioError> {
+        if req.lines.len() > limits.lines_per_session {
+            return Err(GpioError::TooLarge(format!(
+                "a GPIO session may hold at most {} lines; this request asks for {} (limits.max_gpio_lines_per_session)",
+                limits.lines_per_session,
+                req.lines.len()
+            )));
+        }
+        let _reserved = self.reserve(req.lines.len(), limits)?;
         let mut lines = BTreeMap::new();
         for (key, cfg) in &req.lines {
             let n = parse_line(key)?;
@@ -157,6 +212,29 @@ impl Sessions {
         let session = Arc::new(session);
         self.map().insert(session.id.clone(), session.clone());
         Ok(session)
+    }
+
+    /// Counts a session of `n` lines as opening until the guard drops; refuses it when the
+    /// open and opening sessions would exceed `limits`.
+    fn reserve(&self, n: usize, limits: GpioLimits) -> Result<Reservation<'_>, GpioError> {
+        let map = self.map();
+        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions = map.len() + opening.0;
+        let lines = map.values().map(|s| s.lines.len()).sum::<usize>() + opening.1;
+        if sessions >= limits.sessions {
+            return Err(GpioError::TooMany(format!(
+                "the agent already has {sessions} GPIO sessions open, its limit (limits.max_gpio_sessions); stop one and retry"
+            )));
+        }
+        if lines.saturating_add(n) > limits.lines_total {
+            return Err(GpioError::TooMany(format!(
+                "GPIO sessions already hold {lines} lines and this one asks for {n}: over the agent's limit of {} (limits.max_gpio_lines_total); stop a session and retry",
+                limits.lines_total
+            )));
+        }
+        opening.0 += 1;
+        opening.1 += n;
+        Ok(Reservation { sessions: self, n })
     }
 
     /// Finds a session for `owner` and marks it in use until the guard drops. An idle
@@ -359,5 +437,23 @@ impl From<LockError> for GpioError {
             LockError::Busy { .. } => GpioError::Conflict(e.to_string()),
             LockError::Dir { .. } | LockError::Io { .. } => GpioError::Hardware(e.to_string()),
         }
+    }
+}
+
+/// A session being opened, counted against the limits until it is in the map (or failed).
+struct Reservation<'a> {
+    sessions: &'a Sessions,
+    n: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut o = self
+            .sessions
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        o.0 -= 1;
+        o.1 -= self.n;
     }
 }

@@ -61,6 +61,8 @@ impl Read for Body {
 /// Opens `path` and returns it limited to its current length (so a file that grows while it
 /// is sent cannot overrun the announced Content-Length) with that length.
 pub fn open(path: &Path) -> io::Result<(Part, u64)> {
+    // Checked before opening: opening a FIFO without a writer would block.
+    hilt_model::load::ensure_regular_file(path)?;
     let f = File::open(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {

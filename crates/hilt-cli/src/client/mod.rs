@@ -98,11 +98,13 @@ pub struct AgentClient {
     http: ureq::Agent,
 }
 
-/// The token to use: the flag, else HILT_AGENT_TOKEN, else BENCHCI_AGENT_TOKEN.
+/// The token to use: the flag, else HILT_AGENT_TOKEN, else BENCHCI_AGENT_TOKEN; an empty
+/// (or all-whitespace) one counts as unset, and the token sent is trimmed.
 pub fn resolve_token(flag: Option<String>) -> Option<String> {
-    flag.or_else(|| std::env::var("HILT_AGENT_TOKEN").ok())
-        .or_else(|| std::env::var("BENCHCI_AGENT_TOKEN").ok())
-        .filter(|t| !t.trim().is_empty())
+    let set = |t: String| Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    flag.and_then(set)
+        .or_else(|| std::env::var("HILT_AGENT_TOKEN").ok().and_then(set))
+        .or_else(|| std::env::var("BENCHCI_AGENT_TOKEN").ok().and_then(set))
 }
 
 impl AgentClient {

@@ -13,6 +13,10 @@ use crate::cli::{AgentServeArgs, OnShutdownArg};
 
 pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
     init_logging();
+    if let Err(e) = hilt_agent::settings::token_from_env() {
+        eprintln!("error: {e}");
+        return Ok(exit::USAGE);
+    }
     let mut settings = AgentSettings::resolve(a.work_dir, a.config);
     settings.self_test_on_start = !a.no_self_test;
     settings.policy = PolicyOverrides {
@@ -22,6 +26,12 @@ pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
             OnShutdownArg::Cancel => OnShutdown::Cancel,
             OnShutdownArg::Keep => OnShutdown::Keep,
         }),
+    };
+    settings.overrides = hilt_agent::limits::LimitOverrides {
+        header_read_timeout_ms: a.header_timeout_ms,
+        body_read_timeout_s: a.body_timeout_s,
+        max_connections: a.max_connections,
+        max_run_time_s: a.max_run_time_s,
     };
     let loopback = matches!(a.host.as_str(), "127.0.0.1" | "::1" | "localhost");
     if settings.token.is_none() && !loopback && !a.insecure {

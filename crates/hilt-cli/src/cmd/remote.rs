@@ -251,9 +251,13 @@ fn submit(client: &AgentClient, a: &RunArgs) -> Result<Accepted, Stop> {
         None => None,
     };
     if let Some(bench_id) = &a.bench_id {
-        let suite = std::fs::read_to_string(&a.suite).map_err(|e| {
-            config_error(format!("cannot read the suite {}: {e}", a.suite.display()))
-        })?;
+        let suite = hilt_model::load::read_capped(&a.suite, hilt_model::load::MAX_FILE_BYTES)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+            })
+            .map_err(|e| {
+                config_error(format!("cannot read the suite {}: {e}", a.suite.display()))
+            })?;
         let mut fields = Map::new();
         fields.insert("bench_id".into(), bench_id.clone().into());
         fields.insert("suite_yaml".into(), suite.into());

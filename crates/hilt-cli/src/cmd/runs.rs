@@ -7,6 +7,26 @@ use hilt_model::run::RunStatusSnapshot;
 use hilt_runner::classify::exit;
 use serde_json::Value;
 
+/// The exit code of `hilt runs status`: a finished run's own exit code (0 passed, 1 tests
+/// failed, 3/4/5 errors, 130 cancelled), 0 while it is running with a live heartbeat, and
+/// 5 (`RUN_ERROR`) when it stalled (its process is gone or its heartbeat is stale), so a
+/// script that polls a run directory sees every non-passing outcome as non-zero.
+fn status_exit(snap: &RunStatusSnapshot) -> i32 {
+    if snap.monitoring.state == "stalled" {
+        return exit::RUN_ERROR;
+    }
+    match snap.exit_code {
+        Some(code) => code,
+        None => match snap.state.as_str() {
+            "running" => exit::PASSED,
+            "passed" => exit::PASSED,
+            "failed" => exit::TESTS_FAILED,
+            "cancelled" => exit::INTERRUPTED,
+            _ => exit::RUN_ERROR,
+        },
+    }
+}
+
 pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
     let status_path = dir.join("status.json");
     if !status_path.is_file() {
@@ -28,7 +48,7 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
         let doc = serde_json::json!({"status": snap, "results_summary": results.as_ref().map(|r| serde_json::json!({
             "status": r["status"], "summary": r["summary"], "failure": r["failure"]}))});
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(0);
+        return Ok(status_exit(&snap));
     }
     println!("run {} — {}", snap.run_id, snap.state);
     println!("  directory: {}", snap.results_dir);
@@ -88,7 +108,7 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
     if let Some(code) = snap.exit_code {
         println!("  exit code: {code}");
     }
-    Ok(0)
+    Ok(status_exit(&snap))
 }
 
 fn source_label(s: &str) -> &str {

@@ -163,6 +163,9 @@ categories! {
     StepTimeout => "STEP_TIMEOUT", Unknown, "Step timed out",
         "A step did not finish within its time limit.",
         ["Check the step's timeout and the device's state."];
+    RunTimeout => "RUN_TIMEOUT", Unknown, "Run exceeded the agent's time limit",
+        "The run executed longer than the agent's maximum run time, so the agent cancelled it and released its locks.",
+        ["Read the last events to see which step was still running.", "Raise limits.max_run_time_s in agent.yaml (or --max-run-time-s) if the suite really runs this long."];
     Cancelled => "CANCELLED", Unknown, "Run cancelled",
         "The run was interrupted before it finished.",
         ["Re-run the suite when ready."];

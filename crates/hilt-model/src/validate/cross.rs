@@ -1,6 +1,9 @@
 //! A suite checked against the bench it will run on: every name it uses must exist and fit,
 //! and every step and driver it needs must be in this build. Runs before hardware is touched.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use crate::bench::{Bench, Direction, Edge, Node, ResourceDriver, Transport};
 use crate::diag::Diags;
 use crate::suite::{STEP_TYPES, Step, Suite};
@@ -13,12 +16,46 @@ pub struct CrossOptions<'a> {
     pub supported_resources: &'a [&'a str],
 }
 
-pub fn cross(d: &mut Diags, bench: &Bench, suite: &Suite, opts: &CrossOptions<'_>) {
+/// A driver of the bench that this build lacks, found through the steps that use it.
+/// It is reported once, at its definition in the bench file, whatever the number of steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The dotted path of its definition in the bench (`resources.pdu.driver.type`).
+    pub bench_path: String,
+    pub message: String,
+    pub help: String,
+    /// Every step that uses it (`tests[0].steps[2].power_set`), in suite order.
+    pub used_by: Vec<String>,
+}
+
+impl Unsupported {
+    /// The message with the steps that use it (`used by 3 steps, first tests[0]…`).
+    pub fn message_with_uses(&self) -> String {
+        let n = self.used_by.len();
+        let first = self.used_by.first().map(String::as_str).unwrap_or("");
+        if n == 1 {
+            format!("{} (used by 1 step: {first})", self.message)
+        } else {
+            format!("{} (used by {n} steps, first {first})", self.message)
+        }
+    }
+}
+
+/// Checks the suite against the bench; errors go to `d` (the suite file). Drivers the
+/// build lacks come back once each, keyed by their definition, for the caller to locate
+/// in the bench file.
+pub fn cross(
+    d: &mut Diags,
+    bench: &Bench,
+    suite: &Suite,
+    opts: &CrossOptions<'_>,
+) -> Vec<Unsupported> {
     let default_within = bench
         .defaults
         .as_ref()
         .and_then(|x| x.timeouts.as_ref())
         .and_then(|t| t.within_ms);
+    let unsupported = RefCell::new(BTreeMap::new());
     for (ti, test) in suite.tests.iter().enumerate() {
         for (si, step) in test.steps.iter().enumerate() {
             let p = format!("tests[{ti}].steps[{si}].{}", step.type_name());
@@ -27,10 +64,12 @@ pub fn cross(d: &mut Diags, bench: &Bench, suite: &Suite, opts: &CrossOptions<'_
                 path: &p,
                 default_within,
                 opts,
+                unsupported: &unsupported,
             };
             c.step(d, step);
         }
     }
+    unsupported.into_inner().into_values().collect()
 }
 
 struct Ctx<'a> {
@@ -38,11 +77,28 @@ struct Ctx<'a> {
     path: &'a str,
     default_within: Option<u64>,
     opts: &'a CrossOptions<'a>,
+    unsupported: &'a RefCell<BTreeMap<String, Unsupported>>,
 }
 
 impl Ctx<'_> {
     fn field(&self, f: &str) -> String {
         format!("{}.{f}", self.path)
+    }
+
+    /// Records that this step uses a driver the build lacks; one entry per definition.
+    fn unsupported(&self, bench_path: String, message: String, help: String) {
+        let mut all = self.unsupported.borrow_mut();
+        let entry = all
+            .entry(bench_path.clone())
+            .or_insert_with(|| Unsupported {
+                bench_path,
+                message,
+                help,
+                used_by: Vec::new(),
+            });
+        if entry.used_by.last().map(String::as_str) != Some(self.path) {
+            entry.used_by.push(self.path.to_string());
+        }
     }
 
     fn node<'b>(&'b self, d: &mut Diags, name: &str) -> Option<&'b Node> {
@@ -72,7 +128,7 @@ impl Ctx<'_> {
             let Some(node) = self.node(d, node_name) else {
                 return;
             };
-            self.gpio_backends(d, node_name, node);
+            self.gpio_backends(node_name, node);
             if let Some(t) = step.transport() {
                 self.transport(d, step, node_name, node, t);
             }
@@ -109,7 +165,7 @@ impl Ctx<'_> {
                         m.resource, r.kind
                     ),
                 ),
-                Some(r) => self.driver_supported(d, &r.driver),
+                Some(r) => self.driver_supported(&m.resource, &r.driver),
             },
             Step::RunExternal(r) => self.external(d, r),
             _ => {}
@@ -150,12 +206,12 @@ impl Ctx<'_> {
     }
 
     /// Every GPIO line of a used node is opened, so each needs a driver in this build.
-    fn gpio_backends(&self, d: &mut Diags, node_name: &str, node: &Node) {
+    fn gpio_backends(&self, node_name: &str, node: &Node) {
         for (l, line) in &node.gpio {
             let name = line.backend.name();
             if !self.opts.supported_gpio.contains(&name) {
-                d.error_help(
-                    &self.field("node"),
+                self.unsupported(
+                    format!("nodes.{node_name}.gpio.{l}.backend"),
                     format!("node `{node_name}` line `{l}` uses GPIO backend `{name}`, which is not supported by this build of hilt"),
                     format!("supported GPIO backends: {}", self.opts.supported_gpio.join(", ")),
                 );
@@ -256,13 +312,13 @@ impl Ctx<'_> {
                 format!("outlets: {}", r.driver.outlet_names().join(", ")),
             );
         }
-        self.driver_supported(d, &r.driver);
+        self.driver_supported(resource, &r.driver);
     }
 
-    fn driver_supported(&self, d: &mut Diags, driver: &ResourceDriver) {
+    fn driver_supported(&self, resource: &str, driver: &ResourceDriver) {
         if !self.opts.supported_resources.contains(&driver.type_name()) {
-            d.error_help(
-                &self.field("resource"),
+            self.unsupported(
+                format!("resources.{resource}.driver.type"),
                 format!(
                     "resource driver `{}` is not supported by this build of hilt",
                     driver.type_name()

@@ -5,10 +5,12 @@
 
 mod bench;
 mod cross;
+mod durations;
 mod suite;
 
 pub use bench::bench;
-pub use cross::{CrossOptions, cross};
+pub use cross::{CrossOptions, Unsupported, cross};
+pub use durations::{MAX_DURATION_MS, durations};
 pub use suite::suite;
 
 use crate::diag::Diags;

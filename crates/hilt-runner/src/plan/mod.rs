@@ -125,8 +125,7 @@ impl Plan {
     ) -> Result<Plan, PlanError> {
         let mut diagnostics = driver_errors(&bench);
         let supported = Supported::of_build();
-        if let Err(e) = hilt_model::check_against(&bench.value, &suite, &supported.cross_options())
-        {
+        if let Err(e) = hilt_model::check_against(&bench, &suite, &supported.cross_options()) {
             diagnostics.extend(load_diagnostics(e));
         }
         let steps = match resolve(&bench.value, &suite) {

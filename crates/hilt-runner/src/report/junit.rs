@@ -17,6 +17,12 @@
 //! as `<skipped>` test cases. The text is hand-written rather than produced by a writer
 //! library so the output is byte-for-byte stable; every attribute and text goes through
 //! [`escape_attr`] / [`escape_text`].
+//!
+//! Not `quick-junit` (tried with 0.8.0): its strings drop tabs and carriage returns from
+//! failure text (UART output keeps neither), write line breaks inside attributes raw so a
+//! conforming parser folds a multi-line test name or failure title into one line, and
+//! pass U+FFFE/U+FFFF through unescaped (ill-formed XML 1.0). `awkward_strings_survive_escaping`
+//! in `tests/report_roundtrip.rs` proves the properties this writer keeps.
 
 use std::fmt::Write as _;
 
