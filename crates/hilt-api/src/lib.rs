@@ -4,13 +4,20 @@
 //!
 //! Field names are BenchCI's (agent-api spec); hilt's extensions are optional fields.
 
+mod bench;
 mod error;
 mod gpio;
 mod health;
 mod run;
 
+pub use bench::{
+    BenchCapabilities, BenchDetail, BenchHealth, BenchStatus, BenchSummary, HardwareChannel,
+};
 pub use error::ErrorBody;
-pub use gpio::{GpioOk, GpioSessionStarted, GpioValue, GpioWaitResult};
+pub use gpio::{
+    GpioChannel, GpioGet, GpioLevel, GpioLineConfig, GpioOk, GpioSessionStarted, GpioSet,
+    GpioStart, GpioStop, GpioValue, GpioWaitEdge, GpioWaitResult, GpioWaitValue,
+};
 pub use health::{BenchHealthCounts, Health};
 /// A run's event: the one event type of runner, agent and clients.
 pub use hilt_model::run::Event as RunEvent;

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use hilt_api::{BenchDetail, BenchHealth, BenchSummary};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::ApiError;
-use crate::registry::{health_check, summary};
+use crate::registry::{detail, health_check, summary};
 use crate::state::Agent;
 
 fn not_found(agent: &Agent) -> ApiError {
@@ -19,8 +19,8 @@ fn not_found(agent: &Agent) -> ApiError {
     }
 }
 
-#[utoipa::path(get, path = "/v1/benches", responses((status = 200, description = "Bench summaries, sorted by id", body = [Object])))]
-pub async fn list(State(agent): State<Arc<Agent>>) -> Json<Vec<Value>> {
+#[utoipa::path(get, path = "/v1/benches", responses((status = 200, description = "Bench summaries, sorted by id", body = [BenchSummary])))]
+pub async fn list(State(agent): State<Arc<Agent>>) -> Json<Vec<BenchSummary>> {
     let reg = agent.registry();
     let busy = agent.runs().busy.clone();
     Json(
@@ -31,18 +31,15 @@ pub async fn list(State(agent): State<Arc<Agent>>) -> Json<Vec<Value>> {
     )
 }
 
-#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)), responses((status = 200, body = BenchDetail), (status = 404, body = hilt_api::ErrorBody)))]
 pub async fn show(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BenchDetail>, ApiError> {
     let reg = agent.registry();
     let e = reg.benches.get(&id).ok_or_else(|| not_found(&agent))?;
     let current = agent.current_run_of(&id);
-    let mut s = summary(&reg.agent_id(), e, current.as_deref());
-    s["bench_file"] = e.path.display().to_string().into();
-    s["node_names"] = json!(e.bench.nodes.keys().collect::<Vec<_>>());
-    Ok(Json(s))
+    Ok(Json(detail(&reg.agent_id(), e, current.as_deref())))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -51,26 +48,26 @@ pub struct HealthQuery {
     include_report: bool,
 }
 
-#[utoipa::path(get, path = "/v1/benches/{bench_id}/health", params(("bench_id" = String, Path), HealthQuery), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/benches/{bench_id}/health", params(("bench_id" = String, Path), HealthQuery), responses((status = 200, body = BenchHealth), (status = 404, body = hilt_api::ErrorBody)))]
 pub async fn health(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
     Query(q): Query<HealthQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BenchHealth>, ApiError> {
     let reg = agent.registry();
     let e = reg.benches.get(&id).ok_or_else(|| not_found(&agent))?;
-    let mut v = json!({"bench_id": id, "health": e.health});
-    if q.include_report {
-        v["report"] = e.report.clone();
-    }
-    Ok(Json(v))
+    Ok(Json(BenchHealth {
+        health: e.health.clone(),
+        report: q.include_report.then(|| e.report.clone()),
+        bench_id: id,
+    }))
 }
 
-#[utoipa::path(post, path = "/v1/benches/{bench_id}/health/refresh", params(("bench_id" = String, Path)), responses((status = 200, body = Object), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/benches/{bench_id}/health/refresh", params(("bench_id" = String, Path)), responses((status = 200, body = BenchHealth), (status = 404, body = hilt_api::ErrorBody), (status = 409, body = hilt_api::ErrorBody)))]
 pub async fn refresh(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BenchHealth>, ApiError> {
     let path = {
         let reg = agent.registry();
         reg.benches
@@ -105,5 +102,9 @@ pub async fn refresh(
         e.health = health.clone();
         e.report = report;
     }
-    Ok(Json(json!({"bench_id": id, "health": health})))
+    Ok(Json(BenchHealth {
+        bench_id: id,
+        health,
+        report: None,
+    }))
 }

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use hilt_hw::gpiochip::{ChipLines, LineRequest, Transition, open_chip};
 use hilt_hw::locks::{LockConfig, LockSet, LockSpec, acquire};
 use hilt_model::bench::{Bias, Direction, Edge};
@@ -21,15 +19,9 @@ const EDGE_HISTORY: usize = 256;
 /// A session log stops growing past this size (a client polling `get` in a loop).
 const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
 
-/// How one line of a session is requested (the values of the `lines` object).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineConfig {
-    pub direction: Direction,
-    #[serde(default)]
-    pub bias: Option<Bias>,
-    #[serde(default)]
-    pub edge: Option<Edge>,
-}
+/// How one line of a session is requested (the values of the `lines` object): the wire
+/// type itself.
+pub use hilt_api::GpioLineConfig as LineConfig;
 
 /// What a wait waits for.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use hilt_api::{Accepted, RunState, RunView};
+use hilt_api::{Accepted, BenchDetail, BenchSummary, RunState, RunView};
 use hilt_hw::CancelToken;
 use hilt_model::run::{EventKind, RunResults};
 use hilt_runner::Observer;
@@ -453,17 +453,32 @@ pub fn benches(cmd: BenchesCommand) -> anyhow::Result<i32> {
     })
 }
 
-fn transports(b: &Value) -> String {
-    b["capabilities"]["transports"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "-".into())
+fn transports(b: &BenchSummary) -> String {
+    joined_or(&b.capabilities.transports, ",")
+}
+
+/// The list joined by `sep`, or `-` when empty.
+fn joined_or(items: &[String], sep: &str) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(sep)
+    }
+}
+
+/// The start of a body for an error message.
+fn snippet(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    }
+}
+
+/// The typed body, or a protocol error naming what did not fit.
+fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Stop> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| Stop::from(ClientError::Protocol(format!("{e} in {}", snippet(v)))))
 }
 
 fn list(c: &AgentConn) -> Result<i32, Stop> {
@@ -473,7 +488,7 @@ fn list(c: &AgentConn) -> Result<i32, Stop> {
         println!("{}", pretty(&v));
         return Ok(exit::PASSED);
     }
-    let benches = v.as_array().cloned().unwrap_or_default();
+    let benches: Vec<BenchSummary> = decode(&v)?;
     if benches.is_empty() {
         eprintln!(
             "{} has no registered benches (uploaded benches only)",
@@ -485,10 +500,10 @@ fn list(c: &AgentConn) -> Result<i32, Stop> {
         .iter()
         .map(|b| {
             [
-                s(b, "bench_id").to_string(),
-                s(b, "name").to_string(),
-                s(b, "status").to_string(),
-                s(b, "health_status").to_string(),
+                b.bench_id.clone(),
+                b.name.clone(),
+                b.status.as_str().to_string(),
+                b.health_status.clone().unwrap_or_else(|| "-".into()),
                 transports(b),
             ]
         })
@@ -521,21 +536,6 @@ fn list(c: &AgentConn) -> Result<i32, Stop> {
     Ok(exit::PASSED)
 }
 
-fn joined(v: &Value) -> String {
-    match v.as_array() {
-        Some(a) if !a.is_empty() => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "-".into(),
-    }
-}
-
 fn show(id: &str, c: &AgentConn) -> Result<i32, Stop> {
     let client = connect(&c.agent, c.token.clone())?;
     let b = client.get_json(&format!("/v1/benches/{}", segment(id)))?;
@@ -543,42 +543,43 @@ fn show(id: &str, c: &AgentConn) -> Result<i32, Stop> {
         println!("{}", pretty(&b));
         return Ok(exit::PASSED);
     }
-    let caps = &b["capabilities"];
-    println!("{} — {}", s(&b, "bench_id"), s(&b, "name"));
-    if let Some(d) = b.get("description").and_then(Value::as_str) {
+    let d: BenchDetail = decode(&b)?;
+    let (b, caps) = (&d.summary, &d.summary.capabilities);
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("{} — {}", b.bench_id, b.name);
+    if let Some(d) = &b.description {
         println!("  {d}");
     }
-    println!("  agent:        {}", s(&b, "agent_id"));
+    println!("  agent:        {}", b.agent_id);
     println!(
         "  status:       {}{}",
-        s(&b, "status"),
-        match b.get("current_run_id").and_then(Value::as_str) {
+        b.status.as_str(),
+        match &b.current_run_id {
             Some(r) => format!(" (run {r})"),
             None => String::new(),
         }
     );
     println!(
         "  health:       {} — {} (checked {})",
-        s(&b, "health_status"),
-        s(&b, "health_summary"),
-        s(&b, "health_checked_at")
+        or_dash(&b.health_status),
+        or_dash(&b.health_summary),
+        or_dash(&b.health_checked_at)
     );
-    println!("  tags:         {}", joined(&b["tags"]));
-    println!("  nodes:        {}", joined(&b["node_names"]));
-    println!("  transports:   {}", joined(&caps["transports"]));
-    println!("  flash:        {}", joined(&caps["flash_backends"]));
-    println!("  power:        {}", joined(&caps["power_backends"]));
-    println!("  measurement:  {}", joined(&caps["measurement_backends"]));
+    println!("  tags:         {}", joined_or(&b.tags, ", "));
+    println!("  nodes:        {}", joined_or(&d.node_names, ", "));
+    println!("  transports:   {}", joined_or(&caps.transports, ", "));
+    println!("  flash:        {}", joined_or(&caps.flash_backends, ", "));
+    println!("  power:        {}", joined_or(&caps.power_backends, ", "));
+    println!(
+        "  measurement:  {}",
+        joined_or(&caps.measurement_backends, ", ")
+    );
     println!(
         "  gpio:         {}",
-        match caps.get("has_gpio").and_then(Value::as_bool) {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "-",
-        }
+        if caps.has_gpio { "yes" } else { "no" }
     );
-    if let Some(f) = b.get("bench_file").and_then(Value::as_str) {
-        println!("  bench file:   {f} (on the agent host)");
+    if !d.bench_file.is_empty() {
+        println!("  bench file:   {} (on the agent host)", d.bench_file);
     }
     Ok(exit::PASSED)
 }
