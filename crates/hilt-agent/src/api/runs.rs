@@ -327,15 +327,7 @@ pub async fn list(
 }
 
 /// The values `GET /v1/runs?state=` accepts (an unknown one is a 400 that lists these).
-const LISTABLE_STATES: [RunState; 7] = [
-    RunState::Queued,
-    RunState::Preparing,
-    RunState::Running,
-    RunState::UploadingArtifacts,
-    RunState::Done,
-    RunState::Failed,
-    RunState::Cancelled,
-];
+const LISTABLE_STATES: [RunState; 7] = RunState::ALL;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct AfterQuery {
