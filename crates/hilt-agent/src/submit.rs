@@ -27,15 +27,34 @@ pub struct Submission {
 
 /// Loads and validates the run's bench and suite off the request threads; an invalid suite
 /// is refused (422) with its located diagnostics instead of being queued.
-pub async fn plan(dir: &std::path::Path, skip_flash: bool) -> Result<hilt_runner::Plan, ApiError> {
+///
+/// `needs_artifact` (no artifact, no `skip_flash`): the run is refused (400) when its suite
+/// flashes, or when the suite could not be read at all (what it would flash cannot be
+/// told). BenchCI's agent refuses such a run whatever the suite; a suite that never
+/// flashes has no use for an artifact. The answer comes from the plan, not a second parse.
+pub async fn plan(
+    dir: &std::path::Path,
+    skip_flash: bool,
+    needs_artifact: bool,
+) -> Result<hilt_runner::Plan, ApiError> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let opts = hilt_runner::PlanOptions {
             strict: false,
             skip_flash,
         };
-        hilt_runner::Plan::load(&dir.join("bench.yaml"), &dir.join("suite.yaml"), &opts).map_err(
-            |e| {
+        let artifact_required = || {
+            ApiError::BadRequest(
+                "artifact is required unless skip_flash=true (the suite has a flash step)".into(),
+            )
+        };
+        match hilt_runner::Plan::load(&dir.join("bench.yaml"), &dir.join("suite.yaml"), &opts) {
+            Ok(plan) if needs_artifact && flashes(plan.suite()) => Err(artifact_required()),
+            Ok(plan) => Ok(plan),
+            Err(e) if needs_artifact && e.suite.as_ref().is_none_or(|s| flashes(&s.value)) => {
+                Err(artifact_required())
+            }
+            Err(e) => {
                 // Name the files as the client sent them, not where the agent keeps them.
                 let prefix = format!("{}/", dir.display());
                 let lines: Vec<String> = e
@@ -43,12 +62,23 @@ pub async fn plan(dir: &std::path::Path, skip_flash: bool) -> Result<hilt_runner
                     .iter()
                     .map(|d| d.to_string().replacen(&prefix, "", 1))
                     .collect();
-                ApiError::Unprocessable(format!("invalid bench or suite:\n{}", lines.join("\n")))
-            },
-        )
+                Err(ApiError::Unprocessable(format!(
+                    "invalid bench or suite:\n{}",
+                    lines.join("\n")
+                )))
+            }
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(format!("planning the run failed: {e}")))?
+}
+
+fn flashes(suite: &hilt_model::suite::Suite) -> bool {
+    suite.tests.iter().any(|t| {
+        t.steps
+            .iter()
+            .any(|st| matches!(st, hilt_model::suite::Step::Flash(_)))
+    })
 }
 
 /// Reserves a run id and its directory.

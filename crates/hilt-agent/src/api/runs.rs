@@ -70,17 +70,8 @@ pub async fn submit_multipart(
             "bench_yaml and suite_yaml files are required".into(),
         ));
     }
-    if up.artifact.is_none() && !up.skip_flash {
-        let suite = hilt_model::load::read_capped(
-            &dir.join("suite.yaml"),
-            hilt_model::load::MAX_FILE_BYTES,
-        )
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default();
-        require_artifact(suite).await?;
-    }
-    let plan = crate::submit::plan(&dir, up.skip_flash).await?;
+    let needs_artifact = up.artifact.is_none() && !up.skip_flash;
+    let plan = crate::submit::plan(&dir, up.skip_flash, needs_artifact).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -157,9 +148,7 @@ pub async fn submit_json(
             Some((name, bytes))
         }
     };
-    if artifact.is_none() && !req.skip_flash {
-        require_artifact(req.suite_yaml.clone()).await?;
-    }
+    let needs_artifact = artifact.is_none() && !req.skip_flash;
     let (run_id, dir) = new_run_dir(&agent)?;
     let mut cleanup = Cleanup(Some(dir.clone()));
     let io = |e: std::io::Error| ApiError::Internal(format!("cannot store the run: {e}"));
@@ -173,7 +162,7 @@ pub async fn submit_json(
         }
         None => None,
     };
-    let plan = crate::submit::plan(&dir, req.skip_flash).await?;
+    let plan = crate::submit::plan(&dir, req.skip_flash, needs_artifact).await?;
     let rec = enqueue(
         &agent,
         Submission {
@@ -188,36 +177,6 @@ pub async fn submit_json(
     )?;
     cleanup.0 = None;
     Ok(Json(accepted(&agent, &rec)))
-}
-
-/// A run without an artifact and without `skip_flash` is refused only when its suite has a
-/// `flash` step (BenchCI's agent refuses it whatever the suite; a suite that never flashes
-/// has no use for an artifact). A suite that does not parse is refused as before: what it
-/// would flash cannot be told.
-async fn require_artifact(suite_yaml: String) -> Result<(), ApiError> {
-    let flashes = tokio::task::spawn_blocking(move || {
-        hilt_model::parse_suite(
-            &suite_yaml,
-            "suite.yaml",
-            hilt_model::LoadOptions::default(),
-        )
-        .map(|s| {
-            s.value.tests.iter().any(|t| {
-                t.steps
-                    .iter()
-                    .any(|st| matches!(st, hilt_model::suite::Step::Flash(_)))
-            })
-        })
-        .unwrap_or(true)
-    })
-    .await
-    .unwrap_or(true);
-    if flashes {
-        return Err(ApiError::BadRequest(
-            "artifact is required unless skip_flash=true (the suite has a flash step)".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The status BenchCI clients understand: they wait for `done` or `failed`, so a cancelled
