@@ -91,7 +91,11 @@ pub async fn serve(
     recovery::recover(&agent);
     retention::prune(&agent);
     tokio::spawn(scheduler::dispatch(agent.clone()));
-    tokio::spawn(gpio::sweeper(agent.clone()));
+    // Closes idle GPIO sessions periodically.
+    tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.gpio.run_sweeper().await }
+    });
     let app = api::router(agent.clone());
     let shutdown = {
         let agent = agent.clone();

@@ -10,15 +10,6 @@ use crate::registry::Registry;
 use crate::settings::AgentSettings;
 use crate::state::Agent;
 
-/// Limits given on the command line; each overrides agent.yaml.
-#[derive(Debug, Clone, Default)]
-pub struct LimitOverrides {
-    pub header_read_timeout_ms: Option<u64>,
-    pub body_read_timeout_s: Option<u64>,
-    pub max_connections: Option<u64>,
-    pub max_run_time_s: Option<u64>,
-}
-
 /// The limits in force: flags over agent.yaml over defaults.
 pub fn resolve(settings: &AgentSettings, registry: &Registry) -> AgentLimits {
     let mut l = registry

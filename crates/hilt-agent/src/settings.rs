@@ -23,9 +23,18 @@ pub struct AgentSettings {
     /// Checked once a second: when it exists, exit as soon as no run is executing.
     pub restart_file: Option<PathBuf>,
     /// Limits given as flags; they override agent.yaml's `limits:` (see `limits.rs`).
-    pub overrides: crate::limits::LimitOverrides,
+    pub overrides: LimitOverrides,
     /// Flag overrides of agent.yaml's run policy (`None` = the file's value or the default).
     pub policy: PolicyOverrides,
+}
+
+/// Limits given on the command line; each overrides agent.yaml (resolved in `limits.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct LimitOverrides {
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_read_timeout_s: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_run_time_s: Option<u64>,
 }
 
 /// Command-line overrides of agent.yaml's `retention` and `on_shutdown`.

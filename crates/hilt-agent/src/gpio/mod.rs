@@ -404,11 +404,6 @@ impl Sessions {
     }
 }
 
-/// Closes idle sessions periodically; spawned by [`crate::serve`].
-pub async fn sweeper(agent: Arc<crate::state::Agent>) {
-    agent.gpio.run_sweeper().await;
-}
-
 fn check_timeout(timeout: Duration) -> Result<(), GpioError> {
     if timeout > MAX_WAIT {
         return Err(GpioError::Invalid(format!(

@@ -27,7 +27,7 @@ pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
             OnShutdownArg::Keep => OnShutdown::Keep,
         }),
     };
-    settings.overrides = hilt_agent::limits::LimitOverrides {
+    settings.overrides = hilt_agent::settings::LimitOverrides {
         header_read_timeout_ms: a.header_timeout_ms,
         body_read_timeout_s: a.body_timeout_s,
         max_connections: a.max_connections,
