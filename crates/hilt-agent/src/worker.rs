@@ -53,7 +53,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     };
     agent.set_state(run_id, RunState::Preparing, |_| {});
     agent.emit(run_id, "run.preparing", None, Map::new());
-    let refusal = policy_refusal(agent, &rec, &dir);
+    let refusal = policy_refusal(agent, &rec, &dir, plan.as_ref());
     let mut fwd = Forward {
         agent,
         run_id,
@@ -211,6 +211,7 @@ fn policy_refusal(
     agent: &Agent,
     rec: &crate::record::RunRecord,
     dir: &std::path::Path,
+    plan: Option<&hilt_runner::Plan>,
 ) -> Option<String> {
     if rec.mode != "uploaded" {
         return None;
@@ -223,9 +224,19 @@ fn policy_refusal(
     if allow_external {
         return None;
     }
-    let bench =
-        hilt_model::load_bench(&dir.join("bench.yaml"), hilt_model::LoadOptions::default()).ok()?;
-    bench.value.safety.external.enabled.then(|| {
+    // The plan's bench when the run has one; a run recovered after a restart is read again.
+    let enabled = match plan {
+        Some(p) => p.bench().safety.external.enabled,
+        None => {
+            hilt_model::load_bench(&dir.join("bench.yaml"), hilt_model::LoadOptions::default())
+                .ok()?
+                .value
+                .safety
+                .external
+                .enabled
+        }
+    };
+    enabled.then(|| {
         "CONFIG_ERROR: refused by agent policy: an uploaded bench may not enable run_external (set allow_uploaded_external: true in agent.yaml to allow it)".to_string()
     })
 }
