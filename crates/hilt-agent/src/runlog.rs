@@ -113,9 +113,15 @@ impl RunLog {
         ev
     }
 
-    /// Ends the run: its final event, then its final record `rec` (durable together with
-    /// `also` when given), then `publish(rec, saved)` makes the state visible, then the
-    /// event. `saved` is false when the record could not be written (it stays in memory).
+    /// Ends the run: its final event, then its final record `rec`, then `publish(rec,
+    /// saved)` makes the state visible, then readers see the event. `saved` is false when
+    /// the record could not be written (it stays in memory).
+    ///
+    /// With `also` (the runner's unsynced documents) the end is durable before it is
+    /// visible, in one round of disk waits: the event log holding the final event, those
+    /// documents and their directories are synced at once; record.json is then written
+    /// (atomically, not yet synced: recovery derives it from the final event) and synced
+    /// after publishing, off the client's path.
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
@@ -129,15 +135,22 @@ impl RunLog {
     ) {
         rec.current_step = None;
         self.append(event_type, message, data, |_| {
-            let saved = match also {
-                Some(also) => record::save_terminal(dir, &rec, also),
-                None => record::save(dir, &rec),
-            };
+            if let Some(also) = also {
+                let mut files = vec![self.dir.join(record::EVENTS_FILE)];
+                files.extend(also.iter().cloned());
+                if let Err(e) = hilt_runner::rundir::sync_together(&files, &[dir.to_path_buf()]) {
+                    tracing::error!(run_id = %rec.run_id, error = %e, "cannot sync the run's final event");
+                }
+            }
+            let saved = record::save(dir, &rec);
             if let Err(e) = &saved {
                 tracing::error!(run_id = %rec.run_id, error = %e, "cannot save the final run record: it is kept in memory");
             }
             publish(rec, saved.is_ok());
         });
+        if also.is_some() {
+            record::sync(dir);
+        }
     }
 
     /// Writes the run's record (serialised with this run's event appends).

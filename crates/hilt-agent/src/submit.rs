@@ -104,8 +104,8 @@ pub fn new_run_dir(agent: &Agent) -> Result<(String, std::path::PathBuf), ApiErr
     Ok((id, dir))
 }
 
-/// Records the run as queued (durably), logs `run.queued` and hands it to the dispatcher;
-/// returns the record and the queue depth.
+/// Records the run as queued, logs `run.queued`, hands it to the dispatcher and returns
+/// the record and the queue depth once all of it is durable.
 pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, usize), ApiError> {
     let mode = if s.bench_id.is_some() {
         "registered"
@@ -139,7 +139,9 @@ pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, us
         damaged: None,
         notice: None,
     };
-    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
+    // The record is in place before the dispatcher knows the run (so a worker's later
+    // record is never overwritten by this one); it is made durable below.
+    record::save(&s.dir, &rec)
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);
     let data = match &s.bench_id {
@@ -152,5 +154,15 @@ pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, us
     let log = Arc::new(RunLog::open(&s.dir, Vec::new()));
     log.append("run.queued", None, data, |_| {});
     let depth = agent.dispatcher.submit(rec.clone(), log, s.plan).await?;
+    // Acknowledged only once durable: one round of syncs, overlapping the run's start.
+    let (dir, runs_dir) = (s.dir.clone(), agent.settings.runs_dir());
+    let synced = tokio::task::spawn_blocking(move || record::sync_accepted(&dir, &runs_dir))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = synced {
+        let _ = agent.dispatcher.cancel(&rec.run_id).await;
+        return Err(ApiError::Internal(format!("cannot persist the run: {e}")));
+    }
     Ok((rec, depth))
 }

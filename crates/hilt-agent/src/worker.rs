@@ -38,12 +38,12 @@ impl Observer for Forward<'_> {
     }
 }
 
-/// Moves the executing run to a non-terminal `state`: its record is written by this
-/// worker (the run's only writer now) and published through the dispatcher.
+/// Moves the executing run to a non-terminal `state` and publishes its record through the
+/// dispatcher. Not written to disk: the record on disk says `running` from the moment the
+/// run leaves the queue until its final state (see [`execute`]).
 fn set_state(agent: &Agent, job: &mut Job, state: RunState, f: impl FnOnce(&mut RunRecord)) {
     job.rec.status = state;
     f(&mut job.rec);
-    job.log.save(&job.rec);
     agent
         .dispatcher
         .send(Msg::Update(Box::new(job.rec.clone())));
@@ -52,7 +52,13 @@ fn set_state(agent: &Agent, job: &mut Job, state: RunState, f: impl FnOnce(&mut 
 pub fn execute(agent: &Arc<Agent>, mut job: Job) {
     let run_id = job.rec.run_id.clone();
     let dir = agent.settings.run_dir(&run_id);
-    set_state(agent, &mut job, RunState::Preparing, |_| {});
+    // The one record write between submission and the end: the run left the queue, so a
+    // crash from here on is reconciled by recovery, never queued again. The API shows
+    // preparing → running → uploading_artifacts from memory meanwhile.
+    let mut on_disk = job.rec.clone();
+    on_disk.status = RunState::Running;
+    on_disk.started_at = Some(hilt_model::run::now());
+    job.log.save(&on_disk);
     job.log.append("run.preparing", None, Map::new(), |_| {});
     let refusal = policy_refusal(agent, &job.rec, &dir, job.plan.as_ref());
     let log = job.log.clone();

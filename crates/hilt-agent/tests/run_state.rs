@@ -242,6 +242,24 @@ fn recovery_makes_record_log_and_results_agree() {
         ],
     );
 
+    // 5. Killed after the final event was made durable, before record.json was written
+    // (the agent writes it after publishing): the record still says running; the final
+    // event wins over the runner's results.json.
+    let mut evs = started_events();
+    evs.push(event(4, "run.uploading_artifacts", json!({})));
+    evs.push(event(
+        5,
+        "run.failed",
+        json!({"exit_code": 1, "failure": null}),
+    ));
+    let durable_dir = stored_run(&work, &record("aaaaaaaaaaa5", 5, RunState::Running), &evs);
+    std::fs::create_dir_all(durable_dir.join("results")).unwrap();
+    std::fs::write(
+        durable_dir.join("results").join("results.json"),
+        minimal_results("passed"),
+    )
+    .unwrap();
+
     let agent = start_keeping_all(&lab);
     let expect = [
         (&done_dir, "aaaaaaaaaaa1", "done", json!(0), "run.finished"),
@@ -260,6 +278,13 @@ fn recovery_makes_record_log_and_results_agree() {
             "run.finished",
         ),
         (&lost_dir, "aaaaaaaaaaa4", "failed", json!(-1), "run.failed"),
+        (
+            &durable_dir,
+            "aaaaaaaaaaa5",
+            "failed",
+            json!(1),
+            "run.failed",
+        ),
     ];
     for (dir, id, status, code, kind) in expect {
         let v = agent.run(id);
@@ -287,6 +312,7 @@ fn recovery_makes_record_log_and_results_agree() {
         "aaaaaaaaaaa2",
         "aaaaaaaaaaa3",
         "aaaaaaaaaaa4",
+        "aaaaaaaaaaa5",
     ]
     .iter()
     .map(|id| agent.events(id).len())
@@ -298,6 +324,7 @@ fn recovery_makes_record_log_and_results_agree() {
         "aaaaaaaaaaa2",
         "aaaaaaaaaaa3",
         "aaaaaaaaaaa4",
+        "aaaaaaaaaaa5",
     ]
     .iter()
     .map(|id| agent.events(id).len())
