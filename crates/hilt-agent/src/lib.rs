@@ -6,6 +6,7 @@
 
 pub mod api;
 mod connections;
+mod dispatcher;
 pub mod gpio;
 pub mod limits;
 mod metrics;
@@ -14,7 +15,6 @@ mod recovery;
 pub mod registry;
 mod retention;
 mod runlog;
-mod scheduler;
 pub mod settings;
 pub mod state;
 mod submit;
@@ -88,9 +88,11 @@ pub async fn serve(
     if agent.settings.self_test_on_start {
         self_test_all(&agent, false).await;
     }
-    recovery::recover(&agent);
-    retention::prune(&agent);
-    tokio::spawn(scheduler::dispatch(agent.clone()));
+    if let Some(mut dispatcher) = dispatcher::Dispatcher::new(agent.clone()) {
+        recovery::recover(&mut dispatcher);
+        dispatcher.prune(true);
+        tokio::spawn(dispatcher.run());
+    }
     // Closes idle GPIO sessions periodically.
     tokio::spawn({
         let agent = agent.clone();
@@ -129,7 +131,6 @@ pub async fn serve(
                 if agent.runs().active() == 0 {
                     break;
                 }
-                agent.wake.notify_one();
                 tokio::select! {
                     _ = stopped => {}
                     c = control.recv(), if control_open => match c {
@@ -183,33 +184,17 @@ pub async fn serve(
 
 fn begin_stop(agent: &Agent, c: Control) {
     agent.accepting.store(false, Ordering::SeqCst);
-    let mut stop = agent.stop.lock().unwrap_or_else(|e| e.into_inner());
-    let first = *stop == Stop::No;
-    match c {
-        Control::Cancel(sig) => {
-            *stop = Stop::Cancel(sig);
-            let mut runs = agent.runs();
-            let active: Vec<String> = runs.busy.values().cloned().collect();
-            for id in active {
-                if let Some(l) = runs.map.get_mut(id.as_str()).and_then(|e| e.live.as_mut()) {
-                    l.cancel_signal = Some(sig);
-                    l.cancel.cancel();
-                }
-            }
+    {
+        let mut stop = agent.stop.lock().unwrap_or_else(|e| e.into_inner());
+        match c {
+            Control::Cancel(sig) => *stop = Stop::Cancel(sig),
+            Control::Drain | Control::Restart if *stop == Stop::No => *stop = Stop::Drain,
+            Control::Drain | Control::Restart | Control::Reload => {}
         }
-        Control::Drain | Control::Restart => {
-            if first {
-                *stop = Stop::Drain;
-            }
-        }
-        Control::Reload => {}
     }
-    drop(stop);
-    // A restart keeps the queue for the next start; a stop applies `on_shutdown`.
-    if first && matches!(c, Control::Drain | Control::Cancel(_)) {
-        agent.shutdown_queue();
-    }
-    agent.wake.notify_one();
+    // The dispatcher starts no more runs, cancels executing ones for a cancelling stop and
+    // applies `on_shutdown` to the queue.
+    agent.dispatcher.send(dispatcher::Msg::Stop(c));
 }
 
 /// Runs the self-test of every registered bench (or only of those without health yet).

@@ -38,58 +38,13 @@ pub fn current(agent: &Agent) -> AgentLimits {
     resolve(&agent.settings, &agent.registry())
 }
 
-/// Cancels a run that executes longer than `limits.max_run_time_s`; dropped when the run
-/// ends (its thread then exits at once).
-pub struct RunWatchdog {
-    stop: hilt_hw::cancel::CancelToken,
-    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    limit_s: u64,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunWatchdog {
-    /// Starts watching `run`; `limit_s == 0` means no limit.
-    pub fn start(run: &hilt_hw::cancel::CancelToken, limit_s: u64) -> RunWatchdog {
-        let stop = hilt_hw::cancel::CancelToken::new();
-        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = (limit_s > 0).then(|| {
-            let (stop, fired, run) = (stop.clone(), fired.clone(), run.clone());
-            std::thread::spawn(move || {
-                if !stop.wait_timeout(std::time::Duration::from_secs(limit_s)) {
-                    fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                    run.cancel();
-                }
-            })
-        });
-        RunWatchdog {
-            stop,
-            fired,
-            limit_s,
-            thread,
-        }
-    }
-
-    /// When the limit cancelled the run: the failure to record instead of "cancelled".
-    pub fn timeout_failure(&self) -> Option<hilt_model::run::Failure> {
-        self.fired
-            .load(std::sync::atomic::Ordering::SeqCst)
-            .then(|| {
-                hilt_model::run::Failure::new(
-                    hilt_model::run::Category::RunTimeout,
-                    format!(
-                        "the run was cancelled after the agent's maximum run time of {} s (limits.max_run_time_s)",
-                        self.limit_s
-                    ),
-                )
-            })
-    }
-}
-
-impl Drop for RunWatchdog {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The failure recorded for a run the agent cancelled at its maximum run time `limit_s`
+/// (the dispatcher keeps the deadlines).
+pub fn run_timeout_failure(limit_s: u64) -> hilt_model::run::Failure {
+    hilt_model::run::Failure::new(
+        hilt_model::run::Category::RunTimeout,
+        format!(
+            "the run was cancelled after the agent's maximum run time of {limit_s} s (limits.max_run_time_s)"
+        ),
+    )
 }

@@ -99,11 +99,6 @@ pub fn save(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     hilt_runner::rundir::write_json_atomic(&dir.join("record.json"), rec)
 }
 
-/// As [`save`], on disk before it returns: a submission is acknowledged only after this.
-pub fn save_durable(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
-    hilt_runner::rundir::write_json_durable(&dir.join("record.json"), rec)
-}
-
 /// Why a run directory's record cannot be used.
 #[derive(Debug)]
 pub enum LoadError {
@@ -123,42 +118,31 @@ pub fn load(dir: &Path) -> Result<RunRecord, LoadError> {
         .map_err(|e| LoadError::Damaged(format!("record.json is not a run record: {e}")))
 }
 
-/// A run's terminal record, on disk together with `also` (the run's own documents) before
-/// it returns: one batch of syncs for all of them.
-pub fn save_terminal(
-    dir: &Path,
-    rec: &RunRecord,
-    also: &[std::path::PathBuf],
-) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    hilt_runner::rundir::write_durable_with(&dir.join("record.json"), &text, also, &[])
+/// Makes a written record.json and its directory entry durable (one round).
+pub fn sync(dir: &Path) {
+    let _ = hilt_runner::rundir::sync_together(&[dir.join("record.json")], &[]);
 }
 
-/// A new run's first record, on disk with the run's bench and suite and the new run
-/// directory's entry in `runs_dir` before it returns (the submission is acknowledged after
-/// this): two rounds of concurrent syncs.
-pub fn save_accepted(dir: &Path, rec: &RunRecord, runs_dir: &Path) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    let inputs: Vec<std::path::PathBuf> = ["bench.yaml", "suite.yaml"]
+/// A new run's first record (already written), on disk with the run's bench and suite and
+/// the new run directory's entry in `runs_dir` before it returns (the submission is
+/// acknowledged after this): one round of concurrent syncs.
+pub fn sync_accepted(dir: &Path, runs_dir: &Path) -> std::io::Result<()> {
+    let files: Vec<std::path::PathBuf> = ["record.json", "bench.yaml", "suite.yaml"]
         .iter()
         .map(|f| dir.join(f))
         .filter(|p| p.is_file())
         .collect();
-    hilt_runner::rundir::write_durable_with(
-        &dir.join("record.json"),
-        &text,
-        &inputs,
-        &[runs_dir.to_path_buf()],
-    )
+    hilt_runner::rundir::sync_together(&files, &[runs_dir.to_path_buf()])
 }
+
+/// The run's event log, in its directory.
+pub const EVENTS_FILE: &str = "events.jsonl";
 
 pub fn append_event(dir: &Path, e: &AgentEvent) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("events.jsonl"))?;
+        .open(dir.join(EVENTS_FILE))?;
     let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
     line.push(b'\n');
     f.write_all(&line)

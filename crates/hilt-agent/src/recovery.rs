@@ -16,19 +16,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::dispatcher::Dispatcher;
+use crate::runlog::RunLog;
+
 use serde_json::{Map, Value, json};
 
 use hilt_model::run::{EventKind, RunResults};
 
 use crate::record::{self, AgentEvent, LoadError, RunRecord, RunState};
-use crate::state::Agent;
-use crate::submit::insert;
 use crate::worker::{Verdict, evidence_summary, verdict};
 
 /// The exit code of a run lost to an agent restart (as a lost cloud run).
 pub const LOST_EXIT_CODE: i32 = -1;
 
-pub fn recover(agent: &Arc<Agent>) {
+pub fn recover(d: &mut Dispatcher) {
+    let agent = d.agent().clone();
     let Ok(entries) = std::fs::read_dir(agent.settings.runs_dir()) else {
         return;
     };
@@ -62,18 +64,25 @@ pub fn recover(agent: &Arc<Agent>) {
         };
         max_seq = max_seq.max(rec.seq);
         if rec.status.is_terminal() {
-            agent.runs().insert(rec, None, !saved);
+            d.insert_finished(rec, !saved);
         } else {
-            insert(agent, rec);
+            insert(d, rec);
         }
     }
     agent.next_seq.store(max_seq + 1, Ordering::SeqCst);
     // Queued again in submission order (FIFO across restarts).
     queued.sort_by_key(|r| r.seq);
     for rec in queued {
-        insert(agent, rec);
+        insert(d, rec);
     }
-    agent.wake.notify_one();
+}
+
+/// Puts a run that is not finished back into the run table with a live writer and its
+/// events in memory (queued when its record says so).
+fn insert(d: &mut Dispatcher, rec: RunRecord) {
+    let dir = d.agent().settings.run_dir(&rec.run_id);
+    let log = Arc::new(RunLog::open(&dir, record::load_events(&dir)));
+    d.insert_live(rec, log);
 }
 
 /// Makes a non-queued run's record and event log agree (see the module docs). Says

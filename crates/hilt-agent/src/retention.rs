@@ -1,16 +1,18 @@
 //! Retention: finished run directories older than `max_age_days`, or beyond the newest
-//! `max_runs`, are removed (at start-up and after each run finishes). Queued and executing
-//! runs are never pruned, nor damaged runs (their files are kept for a person to look at).
+//! `max_runs`, are removed (the dispatcher prunes at start-up and after each run finishes).
+//! Queued and executing runs are never pruned, nor damaged runs (their files are kept for a
+//! person to look at).
 
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use crate::state::Agent;
+use crate::state::{Agent, Runs};
 
-/// Removes what the retention policy no longer keeps; returns how many runs went.
-pub fn prune(agent: &Arc<Agent>) -> usize {
+/// Takes what the retention policy no longer keeps out of the run table; returns the
+/// runs and their directories, for [`remove`].
+pub fn doomed(agent: &Agent, runs: &mut Runs) -> Vec<(String, PathBuf)> {
     let policy = agent.retention();
     if policy.max_runs == 0 && policy.max_age_days == 0 {
-        return 0;
+        return Vec::new();
     }
     let cutoff = (policy.max_age_days > 0)
         .then(|| {
@@ -24,12 +26,11 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
                 .ok()
         })
         .flatten();
-    let doomed: Vec<(String, std::path::PathBuf)> = {
-        let mut runs = agent.runs();
+    {
         let mut finished: Vec<(u64, &str, Option<jiff::Timestamp>)> = runs
             .map
             .iter()
-            .filter(|(_, e)| e.sum.status.is_terminal() && !e.sum.damaged && e.live.is_none())
+            .filter(|(_, e)| e.sum.status.is_terminal() && !e.sum.damaged && e.log.is_none())
             .map(|(id, e)| (e.sum.seq, &**id, e.sum.age_from()))
             .collect();
         // Anything older than the cutoff goes; of the rest, everything past the newest
@@ -55,19 +56,21 @@ pub fn prune(agent: &Arc<Agent>) -> usize {
                 (id, dir)
             })
             .collect()
-    };
-    for (id, dir) in &doomed {
+    }
+}
+
+/// Removes pruned run directories (off the dispatcher: this is disk work).
+pub fn remove(agent: &Agent, doomed: &[(String, PathBuf)]) {
+    for (id, dir) in doomed {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!(run_id = %id, error = %e, "cannot remove a pruned run directory");
         }
     }
-    if !doomed.is_empty() {
-        tracing::info!(
-            count = doomed.len(),
-            max_runs = policy.max_runs,
-            max_age_days = policy.max_age_days,
-            "pruned finished runs"
-        );
-    }
-    doomed.len()
+    let policy = agent.retention();
+    tracing::info!(
+        count = doomed.len(),
+        max_runs = policy.max_runs,
+        max_age_days = policy.max_age_days,
+        "pruned finished runs"
+    );
 }

@@ -1,19 +1,15 @@
-//! The agent's shared state: registered benches, run records, the queue and which bench
-//! lock each executing run holds. One mutex guards this table and is only held for
-//! in-memory updates: event logs and records are written by each run's own writer
-//! (`runlog.rs`).
+//! The agent's shared parts: settings, registered benches, and the run table as the
+//! dispatcher (`dispatcher.rs`) publishes it. Only the dispatcher changes the run table;
+//! everyone else reads it here or sends the dispatcher a message.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
-use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
-use hilt_hw::CancelToken;
-
+use crate::dispatcher::{Handle, Published};
 use crate::metrics::Metrics;
 use crate::record::{self, AgentEvent, RunRecord, RunState};
 use crate::registry::Registry;
@@ -32,59 +28,36 @@ pub struct RunEntry {
     /// The full record while the run is live, or when its final record could not be saved
     /// (the disk copy is stale then, so memory stays the source of truth).
     pub rec: Option<Box<RunRecord>>,
-    /// Present from submission until the final event; `None` for finished runs.
-    pub live: Option<Box<Live>>,
+    /// The run's own writer (event log, in-memory events, subscribers) from submission
+    /// until its final event; `None` for finished runs.
+    pub log: Option<Arc<RunLog>>,
 }
 
-impl RunEntry {
-    /// Changes the in-memory record of a live (or pinned) run and its summary with it.
-    pub fn update(&mut self, f: impl FnOnce(&mut RunRecord)) {
-        if let Some(rec) = self.rec.as_deref_mut() {
-            f(rec);
-            self.sum.refresh(rec);
-        }
-    }
-}
-
-/// What only a queued or executing run needs.
-pub struct Live {
-    /// The run's own writer (event log + record), its in-memory events and subscribers.
-    pub log: Arc<RunLog>,
-    pub cancel: CancelToken,
-    /// The signal that cancelled the run (for the 128+signal exit code), 0 for an API cancel.
-    pub cancel_signal: Option<i32>,
-    /// The plan built at submission; the worker takes it (runs recovered after a restart
-    /// have none and are planned again from their files).
-    pub plan: Option<hilt_runner::Plan>,
-}
-
+/// The run table as published by the dispatcher.
 #[derive(Default)]
 pub struct Runs {
     pub map: HashMap<Box<str>, RunEntry>,
-    pub queue: VecDeque<String>,
-    /// Bench lock key → the run holding it.
+    /// Bench or resource lock key → the run (or health refresh) holding it.
     pub busy: HashMap<String, String>,
+    /// Runs waiting in the queue.
+    pub queued: usize,
     /// Bench ids, shared by the summaries of the runs on them.
     benches: HashSet<Arc<str>>,
 }
 
 impl Runs {
-    /// Adds a run to the table (and to the queue when it is queued). `rec` is kept in
-    /// memory only when the run is live or `pin` says its disk copy is stale.
-    pub fn insert(&mut self, rec: RunRecord, live: Option<Live>, pin: bool) {
+    /// Adds a run to the table. `rec` is kept in memory only when the run is live or `pin`
+    /// says its disk copy is stale.
+    pub fn insert(&mut self, rec: RunRecord, log: Option<Arc<RunLog>>, pin: bool) {
         let bench = rec.bench_id.as_deref().map(|b| self.bench(b));
         let sum = Summary::of(&rec, bench);
-        let queued = rec.status == RunState::Queued;
         let id: Box<str> = rec.run_id.as_str().into();
-        let keep = live.is_some() || pin;
+        let keep = log.is_some() || pin;
         let entry = RunEntry {
             sum,
             rec: keep.then(|| Box::new(rec)),
-            live: live.map(Box::new),
+            log,
         };
-        if queued {
-            self.queue.push_back(id.to_string());
-        }
         self.map.insert(id, entry);
     }
 
@@ -99,7 +72,7 @@ impl Runs {
     }
 
     pub fn queue_depth(&self) -> usize {
-        self.queue.len()
+        self.queued
     }
 
     /// Runs executing (each may hold several keys in `busy`).
@@ -125,8 +98,14 @@ pub enum Stop {
 pub struct Agent {
     pub settings: AgentSettings,
     pub registry: RwLock<Registry>,
-    pub runs: Mutex<Runs>,
-    pub wake: Notify,
+    /// The run table, written by the dispatcher only.
+    pub runs: Published,
+    /// Messages to the dispatcher.
+    pub dispatcher: Handle,
+    /// The dispatcher's end of the channel, until [`crate::dispatcher::Dispatcher::new`]
+    /// takes it.
+    pub(crate) inbox: Mutex<Option<crate::dispatcher::Inbox>>,
+    /// Told by the dispatcher when the agent is stopping and nothing executes any more.
     pub stopped: Notify,
     pub stop: Mutex<Stop>,
     pub accepting: AtomicBool,
@@ -138,6 +117,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(settings: AgentSettings, registry: Registry) -> Agent {
+        let (dispatcher, inbox) = crate::dispatcher::channel();
         let idle = registry
             .config
             .as_ref()
@@ -146,8 +126,9 @@ impl Agent {
         Agent {
             settings,
             registry: RwLock::new(registry),
-            runs: Mutex::new(Runs::default()),
-            wake: Notify::new(),
+            runs: Published::default(),
+            dispatcher,
+            inbox: Mutex::new(Some(inbox)),
             stopped: Notify::new(),
             stop: Mutex::new(Stop::No),
             accepting: AtomicBool::new(true),
@@ -158,8 +139,9 @@ impl Agent {
         }
     }
 
-    pub fn runs(&self) -> MutexGuard<'_, Runs> {
-        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    /// The published run table (read lock; hold it only for a lookup).
+    pub fn runs(&self) -> RwLockReadGuard<'_, Runs> {
+        self.runs.read()
     }
 
     pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
@@ -182,169 +164,13 @@ impl Agent {
         *self.stop.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The writer of a live run.
-    pub fn log_of(&self, run_id: &str) -> Option<Arc<RunLog>> {
-        self.runs()
-            .map
-            .get(run_id)
-            .and_then(|e| e.live.as_ref())
-            .map(|l| l.log.clone())
-    }
-
-    /// Appends an event to a live run (disk, memory, subscribers) and follows its current
-    /// test/step. The agent-wide lock is only taken for the in-memory record.
-    pub fn emit(
-        &self,
-        run_id: &str,
-        event_type: &str,
-        message: Option<String>,
-        data: Map<String, Value>,
-    ) {
-        let Some(log) = self.log_of(run_id) else {
-            return;
-        };
-        log.append(event_type, message, data, |ev| {
-            let test = ev.data.get("test_name").and_then(Value::as_str);
-            let step = (ev.event_type == "step.started")
-                .then(|| ev.data.get("step_type").and_then(Value::as_str))
-                .flatten();
-            if test.is_none() && step.is_none() {
-                return;
-            }
-            // Not part of the summary: only the live record changes.
-            let mut runs = self.runs();
-            if let Some(r) = runs.map.get_mut(run_id).and_then(|e| e.rec.as_deref_mut()) {
-                if let Some(t) = test {
-                    r.current_test = Some(t.to_string());
-                }
-                if let Some(s) = step {
-                    r.current_step = Some(s.to_string());
-                }
-            }
-        });
-    }
-
-    /// Moves a run to a terminal `state` with its final event. The event is written first,
-    /// then the record, then the state and the event become visible together; the run then
-    /// stops being live (its events are read from disk from now on). A crash between the
-    /// writes leaves a log recovery repairs, never a final record without its event.
-    pub fn finish(
-        &self,
-        run_id: &str,
-        state: RunState,
-        f: impl FnOnce(&mut RunRecord),
-        event_type: &str,
-        message: Option<String>,
-        data: Map<String, Value>,
-    ) {
-        self.finish_with(run_id, state, f, None, event_type, message, data);
-    }
-
-    /// As [`Agent::finish`], for a run whose worker has just finished: the terminal record
-    /// is made durable together with the run's own unsynced files (`also`) in one batch,
-    /// before the new state is visible to anyone.
-    #[allow(clippy::too_many_arguments)]
-    pub fn finish_durable(
-        &self,
-        run_id: &str,
-        state: RunState,
-        f: impl FnOnce(&mut RunRecord),
-        also: &[PathBuf],
-        event_type: &str,
-        message: Option<String>,
-        data: Map<String, Value>,
-    ) {
-        self.finish_with(run_id, state, f, Some(also), event_type, message, data);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish_with(
-        &self,
-        run_id: &str,
-        state: RunState,
-        f: impl FnOnce(&mut RunRecord),
-        also: Option<&[PathBuf]>,
-        event_type: &str,
-        message: Option<String>,
-        data: Map<String, Value>,
-    ) {
-        let Some(log) = self.log_of(run_id) else {
-            return;
-        };
-        let dir = self.settings.run_dir(run_id);
-        let mut saved_ok = false;
-        // Runs under the run's own writer lock, after the event is appended: the record is
-        // written outside the agent's lock, then the new state is published.
-        log.append(event_type, message, data, |_| {
-            let Some(mut rec) = self
-                .runs()
-                .map
-                .get(run_id)
-                .and_then(|e| e.rec.as_deref().cloned())
-            else {
-                return;
-            };
-            rec.status = state;
-            f(&mut rec);
-            rec.current_step = None;
-            let saved = match also {
-                Some(also) => record::save_terminal(&dir, &rec, also),
-                None => record::save(&dir, &rec),
-            };
-            match saved {
-                Ok(()) => saved_ok = true,
-                Err(e) => {
-                    tracing::error!(run_id, error = %e, "cannot save the final run record: it is kept in memory");
-                }
-            }
-            if let Some(e) = self.runs().map.get_mut(run_id) {
-                e.update(|r| *r = rec);
-            }
-        });
-        // From now on the run is read from its directory (unless its record is stale there).
-        if let Some(e) = self.runs().map.get_mut(run_id) {
-            e.live = None;
-            if saved_ok {
-                e.rec = None;
-            }
-        }
-    }
-
-    /// Moves a run to a non-terminal `state` and persists the record (terminal states go
-    /// through [`Agent::finish`]).
-    pub fn set_state(&self, run_id: &str, state: RunState, f: impl FnOnce(&mut RunRecord)) {
-        let (log, rec) = {
-            let mut runs = self.runs();
-            let Some(e) = runs.map.get_mut(run_id) else {
-                return;
-            };
-            e.update(|r| {
-                r.status = state;
-                f(r);
-            });
-            let Some(rec) = e.rec.as_deref().cloned() else {
-                // A finished run: its record lives on disk and is not changed here.
-                return;
-            };
-            (e.live.as_ref().map(|l| l.log.clone()), rec)
-        };
-        match log {
-            Some(log) => log.save(&rec),
-            None => {
-                if let Err(e) = record::save(&self.settings.run_dir(run_id), &rec) {
-                    tracing::error!(run_id, error = %e, "cannot save the run record");
-                }
-            }
-        }
-    }
-
     /// The state and events of a run with `seq > after`: a live run's from memory, a
-    /// finished run's from its log on disk (read outside the agent's lock).
+    /// finished run's from its log on disk (read outside the table's lock).
     pub fn events_after(&self, run_id: &str, after: u64) -> Option<(RunState, Vec<AgentEvent>)> {
         let (state, log) = {
             let runs = self.runs();
             let e = runs.map.get(run_id)?;
-            (e.sum.status, e.live.as_ref().map(|l| l.log.clone()))
+            (e.sum.status, e.log.clone())
         };
         let dir = self.settings.run_dir(run_id);
         let events = match log {
@@ -357,71 +183,23 @@ impl Agent {
         Some((state, events))
     }
 
-    /// Cancels a run that is still queued: out of the queue, final state and event with
-    /// `reason`. Returns false when the run is not queued (any more).
-    pub fn cancel_queued(&self, run_id: &str, reason: &str) -> bool {
-        {
-            let mut runs = self.runs();
-            let Some(e) = runs.map.get_mut(run_id) else {
-                return false;
-            };
-            if e.sum.status != RunState::Queued {
-                return false;
-            }
-            if let Some(l) = &mut e.live {
-                l.cancel_signal.get_or_insert(0);
-                l.cancel.cancel();
-            }
-            runs.queue.retain(|x| x != run_id);
-        }
-        let mut data = Map::new();
-        data.insert("exit_code".into(), Value::Null);
-        self.finish(
-            run_id,
-            RunState::Cancelled,
-            |r| {
-                r.finished_at = Some(hilt_model::run::now());
-                r.error = Some(reason.to_string());
-            },
-            "run.cancelled",
-            Some(reason.to_string()),
-            data,
-        );
-        self.metrics.finished(RunState::Cancelled);
-        true
-    }
-
-    /// The agent is stopping: queued runs are cancelled or kept as `on_shutdown` says, and
-    /// each record and log says which.
-    pub fn shutdown_queue(&self) {
-        let policy = self.on_shutdown();
-        let queued: Vec<String> = self.runs().queue.iter().cloned().collect();
-        for id in queued {
-            match policy {
-                hilt_model::agent::OnShutdown::Cancel => {
-                    let why = "cancelled: the agent shut down before this run started (on_shutdown: cancel); submit it again";
-                    if self.cancel_queued(&id, why) {
-                        tracing::info!(run_id = %id, "queued run cancelled at shutdown");
-                    }
-                }
-                hilt_model::agent::OnShutdown::Keep => {
-                    let note = "the agent is shutting down: this run stays queued and starts when the agent starts again (on_shutdown: keep)";
-                    self.set_state(&id, RunState::Queued, |r| r.notice = Some(note.into()));
-                    self.emit(&id, "run.notice", Some(note.into()), Map::new());
-                    tracing::info!(run_id = %id, "queued run kept for the next start");
-                }
-            }
-        }
-    }
-
-    /// A run's full record: from memory while it is live, else read from its directory
-    /// (outside the agent's lock). `None` when the run is unknown or its directory went.
+    /// A run's full record: from memory while it is live (with the test and step it is
+    /// in), else read from its directory (outside the table's lock). `None` when the run is
+    /// unknown or its directory went.
     pub fn record(&self, run_id: &str) -> Option<RunRecord> {
         let damaged = {
             let runs = self.runs();
             let e = runs.map.get(run_id)?;
             if let Some(rec) = e.rec.as_deref() {
-                return Some(rec.clone());
+                let mut rec = rec.clone();
+                if let Some(log) = &e.log {
+                    let (test, step) = log.current();
+                    rec.current_test = test.or(rec.current_test);
+                    if !rec.status.is_terminal() {
+                        rec.current_step = step.or(rec.current_step);
+                    }
+                }
+                return Some(rec);
             }
             e.sum.damaged
         };

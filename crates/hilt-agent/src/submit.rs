@@ -6,12 +6,10 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Map, json};
 
-use hilt_hw::CancelToken;
-
 use crate::api::error::ApiError;
 use crate::record::{self, RunRecord, RunState};
 use crate::runlog::RunLog;
-use crate::state::{Agent, Live, UPLOADED_LOCK, new_run_id};
+use crate::state::{Agent, UPLOADED_LOCK, new_run_id};
 
 /// A validated submission whose files are already in `dir`.
 pub struct Submission {
@@ -106,8 +104,9 @@ pub fn new_run_dir(agent: &Agent) -> Result<(String, std::path::PathBuf), ApiErr
     Ok((id, dir))
 }
 
-/// Records the run as queued (durably) and wakes the dispatcher.
-pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError> {
+/// Records the run as queued, logs `run.queued`, hands it to the dispatcher and returns
+/// the record and the queue depth once all of it is durable.
+pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, usize), ApiError> {
     let mode = if s.bench_id.is_some() {
         "registered"
     } else {
@@ -140,17 +139,10 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
         damaged: None,
         notice: None,
     };
-    record::save_accepted(&s.dir, &rec, &agent.settings.runs_dir())
+    // The record is in place before the dispatcher knows the run (so a worker's later
+    // record is never overwritten by this one); it is made durable below.
+    record::save(&s.dir, &rec)
         .map_err(|e| ApiError::Internal(format!("cannot persist the run: {e}")))?;
-    insert(agent, rec.clone());
-    if let Some(l) = agent
-        .runs()
-        .map
-        .get_mut(rec.run_id.as_str())
-        .and_then(|e| e.live.as_mut())
-    {
-        l.plan = Some(s.plan);
-    }
     agent.metrics.runs_submitted.fetch_add(1, Ordering::Relaxed);
     let data = match &s.bench_id {
         Some(b) => json!({"bench_id": b})
@@ -159,20 +151,18 @@ pub fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<RunRecord, ApiError>
             .unwrap_or_default(),
         None => Map::new(),
     };
-    agent.emit(&rec.run_id, "run.queued", None, data);
-    agent.wake.notify_one();
-    Ok(rec)
-}
-
-/// Puts a run that is not finished into the run table (and into the queue when it is
-/// queued), with a live writer and its events in memory.
-pub fn insert(agent: &Agent, rec: RunRecord) {
-    let dir = agent.settings.run_dir(&rec.run_id);
-    let live = Live {
-        log: Arc::new(RunLog::open(&dir, record::load_events(&dir))),
-        cancel: CancelToken::new(),
-        cancel_signal: None,
-        plan: None,
-    };
-    agent.runs().insert(rec, Some(live), false);
+    let log = Arc::new(RunLog::open(&s.dir, Vec::new()));
+    log.append("run.queued", None, data, |_| {});
+    let depth = agent.dispatcher.submit(rec.clone(), log, s.plan).await?;
+    // Acknowledged only once durable: one round of syncs, overlapping the run's start.
+    let (dir, runs_dir) = (s.dir.clone(), agent.settings.runs_dir());
+    let synced = tokio::task::spawn_blocking(move || record::sync_accepted(&dir, &runs_dir))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = synced {
+        let _ = agent.dispatcher.cancel(&rec.run_id).await;
+        return Err(ApiError::Internal(format!("cannot persist the run: {e}")));
+    }
+    Ok((rec, depth))
 }

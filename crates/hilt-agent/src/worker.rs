@@ -8,15 +8,16 @@ use serde_json::{Map, Value, json};
 use hilt_model::run::{Event, EventKind, RunResults, RunStatus};
 use hilt_runner::{Observer, RunOptions};
 
-use crate::record::RunState;
+use crate::dispatcher::{Job, Msg};
+use crate::record::{RunRecord, RunState};
+use crate::runlog::RunLog;
 use crate::state::Agent;
 
-/// Forwards the runner's events into the agent's log, except its final event: that one is
+/// Forwards the runner's events into the run's log, except its final event: that one is
 /// folded into the agent's own (which adds `exit_code` and the evidence summary), so the log
 /// holds exactly one final event.
 struct Forward<'a> {
-    agent: &'a Agent,
-    run_id: &'a str,
+    log: &'a RunLog,
     started: bool,
     runner_final: Option<Map<String, Value>>,
 }
@@ -32,76 +33,75 @@ impl Observer for Forward<'_> {
             EventKind::RUN_STARTED => self.started = true,
             _ => {}
         }
-        self.agent.emit(
-            self.run_id,
-            &e.event_type,
-            e.message.clone(),
-            e.data.clone(),
-        );
+        self.log
+            .append(&e.event_type, e.message.clone(), e.data.clone(), |_| {});
     }
 }
 
-pub fn execute(agent: &Arc<Agent>, run_id: &str) {
-    let dir = agent.settings.run_dir(run_id);
-    let Some((rec, cancel, plan)) = agent.runs().map.get_mut(run_id).and_then(|e| {
-        let rec = e.rec.as_deref().cloned()?;
-        e.live
-            .as_mut()
-            .map(|l| (rec, l.cancel.clone(), l.plan.take()))
-    }) else {
-        return;
-    };
-    agent.set_state(run_id, RunState::Preparing, |_| {});
-    agent.emit(run_id, "run.preparing", None, Map::new());
-    let refusal = policy_refusal(agent, &rec, &dir, plan.as_ref());
+/// Moves the executing run to a non-terminal `state` and publishes its record through the
+/// dispatcher. Not written to disk: the record on disk says `running` from the moment the
+/// run leaves the queue until its final state (see [`execute`]).
+fn set_state(agent: &Agent, job: &mut Job, state: RunState, f: impl FnOnce(&mut RunRecord)) {
+    job.rec.status = state;
+    f(&mut job.rec);
+    agent
+        .dispatcher
+        .send(Msg::Update(Box::new(job.rec.clone())));
+}
+
+pub fn execute(agent: &Arc<Agent>, mut job: Job) {
+    let run_id = job.rec.run_id.clone();
+    let dir = agent.settings.run_dir(&run_id);
+    // The one record write between submission and the end: the run left the queue, so a
+    // crash from here on is reconciled by recovery, never queued again. The API shows
+    // preparing → running → uploading_artifacts from memory meanwhile.
+    let mut on_disk = job.rec.clone();
+    on_disk.status = RunState::Running;
+    on_disk.started_at = Some(hilt_model::run::now());
+    job.log.save(&on_disk);
+    job.log.append("run.preparing", None, Map::new(), |_| {});
+    let refusal = policy_refusal(agent, &job.rec, &dir, job.plan.as_ref());
+    let log = job.log.clone();
     let mut fwd = Forward {
-        agent,
-        run_id,
+        log: &log,
         started: false,
         runner_final: None,
     };
-    let watchdog =
-        crate::limits::RunWatchdog::start(&cancel, crate::limits::current(agent).max_run_time_s);
     let outcome = if let Some(why) = refusal {
         Err(why)
     } else {
-        agent.set_state(run_id, RunState::Running, |r| {
+        set_state(agent, &mut job, RunState::Running, |r| {
             r.started_at = Some(hilt_model::run::now())
         });
         let opts = RunOptions {
             bench: dir.join("bench.yaml"),
             suite: dir.join("suite.yaml"),
-            artifact: rec.artifact.as_ref().map(|a| dir.join(a)),
-            skip_flash: rec.skip_flash,
-            verbose: rec.verbose,
+            artifact: job.rec.artifact.as_ref().map(|a| dir.join(a)),
+            skip_flash: job.rec.skip_flash,
+            verbose: job.rec.verbose,
             results_dir: Some(dir.join("results")),
-            run_id: Some(run_id.to_string()),
+            run_id: Some(run_id.clone()),
             lock_config: agent.settings.lock_config.clone(),
             // Synced below with the terminal record, in one batch.
             defer_sync: true,
             ..RunOptions::default()
         };
-        match plan {
-            Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, &cancel),
+        let cancel = &job.cancel.token;
+        match job.plan.take() {
+            Some(plan) => hilt_runner::run_plan(plan, &opts, &mut fwd, cancel),
             // Recovered after a restart: planned again from the run's files.
-            None => hilt_runner::run(&opts, &mut fwd, &cancel),
+            None => hilt_runner::run(&opts, &mut fwd, cancel),
         }
         .map_err(|e| e.to_string())
     };
     // Every run that left the queue has exactly one `run.started` (the runner's, with its
     // details, or this one when the runner never got that far).
     if !fwd.started {
-        agent.emit(run_id, EventKind::RUN_STARTED, None, Map::new());
+        log.append(EventKind::RUN_STARTED, None, Map::new(), |_| {});
     }
     let runner_final = fwd.runner_final.take().unwrap_or_default();
-    agent.set_state(run_id, RunState::UploadingArtifacts, |_| {});
-    agent.emit(run_id, "run.uploading_artifacts", None, Map::new());
-    let signal = agent
-        .runs()
-        .map
-        .get(run_id)
-        .and_then(|e| e.live.as_ref())
-        .and_then(|l| l.cancel_signal);
+    set_state(agent, &mut job, RunState::UploadingArtifacts, |_| {});
+    log.append("run.uploading_artifacts", None, Map::new(), |_| {});
     let unsynced = outcome
         .as_ref()
         .map(|o| o.unsynced.clone())
@@ -109,7 +109,7 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     let evidence = outcome
         .as_ref()
         .ok()
-        .map(|o| evidence_summary(&o.results.evidence, rec.bench_id.as_deref()));
+        .map(|o| evidence_summary(&o.results.evidence, job.rec.bench_id.as_deref()));
     let v = match outcome {
         Err(why) => Verdict {
             state: RunState::Failed,
@@ -117,19 +117,20 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
             error: Some(why),
             failure: None,
         },
-        Ok(o) => verdict(&o.results, o.exit_code, signal),
+        Ok(o) => verdict(&o.results, o.exit_code, job.cancel.signal()),
     };
     // Over the agent's maximum run time: failed with RUN_TIMEOUT, not "cancelled".
-    let v = match watchdog.timeout_failure() {
-        Some(f) => Verdict {
+    let v = if job.cancel.timed_out() {
+        let f = crate::limits::run_timeout_failure(job.limit_s);
+        Verdict {
             state: RunState::Failed,
             exit_code: Some(hilt_runner::classify::exit::RUN_ERROR),
             error: Some(f.summary()),
             failure: Some(serde_json::to_value(&f).unwrap_or_default()),
-        },
-        None => v,
+        }
+    } else {
+        v
     };
-    drop(watchdog);
 
     let Verdict {
         state,
@@ -141,26 +142,23 @@ pub fn execute(agent: &Arc<Agent>, run_id: &str) {
     data.insert("exit_code".into(), json!(exit_code));
     data.insert("failure".into(), failure.clone().unwrap_or(Value::Null));
     data.insert("evidence".into(), evidence.unwrap_or(Value::Null));
-    let kind = crate::record::terminal_kind(state);
-    let message = error.clone();
-    agent.finish_durable(
-        run_id,
-        state,
-        |r| {
-            r.finished_at = Some(hilt_model::run::now());
-            r.exit_code = exit_code;
-            r.error = error;
-            r.failure = failure;
-        },
-        &unsynced,
-        kind,
-        message,
+    let mut rec = job.rec;
+    rec.status = state;
+    rec.finished_at = Some(hilt_model::run::now());
+    rec.exit_code = exit_code;
+    rec.error = error.clone();
+    rec.failure = failure;
+    rec.current_test = log.current().0.or(rec.current_test);
+    log.finish(
+        &dir,
+        rec,
+        Some(&unsynced),
+        crate::record::terminal_kind(state),
+        error,
         data,
+        |rec, saved| agent.dispatcher.finished_blocking(rec, saved),
     );
     agent.metrics.finished(state);
-    agent.runs().busy.retain(|_, v| v != run_id);
-    agent.wake.notify_one();
-    crate::retention::prune(agent);
 }
 
 /// How a run ended, as the agent records it.

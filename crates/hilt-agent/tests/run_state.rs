@@ -143,6 +143,62 @@ fn every_run_logs_one_start_and_one_final_event() {
     assert_eq!(started["data"]["tests_total"], 1, "{started}");
 }
 
+/// Cancels racing the end of each run (executing and queued alike): whoever the
+/// dispatcher hears first wins, and every log still has one start (when the run left the
+/// queue) and one final event, agreeing with the run's state.
+#[test]
+fn cancel_racing_the_end_of_a_run_leaves_one_final_event() {
+    let lab = Lab::new();
+    let bench = lab.mock_bench("m1.yaml", "m1");
+    let cfg = lab.agent_yaml(&[("m1", &bench)], "");
+    let agent = lab.start(Some(&cfg));
+
+    let ids: Vec<String> = (0..12)
+        .map(|i| agent.submit("m1", &common::sleep_suite(i % 4)))
+        .collect();
+    std::thread::scope(|s| {
+        for (i, id) in ids.iter().enumerate() {
+            let agent = &agent;
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(i as u64 * 3));
+                let status = agent.post(&format!("/v1/runs/{id}/cancel")).status;
+                assert!(
+                    status == 200 || status == 409,
+                    "{id}: cancel answered {status}"
+                );
+            });
+        }
+    });
+    for id in &ids {
+        let run = agent.wait_finished(id);
+        let events = agent.events(id);
+        assert_one_start_one_end(&events);
+        let last = events.last().unwrap();
+        let expected = match (run["status"].as_str(), run["cancelled"].as_bool()) {
+            (Some("done"), _) => "run.finished",
+            (_, Some(true)) => "run.cancelled",
+            _ => "run.failed",
+        };
+        assert_eq!(last["event_type"], expected, "{id}: {run} {events:#?}");
+        let started = events
+            .iter()
+            .filter(|e| e["event_type"] == "run.started")
+            .count();
+        let left_queue = events.iter().any(|e| e["event_type"] == "run.preparing");
+        assert_eq!(started, usize::from(left_queue), "{id}: {events:#?}");
+        let dir = agent.work_dir.join("runs").join(id);
+        assert_eq!(on_disk(&dir)["status"], run_state_name(&run), "{id}");
+    }
+}
+
+fn run_state_name(run: &Value) -> &'static str {
+    match (run["status"].as_str(), run["cancelled"].as_bool()) {
+        (Some("done"), _) => "done",
+        (_, Some(true)) => "cancelled",
+        _ => "failed",
+    }
+}
+
 #[test]
 fn recovery_makes_record_log_and_results_agree() {
     let lab = Lab::new();
@@ -186,6 +242,24 @@ fn recovery_makes_record_log_and_results_agree() {
         ],
     );
 
+    // 5. Killed after the final event was made durable, before record.json was written
+    // (the agent writes it after publishing): the record still says running; the final
+    // event wins over the runner's results.json.
+    let mut evs = started_events();
+    evs.push(event(4, "run.uploading_artifacts", json!({})));
+    evs.push(event(
+        5,
+        "run.failed",
+        json!({"exit_code": 1, "failure": null}),
+    ));
+    let durable_dir = stored_run(&work, &record("aaaaaaaaaaa5", 5, RunState::Running), &evs);
+    std::fs::create_dir_all(durable_dir.join("results")).unwrap();
+    std::fs::write(
+        durable_dir.join("results").join("results.json"),
+        minimal_results("passed"),
+    )
+    .unwrap();
+
     let agent = start_keeping_all(&lab);
     let expect = [
         (&done_dir, "aaaaaaaaaaa1", "done", json!(0), "run.finished"),
@@ -204,6 +278,13 @@ fn recovery_makes_record_log_and_results_agree() {
             "run.finished",
         ),
         (&lost_dir, "aaaaaaaaaaa4", "failed", json!(-1), "run.failed"),
+        (
+            &durable_dir,
+            "aaaaaaaaaaa5",
+            "failed",
+            json!(1),
+            "run.failed",
+        ),
     ];
     for (dir, id, status, code, kind) in expect {
         let v = agent.run(id);
@@ -231,6 +312,7 @@ fn recovery_makes_record_log_and_results_agree() {
         "aaaaaaaaaaa2",
         "aaaaaaaaaaa3",
         "aaaaaaaaaaa4",
+        "aaaaaaaaaaa5",
     ]
     .iter()
     .map(|id| agent.events(id).len())
@@ -242,6 +324,7 @@ fn recovery_makes_record_log_and_results_agree() {
         "aaaaaaaaaaa2",
         "aaaaaaaaaaa3",
         "aaaaaaaaaaa4",
+        "aaaaaaaaaaa5",
     ]
     .iter()
     .map(|id| agent.events(id).len())

@@ -78,18 +78,15 @@ pub async fn refresh(
     };
     // Hold the bench for the duration of the self-test, so no run starts on it meanwhile.
     let holder = format!("health-refresh-{}", crate::state::new_run_id());
-    {
-        let mut runs = agent.runs();
-        if let Some(run) = runs.busy.get(&id) {
-            return Err(ApiError::Conflict(format!("bench is busy with run {run}")));
-        }
-        runs.busy.insert(id.clone(), holder.clone());
+    if let Err(run) = agent.dispatcher.hold(&id, &holder).await {
+        return Err(ApiError::Conflict(format!("bench is busy with run {run}")));
     }
     let a = agent.clone();
     let bid = id.clone();
     let result = tokio::task::spawn_blocking(move || health_check(&a.settings, &bid, &path)).await;
-    agent.runs().busy.retain(|_, v| v != &holder);
-    agent.wake.notify_one();
+    agent
+        .dispatcher
+        .send(crate::dispatcher::Msg::Release { holder });
     let (health, report) =
         result.map_err(|e| ApiError::Internal(format!("self-test failed to run: {e}")))?;
     if let Some(e) = agent

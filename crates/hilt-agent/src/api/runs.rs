@@ -18,14 +18,14 @@ use crate::record::{RunRecord, RunState};
 use crate::state::Agent;
 use crate::submit::{Submission, enqueue, new_run_dir};
 
-fn accepted(agent: &Agent, rec: &RunRecord) -> Accepted {
+fn accepted((rec, queue_depth): (RunRecord, usize)) -> Accepted {
     Accepted {
-        run_id: rec.run_id.clone(),
+        run_id: rec.run_id,
         status: rec.status,
-        mode: rec.mode.clone(),
-        bench_id: rec.bench_id.clone(),
-        queue_depth: agent.runs().queue_depth(),
-        created_at: rec.created_at.clone(),
+        mode: rec.mode,
+        bench_id: rec.bench_id,
+        queue_depth,
+        created_at: rec.created_at,
     }
 }
 
@@ -72,7 +72,7 @@ pub async fn submit_multipart(
     }
     let needs_artifact = up.artifact.is_none() && !up.skip_flash;
     let plan = crate::submit::plan(&dir, up.skip_flash, needs_artifact).await?;
-    let rec = enqueue(
+    let acc = enqueue(
         &agent,
         Submission {
             run_id,
@@ -83,9 +83,10 @@ pub async fn submit_multipart(
             verbose: up.verbose,
             plan,
         },
-    )?;
+    )
+    .await?;
     cleanup.0 = None;
-    Ok(Json(accepted(&agent, &rec)))
+    Ok(Json(accepted(acc)))
 }
 
 /// Registered-bench run (agent-api §3.7).
@@ -163,7 +164,7 @@ pub async fn submit_json(
         None => None,
     };
     let plan = crate::submit::plan(&dir, req.skip_flash, needs_artifact).await?;
-    let rec = enqueue(
+    let acc = enqueue(
         &agent,
         Submission {
             run_id,
@@ -174,9 +175,10 @@ pub async fn submit_json(
             verbose: req.verbose,
             plan,
         },
-    )?;
+    )
+    .await?;
     cleanup.0 = None;
-    Ok(Json(accepted(&agent, &rec)))
+    Ok(Json(accepted(acc)))
 }
 
 /// The status BenchCI clients understand: they wait for `done` or `failed`, so a cancelled
@@ -326,7 +328,7 @@ pub async fn stream(
             .map
             .get(id.as_str())
             .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
-        e.live.as_ref().map(|l| l.log.subscribe())
+        e.log.as_ref().map(|l| l.subscribe())
     };
     let (state, backlog) = agent
         .events_after(&id, q.after)
@@ -390,26 +392,7 @@ pub async fn cancel(
     State(agent): State<Arc<Agent>>,
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    {
-        let mut runs = agent.runs();
-        let e = runs
-            .map
-            .get_mut(id.as_str())
-            .ok_or_else(|| ApiError::NotFound("run not found".into()))?;
-        if e.sum.status.is_terminal() {
-            return Err(ApiError::Conflict(format!(
-                "run already finished: current status is '{}'",
-                e.sum.status.as_str()
-            )));
-        }
-        // Also set for a queued run: if the dispatcher starts it meanwhile, the runner
-        // sees the cancel at once.
-        if let Some(l) = &mut e.live {
-            l.cancel_signal.get_or_insert(0);
-            l.cancel.cancel();
-        }
-    }
-    agent.cancel_queued(&id, "cancelled before it started");
+    agent.dispatcher.cancel(&id).await?;
     let r = record(&agent, &id)?;
     Ok(Json(view(&agent, &r)))
 }

@@ -7,6 +7,7 @@
 mod ledger;
 pub mod manifest;
 mod status;
+mod syncpool;
 
 use std::fs;
 use std::io::Write;
@@ -25,90 +26,56 @@ pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> std::io:
     write_atomic(path, &text, false)
 }
 
-/// As [`write_json_atomic`], and on disk before it returns (for acknowledgements).
-pub fn write_json_durable(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    write_atomic(path, &text, true)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// fsyncs each file that exists, then their directory: the run's one durability point.
-/// The files are synced concurrently (one short-lived thread each), so their waits for the
-/// disk overlap instead of queueing one behind another.
+/// fsyncs each file that exists and their directory: the run's one durability point, one
+/// round of disk waits (see [`sync_together`]).
 pub fn sync_files(dir: &Path, files: &[&str]) {
     let paths: Vec<PathBuf> = files
         .iter()
         .map(|f| dir.join(f))
         .filter(|p| p.is_file())
         .collect();
-    sync_concurrently(&paths, |p| fs::File::open(p)?.sync_data());
-    let _ = sync_dir(dir);
+    let _ = sync_together(&paths, &[dir.to_path_buf()]);
 }
 
-/// Replaces `path` with `bytes` durably, together with files already written: the new
-/// content and every file of `also` are synced concurrently, then `path` is renamed into
-/// place and the directories involved (theirs, and `dirs`, e.g. the parent of a directory
-/// just created) are synced, concurrently too. Two rounds of disk waits in all, however
-/// many files; on return all of it survives a power loss.
-pub fn write_durable_with(
-    path: &Path,
-    bytes: &[u8],
-    also: &[PathBuf],
-    dirs: &[PathBuf],
-) -> std::io::Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = temp_beside(path)?;
-    tmp.write_all(bytes)?;
-    let mut files: Vec<PathBuf> = vec![tmp.path().to_path_buf()];
-    files.extend(also.iter().cloned());
-    let results = sync_concurrently(&files, |p| fs::File::open(p)?.sync_data());
-    results[0]
-        .as_ref()
-        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    let mut all: Vec<PathBuf> = vec![dir.to_path_buf()];
-    for d in also
-        .iter()
-        .filter_map(|p| p.parent())
-        .chain(dirs.iter().map(PathBuf::as_path))
-    {
-        if !all.iter().any(|x| x == d) {
-            all.push(d.to_path_buf());
-        }
-    }
-    let results = sync_concurrently(&all, sync_dir);
-    results[0]
-        .as_ref()
-        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
-    Ok(())
-}
-
-/// Runs `f` on every item at once (the caller's thread takes the first); results in order.
+/// Runs `f` on every item at once (the caller's thread takes the first, a fixed pool of
+/// threads the rest); results in order.
 fn sync_concurrently(
     items: &[PathBuf],
-    f: impl Fn(&Path) -> std::io::Result<()> + Sync,
+    f: fn(&Path) -> std::io::Result<()>,
 ) -> Vec<std::io::Result<()>> {
-    std::thread::scope(|s| {
-        let f = &f;
-        let handles: Vec<_> = items[1.min(items.len())..]
-            .iter()
-            .map(|p| s.spawn(move || f(p)))
-            .collect();
-        let mut out = Vec::with_capacity(items.len());
-        if let Some(first) = items.first() {
-            out.push(f(first));
-        }
-        out.extend(handles.into_iter().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
-        }));
-        out
-    })
+    syncpool::run_all(items, f)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+/// Makes files already written durable in one round of disk waits: their data and the
+/// directories holding them (and `dirs`) are synced all at once. The first file's error,
+/// if any, is returned (the others are best effort, as in [`sync_files`]).
+pub fn sync_together(files: &[PathBuf], dirs: &[PathBuf]) -> std::io::Result<()> {
+    let mut all_dirs: Vec<PathBuf> = Vec::new();
+    for d in files
+        .iter()
+        .map(|p| parent_dir(p))
+        .chain(dirs.iter().map(PathBuf::as_path))
+    {
+        if !all_dirs.iter().any(|x| x == d) {
+            all_dirs.push(d.to_path_buf());
+        }
+    }
+    let n = files.len();
+    let items: Vec<PathBuf> = files.iter().cloned().chain(all_dirs).collect();
+    // Files and directories differ only in how they are synced.
+    fn sync_any(p: &Path) -> std::io::Result<()> {
+        let f = fs::File::open(p)?;
+        if f.metadata()?.is_dir() {
+            f.sync_all()
+        } else {
+            f.sync_data()
+        }
+    }
+    let results = sync_concurrently(&items, sync_any);
+    match results.into_iter().next() {
+        Some(Err(e)) if n > 0 => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Writes bytes to `path` by writing a sibling temporary file (uniquely named, so
