@@ -407,10 +407,7 @@ fn open_loop(addr: std::net::SocketAddr, rate: u64, secs: u64) -> anyhow::Result
                 let next = &next;
                 s.spawn(move || {
                     // Wake-ups as close to the slot as the kernel allows.
-                    // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's slack.
-                    unsafe {
-                        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-                    }
+                    let _ = nix::sys::prctl::set_timerslack(1);
                     let mut out = Vec::with_capacity(total / LOAD_THREADS + 16);
                     let (mut errors, mut unsent) = (0, 0);
                     let mut last = Instant::now();

@@ -273,7 +273,10 @@ pub fn cpu_time(pid: u32) -> Duration {
         .iter()
         .filter_map(|&i| f.get(i).and_then(|s| s.parse::<u64>().ok()))
         .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }

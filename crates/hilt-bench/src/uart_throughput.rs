@@ -6,7 +6,7 @@
 //! fast as the reader drains them, the marker last. Throughput is bytes written divided by
 //! the time from the open to the match (hilt: the expect step's `step.finished` event;
 //! pexpect: its own clock right after `expect` returned), so process start-up is excluded
-//! for both. Peak RSS comes from `wait4`. A bare read loop (`hilt-bench raw-read`) on the
+//! for both. Peak RSS comes from `getrusage` of the reaped child. A bare read loop (`hilt-bench raw-read`) on the
 //! same stream shows the ceiling the pty itself allows.
 
 use std::path::Path;
