@@ -473,6 +473,61 @@ async fn local_chips_are_unsupported_in_this_build() {
     assert_eq!(sessions.count(), 0);
 }
 
+/// Files in the test's lock directory.
+fn lock_files(tmp: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(tmp.join("locks"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A request the chip refuses, whether the chip cannot be opened at all or one of the
+/// lines is refused after others were accepted, leaves no lock file, no session and no
+/// requested line behind: a client cannot fill the lock directory with files for chips
+/// or lines that do not exist.
+#[tokio::test]
+async fn a_session_the_chip_refuses_leaves_no_lock_file_and_no_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sessions = Sessions::new(Duration::from_secs(300));
+    for chip in ["/dev/gpiochip7", "/no/such/chip"] {
+        let mut req = request("c", "unused", tmp.path());
+        req.chip = chip.into();
+        match sessions.start(req).await {
+            Err(GpioError::Invalid(m)) => assert!(m.contains(chip), "{m}"),
+            other => panic!("{chip}: expected Invalid, got {:?}", other.err()),
+        }
+        assert_eq!(lock_files(tmp.path()), Vec::<String>::new(), "{chip}");
+    }
+    // Lines 3 and 5 exist, 9 does not: refused part-way through the lines.
+    let sim = sim_chip("part-way");
+    sim.set_num_lines(8);
+    let mut req = request("c", "part-way", tmp.path());
+    req.lines = ["3", "5", "9"]
+        .map(|n| (n.to_string(), line(Direction::Output, None, None)))
+        .into();
+    match sessions.start(req).await {
+        Err(GpioError::Invalid(m)) => assert!(m.contains("line 9 does not exist"), "{m}"),
+        other => panic!("expected Invalid, got {:?}", other.err()),
+    }
+    assert_eq!(lock_files(tmp.path()), Vec::<String>::new());
+    assert!(!sim.is_requested(3) && !sim.is_requested(5));
+    assert_eq!(sessions.count(), 0);
+    // The same lines without the missing one: a session, and lock files for its lines.
+    let mut req = request("c", "part-way", tmp.path());
+    req.lines = ["3", "5"]
+        .map(|n| (n.to_string(), line(Direction::Output, None, None)))
+        .into();
+    let s = sessions.start(req).await.unwrap();
+    assert_eq!(lock_files(tmp.path()).len(), 2);
+    assert!(sim.is_requested(3) && sim.is_requested(5));
+    sessions.stop(&s.id, "c").unwrap();
+}
+
 #[tokio::test]
 async fn idle_sessions_expire_and_release_lines_and_locks() {
     let tmp = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::agent_http::{Api, Conn};
 use crate::agent_proc::{self, Agent, Kind, Setup};
-use crate::child;
+use crate::agent_rig::Rig;
 use crate::env::Env;
 use crate::stats::{median, percentile};
 use crate::table::Table;
@@ -115,49 +115,27 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         zip_trials: q(a.zip_trials, 3, 1).max(1),
         queue_trials: q(a.queue_trials, 3, 1).max(1),
     };
-    let Some(benchci) = env.benchci.clone() else {
-        bail!("benchci is not installed; help: run scripts/bench/venv.sh");
-    };
-    let dir = env.scratch("agent")?;
+    let mut rig = Rig::new(env, "agent")?;
+    let dir = rig.dir.clone();
     let link = dir.join("dut.tty");
-    let mut sim = env.hilt();
-    sim.arg("sim")
-        .arg("dut")
-        .arg("--link")
-        .arg(&link)
-        .arg("--control")
-        .arg(dir.join("dut.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("sim.log"))?));
-    let _sim = Helper(Some(sim.spawn().context("starting `hilt sim dut`")?));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !link.exists() {
-        if Instant::now() > deadline {
-            bail!("the simulated DUT did not create {}", link.display());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut sim = env.sim_dut(&link);
+    sim.arg("--control").arg(dir.join("dut.sock"));
+    rig.device(
+        sim,
+        &link,
+        "the simulated DUT (`hilt sim dut`)",
+        "sim.log",
+        Duration::from_secs(5),
+    )?;
     // Let it boot (30 ms), as a real bench would be.
     std::thread::sleep(Duration::from_millis(100));
-    std::fs::write(
-        dir.join("bench.yaml"),
-        BENCH.replace("{{PORT}}", &link.display().to_string()),
+    rig.register(
+        &BENCH.replace("{{PORT}}", &link.display().to_string()),
+        "hilt-bench-agent",
+        BENCH_ID,
+        ", tags: [sim]",
     )?;
-    let agent_name = format!("hilt-bench-agent-{}", std::process::id());
-    let config = dir.join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent: {{id: {agent_name}, name: {agent_name}}}\nbenches:\n  - {{id: {BENCH_ID}, bench_file: bench.yaml, tags: [sim]}}\n"
-        ),
-    )?;
-    let setup = Setup {
-        env,
-        benchci: Some(&benchci),
-        config: &config,
-        root: &dir,
-    };
+    let setup = rig.setup(env);
     let mut targets = Vec::new();
     let show = |t: &mut Table| {
         t.note(format!("load average at the end: {}", crate::loadavg()));
@@ -168,10 +146,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     let cold = cold_starts(&setup, p.starts)?;
 
     eprintln!("agent: starting both agents");
-    let (mut h, _) = Agent::spawn(&setup, Kind::Hilt, "hilt", true)?;
-    h.wait_healthy(Duration::from_secs(60))?;
-    let (mut b, _) = Agent::spawn(&setup, Kind::Benchci, "benchci", true)?;
-    b.wait_healthy(Duration::from_secs(120))?;
+    let (mut h, mut b) = rig.start_both(env)?;
     let mut t = memory_and_start(&h, &b, &cold, p.starts, &mut targets)?;
     show(&mut t);
 
@@ -190,7 +165,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     show(&mut t);
 
     eprintln!("agent: artifacts.zip with a {} MB file", p.zip_mb);
-    let py = benchci.with_file_name("python");
+    let py = rig.benchci.with_file_name("python");
     let mut t = artifacts_zip(&h, &b, &last, &p, &dir, &py, &mut targets)?;
     show(&mut t);
 
@@ -211,17 +186,6 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         "Both agents serve the same agent.yaml (bench `{BENCH_ID}`: uart on a `hilt sim dut` pty, mock GPIO/power/measurement), on 127.0.0.1 with auth off; each has its own port, work dir, HOME and lock dir."
     ));
     Ok(recap)
-}
-
-/// A helper child process (the simulated DUT), stopped when dropped.
-pub(crate) struct Helper(pub(crate) Option<Child>);
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            child::terminate(c, Duration::from_secs(2));
-        }
-    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -407,10 +371,7 @@ fn open_loop(addr: std::net::SocketAddr, rate: u64, secs: u64) -> anyhow::Result
                 let next = &next;
                 s.spawn(move || {
                     // Wake-ups as close to the slot as the kernel allows.
-                    // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's slack.
-                    unsafe {
-                        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-                    }
+                    let _ = nix::sys::prctl::set_timerslack(1);
                     let mut out = Vec::with_capacity(total / LOAD_THREADS + 16);
                     let (mut errors, mut unsent) = (0, 0);
                     let mut last = Instant::now();

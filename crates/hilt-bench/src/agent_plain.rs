@@ -9,7 +9,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -17,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::agent_bench::{timeline, ts_secs};
 use crate::agent_http::Api;
-use crate::agent_proc::{Agent, Kind, Setup};
+use crate::agent_proc::Kind;
+use crate::agent_rig::Rig;
 use crate::env::Env;
 use crate::stats::{median, percentile};
 use crate::table::Table;
@@ -202,59 +202,35 @@ fn one_run(c: Plain, kind: Kind, body: &[u8], poll: Duration) -> anyhow::Result<
 pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     let runs = a.runs.unwrap_or(if quick { 5 } else { 30 }).max(1);
     let poll = Duration::from_millis(a.poll_ms);
-    let Some(benchci) = env.benchci.clone() else {
-        bail!("benchci is not installed; help: run scripts/bench/venv.sh");
-    };
-    let dir = env.scratch("agent-plain")?;
-    let script = dir.join("py_device.py");
+    let mut rig = Rig::new(env, "agent-plain")?;
+    let script = rig.dir.join("py_device.py");
     std::fs::write(&script, PY_DEVICE)?;
-    let link = dir.join("board.tty");
-    let python = benchci.with_file_name("python");
+    let link = rig.dir.join("board.tty");
+    let python = rig.benchci.with_file_name("python");
     let mut dev = std::process::Command::new(if python.is_file() {
         python.as_path()
     } else {
         std::path::Path::new("python3")
     });
-    dev.arg(&script)
-        .arg("--link")
-        .arg(&link)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("device.log"))?));
-    let _dev = crate::agent_bench::Helper(Some(dev.spawn().context("starting the Python device")?));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link.exists() {
-        if Instant::now() > deadline {
-            bail!("the Python device did not create {}", link.display());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::fs::write(
-        dir.join("bench.yaml"),
-        format!(
+    dev.arg(&script).arg("--link").arg(&link);
+    rig.device(
+        dev,
+        &link,
+        "the Python device",
+        "device.log",
+        Duration::from_secs(10),
+    )?;
+    rig.register(
+        &format!(
             "version: 1\nbench: {{name: python device bench}}\nnodes:\n  board:\n    kind: mcu\n    transports:\n      console: {{backend: uart, port: \"{}\", baud: 115200}}\n",
             link.display()
         ),
+        "hilt-bench-plain",
+        BENCH_ID,
+        "",
     )?;
-    let name = format!("hilt-bench-plain-{}", std::process::id());
-    let config = dir.join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent: {{id: {name}, name: {name}}}\nbenches:\n  - {{id: {BENCH_ID}, bench_file: bench.yaml}}\n"
-        ),
-    )?;
-    let setup = Setup {
-        env,
-        benchci: Some(&benchci),
-        config: &config,
-        root: &dir,
-    };
     eprintln!("agent-plain: starting both agents");
-    let (mut h, _) = Agent::spawn(&setup, Kind::Hilt, "hilt", true)?;
-    h.wait_healthy(Duration::from_secs(60))?;
-    let (mut b, _) = Agent::spawn(&setup, Kind::Benchci, "benchci", true)?;
-    b.wait_healthy(Duration::from_secs(120))?;
+    let (mut h, mut b) = rig.start_both(env)?;
     let body = serde_json::to_vec(
         &json!({"bench_id": BENCH_ID, "suite_yaml": SUITE, "skip_flash": true}),
     )?;

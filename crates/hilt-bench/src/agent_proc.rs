@@ -56,6 +56,17 @@ impl Agent {
         label: &str,
         self_test: bool,
     ) -> anyhow::Result<(Agent, Instant)> {
+        Agent::spawn_with(s, kind, label, self_test, &[])
+    }
+
+    /// [`Agent::spawn`] with `extra` flags after the usual ones.
+    pub fn spawn_with(
+        s: &Setup,
+        kind: Kind,
+        label: &str,
+        self_test: bool,
+        extra: &[String],
+    ) -> anyhow::Result<(Agent, Instant)> {
         let dir = s.root.join(label);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -112,6 +123,7 @@ impl Agent {
         } else {
             cmd.env_remove("HILT_LOCK_DIR");
         }
+        cmd.args(extra);
         cmd.env("HOME", &home)
             .env("TMPDIR", &dir)
             .current_dir(&dir)
@@ -273,7 +285,10 @@ pub fn cpu_time(pid: u32) -> Duration {
         .iter()
         .filter_map(|&i| f.get(i).and_then(|s| s.parse::<u64>().ok()))
         .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }

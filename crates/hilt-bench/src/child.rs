@@ -4,7 +4,7 @@
 //! its `ru_maxrss` (Linux carries the parent's high-water mark across fork and exec), and
 //! hilt-bench itself grows while it runs in-process benchmarks. So every measured command
 //! is started through `hilt-bench measure-child`, a freshly exec'd, small process that
-//! spawns the command, reaps it with `wait4` and reports its exit code, wall time and
+//! spawns the command, reaps it and reports its exit code, wall time and
 //! peak RSS in a file.
 
 use std::ffi::OsString;
@@ -96,37 +96,24 @@ pub fn measure_child(report: &Path, program: &OsString, args: &[OsString]) -> io
     Ok(f.code)
 }
 
-/// Reaps `child` with `wait4`, so its own peak RSS is known.
-fn wait(child: Child, started: Instant) -> io::Result<Finished> {
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: valid pointers to locals; pid is our own unreaped child.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+/// Reaps `child` and reads its peak RSS from `getrusage(RUSAGE_CHILDREN)`: the largest
+/// peak of the children this process has reaped, which in `measure-child` (one child) is
+/// the command's own.
+fn wait(mut child: Child, started: Instant) -> io::Result<Finished> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use std::os::unix::process::ExitStatusExt;
+    let status = child.wait()?;
     let wall = started.elapsed();
-    // Already reaped: `Child` has no destructor that waits, so dropping it is fine.
-    drop(child);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        -1
+    let code = match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => -1,
     };
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
     Ok(Finished {
         code,
         wall,
-        max_rss_kib: ru.ru_maxrss.max(0) as u64,
+        max_rss_kib: usage.max_rss().max(0) as u64,
     })
 }
 
@@ -150,7 +137,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wait4_reports_exit_code_and_rss() {
+    fn wait_reports_exit_code_and_rss() {
         let started = Instant::now();
         let c = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
         let f = wait(c, started).unwrap();

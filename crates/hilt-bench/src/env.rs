@@ -99,6 +99,55 @@ impl Env {
     pub fn hilt(&self) -> Command {
         Command::new(&self.hilt)
     }
+
+    /// `hilt sim dut --link <link>`: a simulated DUT on a pty (add `--control` for its
+    /// wiring socket).
+    pub fn sim_dut(&self, link: &Path) -> Command {
+        let mut c = self.hilt();
+        c.arg("sim").arg("dut").arg("--link").arg(link);
+        c
+    }
+}
+
+/// Adds `run --bench <bench> --suite <suite> --results-dir <results>` (the same for hilt
+/// and BenchCI).
+pub fn run_args<'a>(
+    cmd: &'a mut Command,
+    bench: &Path,
+    suite: &Path,
+    results: &Path,
+) -> &'a mut Command {
+    cmd.arg("run")
+        .arg("--bench")
+        .arg(bench)
+        .arg("--suite")
+        .arg(suite)
+        .arg("--results-dir")
+        .arg(results)
+}
+
+/// Runs `suite` on `bench` in this process (resource locks in `<results>/locks`),
+/// reporting to `observer`.
+pub fn run_in_process(
+    bench: &Path,
+    suite: &Path,
+    results: &Path,
+    observer: &mut dyn hilt_runner::Observer,
+) -> anyhow::Result<hilt_runner::RunOutcome> {
+    Ok(hilt_runner::run(
+        &hilt_runner::RunOptions {
+            bench: bench.to_path_buf(),
+            suite: suite.to_path_buf(),
+            results_dir: Some(results.to_path_buf()),
+            lock_config: Some(hilt_hw::locks::LockConfig {
+                dir: results.join("locks"),
+                enabled: true,
+            }),
+            ..Default::default()
+        },
+        observer,
+        &hilt_hw::CancelToken::new(),
+    )?)
 }
 
 /// The one run directory a tool created below `root` (both tools add a timestamped level).

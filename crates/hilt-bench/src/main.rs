@@ -8,6 +8,7 @@ mod agent_bench;
 mod agent_http;
 mod agent_plain;
 mod agent_proc;
+mod agent_rig;
 mod child;
 mod demo;
 mod env;

@@ -20,7 +20,7 @@ use nix::sys::termios::{FlushArg, SetArg, cfmakeraw, tcflush, tcgetattr, tcsetat
 use hilt_model::run::Event;
 use hilt_runner::Observer;
 
-use crate::env::Env;
+use crate::env::{Env, run_in_process};
 use crate::stats::{micros, percentile};
 use crate::table::Table;
 
@@ -123,20 +123,7 @@ fn suite_yaml(n: usize) -> String {
 
 fn hilt_round(bench: &Path, suite: &Path, results: &Path) -> anyhow::Result<Vec<f64>> {
     let mut clock = PairClock::default();
-    let out = hilt_runner::run(
-        &hilt_runner::RunOptions {
-            bench: bench.to_path_buf(),
-            suite: suite.to_path_buf(),
-            results_dir: Some(results.to_path_buf()),
-            lock_config: Some(hilt_hw::locks::LockConfig {
-                dir: results.join("locks"),
-                enabled: true,
-            }),
-            ..Default::default()
-        },
-        &mut clock,
-        &hilt_hw::CancelToken::new(),
-    )?;
+    let out = run_in_process(bench, suite, results, &mut clock)?;
     if out.exit_code != 0 {
         bail!(
             "the roundtrip run did not pass (exit code {}); see {}",

@@ -16,7 +16,7 @@ use hilt_model::run::Event;
 use hilt_runner::Observer;
 
 use crate::child;
-use crate::env::Env;
+use crate::env::{Env, run_args, run_in_process};
 use crate::stats::median;
 use crate::table::{Table, ratio};
 
@@ -187,14 +187,7 @@ fn run_tool(env: &Env, tool: &str, bench: &Path, suite: &Path, dir: &Path) -> an
             c
         }
     };
-    cmd.arg("run")
-        .arg("--bench")
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .env("TMPDIR", dir);
+    run_args(&mut cmd, bench, suite, &dir.join("results")).env("TMPDIR", dir);
     let f = child::run(&cmd, &dir.join(tool))?;
     if f.code != 0 {
         bail!(
@@ -208,20 +201,7 @@ fn run_tool(env: &Env, tool: &str, bench: &Path, suite: &Path, dir: &Path) -> an
 
 fn in_process(bench: &Path, suite: &Path, results: &Path, n: usize) -> anyhow::Result<f64> {
     let mut span = StepSpan::default();
-    let out = hilt_runner::run(
-        &hilt_runner::RunOptions {
-            bench: bench.to_path_buf(),
-            suite: suite.to_path_buf(),
-            results_dir: Some(results.to_path_buf()),
-            lock_config: Some(hilt_hw::locks::LockConfig {
-                dir: results.join("locks"),
-                enabled: true,
-            }),
-            ..Default::default()
-        },
-        &mut span,
-        &hilt_hw::CancelToken::new(),
-    )?;
+    let out = run_in_process(bench, suite, results, &mut span)?;
     if out.exit_code != 0 || span.steps != n as u64 {
         bail!(
             "in-process run failed (exit code {}, {} steps finished)",

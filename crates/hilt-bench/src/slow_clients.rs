@@ -3,13 +3,13 @@
 //! headers (the slowloris pattern). Each probe opens a new connection, as a monitoring
 //! check would. Loopback only; the slow connections are closed at the end.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::agent_proc::{Agent, Kind, Setup};
 use crate::env::Env;
 use crate::stats::{micros, percentile};
 use crate::table::Table;
@@ -17,15 +17,6 @@ use crate::table::Table;
 pub struct Args {
     pub slow: usize,
     pub probes: usize,
-}
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn raise_nofile() -> u64 {
@@ -40,42 +31,31 @@ fn raise_nofile() -> u64 {
     }
 }
 
-fn start(env: &Env, slow: usize) -> anyhow::Result<(Served, SocketAddr)> {
-    let work = env.scratch("agent-slow-clients")?;
-    // The header timeout is longer than the measurement, so every slow connection is
-    // still open while /health is probed.
-    let mut child = env
-        .hilt()
-        .args(["agent", "serve", "--host", "127.0.0.1", "--port", "0"])
-        .arg("--work-dir")
-        .arg(&work)
-        .args(["--no-self-test", "--header-timeout-ms", "120000"])
-        .arg("--max-connections")
-        .arg((slow + 256).to_string())
-        .env_remove("HILT_AGENT_TOKEN")
-        .env_remove("BENCHCI_AGENT_TOKEN")
-        .env_remove("HILT_AGENT_CONFIG")
-        .env_remove("BENCHCI_AGENT_CONFIG")
-        .env("HILT_LOCK_DIR", work.join("locks"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawning hilt agent serve")?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let served = Served(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .context("the agent never printed its address")?;
-    Ok((served, addr.parse()?))
+/// A hilt agent with no bench, auth off, self-test off, a header timeout longer than the
+/// measurement (every slow connection is still open while /health is probed) and room
+/// for `slow` connections.
+fn start(env: &Env, slow: usize) -> anyhow::Result<Agent> {
+    let root = env.scratch("agent-slow-clients")?;
+    let config = root.join("agent.yaml");
+    std::fs::write(
+        &config,
+        "agent: {id: hilt-bench-slow-clients, name: hilt-bench-slow-clients}\nbenches: []\n",
+    )?;
+    let setup = Setup {
+        env,
+        benchci: None,
+        config: &config,
+        root: &root,
+    };
+    let extra = [
+        "--header-timeout-ms".to_string(),
+        "120000".to_string(),
+        "--max-connections".to_string(),
+        (slow + 256).to_string(),
+    ];
+    let (mut agent, _) = Agent::spawn_with(&setup, Kind::Hilt, "agent", false, &extra)?;
+    agent.wait_healthy(Duration::from_secs(30))?;
+    Ok(agent)
 }
 
 /// One `/health` on a new connection; its latency.
@@ -112,14 +92,8 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
             a.slow
         );
     }
-    let (_agent, addr) = start(env, a.slow)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while probe(addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("the agent never answered /health");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let agent = start(env, a.slow)?;
+    let addr = agent.addr();
     let idle = probes(addr, a.probes)?;
     let mut slow = Vec::with_capacity(a.slow);
     for i in 0..a.slow {

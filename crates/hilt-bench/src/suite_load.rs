@@ -186,7 +186,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
             .join(" ")
     };
     t.note(format!("hilt wall per run, ms: {}", all(&m[0][0])));
-    t.note("Both tools run as child processes through `hilt-bench measure-child` (wall from spawn to exit, peak RSS from wait4). The suite has tests of 100 steps cycling through measure, send_uart, expect_uart, assert_metric, gpio_set and sleep_ms with options; the bench names a uart, a mock GPIO line and a mock instrument (validation touches no hardware).");
+    t.note("Both tools run as child processes through `hilt-bench measure-child` (wall from spawn to exit, peak RSS from getrusage of the reaped child). The suite has tests of 100 steps cycling through measure, send_uart, expect_uart, assert_metric, gpio_set and sleep_ms with options; the bench names a uart, a mock GPIO line and a mock instrument (validation touches no hardware).");
     Ok(t)
 }
 

@@ -6,7 +6,7 @@
 //! fast as the reader drains them, the marker last. Throughput is bytes written divided by
 //! the time from the open to the match (hilt: the expect step's `step.finished` event;
 //! pexpect: its own clock right after `expect` returned), so process start-up is excluded
-//! for both. Peak RSS comes from `wait4`. A bare read loop (`hilt-bench raw-read`) on the
+//! for both. Peak RSS comes from `getrusage` of the reaped child. A bare read loop (`hilt-bench raw-read`) on the
 //! same stream shows the ceiling the pty itself allows.
 
 use std::path::Path;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 
 use crate::child;
-use crate::env::{Env, read_json, run_dir};
+use crate::env::{Env, read_json, run_args, run_dir};
 use crate::stats::median;
 use crate::stream::{END_REGEX, END_TEXT, StreamPty};
 use crate::table::{Table, ratio};
@@ -216,13 +216,7 @@ fn hilt_trial(env: &Env, mode: Mode, bytes: u64, trial: usize) -> anyhow::Result
         ),
     )?;
     let mut cmd = env.hilt();
-    cmd.arg("run")
-        .arg("--bench")
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
+    run_args(&mut cmd, &bench, &suite, &dir.join("results"))
         .env("HILT_LOCK_DIR", dir.join("locks"));
     let (w, f, ended) = drive(&pty, &cmd, &dir.join("hilt"), bytes)?;
     let run = run_dir(&dir.join("results"))?;

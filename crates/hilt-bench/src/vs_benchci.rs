@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::child;
-use crate::env::{Env, read_json, run_dir};
+use crate::env::{Env, read_json, run_args, run_dir};
 use crate::stats::median;
 use crate::table::Table;
 
@@ -33,12 +33,8 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     };
     let dir = env.scratch("vs-benchci")?;
     let link = dir.join("dut.tty");
-    let mut sim = env.hilt();
-    sim.arg("sim")
-        .arg("dut")
-        .arg("--link")
-        .arg(&link)
-        .stdin(Stdio::null())
+    let mut sim = env.sim_dut(&link);
+    sim.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let sim = sim.spawn().context("starting `hilt sim dut`")?;
@@ -83,14 +79,7 @@ fn measure(env: &Env, benchci: &Path, dir: &Path, link: &Path, a: &Args) -> anyh
             c.env("BENCHCI_LOCK_DIR", d.join("locks"));
             c
         };
-        cmd.arg("run")
-            .arg("--bench")
-            .arg(&bench)
-            .arg("--suite")
-            .arg(&suite)
-            .arg("--results-dir")
-            .arg(d.join("results"))
-            .env("TMPDIR", &d);
+        run_args(&mut cmd, &bench, &suite, &d.join("results")).env("TMPDIR", &d);
         let f = child::run(&cmd, &d.join(name))?;
         if f.code != 0 {
             bail!(

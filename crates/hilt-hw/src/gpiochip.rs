@@ -121,6 +121,11 @@ pub trait GpioChip: Send + Sync {
     /// The chip path as given to [`open_chip`].
     fn path(&self) -> &str;
 
+    /// Checks, without requesting or touching any line, that the chip can be used and has
+    /// every line of `lines`, each named once. Callers check before they take the lines'
+    /// resource locks, so a request that can never succeed leaves no lock file behind.
+    fn check(&self, lines: &[LineRequest]) -> Result<(), ChipError>;
+
     /// Requests every line at once (all or nothing). Outputs start at physical level 0.
     /// `consumer` names the requester (shown to other users of the chip).
     fn request(
@@ -173,16 +178,26 @@ impl GpioChip for LocalChip {
         &self.path
     }
 
+    fn check(&self, _lines: &[LineRequest]) -> Result<(), ChipError> {
+        Err(self.unsupported())
+    }
+
     fn request(
         &self,
         _lines: &[LineRequest],
         _consumer: &str,
     ) -> Result<Box<dyn ChipLines>, ChipError> {
-        Err(ChipError::Unsupported(format!(
+        Err(self.unsupported())
+    }
+}
+
+impl LocalChip {
+    fn unsupported(&self) -> ChipError {
+        ChipError::Unsupported(format!(
             "cannot open GPIO chip {}: GPIO character devices are not supported by this build \
              (use a `sim:<name>` chip for simulation)",
             self.path
-        )))
+        ))
     }
 }
 
@@ -303,6 +318,29 @@ impl SimChip {
         self.state().lines.get(&line).is_some_and(|l| l.level)
     }
 
+    /// Every line exists on the chip and is named once.
+    fn check_lines(&self, st: &SimState, lines: &[LineRequest]) -> Result<(), ChipError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in lines {
+            if r.line >= st.num_lines {
+                return Err(ChipError::Unsupported(format!(
+                    "GPIO chip {} has {} lines (0..{}); line {} does not exist",
+                    self.path,
+                    st.num_lines,
+                    st.num_lines.saturating_sub(1),
+                    r.line
+                )));
+            }
+            if !seen.insert(r.line) {
+                return Err(ChipError::Unsupported(format!(
+                    "line {} is requested twice",
+                    r.line
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `true` while some request holds `line`.
     pub fn is_requested(&self, line: u32) -> bool {
         self.state()
@@ -333,29 +371,18 @@ impl GpioChip for SimChip {
         &self.path
     }
 
+    fn check(&self, lines: &[LineRequest]) -> Result<(), ChipError> {
+        self.check_lines(&self.state(), lines)
+    }
+
     fn request(
         &self,
         lines: &[LineRequest],
         consumer: &str,
     ) -> Result<Box<dyn ChipLines>, ChipError> {
         let mut st = self.state();
-        let mut seen = std::collections::BTreeSet::new();
+        self.check_lines(&st, lines)?;
         for r in lines {
-            if r.line >= st.num_lines {
-                return Err(ChipError::Unsupported(format!(
-                    "GPIO chip {} has {} lines (0..{}); line {} does not exist",
-                    self.path,
-                    st.num_lines,
-                    st.num_lines.saturating_sub(1),
-                    r.line
-                )));
-            }
-            if !seen.insert(r.line) {
-                return Err(ChipError::Unsupported(format!(
-                    "line {} is requested twice",
-                    r.line
-                )));
-            }
             if let Some(o) = st.lines.get(&r.line).and_then(|l| l.owner.as_ref()) {
                 return Err(ChipError::Busy {
                     chip: self.path.clone(),

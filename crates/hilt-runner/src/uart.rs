@@ -6,6 +6,7 @@
 //! hilt bounds the buffer by bytes (the last 200 000 bytes, cut at a UTF-8 boundary), and
 //! offers `scope: since_mark` to search only text after the previous send or match.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -84,7 +85,7 @@ pub enum ExpectMiss {
 
 pub struct Uart {
     /// Written to (then closed) to wake the reader out of poll() when stopping.
-    wake: Option<std::os::fd::OwnedFd>,
+    wake: Option<OwnedFd>,
     writer: Box<dyn SerialPort>,
     shared: Arc<Shared>,
     log: Arc<Mutex<LogFile>>,
@@ -111,8 +112,8 @@ impl Uart {
                 .spawn(move || {
                     let mut chunk = vec![0u8; 64 * 1024];
                     while !stop.load(Ordering::Relaxed) {
-                        let slice = match reader_port.raw_fd() {
-                            Some(fd) => match wait_readable(fd, &wake_r) {
+                        let slice = match reader_port.poll_fd() {
+                            Some(fd) => match wait_readable(fd, wake_r.as_fd()) {
                                 Readable::Port => Duration::ZERO,
                                 Readable::Wake => break,
                                 Readable::Nothing => continue,
@@ -299,14 +300,11 @@ enum Readable {
 }
 
 /// Waits (at most 100 ms) until the port has data or the wake pipe is written.
-fn wait_readable(fd: std::os::fd::RawFd, wake: &std::os::fd::OwnedFd) -> Readable {
+fn wait_readable(port: BorrowedFd<'_>, wake: BorrowedFd<'_>) -> Readable {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::{AsFd, BorrowedFd};
-    // SAFETY: `fd` belongs to the reader's port handle, which outlives this call.
-    let port = unsafe { BorrowedFd::borrow_raw(fd) };
     let mut fds = [
         PollFd::new(port, PollFlags::POLLIN),
-        PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+        PollFd::new(wake, PollFlags::POLLIN),
     ];
     match poll(&mut fds, PollTimeout::from(100u16)) {
         Ok(n) if n > 0 => {

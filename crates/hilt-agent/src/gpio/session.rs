@@ -84,6 +84,16 @@ fn start_failed(e: impl std::fmt::Display) -> String {
     format!("Failed to start GPIO session: {e}")
 }
 
+/// The error of a session that could not start, its message saying so.
+fn start_error(e: GpioError) -> GpioError {
+    match e {
+        GpioError::Conflict(m) => GpioError::Conflict(start_failed(m)),
+        GpioError::Invalid(m) => GpioError::Invalid(start_failed(m)),
+        GpioError::Hardware(m) => GpioError::Hardware(start_failed(m)),
+        other => other,
+    }
+}
+
 impl Session {
     /// Takes the locks, requests the lines and opens the log. Blocking (file locks, chip).
     pub(super) fn open(
@@ -112,21 +122,10 @@ impl Session {
                 .with_detail("line", *n)
             })
             .collect();
-        let locks = acquire(&config, specs, Some(&format!("gpio-session-{id}"))).map_err(|e| {
-            let e = GpioError::from(e);
-            match e {
-                GpioError::Conflict(m) => GpioError::Conflict(start_failed(m)),
-                GpioError::Hardware(m) => GpioError::Hardware(start_failed(m)),
-                other => other,
-            }
-        })?;
-        let wrap = |e: hilt_hw::gpiochip::ChipError| match GpioError::from(e) {
-            GpioError::Conflict(m) => GpioError::Conflict(start_failed(m)),
-            GpioError::Invalid(m) => GpioError::Invalid(start_failed(m)),
-            GpioError::Hardware(m) => GpioError::Hardware(start_failed(m)),
-            other => other,
-        };
+        let wrap = |e: hilt_hw::gpiochip::ChipError| start_error(e.into());
         let handle = open_chip(&chip).map_err(wrap)?;
+        // A chip that cannot be opened or lacks a line is refused before any lock file is
+        // created: such a request would otherwise leave files for lines that do not exist.
         let requests: Vec<LineRequest> = lines
             .iter()
             .map(|(n, c)| LineRequest {
@@ -136,6 +135,9 @@ impl Session {
                 edge: c.edge,
             })
             .collect();
+        handle.check(&requests).map_err(wrap)?;
+        let locks = acquire(&config, specs, Some(&format!("gpio-session-{id}")))
+            .map_err(|e| start_error(e.into()))?;
         let mut hw = handle
             .request(&requests, &format!("hilt-agent session {id} ({owner})"))
             .map_err(wrap)?;

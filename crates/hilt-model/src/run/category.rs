@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::checks::{self, Check};
+
 /// Who most likely has to act on a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,7 +42,7 @@ impl Source {
 }
 
 macro_rules! categories {
-    ($($v:ident => $s:literal, $src:ident, $title:literal, $expl:literal, [$($sug:literal),*];)*) => {
+    ($($v:ident => $s:literal, $src:ident, $title:literal, $expl:literal, [$($sug:ident),*];)*) => {
         /// Every failure category hilt emits; the strings are BenchCI's.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         pub enum Category { $(#[serde(rename = $s)] $v,)* }
@@ -58,7 +60,7 @@ macro_rules! categories {
             pub fn explanation(self) -> &'static str { match self { $(Category::$v => $expl,)* } }
 
             /// Default checks to suggest, after any the caller supplies.
-            pub fn suggestions(self) -> &'static [&'static str] { match self { $(Category::$v => &[$($sug),*],)* } }
+            pub fn suggestions(self) -> &'static [Check] { match self { $(Category::$v => &[$(checks::$sug),*],)* } }
         }
     };
 }
@@ -66,112 +68,112 @@ macro_rules! categories {
 categories! {
     FlashFailed => "FLASH_FAILED", BenchInfrastructure, "Flashing failed",
         "The flash tool did not program the device.",
-        ["Check that the debug probe is connected and the target is powered.", "Check the node's flash settings in bench.yaml.", "Open flash.log for the tool's own error."];
+        [PROBE_CONNECTED, NODE_FLASH_SETTINGS, OPEN_FLASH_LOG];
     FlashToolUnavailable => "FLASH_TOOL_UNAVAILABLE", BenchInfrastructure, "Flash tool not available",
         "The flash tool the bench names could not be found or started.",
-        ["Install the tool on this machine or fix PATH.", "Run `hilt bench self-test --bench <file>`."];
+        [INSTALL_TOOL, RUN_SELF_TEST];
     ArtifactError => "ARTIFACT_ERROR", Configuration, "Firmware artifact problem",
         "The firmware artifact is missing, unreadable or of an unsupported type.",
-        ["Pass --artifact or set flash.artifact.", "Use an .elf, .hex or .bin file (.bin needs flash.address)."];
+        [PASS_ARTIFACT, ARTIFACT_TYPE];
     UartExpectationFailed => "UART_EXPECTATION_FAILED", Firmware, "UART expectation failed",
         "The device did not print the expected text in time.",
-        ["Check that the firmware prints the expected text.", "Check baud rate, wiring and ground.", "Open the transport log to see what the device did print."];
+        [FIRMWARE_PRINTS_TEXT, UART_WIRING, OPEN_TRANSPORT_LOG];
     ModbusExpectationFailed => "MODBUS_EXPECTATION_FAILED", Firmware, "Modbus expectation failed",
         "The Modbus reply did not match the expectation.",
-        ["Check slave id, baud, parity and register address.", "Check RS-485 wiring and termination."];
+        [MODBUS_SETTINGS, RS485_WIRING];
     CanExpectationFailed => "CAN_EXPECTATION_FAILED", Firmware, "CAN expectation failed",
         "The expected CAN frame was not seen in time.",
-        ["Check the interface and bitrate.", "Check bus termination."];
+        [CAN_INTERFACE, CAN_TERMINATION];
     GpioExpectationFailed => "GPIO_EXPECTATION_FAILED", Firmware, "GPIO expectation failed",
         "The expected GPIO level or edge was not observed.",
-        ["Check chip and line numbers.", "Check active_high and bias.", "Open gpio.log."];
+        [GPIO_CHIP_PATH, GPIO_POLARITY, OPEN_GPIO_LOG];
     MeasurementAssertionFailed => "MEASUREMENT_ASSERTION_FAILED", Firmware, "Measurement out of limits",
         "A measured value was outside the limits the suite sets.",
-        ["Compare the reading with the limits and units in the suite.", "Check the instrument's range and wiring.", "Open measurement.log."];
+        [MEASUREMENT_LIMITS, INSTRUMENT_RANGE, OPEN_MEASUREMENT_LOG];
     FuzzOracleFailed => "FUZZ_ORACLE_FAILED", Firmware, "Fuzz oracle failed",
         "A fuzz case made the device misbehave.",
-        ["Replay the failing case from the fuzz log with its seed."];
+        [REPLAY_FUZZ_CASE];
     FaultRecoveryFailed => "FAULT_RECOVERY_FAILED", Firmware, "Device did not recover from an injected fault",
         "After the fault the device did not answer the recovery oracle in time.",
-        ["Check the firmware's brown-out and watchdog handling."];
+        [BROWN_OUT_HANDLING];
     ExternalRunFailed => "EXTERNAL_RUN_FAILED", Firmware, "External run failed",
         "The external simulator or HIL job reported failure.",
-        ["Open the external log and parsed report."];
+        [OPEN_EXTERNAL_LOG];
     UartFailed => "UART_FAILED", BenchInfrastructure, "UART I/O failed",
         "Reading from or writing to the serial port failed.",
-        ["Check that the port exists and is not used by another program.", "Check the USB cable and adapter."];
+        [PORT_FREE, USB_CABLE];
     CanFailed => "CAN_FAILED", BenchInfrastructure, "CAN I/O failed",
         "The CAN interface could not be used.",
-        ["Check that the interface is up and the bitrate matches."];
+        [CAN_INTERFACE];
     FuzzTransportFailed => "FUZZ_TRANSPORT_FAILED", BenchInfrastructure, "Fuzz transport failed",
         "The transport failed during a fuzz campaign.",
-        ["Check the transport, then replay with the recorded seed."];
+        [FUZZ_TRANSPORT];
     GpioLineUnreachable => "GPIO_LINE_UNREACHABLE", BenchInfrastructure, "GPIO line unreachable",
         "A GPIO line could not be opened or driven.",
-        ["Check the GPIO chip path and line numbers.", "Check that no other process holds the line."];
+        [GPIO_CHIP_PATH, GPIO_LINE_FREE];
     PowerReadbackUnavailable => "POWER_READBACK_UNAVAILABLE", BenchInfrastructure, "Power readback unavailable",
         "The power controller cannot report the outlet state.",
-        ["Configure readback for the controller, or use power_set instead of power_expect."];
+        [POWER_READBACK];
     PowerControlFailed => "POWER_CONTROL_FAILED", BenchInfrastructure, "Power control failed",
         "The power controller did not switch or report as expected.",
-        ["Check that the relay/controller is connected.", "Check the resource and outlet names.", "Open power.log."];
+        [RELAY_CONNECTED, POWER_NAMES, OPEN_POWER_LOG];
     PowerResourceUnavailable => "POWER_RESOURCE_UNAVAILABLE", BenchInfrastructure, "Power resource unavailable",
         "The power controller could not be started.",
-        ["Check the controller's connection settings in bench.yaml."];
+        [RESOURCE_CONNECTION];
     MeasurementFailed => "MEASUREMENT_FAILED", BenchInfrastructure, "Measurement failed",
         "The instrument did not give a usable reading.",
-        ["Check the resource settings and that the instrument is reachable.", "Open measurement.log."];
+        [INSTRUMENT_REACHABLE, OPEN_MEASUREMENT_LOG];
     MeasurementResourceUnavailable => "MEASUREMENT_RESOURCE_UNAVAILABLE", BenchInfrastructure, "Measurement resource unavailable",
         "The measurement instrument could not be started.",
-        ["Check the instrument's connection settings in bench.yaml."];
+        [RESOURCE_CONNECTION];
     TransportOpenFailed => "TRANSPORT_OPEN_FAILED", BenchInfrastructure, "Transport could not be opened",
         "A port the bench names could not be opened, so the device was never reached.",
-        ["Check that the device is plugged in and the port path is right (ls -l the path).", "Check permissions (dialout group) and that no other program holds the port.", "Run `hilt bench self-test --bench <file> --open-hardware`."];
+        [PORT_PLUGGED_IN, PORT_PERMISSIONS, RUN_SELF_TEST_OPEN_HARDWARE];
     BenchSelfTestFailed => "BENCH_SELF_TEST_FAILED", BenchInfrastructure, "Bench self-test failed",
         "The bench self-test could not complete.",
-        ["Run `hilt bench self-test` locally and read its log."];
+        [SELF_TEST_LOCALLY];
     ResourceLocked => "RESOURCE_LOCKED", BenchInfrastructure, "Resource is locked by another run",
         "Another run on this machine holds a resource this suite needs, so nothing was touched.",
-        ["Wait for the other run to finish, or check who holds it (the lock file names the pid and run).", "A lock of a process that has died frees itself; do not delete lock files while a run is active."];
+        [WAIT_FOR_LOCK, STALE_LOCKS];
     DutIdentityQueryFailed => "DUT_IDENTITY_QUERY_FAILED", BenchInfrastructure, "DUT identity query failed",
         "The device did not answer the identity query correctly.",
-        ["Check that the firmware answers the identity query.", "Check the self_identification settings."];
+        [IDENTITY_ANSWER, IDENTITY_SETTINGS];
     FaultInjectionFailed => "FAULT_INJECTION_FAILED", BenchInfrastructure, "Fault injection failed",
         "The fault could not be injected.",
-        ["Check the bench's fault-injection policy and the resource."];
+        [FAULT_POLICY];
     FaultRestoreFailed => "FAULT_RESTORE_FAILED", BenchInfrastructure, "Fault restore failed",
         "The bench could not restore the normal state after a fault.",
-        ["Check the power or GPIO resource by hand before the next run."];
+        [RESTORE_BY_HAND];
     ExternalRunTimeout => "EXTERNAL_RUN_TIMEOUT", BenchInfrastructure, "External run timed out",
         "The external command or job did not finish in time.",
-        ["Raise timeout_ms (within the target's max_timeout_ms) or check the external tool."];
+        [EXTERNAL_TIMEOUT];
     DutIdentityMismatch => "DUT_IDENTITY_MISMATCH", Configuration, "Wrong device on the bench",
         "The device reported an identity different from the bench file.",
-        ["Check which board is mounted, or update nodes.<node>.dut in bench.yaml."];
+        [MOUNTED_BOARD];
     ExternalOutputSecurityViolation => "EXTERNAL_OUTPUT_SECURITY_VIOLATION", Configuration, "External output path refused",
         "An external output path escapes its allowed root.",
-        ["Use relative paths under the target's roots."];
+        [EXTERNAL_RELATIVE_PATHS];
     ExternalResultsEmpty => "EXTERNAL_RESULTS_EMPTY", Configuration, "External report has no tests",
         "A declared external report contained zero tests.",
-        ["Check the report path and the external tool's output."];
+        [EXTERNAL_REPORT_WRITTEN];
     ConfigError => "CONFIG_ERROR", Configuration, "Configuration error",
         "The bench or suite file is invalid or they do not fit together.",
-        ["Run `hilt validate --bench <bench> --suite <suite>`.", "Check node, transport, line and resource names."];
+        [VALIDATE, CONFIG_NAMES];
     ConfigWarning => "CONFIG_WARNING", Configuration, "Configuration warning",
         "The configuration is usable but suspicious.",
-        ["Run `hilt validate` and read the warnings."];
+        [READ_WARNINGS];
     StepTimeout => "STEP_TIMEOUT", Unknown, "Step timed out",
         "A step did not finish within its time limit.",
-        ["Check the step's timeout and the device's state."];
+        [STEP_TIMEOUT];
     RunTimeout => "RUN_TIMEOUT", Unknown, "Run exceeded the agent's time limit",
         "The run executed longer than the agent's maximum run time, so the agent cancelled it and released its locks.",
-        ["Read the last events to see which step was still running.", "Raise limits.max_run_time_s in agent.yaml (or --max-run-time-s) if the suite really runs this long."];
+        [READ_LAST_EVENTS, RAISE_MAX_RUN_TIME];
     Cancelled => "CANCELLED", Unknown, "Run cancelled",
         "The run was interrupted before it finished.",
-        ["Re-run the suite when ready."];
+        [RERUN];
     UnknownError => "UNKNOWN_ERROR", Unknown, "Unexpected error",
         "An error hilt could not classify.",
-        ["Read raw_error and the run's logs."];
+        [READ_RAW_ERROR];
 }
 
 #[cfg(test)]

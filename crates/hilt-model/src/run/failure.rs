@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Category, Source};
+use super::{Category, Check, Source};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
@@ -51,7 +51,7 @@ impl Failure {
             suggestions: category
                 .suggestions()
                 .iter()
-                .map(|s| s.to_string())
+                .map(|c| c.text().to_string())
                 .collect(),
             failed_step: FailedStep::default(),
             artifacts: Map::new(),
@@ -71,14 +71,15 @@ impl Failure {
         self
     }
 
-    /// Adds caller-supplied checks in front of the category's defaults. A default that says
-    /// the same as a check already listed (see [`near_duplicate`]) is left out: the
-    /// caller's, more specific wording wins.
-    pub fn with_suggestions<I: IntoIterator<Item = String>>(mut self, s: I) -> Self {
+    /// Puts checks the caller knows to be relevant in front of the category's defaults.
+    /// A check already listed is not listed again (checks are written once, in
+    /// [`super::checks`], so the same advice is always the same text).
+    pub fn with_suggestions<I: IntoIterator<Item = Check>>(mut self, checks: I) -> Self {
         let mut all: Vec<String> = Vec::new();
-        for d in s.into_iter().chain(std::mem::take(&mut self.suggestions)) {
-            if !all.iter().any(|a| near_duplicate(a, &d)) {
-                all.push(d);
+        let first = checks.into_iter().map(|c| c.text().to_string());
+        for s in first.chain(std::mem::take(&mut self.suggestions)) {
+            if !all.contains(&s) {
+                all.push(s);
             }
         }
         self.suggestions = all;
@@ -109,88 +110,64 @@ impl Failure {
     }
 }
 
-/// Words that carry no meaning for comparing two checks.
-const FILLER: &[&str] = &[
-    "a", "an", "and", "the", "of", "to", "is", "are", "it", "its", "that", "this", "on", "in",
-    "for", "or", "with", "check", "make", "sure", "see", "if", "be", "not",
-];
-
-fn content_words(s: &str) -> std::collections::BTreeSet<String> {
-    s.split(|c: char| !c.is_alphanumeric() && c != '`' && c != '_' && c != '.')
-        .map(|w| w.trim_matches('.').to_lowercase())
-        .filter(|w| !w.is_empty() && !FILLER.contains(&w.as_str()))
-        .collect()
-}
-
-/// Whether two checks say essentially the same thing: the content words of one are all in
-/// the other ("Check baud rate, wiring and ground." and "Check TX/RX wiring, ground and the
-/// baud rate."), or they share at least 3/4 of their content words.
-pub fn near_duplicate(a: &str, b: &str) -> bool {
-    let (x, y) = (content_words(a), content_words(b));
-    if x.is_empty() || y.is_empty() {
-        return a.trim().eq_ignore_ascii_case(b.trim());
-    }
-    let common = x.intersection(&y).count();
-    common == x.len() || common == y.len() || 4 * common >= 3 * x.len().max(y.len())
-}
-
 #[cfg(test)]
 mod check_tests {
     use super::*;
+    use crate::run::checks;
 
     #[test]
-    fn the_uart_wiring_checks_are_one() {
-        let f =
-            Failure::new(Category::UartExpectationFailed, "nothing received").with_suggestions([
-                "Check that the device is powered and out of reset.".to_string(),
-                "Check TX/RX wiring, ground and the baud rate.".to_string(),
-            ]);
-        let wiring: Vec<&String> = f
-            .suggestions
-            .iter()
-            .filter(|s| s.contains("wiring"))
-            .collect();
-        assert_eq!(wiring.len(), 1, "{:#?}", f.suggestions);
-        assert_eq!(wiring[0], "Check TX/RX wiring, ground and the baud rate.");
+    fn a_check_the_caller_adds_is_listed_once() {
+        let f = Failure::new(Category::UartExpectationFailed, "nothing received")
+            .with_suggestions([checks::DEVICE_POWERED, checks::UART_WIRING]);
+        assert_eq!(
+            f.suggestions,
+            [
+                checks::DEVICE_POWERED,
+                checks::UART_WIRING,
+                checks::FIRMWARE_PRINTS_TEXT,
+                checks::OPEN_TRANSPORT_LOG
+            ]
+            .map(|c| c.text().to_string())
+        );
+    }
+
+    /// Words that carry no meaning for comparing two checks.
+    const FILLER: &[&str] = &[
+        "a", "an", "and", "the", "of", "to", "is", "are", "it", "its", "that", "this", "on", "in",
+        "for", "or", "with", "check", "make", "sure", "see", "if", "be", "not",
+    ];
+
+    fn content_words(s: &str) -> std::collections::BTreeSet<String> {
+        s.split(|c: char| !c.is_alphanumeric() && c != '`' && c != '_' && c != '.')
+            .map(|w| w.trim_matches('.').to_lowercase())
+            .filter(|w| !w.is_empty() && !FILLER.contains(&w.as_str()))
+            .collect()
+    }
+
+    /// The catalogue holds no reworded copy: no check's content words are all in another,
+    /// and no two share 3/4 of them ("Check baud rate, wiring and ground." next to "Check
+    /// TX/RX wiring, ground and the baud rate." is what this keeps out).
+    #[test]
+    fn the_catalogue_has_no_reworded_copies() {
+        for (i, a) in checks::ALL.iter().enumerate() {
+            for b in &checks::ALL[i + 1..] {
+                assert_ne!(a, b);
+                let (x, y) = (content_words(a.text()), content_words(b.text()));
+                let common = x.intersection(&y).count();
+                let same = common == x.len()
+                    || common == y.len()
+                    || 4 * common >= 3 * x.len().max(y.len());
+                assert!(!same, "{a:?} ~ {b:?}: say it once in run/checks.rs");
+            }
+        }
     }
 
     #[test]
-    fn different_checks_are_kept() {
-        assert!(!near_duplicate(
-            "Check chip and line numbers.",
-            "Check active_high and bias."
-        ));
-        assert!(!near_duplicate(
-            "Check that the port exists and is not used by another program.",
-            "Check the USB cable and adapter."
-        ));
-    }
-
-    /// No category lists two checks that say the same, and no caller-supplied check
-    /// survives next to a default that repeats it.
-    #[test]
-    fn no_failure_lists_near_duplicate_checks() {
+    fn no_category_lists_a_check_twice() {
         for c in Category::ALL {
             let s = c.suggestions();
             for (i, a) in s.iter().enumerate() {
-                for b in &s[i + 1..] {
-                    assert!(!near_duplicate(a, b), "{}: {a:?} ~ {b:?}", c.as_str());
-                }
-            }
-            // Every other category's checks offered as caller-supplied ones.
-            for other in Category::ALL {
-                let f = Failure::new(*c, "m")
-                    .with_suggestions(other.suggestions().iter().map(|s| s.to_string()));
-                for (i, a) in f.suggestions.iter().enumerate() {
-                    for b in &f.suggestions[i + 1..] {
-                        assert!(
-                            !near_duplicate(a, b),
-                            "{} + {}: {a:?} ~ {b:?}",
-                            c.as_str(),
-                            other.as_str()
-                        );
-                    }
-                }
+                assert!(!s[i + 1..].contains(a), "{}: {a} twice", c.as_str());
             }
         }
     }

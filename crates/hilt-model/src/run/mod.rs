@@ -2,12 +2,14 @@
 //! runner, the CLI and (later) the agent and server.
 
 mod category;
+pub mod checks;
 mod event;
 mod failure;
 mod results;
 mod status;
 
 pub use category::{Category, Source};
+pub use checks::Check;
 pub use event::{Event, EventKind};
 pub use failure::{FailedStep, Failure};
 pub use results::{Metric, RunResults, RunStatus, Summary, TestResult};

@@ -78,10 +78,10 @@ impl Exec<'_> {
                     .map(|a| Exec::resolve(&self.opts.bench_dir, a))
             });
         let Some(artifact) = artifact else {
-            return Err(StepError::Run(
-                Failure::new(Category::ArtifactError, format!("no firmware artifact for node `{node}`: artifact required"))
-                    .with_suggestions(["Pass --artifact FILE, set `artifact` on the flash step, or set flash.artifact in the bench.".to_string()]),
-            ));
+            return Err(StepError::Run(Failure::new(
+                Category::ArtifactError,
+                format!("no firmware artifact for node `{node}`: artifact required"),
+            )));
         };
         if !artifact.is_file() {
             return Err(StepError::Run(Failure::new(

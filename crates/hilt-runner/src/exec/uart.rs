@@ -1,6 +1,6 @@
 //! send_uart and expect_uart.
 
-use hilt_model::run::{Category, Failure, Source};
+use hilt_model::run::{Category, Failure, Source, checks};
 use hilt_model::suite::{ExpectScope, ExpectUart, SendUart};
 
 use super::{Exec, StepError, StepResult};
@@ -79,10 +79,7 @@ impl Exec<'_> {
                     f = f
                         .with_source(Source::BenchInfrastructure)
                         .with_explanation("Nothing at all was received on this port since the run opened it, so the device is probably not powered, not running, or not wired to this port.")
-                        .with_suggestions([
-                            "Check that the device is powered and out of reset.".to_string(),
-                            "Check TX/RX wiring, ground and the baud rate.".to_string(),
-                        ]);
+                        .with_suggestions([checks::DEVICE_POWERED, checks::UART_WIRING]);
                 } else {
                     f = f.with_explanation("The device talked on this port, but not the expected text within the time limit: most likely the firmware behaved differently than the test expects.");
                 }

@@ -18,11 +18,12 @@
 //! library so the output is byte-for-byte stable; every attribute and text goes through
 //! [`escape_attr`] / [`escape_text`].
 //!
-//! Not `quick-junit` (tried with 0.8.0): its strings drop tabs and carriage returns from
-//! failure text (UART output keeps neither), write line breaks inside attributes raw so a
-//! conforming parser folds a multi-line test name or failure title into one line, and
-//! pass U+FFFE/U+FFFF through unescaped (ill-formed XML 1.0). `awkward_strings_survive_escaping`
-//! in `tests/report_roundtrip.rs` proves the properties this writer keeps.
+//! Not `quick-junit` (checked with 0.8.0): its strings drop tabs and carriage returns
+//! from names and failure text, it writes line breaks inside attributes raw so a
+//! conforming parser folds a multi-line test name or failure title into one line, and it
+//! passes U+FFFE/U+FFFF through (ill-formed XML 1.0). ARCHITECTURE.md ("JUnit export")
+//! has the evidence; `tests/junit_quick_junit.rs` pins it, `tests/junit_well_formed.rs`
+//! reads this writer's output back strictly for hostile names and messages.
 
 use std::fmt::Write as _;
 

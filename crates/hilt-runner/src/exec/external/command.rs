@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use hilt_hw::process::{self, CommandSpec, ProcessError};
-use hilt_model::run::{Category, Failure, Source, now, round3};
+use hilt_model::run::{Category, Failure, Source, checks, now, round3};
 
 use super::{Ctx, Trigger};
 use crate::exec::Exec;
@@ -78,9 +78,7 @@ pub fn run(exec: &mut Exec, ctx: &Ctx, cwd: &Path) -> Trigger {
                 ),
             )
             .with_source(Source::BenchInfrastructure)
-            .with_suggestions([
-                "Check the target's argv_prefix: the program must exist on the bench host and be executable.".to_string(),
-            ]);
+            .with_suggestions([checks::EXTERNAL_PROGRAM]);
             return Trigger::failed(record, f);
         }
     };
@@ -138,9 +136,7 @@ pub fn run(exec: &mut Exec, ctx: &Ctx, cwd: &Path) -> Trigger {
         .with_detail("argv", outcome.argv.clone())
         .with_detail("exit_code", outcome.exit_code)
         .with_detail("output_log", log_shown)
-        .with_suggestions([
-            "Open the external command log for the tool's own error output.".to_string(),
-        ]);
+        .with_suggestions([checks::EXTERNAL_COMMAND_LOG]);
         return Trigger::failed(record, f);
     }
     Trigger {

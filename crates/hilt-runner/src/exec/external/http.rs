@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use hilt_hw::CancelToken;
-use hilt_model::run::{Category, Failure, Source, now, round3};
+use hilt_model::run::{Category, Failure, Source, checks, now, round3};
 use hilt_model::suite::ExternalHttp;
 
 use super::{Ctx, Trigger};
@@ -130,10 +130,7 @@ pub fn run(ctx: &Ctx, h: &ExternalHttp, cancel: &CancelToken) -> Trigger {
             ),
         )
         .with_source(Source::Configuration)
-        .with_suggestions([
-            "Set the variables named in `http.headers_env` in the runner's environment."
-                .to_string(),
-        ]);
+        .with_suggestions([checks::EXTERNAL_HEADERS_ENV]);
         return Trigger::failed(record, f);
     }
 
@@ -378,9 +375,7 @@ fn call_failed(
     let f = Failure::new(Category::ExternalRunFailed, text)
         .with_source(Source::BenchInfrastructure)
         .with_detail("job_id", job_id.map(str::to_string))
-        .with_suggestions([
-            "Check that the lab service is running and reachable from the bench host (plain HTTP) at the target's base_url.".to_string(),
-        ]);
+        .with_suggestions([checks::LAB_SERVICE_REACHABLE]);
     Trigger::failed(record, f)
 }
 

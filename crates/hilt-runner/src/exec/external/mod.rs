@@ -20,7 +20,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use hilt_model::bench::{Bench, ExternalTarget};
-use hilt_model::run::{Category, EventKind, Failure, Source, now, round3};
+use hilt_model::run::{Category, EventKind, Failure, Source, checks, now, round3};
 use hilt_model::suite::RunExternal;
 
 use crate::data;
@@ -86,9 +86,7 @@ pub fn run(exec: &mut Exec, r: &RunExternal, ev: &mut Events) -> StepResult {
         StepError::Run(
             Failure::new(Category::ConfigError, m)
                 .with_detail("target", r.target.clone())
-                .with_suggestions([
-                    "Run `hilt validate` on the bench and suite; the step breaks the bench's safety.external policy.".to_string(),
-                ]),
+                .with_suggestions([checks::EXTERNAL_POLICY]),
         )
     })?;
     let test_name = exec.current_test.clone();
@@ -146,7 +144,7 @@ fn execute(exec: &mut Exec, ctx: &Ctx) -> (Trigger, Collected) {
                 ),
             )
             .with_source(Source::BenchInfrastructure)
-            .with_suggestions(["Create the target's work_root on the bench host, or fix `safety.external.targets.<target>.work_root`.".to_string()]);
+            .with_suggestions([checks::EXTERNAL_WORK_ROOT]);
             return (Trigger::failed(pending, f), Collected::default());
         }
     };
@@ -221,20 +219,14 @@ fn decide(ctx: &Ctx, trigger: &Trigger, c: &Collected) -> Option<Failure> {
         );
     }
     if !c.empty_reports.is_empty() {
-        return Some(
-            Failure::new(
-                Category::ExternalResultsEmpty,
-                format!(
-                    "external report {} of target `{}` contains zero tests",
-                    c.empty_reports.join(", "),
-                    ctx.target
-                ),
-            )
-            .with_suggestions([
-                "Check that the external tool ran its tests and wrote the report the step names."
-                    .to_string(),
-            ]),
-        );
+        return Some(Failure::new(
+            Category::ExternalResultsEmpty,
+            format!(
+                "external report {} of target `{}` contains zero tests",
+                c.empty_reports.join(", "),
+                ctx.target
+            ),
+        ));
     }
     if !failed.is_empty() {
         return Some(
@@ -301,11 +293,13 @@ fn security_failure(ctx: &Ctx, violations: &[String]) -> Failure {
         format!(
             "external target `{}`: {}{more}",
             ctx.target,
-            violations.first().map(String::as_str).unwrap_or("path refused")
+            violations
+                .first()
+                .map(String::as_str)
+                .unwrap_or("path refused")
         ),
     )
     .with_detail("violations", violations.to_vec())
-    .with_suggestions(["Give report, log and artifact paths relative to the target's output root, without `..` and without symbolic links leading outside it.".to_string()])
 }
 
 fn finish(
