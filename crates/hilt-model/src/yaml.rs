@@ -138,6 +138,7 @@ pub fn parse(text: &str) -> Result<Doc, YamlError> {
         doc: Doc::default(),
         nodes: 0,
         sizes: Vec::new(),
+        stack: Vec::new(),
     };
     b.document()
 }
@@ -151,6 +152,9 @@ struct Builder<'a> {
     nodes: usize,
     /// Each node's size with aliases expanded (an alias counts as a copy of its target).
     sizes: Vec<u32>,
+    /// The children of the collections being parsed, innermost last (one buffer instead of
+    /// a vector per collection).
+    stack: Vec<Kid>,
 }
 
 type Ev<'a> = (Event<'a>, Span);
@@ -284,7 +288,7 @@ impl<'a> Builder<'a> {
                 self.count(1, &span)?;
                 let id = self.doc.tree.collection(key_pos, pos, false);
                 self.sizes.push(1);
-                let mut kids: Vec<Kid> = Vec::new();
+                let base = self.stack.len();
                 let mut size = 1u32;
                 loop {
                     let (ev, span) = self.next()?;
@@ -292,18 +296,19 @@ impl<'a> Builder<'a> {
                         break;
                     }
                     let len = path.len();
-                    push_index(path, kids.len());
+                    push_index(path, self.stack.len() - base);
                     let r = self.node(ev, span, path, None, depth + 1);
                     path.truncate(len);
                     let kid = r?;
                     size = size.saturating_add(self.sizes[kid as usize]);
-                    kids.push(Kid {
+                    self.stack.push(Kid {
                         node: kid,
                         key_start: NO_KEY,
                         key_len: 0,
                     });
                 }
-                self.doc.tree.set_kids(id, &kids);
+                self.doc.tree.set_kids(id, &self.stack[base..]);
+                self.stack.truncate(base);
                 self.sizes[id as usize] = size;
                 (id, anchor)
             }
@@ -329,8 +334,8 @@ impl<'a> Builder<'a> {
 
     /// The entries of mapping `id`, up to its end.
     fn mapping(&mut self, path: &mut String, depth: usize, id: u32) -> Result<(), YamlError> {
-        let mut kids: Vec<Kid> = Vec::new();
-        // Which of `kids` are merge keys, and the mappings they merge, in order.
+        let base = self.stack.len();
+        // Which children are merge keys, and the mappings they merge, in order.
         let mut merge_kids: Vec<usize> = Vec::new();
         let mut merged: Vec<u32> = Vec::new();
         let mut duplicates = false;
@@ -360,8 +365,8 @@ impl<'a> Builder<'a> {
                 path.truncate(len);
                 let kid = r?;
                 let (key_start, key_len) = self.doc.tree.string(&key);
-                merge_kids.push(kids.len());
-                kids.push(Kid {
+                merge_kids.push(self.stack.len() - base);
+                self.stack.push(Kid {
                     node: kid,
                     key_start,
                     key_len,
@@ -381,24 +386,25 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let r = self.node(vev, vspan, path, Some(Pos::of(&kspan)), depth + 1);
-            if r.is_ok() && self.has_key(&kids, &merge_kids, &mut key_set, &key) {
+            if r.is_ok() && self.has_key(&self.stack[base..], &merge_kids, &mut key_set, &key) {
                 duplicates = true;
                 self.doc.duplicate_keys.push(path.clone());
             }
             path.truncate(len);
             let kid = r?;
             let (key_start, key_len) = self.doc.tree.string(&key);
-            kids.push(Kid {
+            self.stack.push(Kid {
                 node: kid,
                 key_start,
                 key_len,
             });
         }
-        self.doc.tree.set_kids(id, &kids);
+        self.doc.tree.set_kids(id, &self.stack[base..]);
         if duplicates || !merge_kids.is_empty() {
-            let entries = self.entries(&kids, &merge_kids, &merged);
+            let entries = self.entries(&self.stack[base..], &merge_kids, &merged);
             self.doc.tree.set_entries(id, entries);
         }
+        self.stack.truncate(base);
         let mut size = 1u32;
         for e in self.doc.tree.entries(id) {
             size = size.saturating_add(self.sizes[e.node as usize]);
