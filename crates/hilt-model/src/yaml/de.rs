@@ -359,3 +359,50 @@ impl<'a> de::VariantAccess<'a> for Variant<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+
+    use crate::bench::Bench;
+    use crate::suite::Suite;
+    use crate::yaml::parse;
+
+    /// Decoding from the tree and from the same document as a `serde_json::Value` give the
+    /// same value, or the same error message.
+    fn same<T: DeserializeOwned + serde::Serialize>(text: &str) -> Result<(), String> {
+        let doc = parse(text).unwrap();
+        let from_tree = T::deserialize(doc.root().unwrap()).map_err(|e| e.to_string());
+        let from_value = T::deserialize(&doc.to_value()).map_err(|e| e.to_string());
+        let json = |r: Result<T, String>| r.map(|v| serde_json::to_value(v).unwrap());
+        let (a, b) = (json(from_tree), json(from_value));
+        assert_eq!(a, b, "{text}");
+        a.map(|_| ())
+    }
+
+    #[test]
+    fn decodes_as_serde_json_does() {
+        let ok = "version: 1\nsuite: {name: s, version: 2, tags: [a, b]}\nbase: &b {node: dut, transport: console}\ntests:\n  - name: t\n    steps:\n      - sleep_ms: 0x10\n      - send_uart: {<<: *b, data: \"x\"}\n      - expect_uart: {<<: *b, contains: ok, within_ms: 5, within_ms: 7}\n      - gpio_set: {node: dut, line: led, value: on}\n      - assert_metric: {name: m, expect_less_than: -2}\n      - measure: {resource: r, unit: A}\n";
+        same::<Suite>(ok).unwrap();
+        for bad in [
+            "suite: {name: 5}\n",
+            "suite: {name: s}\ntests: {a: 1}\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - sleep_ms: -1\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - sleep_ms: 1.5\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - send_uart: 3\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - bogus: {}\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - {sleep_ms: 1, reset: dut}\n",
+            "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - gpio_set: {node: dut, line: led, value: maybe}\n",
+            "suite: {name: s}\ntests:\n  - steps: []\n",
+        ] {
+            assert!(same::<Suite>(bad).is_err(), "{bad}");
+        }
+        same::<Bench>("bench: {name: b}\nnodes:\n  dut:\n    kind: mcu\n    transports:\n      console: {backend: uart, port: /dev/null, baud: 115200}\nresources:\n  m: {kind: measurement, driver: {type: mock_measurement, value: 0.5}}\n").unwrap();
+        assert!(
+            same::<Bench>(
+                "bench: {name: b}\nresources:\n  m: {kind: measurement, driver: {type: nope}}\n"
+            )
+            .is_err()
+        );
+    }
+}
