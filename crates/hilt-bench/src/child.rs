@@ -4,8 +4,8 @@
 //! its `ru_maxrss` (Linux carries the parent's high-water mark across fork and exec), and
 //! hilt-bench itself grows while it runs in-process benchmarks. So every measured command
 //! is started through `hilt-bench measure-child`, a freshly exec'd, small process that
-//! spawns the command, reaps it and reports its exit code, wall time and
-//! peak RSS in a file.
+//! spawns the command, reaps it and reports its exit code, wall time, CPU time and peak
+//! RSS in a file.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -20,6 +20,9 @@ pub struct Finished {
     /// Exit code, or 128 + signal.
     pub code: i32,
     pub wall: Duration,
+    /// User + system CPU time (`ru_utime + ru_stime`): on a shared machine, the figure that
+    /// does not measure the neighbours.
+    pub cpu: Duration,
     /// Peak resident set size (`ru_maxrss`, KiB on Linux).
     pub max_rss_kib: u64,
 }
@@ -70,13 +73,14 @@ pub fn finish(mut r: Running) -> io::Result<Finished> {
     let text = std::fs::read_to_string(&r.report)?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let bad = || io::Error::other(format!("bad report in {}: {text:?}", r.report.display()));
-    if f.len() != 3 {
+    if f.len() != 4 {
         return Err(bad());
     }
     Ok(Finished {
         code: f[0].parse().map_err(|_| bad())?,
         wall: Duration::from_nanos(f[1].parse().map_err(|_| bad())?),
-        max_rss_kib: f[2].parse().map_err(|_| bad())?,
+        cpu: Duration::from_nanos(f[2].parse().map_err(|_| bad())?),
+        max_rss_kib: f[3].parse().map_err(|_| bad())?,
     })
 }
 
@@ -91,7 +95,13 @@ pub fn measure_child(report: &Path, program: &OsString, args: &[OsString]) -> io
     let f = wait(child, started)?;
     std::fs::write(
         report,
-        format!("{} {} {}\n", f.code, f.wall.as_nanos(), f.max_rss_kib),
+        format!(
+            "{} {} {} {}\n",
+            f.code,
+            f.wall.as_nanos(),
+            f.cpu.as_nanos(),
+            f.max_rss_kib
+        ),
     )?;
     Ok(f.code)
 }
@@ -110,9 +120,14 @@ fn wait(mut child: Child, started: Instant) -> io::Result<Finished> {
         (None, None) => -1,
     };
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(io::Error::from)?;
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
     Ok(Finished {
         code,
         wall,
+        cpu: tv(usage.user_time()) + tv(usage.system_time()),
         max_rss_kib: usage.max_rss().max(0) as u64,
     })
 }

@@ -11,7 +11,7 @@ use crate::bench::Bench;
 use crate::diag::{Diagnostic, Diags, suggest};
 use crate::suite::{STEP_TYPES, Suite};
 use crate::validate;
-use crate::yaml::{self, Doc, join_index, join_key};
+use crate::yaml::{self, Doc, NodeRef, Scalar, join_index, join_key, push_index, push_key};
 
 /// A successfully loaded file.
 #[derive(Debug, Clone)]
@@ -60,16 +60,18 @@ pub struct LoadOptions {
 
 pub fn load_bench(path: &Path, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
     let text = read(path)?;
-    parse_bench(&text, &path.display().to_string(), opts).map(|mut l| {
+    bench_from(&text, &path.display().to_string(), opts).map(|mut l| {
         l.path = path.to_path_buf();
+        l.text = text;
         l
     })
 }
 
 pub fn load_suite(path: &Path, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
     let text = read(path)?;
-    parse_suite(&text, &path.display().to_string(), opts).map(|mut l| {
+    suite_from(&text, &path.display().to_string(), opts).map(|mut l| {
         l.path = path.to_path_buf();
+        l.text = text;
         l
     })
 }
@@ -143,15 +145,25 @@ fn check_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
 }
 
 pub fn parse_bench(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
+    bench_from(text, file, opts).map(|l| with_text(l, text))
+}
+
+/// [`parse_bench`] without its copy of the text (the caller stores it).
+fn bench_from(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Bench>, LoadError> {
     let doc = parse_doc(text, file)?;
     let mut d = Diags::new(file, &doc);
-    top_level_map(&mut d)?;
-    let bench: Bench = decode(&mut d, &doc.value, "")?;
-    common_checks(&mut d, &bench);
+    let root = top_level_map(&mut d)?;
+    let bench: Bench = decode(&mut d, root, "")?;
+    common_checks(&mut d, root, &bench);
     durations(&mut d, &bench);
     validate::bench(&mut d, &bench);
     let (errors, warnings) = d.into_parts();
-    finish(errors, warnings, doc, bench, text, opts)
+    finish(errors, warnings, doc, bench, opts)
+}
+
+fn with_text<T>(mut l: Loaded<T>, text: &str) -> Loaded<T> {
+    l.text = text.to_string();
+    l
 }
 
 /// Parses any typed document with the shared pipeline (syntax, types, unknown keys,
@@ -164,31 +176,35 @@ pub(crate) fn parse_with<T: DeserializeOwned + Serialize>(
 ) -> Result<Loaded<T>, LoadError> {
     let doc = parse_doc(text, file)?;
     let mut d = Diags::new(file, &doc);
-    top_level_map(&mut d)?;
-    let value: T = decode(&mut d, &doc.value, "")?;
-    common_checks(&mut d, &value);
+    let root = top_level_map(&mut d)?;
+    let value: T = decode(&mut d, root, "")?;
+    common_checks(&mut d, root, &value);
     check(&mut d, &value);
     let (errors, warnings) = d.into_parts();
-    finish(errors, warnings, doc, value, text, opts)
+    finish(errors, warnings, doc, value, opts).map(|l| with_text(l, text))
 }
 
 pub fn parse_suite(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
+    suite_from(text, file, opts).map(|l| with_text(l, text))
+}
+
+/// [`parse_suite`] without its copy of the text (the caller stores it).
+fn suite_from(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Suite>, LoadError> {
     let doc = parse_doc(text, file)?;
     let mut d = Diags::new(file, &doc);
-    top_level_map(&mut d)?;
-    check_step_shapes(&mut d);
+    let root = top_level_map(&mut d)?;
+    check_step_shapes(&mut d, root);
     if !d.errors.is_empty() {
         return Err(LoadError::Invalid {
             diagnostics: d.errors,
         });
     }
-    let suite: Suite = decode(&mut d, &doc.value, "")?;
-    suite_unknown_keys(&mut d, &suite);
-    other_checks(&mut d);
-    suite_durations(&mut d, &suite);
+    let suite: Suite = decode(&mut d, root, "")?;
+    suite_tests_checks(&mut d, root, &suite);
+    other_checks(&mut d, root);
     validate::suite(&mut d, &suite);
     let (errors, warnings) = d.into_parts();
-    finish(errors, warnings, doc, suite, text, opts)
+    finish(errors, warnings, doc, suite, opts)
 }
 
 fn parse_doc(text: &str, file: &str) -> Result<Doc, LoadError> {
@@ -203,9 +219,10 @@ fn parse_doc(text: &str, file: &str) -> Result<Doc, LoadError> {
     })
 }
 
-fn top_level_map(d: &mut Diags) -> Result<(), LoadError> {
-    if d.doc.value.is_object() {
-        return Ok(());
+/// The document's root, which must be a mapping.
+fn top_level_map<'a>(d: &mut Diags<'a>) -> Result<NodeRef<'a>, LoadError> {
+    if let Some(root) = d.doc.root().filter(|r| r.is_map()) {
+        return Ok(root);
     }
     d.error("", "expected a mapping at the top level of the file");
     Err(LoadError::Invalid {
@@ -213,9 +230,14 @@ fn top_level_map(d: &mut Diags) -> Result<(), LoadError> {
     })
 }
 
-/// Decodes `value` into `T`, turning the first type error into a located diagnostic.
-fn decode<T: DeserializeOwned>(d: &mut Diags, value: &Value, base: &str) -> Result<T, LoadError> {
-    match serde_path_to_error::deserialize(value) {
+/// Decodes `node` into `T`, turning the first type error into a located diagnostic. The
+/// path of an error is tracked only when there is one: decoding again with the tracker
+/// meets the same error.
+fn decode<T: DeserializeOwned>(d: &mut Diags, node: NodeRef, base: &str) -> Result<T, LoadError> {
+    if let Ok(v) = T::deserialize(node) {
+        return Ok(v);
+    }
+    match serde_path_to_error::deserialize(node) {
         Ok(v) => Ok(v),
         Err(e) => {
             let mut path = base.to_string();
@@ -230,7 +252,7 @@ fn decode<T: DeserializeOwned>(d: &mut Diags, value: &Value, base: &str) -> Resu
                 }
             }
             let msg = e.into_inner().to_string();
-            let (path, msg) = refine(&d.doc.value, path, msg);
+            let (path, msg) = refine(node, path, msg);
             let help = missing_field_help(&msg);
             let diag = d.at(&path, prefixed(&path, &msg), help);
             Err(LoadError::Invalid {
@@ -242,7 +264,7 @@ fn decode<T: DeserializeOwned>(d: &mut Diags, value: &Value, base: &str) -> Resu
 
 /// Inside internally tagged maps serde loses the field name; find the one key under `path`
 /// whose value the message quotes, so the error points at the field, not its parent.
-fn refine(root: &Value, path: String, msg: String) -> (String, String) {
+fn refine(root: NodeRef, path: String, msg: String) -> (String, String) {
     let quoted = msg
         .split_once("invalid type: ")
         .or_else(|| msg.split_once("invalid value: "))
@@ -261,18 +283,19 @@ fn refine(root: &Value, path: String, msg: String) -> (String, String) {
     let Some(literal) = literal else {
         return (path, msg);
     };
-    let mut node = root;
+    let mut node = Some(root);
     for part in path.split(['.', '[']).filter(|p| !p.is_empty()) {
-        node = match part.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()) {
-            Some(i) => &node[i],
-            None => &node[part],
-        };
+        node = node.and_then(
+            |n| match part.strip_suffix(']').and_then(|i| i.parse().ok()) {
+                Some(i) => n.index(i),
+                None => n.get(part),
+            },
+        );
     }
-    let hits: Vec<&String> = node
-        .as_object()
+    let hits: Vec<&str> = node
         .map(|m| {
-            m.iter()
-                .filter(|(_, v)| **v == literal)
+            m.entries()
+                .filter(|(_, v)| v.to_value() == literal)
                 .map(|(k, _)| k)
                 .collect()
         })
@@ -298,38 +321,38 @@ fn missing_field_help(msg: &str) -> Option<String> {
 }
 
 /// Each step must be a one-key map naming a known step type.
-fn check_step_shapes(d: &mut Diags) {
-    let doc = d.doc;
-    let Some(tests) = doc.value.get("tests").and_then(Value::as_array) else {
+fn check_step_shapes(d: &mut Diags, root: NodeRef) {
+    let Some(tests) = root.get("tests").filter(|t| t.is_seq()) else {
         return;
     };
-    for (ti, test) in tests.iter().enumerate() {
-        let Some(steps) = test.get("steps").and_then(Value::as_array) else {
+    for (ti, test) in tests.items().enumerate() {
+        let Some(steps) = test.get("steps").filter(|s| s.is_seq()) else {
             continue;
         };
-        for (si, step) in steps.iter().enumerate() {
-            let path = format!("tests[{ti}].steps[{si}]");
-            let Some(map) = step.as_object() else {
+        for (si, step) in steps.items().enumerate() {
+            if !step.is_map() {
                 d.error(
-                    &path,
+                    &format!("tests[{ti}].steps[{si}]"),
                     "a step must be a one-key mapping such as `- sleep_ms: 100`",
                 );
                 continue;
-            };
-            if map.len() != 1 {
-                let keys: Vec<_> = map.keys().map(String::as_str).collect();
+            }
+            let mut keys = step.entries();
+            if keys.len() != 1 {
+                let n = keys.len();
+                let keys: Vec<&str> = keys.map(|(k, _)| k).collect();
                 d.error(
-                    &path,
+                    &format!("tests[{ti}].steps[{si}]"),
                     format!(
-                        "a step must have exactly one key (the step type), found {}: {}",
-                        map.len(),
+                        "a step must have exactly one key (the step type), found {n}: {}",
                         keys.join(", ")
                     ),
                 );
                 continue;
             }
-            let key = map.keys().next().map(String::as_str).unwrap_or_default();
+            let key = keys.next().map(|(k, _)| k).unwrap_or_default();
             if !STEP_TYPES.contains(&key) {
+                let path = format!("tests[{ti}].steps[{si}]");
                 let p = join_key(&path, key);
                 let help = suggest(key, STEP_TYPES.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"));
@@ -343,33 +366,23 @@ fn check_step_shapes(d: &mut Diags) {
 /// Bounds every duration of a bench (validate/durations.rs).
 fn durations<T: Serialize>(d: &mut Diags, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
-        validate::durations(d, &canonical, "");
-    }
-}
-
-/// [`durations`] for a suite, one test at a time (as [`suite_unknown_keys`], so a large
-/// suite is never re-serialised whole).
-fn suite_durations(d: &mut Diags, suite: &Suite) {
-    for (n, t) in suite.tests.iter().enumerate() {
-        if let Ok(v) = serde_json::to_value(t) {
-            validate::durations(d, &v, &join_index("tests", n));
-        }
+        validate::durations(d, &canonical, &mut String::new());
     }
 }
 
 /// Unknown keys, duplicate keys and the format version.
-fn common_checks<T: Serialize>(d: &mut Diags, typed: &T) {
+fn common_checks<T: Serialize>(d: &mut Diags, root: NodeRef, typed: &T) {
     if let Ok(canonical) = serde_json::to_value(typed) {
-        let doc = d.doc;
-        unknown_keys(d, &doc.value, &canonical, "");
+        unknown_keys(d, root, &canonical, &mut String::new());
     }
-    other_checks(d);
+    other_checks(d, root);
 }
 
-/// [`common_checks`]' unknown keys for a suite, without re-serialising the whole suite at
-/// once: the top level with no tests, then one test at a time (a 20,000-step suite would
-/// otherwise hold a second full copy of itself). Same warnings, same order.
-fn suite_unknown_keys(d: &mut Diags, suite: &Suite) {
+/// A suite's unknown keys and durations, without re-serialising the whole suite at once:
+/// the top level with no tests, then one test at a time, each re-serialised once for both
+/// checks (a 20,000-step suite would otherwise hold a second full copy of itself). The
+/// same warnings in the same order as [`common_checks`] and [`durations`].
+fn suite_tests_checks(d: &mut Diags, root: NodeRef, suite: &Suite) {
     let top = Suite {
         version: suite.version.clone(),
         suite: suite.suite.clone(),
@@ -378,53 +391,62 @@ fn suite_unknown_keys(d: &mut Diags, suite: &Suite) {
     let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
         return;
     };
-    let doc = d.doc;
-    let Value::Object(i) = &doc.value else {
-        return;
-    };
-    for (k, v) in i {
-        if k == "tests" {
-            if let Value::Array(items) = v {
-                for (n, (iv, t)) in items.iter().zip(&suite.tests).enumerate() {
-                    if let Ok(cv) = serde_json::to_value(t) {
-                        unknown_keys(d, iv, &cv, &join_index("tests", n));
-                    }
-                }
-            }
+    let mut path = String::new();
+    for (k, v) in root.entries() {
+        if k != "tests" {
+            unknown_key(d, &c, k, v, &mut path);
             continue;
         }
-        unknown_key(d, &c, k, v, "");
+        for (n, (iv, t)) in v.items().zip(&suite.tests).enumerate() {
+            if let Ok(cv) = serde_json::to_value(t) {
+                path.clear();
+                push_key(&mut path, "tests");
+                push_index(&mut path, n);
+                unknown_keys(d, iv, &cv, &mut path);
+                validate::durations(d, &cv, &mut path);
+            }
+        }
+        path.clear();
     }
 }
 
 /// Duplicate keys and the format version.
-fn other_checks(d: &mut Diags) {
+fn other_checks(d: &mut Diags, root: NodeRef) {
     let doc = d.doc;
     for p in &doc.duplicate_keys {
         let diag = d.key_at(p, format!("{p}: duplicate key; the later value wins"), None);
         d.warnings.push(diag);
     }
-    match doc.value.get("version") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_i64() == Some(1) => {}
-        Some(Value::String(s)) if s == "1" => {}
-        Some(other) => d.warn(
+    let Some(version) = root.get("version") else {
+        return;
+    };
+    match version.scalar() {
+        Some(Scalar::Null | Scalar::Uint(1)) => {}
+        Some(Scalar::Str("1")) => {}
+        _ => d.warn(
             "version",
-            format!("unknown format version {other}; only 1 is recognised"),
+            format!(
+                "unknown format version {}; only 1 is recognised",
+                version.to_value()
+            ),
         ),
     }
 }
 
-fn unknown_keys(d: &mut Diags, input: &Value, canonical: &Value, path: &str) {
-    match (input, canonical) {
-        (Value::Object(i), Value::Object(c)) => {
-            for (k, v) in i {
+/// Input keys that the typed value does not have; `path` is restored on return.
+fn unknown_keys(d: &mut Diags, input: NodeRef, canonical: &Value, path: &mut String) {
+    match canonical {
+        Value::Object(c) => {
+            for (k, v) in input.entries() {
                 unknown_key(d, c, k, v, path);
             }
         }
-        (Value::Array(i), Value::Array(c)) => {
-            for (n, (iv, cv)) in i.iter().zip(c).enumerate() {
-                unknown_keys(d, iv, cv, &join_index(path, n));
+        Value::Array(c) => {
+            for (n, (iv, cv)) in input.items().zip(c).enumerate() {
+                let len = path.len();
+                push_index(path, n);
+                unknown_keys(d, iv, cv, path);
+                path.truncate(len);
             }
         }
         _ => {}
@@ -433,17 +455,26 @@ fn unknown_keys(d: &mut Diags, input: &Value, canonical: &Value, path: &str) {
 
 /// One input key `k` (with value `v`) of the mapping at `path`, against the canonical
 /// mapping `c`: recurse when it is known, warn when it is not.
-fn unknown_key(d: &mut Diags, c: &serde_json::Map<String, Value>, k: &str, v: &Value, path: &str) {
-    let p = join_key(path, k);
+fn unknown_key(
+    d: &mut Diags,
+    c: &serde_json::Map<String, Value>,
+    k: &str,
+    v: NodeRef,
+    path: &mut String,
+) {
+    let len = path.len();
+    push_key(path, k);
     match c.get(k) {
-        Some(cv) => unknown_keys(d, v, cv, &p),
+        Some(cv) => unknown_keys(d, v, cv, path),
         None => {
+            let p = path.as_str();
             let help =
                 suggest(k, c.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-            let diag = d.key_at(&p, format!("{p}: unknown key `{k}` is ignored"), help);
+            let diag = d.key_at(p, format!("{p}: unknown key `{k}` is ignored"), help);
             d.warnings.push(diag);
         }
     }
+    path.truncate(len);
 }
 
 fn finish<T>(
@@ -451,7 +482,6 @@ fn finish<T>(
     warnings: Vec<Diagnostic>,
     doc: Doc,
     value: T,
-    text: &str,
     opts: LoadOptions,
 ) -> Result<Loaded<T>, LoadError> {
     let warnings = if opts.strict {
@@ -473,7 +503,7 @@ fn finish<T>(
         value,
         doc,
         path: PathBuf::new(),
-        text: text.to_string(),
+        text: String::new(),
         warnings,
     })
 }

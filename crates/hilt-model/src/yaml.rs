@@ -1,19 +1,22 @@
-//! YAML text → `serde_json::Value` plus a map of source locations.
+//! YAML text → a compact [`Tree`] of nodes that is both the data and the map of source
+//! locations; typed decoding reads it directly (`de.rs`).
 //!
 //! Scalars resolve like PyYAML's `safe_load` (YAML 1.1: `yes`/`on` are booleans, `0x40` and
 //! `0o17` are integers), so files written for BenchCI mean the same thing here. Aliases are
 //! expanded under a node budget and merge keys (`<<`) are honoured. Every node's position is
-//! recorded under its dotted path (`nodes.dut.transports.console.port`, `tests[0].steps[1]`).
+//! found by its dotted path (`nodes.dut.transports.console.port`, `tests[0].steps[1]`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 
+mod de;
 mod locations;
-pub use locations::Locations;
-use locations::PendingKid;
+mod tree;
+use tree::{Kid, NO_KEY};
+pub use tree::{NodeRef, Scalar, Shape, Tree};
 
 /// Largest YAML document accepted, in bytes.
 pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
@@ -45,11 +48,10 @@ pub struct Loc {
     pub value: Pos,
 }
 
-/// A parsed document: the value and where each path came from.
+/// A parsed document: its tree (data and locations) and the duplicate keys found.
 #[derive(Debug, Clone, Default)]
 pub struct Doc {
-    pub value: Value,
-    pub locations: Locations,
+    pub tree: Tree,
     /// Keys that appeared twice in one mapping (the later value wins, as in PyYAML).
     pub duplicate_keys: Vec<String>,
 }
@@ -57,11 +59,22 @@ pub struct Doc {
 impl Doc {
     /// The position of `path`, or of its nearest ancestor that has one.
     pub fn pos(&self, path: &str, prefer_key: bool) -> Pos {
-        match self.locations.find(path) {
+        match self.tree.find(path) {
             Some(loc) if prefer_key => loc.key.unwrap_or(loc.value),
             Some(loc) => loc.value,
             None => Pos { line: 1, col: 1 },
         }
+    }
+
+    /// The document's root: a mapping for any document that parsed as one.
+    pub fn root(&self) -> Option<NodeRef<'_>> {
+        self.tree.root()
+    }
+
+    /// The whole document as a `serde_json::Value` (`{}` for an empty one).
+    pub fn to_value(&self) -> Value {
+        self.root()
+            .map_or_else(|| Value::Object(Default::default()), |r| r.to_value())
     }
 }
 
@@ -88,14 +101,16 @@ pub fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
-fn push_key(path: &mut String, key: &str) {
+/// Appends a map key to a path in place.
+pub fn push_key(path: &mut String, key: &str) {
     if !path.is_empty() {
         path.push('.');
     }
     path.push_str(key);
 }
 
-fn push_index(path: &mut String, index: usize) {
+/// Appends a sequence index to a path in place.
+pub fn push_index(path: &mut String, index: usize) {
     use std::fmt::Write;
     let _ = write!(path, "[{index}]");
 }
@@ -122,18 +137,39 @@ pub fn parse(text: &str) -> Result<Doc, YamlError> {
         anchors: HashMap::new(),
         doc: Doc::default(),
         nodes: 0,
+        sizes: Vec::new(),
+        stack: Vec::new(),
     };
     b.document()
 }
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Anchor → the node it names.
+    anchors: HashMap<usize, u32>,
     doc: Doc,
+    /// Nodes counted so far against [`MAX_NODES`], aliases expanded.
     nodes: usize,
+    /// Each node's size with aliases expanded (an alias counts as a copy of its target).
+    sizes: Vec<u32>,
+    /// The children of the collections being parsed, innermost last (one buffer instead of
+    /// a vector per collection).
+    stack: Vec<Kid>,
 }
 
 type Ev<'a> = (Event<'a>, Span);
+
+/// Map keys resolve as scalars and are used as text (`1` → "1", `~` → "null").
+fn key_text<'t>(text: &'t str, style: ScalarStyle) -> Cow<'t, str> {
+    match resolve_scalar(text, style, None) {
+        Scalar::Str(s) => Cow::Borrowed(s),
+        Scalar::Null => Cow::Borrowed("null"),
+        other => Cow::Owned(other.to_value().to_string()),
+    }
+}
+
+/// Above this many keys a mapping looks for duplicates in a set instead of a scan.
+const SCAN_KEYS: usize = 16;
 
 impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Ev<'a>, YamlError> {
@@ -154,25 +190,26 @@ impl<'a> Builder<'a> {
     }
 
     fn document(mut self) -> Result<Doc, YamlError> {
-        let mut value = None;
+        let mut root = None;
+        let mut seen = false;
         loop {
             let (ev, span) = self.next()?;
             match ev {
                 Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
                 Event::DocumentStart(_) => {
-                    if value.is_some() {
+                    if seen {
                         return Err(YamlError {
                             pos: Pos::of(&span),
                             message: "expected a single YAML document, found a second one".into(),
                         });
                     }
+                    seen = true;
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::DocumentEnd) {
-                        value = Some(Value::Object(Map::new()));
                         continue;
                     }
                     let mut path = String::new();
-                    value = Some(self.node(ev, span, &mut path, None, 0)?.0);
+                    root = Some(self.node(ev, span, &mut path, None, 0)?);
                 }
                 Event::StreamEnd => break,
                 _ => {
@@ -183,10 +220,17 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        self.doc.value = match value {
-            Some(Value::Null) | None => Value::Object(Map::new()),
-            Some(v) => v,
-        };
+        let tree = &mut self.doc.tree;
+        match root {
+            None => {
+                tree.collection(None, Pos { line: 1, col: 1 }, true);
+            }
+            Some(id) => {
+                if NodeRef::new(tree, id).scalar() == Some(Scalar::Null) {
+                    tree.empty_map(id);
+                }
+            }
+        }
         Ok(self.doc)
     }
 
@@ -204,7 +248,7 @@ impl<'a> Builder<'a> {
     }
 
     /// One node and everything below it; `path` is its dotted path (restored on return).
-    /// Returns the value and the node's id in the location tree.
+    /// Returns the node's id in the tree.
     fn node(
         &mut self,
         ev: Event<'a>,
@@ -212,85 +256,100 @@ impl<'a> Builder<'a> {
         path: &mut String,
         key_pos: Option<Pos>,
         depth: usize,
-    ) -> Result<(Value, u32), YamlError> {
+    ) -> Result<u32, YamlError> {
         if depth > MAX_DEPTH {
             return Err(YamlError {
                 pos: Pos::of(&span),
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
-        let id = self.doc.locations.push(key_pos, Pos::of(&span));
-        let (value, anchor) = match ev {
+        let pos = Pos::of(&span);
+        let (id, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, &span)?;
                 let tag = tag.map(|t| t.suffix.clone());
-                (resolve_scalar(&text, style, tag.as_deref()), anchor)
+                let s = resolve_scalar(&text, style, tag.as_deref());
+                let id = self.doc.tree.scalar(key_pos, pos, s);
+                self.sizes.push(1);
+                (id, anchor)
             }
-            Event::Alias(id) => {
-                let v = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
-                    pos: Pos::of(&span),
+            Event::Alias(a) => {
+                let target = *self.anchors.get(&a).ok_or_else(|| YamlError {
+                    pos,
                     message: "alias refers to an unknown anchor".into(),
                 })?;
-                self.count(size_of_value(&v), &span)?;
-                (v, 0)
+                let size = self.sizes[target as usize];
+                self.count(size as usize, &span)?;
+                let id = self.doc.tree.alias(key_pos, pos, target);
+                self.sizes.push(size);
+                (id, 0)
             }
             Event::SequenceStart(anchor, _) => {
                 self.count(1, &span)?;
-                let mut items = Vec::new();
-                let mut kids: Vec<PendingKid> = Vec::new();
+                let id = self.doc.tree.collection(key_pos, pos, false);
+                self.sizes.push(1);
+                let base = self.stack.len();
+                let mut size = 1u32;
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
                     let len = path.len();
-                    push_index(path, items.len());
+                    push_index(path, self.stack.len() - base);
                     let r = self.node(ev, span, path, None, depth + 1);
                     path.truncate(len);
-                    let (v, kid) = r?;
-                    items.push(v);
-                    kids.push((kid, None));
+                    let kid = r?;
+                    size = size.saturating_add(self.sizes[kid as usize]);
+                    self.stack.push(Kid {
+                        node: kid,
+                        key_start: NO_KEY,
+                        key_len: 0,
+                    });
                 }
-                self.doc.locations.set_kids(id, &kids);
-                (Value::Array(items), anchor)
+                self.doc.tree.set_kids(id, &self.stack[base..]);
+                self.stack.truncate(base);
+                self.sizes[id as usize] = size;
+                (id, anchor)
             }
             Event::MappingStart(anchor, _) => {
                 self.count(1, &span)?;
-                (Value::Object(self.mapping(path, depth, id)?), anchor)
+                let id = self.doc.tree.collection(key_pos, pos, true);
+                self.sizes.push(1);
+                self.mapping(path, depth, id)?;
+                (id, anchor)
             }
             _ => {
                 return Err(YamlError {
-                    pos: Pos::of(&span),
+                    pos,
                     message: "unexpected YAML event".into(),
                 });
             }
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, id);
         }
-        Ok((value, id))
+        Ok(id)
     }
 
-    fn mapping(
-        &mut self,
-        path: &mut String,
-        depth: usize,
-        id: u32,
-    ) -> Result<Map<String, Value>, YamlError> {
-        let mut map = Map::new();
-        let mut merged: Vec<Map<String, Value>> = Vec::new();
-        let mut kids: Vec<PendingKid> = Vec::new();
+    /// The entries of mapping `id`, up to its end.
+    fn mapping(&mut self, path: &mut String, depth: usize, id: u32) -> Result<(), YamlError> {
+        let base = self.stack.len();
+        // Which children are merge keys, and the mappings they merge, in order.
+        let mut merge_kids: Vec<usize> = Vec::new();
+        let mut merged: Vec<u32> = Vec::new();
+        let mut duplicates = false;
+        // The own keys, once there are too many to scan.
+        let mut key_set: Option<HashSet<String>> = None;
         loop {
             let (ev, kspan) = self.next()?;
             if matches!(ev, Event::MappingEnd) {
                 break;
             }
-            let key: String = match &ev {
-                Event::Scalar(text, style, _, _) => match resolve_scalar(text, *style, None) {
-                    Value::String(s) => s,
-                    Value::Null => "null".to_string(),
-                    other => other.to_string(),
-                },
+            let (key, plain) = match &ev {
+                Event::Scalar(text, style, _, _) => {
+                    (key_text(text, *style), *style == ScalarStyle::Plain)
+                }
                 _ => {
                     return Err(YamlError {
                         pos: Pos::of(&kspan),
@@ -301,22 +360,23 @@ impl<'a> Builder<'a> {
             let (vev, vspan) = self.next()?;
             let len = path.len();
             push_key(path, &key);
-            if key == "<<" && matches!(ev, Event::Scalar(_, ScalarStyle::Plain, _, _)) {
+            if key == "<<" && plain {
                 let r = self.node(vev, vspan, path, None, depth + 1);
                 path.truncate(len);
-                let (v, kid) = r?;
-                let k = self.doc.locations.key(&key);
-                kids.push((kid, Some(k)));
-                match v {
-                    Value::Object(m) => merged.push(m),
-                    Value::Array(items) => {
-                        for item in items {
-                            if let Value::Object(m) = item {
-                                merged.push(m);
-                            }
-                        }
-                    }
-                    _ => {
+                let kid = r?;
+                let (key_start, key_len) = self.doc.tree.string(&key);
+                merge_kids.push(self.stack.len() - base);
+                self.stack.push(Kid {
+                    node: kid,
+                    key_start,
+                    key_len,
+                });
+                let tree = &self.doc.tree;
+                let value = NodeRef::new(tree, kid);
+                match value.shape() {
+                    Shape::Map => merged.push(value.id),
+                    Shape::Seq => merged.extend(value.items().filter(|i| i.is_map()).map(|i| i.id)),
+                    Shape::Scalar(_) => {
                         return Err(YamlError {
                             pos: Pos::of(&vspan),
                             message: "merge key `<<` needs a mapping or a list of mappings".into(),
@@ -326,37 +386,92 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let r = self.node(vev, vspan, path, Some(Pos::of(&kspan)), depth + 1);
-            if r.is_ok() && map.contains_key(&key) {
+            if r.is_ok() && self.has_key(&self.stack[base..], &merge_kids, &mut key_set, &key) {
+                duplicates = true;
                 self.doc.duplicate_keys.push(path.clone());
             }
             path.truncate(len);
-            let (v, kid) = r?;
-            let k = self.doc.locations.key(&key);
-            kids.push((kid, Some(k)));
-            map.insert(key, v);
+            let kid = r?;
+            let (key_start, key_len) = self.doc.tree.string(&key);
+            self.stack.push(Kid {
+                node: kid,
+                key_start,
+                key_len,
+            });
         }
-        self.doc.locations.set_kids(id, &kids);
-        for m in merged {
-            for (k, v) in m {
-                map.entry(k).or_insert(v);
+        self.doc.tree.set_kids(id, &self.stack[base..]);
+        if duplicates || !merge_kids.is_empty() {
+            let entries = self.entries(&self.stack[base..], &merge_kids, &merged);
+            self.doc.tree.set_entries(id, entries);
+        }
+        self.stack.truncate(base);
+        let mut size = 1u32;
+        for e in self.doc.tree.entries(id) {
+            size = size.saturating_add(self.sizes[e.node as usize]);
+        }
+        self.sizes[id as usize] = size;
+        Ok(())
+    }
+
+    /// Whether `key` is already one of the mapping's own keys (merge keys aside); records it.
+    fn has_key(
+        &self,
+        kids: &[Kid],
+        merge_kids: &[usize],
+        key_set: &mut Option<HashSet<String>>,
+        key: &str,
+    ) -> bool {
+        let tree = &self.doc.tree;
+        let own = || {
+            kids.iter()
+                .enumerate()
+                .filter(|(i, _)| !merge_kids.contains(i))
+                .map(|(_, k)| tree.key_text(k))
+        };
+        if key_set.is_none() && kids.len() >= SCAN_KEYS {
+            *key_set = Some(own().map(str::to_string).collect());
+        }
+        match key_set {
+            Some(set) => !set.insert(key.to_string()),
+            None => own().any(|k| k == key),
+        }
+    }
+
+    /// A mapping's entries as PyYAML builds them: its own keys in first-seen order with
+    /// their last values, then merged keys it does not have, in merge order.
+    fn entries(&self, kids: &[Kid], merge_kids: &[usize], merged: &[u32]) -> Vec<Kid> {
+        let tree = &self.doc.tree;
+        let mut out: Vec<Kid> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, k) in kids.iter().enumerate() {
+            if merge_kids.contains(&i) {
+                continue;
+            }
+            match index.get(tree.key_text(k)) {
+                Some(&j) => out[j].node = k.node,
+                None => {
+                    index.insert(tree.key_text(k), out.len());
+                    out.push(*k);
+                }
             }
         }
-        Ok(map)
-    }
-}
-
-fn size_of_value(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(size_of_value).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(size_of_value).sum::<usize>(),
-        _ => 1,
+        for &m in merged {
+            for e in tree.entries(m) {
+                let text = tree.key_text(e);
+                if !index.contains_key(text) {
+                    index.insert(text, out.len());
+                    out.push(*e);
+                }
+            }
+        }
+        out
     }
 }
 
 /// YAML 1.1 scalar resolution, as PyYAML's SafeLoader does it.
-pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
+pub fn resolve_scalar<'t>(text: &'t str, style: ScalarStyle, tag: Option<&str>) -> Scalar<'t> {
     match tag {
-        Some("str") => return Value::String(text.to_string()),
+        Some("str") => return Scalar::Str(text),
         Some("int") => {
             if let Some(n) = parse_int(text) {
                 return n;
@@ -369,20 +484,20 @@ pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Valu
         }
         Some("bool") => {
             if let Some(b) = parse_bool(text) {
-                return Value::Bool(b);
+                return Scalar::Bool(b);
             }
         }
-        Some("null") => return Value::Null,
+        Some("null") => return Scalar::Null,
         _ => {}
     }
     if style != ScalarStyle::Plain {
-        return Value::String(text.to_string());
+        return Scalar::Str(text);
     }
     if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
-        return Value::Null;
+        return Scalar::Null;
     }
     if let Some(b) = parse_bool(text) {
-        return Value::Bool(b);
+        return Scalar::Bool(b);
     }
     if let Some(n) = parse_int(text) {
         return n;
@@ -390,7 +505,7 @@ pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Valu
     if let Some(n) = parse_float(text) {
         return n;
     }
-    Value::String(text.to_string())
+    Scalar::Str(text)
 }
 
 fn parse_bool(t: &str) -> Option<bool> {
@@ -401,7 +516,9 @@ fn parse_bool(t: &str) -> Option<bool> {
     }
 }
 
-fn parse_int(t: &str) -> Option<Value> {
+/// An integer in range of `i64` or `u64`; non-negative ones are `Uint` (as serde_json keeps
+/// them).
+fn parse_int(t: &str) -> Option<Scalar<'static>> {
     let (neg, body) = match t.as_bytes().first()? {
         b'-' => (true, &t[1..]),
         b'+' => (false, &t[1..]),
@@ -431,19 +548,18 @@ fn parse_int(t: &str) -> Option<Value> {
     }
     let n = i128::from_str_radix(digits, radix).ok()?;
     let n = if neg { -n } else { n };
-    if let Ok(v) = i64::try_from(n) {
-        Some(Value::Number(Number::from(v)))
-    } else if let Ok(v) = u64::try_from(n) {
-        Some(Value::Number(Number::from(v)))
+    if let Ok(v) = u64::try_from(n) {
+        Some(Scalar::Uint(v))
+    } else if let Ok(v) = i64::try_from(n) {
+        Some(Scalar::Int(v))
     } else {
         None
     }
 }
 
-fn parse_float(t: &str) -> Option<Value> {
-    let lower = t.to_ascii_lowercase();
-    let body = lower.trim_start_matches(['-', '+']);
-    if matches!(body, ".inf" | ".nan") {
+fn parse_float(t: &str) -> Option<Scalar<'static>> {
+    let body = t.trim_start_matches(['-', '+']);
+    if body.eq_ignore_ascii_case(".inf") || body.eq_ignore_ascii_case(".nan") {
         // JSON cannot carry these; keep the text so typed decoding reports it clearly.
         return None;
     }
@@ -453,12 +569,12 @@ fn parse_float(t: &str) -> Option<Value> {
     }
     if !body
         .chars()
-        .all(|c| c.is_ascii_digit() || "._e+-".contains(c))
+        .all(|c| c.is_ascii_digit() || "._eE+-".contains(c))
     {
         return None;
     }
-    let v: f64 = lower.replace('_', "").parse().ok()?;
-    Number::from_f64(v).map(Value::Number)
+    let v: f64 = t.replace('_', "").parse().ok()?;
+    v.is_finite().then_some(Scalar::Float(v))
 }
 
 #[cfg(test)]
@@ -470,7 +586,7 @@ mod tests {
     fn resolves_like_pyyaml() {
         let d = parse("a: yes\nb: 0x40\nc: '0x40'\nd: 1.5\ne: ~\nf: N\ng: 010\nh: on\n").unwrap();
         assert_eq!(
-            d.value,
+            d.to_value(),
             json!({"a": true, "b": 64, "c": "0x40", "d": 1.5, "e": null, "f": "N", "g": 8, "h": true})
         );
     }
@@ -513,14 +629,14 @@ mod tests {
 
     #[test]
     fn empty_is_empty_map() {
-        assert_eq!(parse("").unwrap().value, json!({}));
-        assert_eq!(parse("# only a comment\n").unwrap().value, json!({}));
+        assert_eq!(parse("").unwrap().to_value(), json!({}));
+        assert_eq!(parse("# only a comment\n").unwrap().to_value(), json!({}));
     }
 
     #[test]
     fn merge_keys_and_aliases() {
         let d = parse("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap();
-        assert_eq!(d.value["other"], json!({"x": 1, "y": 3}));
+        assert_eq!(d.to_value()["other"], json!({"x": 1, "y": 3}));
     }
 
     #[test]
@@ -546,7 +662,7 @@ mod tests {
     #[test]
     fn duplicate_keys_are_reported() {
         let d = parse("a: 1\na: 2\n").unwrap();
-        assert_eq!(d.value, json!({"a": 2}));
+        assert_eq!(d.to_value(), json!({"a": 2}));
         assert_eq!(d.duplicate_keys, vec!["a".to_string()]);
     }
 }

@@ -47,7 +47,7 @@ impl Case {
         let meta = read("case.yaml").unwrap_or_else(|e| panic!("{name}/case.yaml: {e}"));
         let meta = hilt_model::yaml::parse(&meta)
             .unwrap_or_else(|e| panic!("{name}/case.yaml: {e:?}"))
-            .value;
+            .to_value();
         let mut case = Case::from_meta(&name, &meta);
         case.bench = read("bench.yaml").unwrap_or_else(|e| panic!("{name}/bench.yaml: {e}"));
         case.suite = read("suite.yaml").ok();

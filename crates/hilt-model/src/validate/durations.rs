@@ -10,21 +10,23 @@
 use serde_json::Value;
 
 use crate::diag::Diags;
-use crate::yaml::{join_index, join_key};
+use crate::yaml::{push_index, push_key};
 
 /// The longest single duration, in milliseconds (24 h).
 pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// Checks the durations in `canonical`, the typed value at `path` re-serialised.
-pub fn durations(d: &mut Diags, canonical: &Value, path: &str) {
+/// Checks the durations in `canonical`, the typed value at `path` re-serialised (`path`
+/// is restored on return).
+pub fn durations(d: &mut Diags, canonical: &Value, path: &mut String) {
     walk(d, canonical, path);
 }
 
-fn walk(d: &mut Diags, v: &Value, path: &str) {
+fn walk(d: &mut Diags, v: &Value, path: &mut String) {
+    let len = path.len();
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                let p = join_key(path, k);
+                push_key(path, k);
                 let scale = if k.ends_with("_ms") {
                     Some((1, "ms"))
                 } else if k.ends_with("_s") {
@@ -36,19 +38,22 @@ fn walk(d: &mut Diags, v: &Value, path: &str) {
                     let max = MAX_DURATION_MS / per_ms;
                     if n > max as f64 {
                         d.error(
-                            &p,
+                            path,
                             format!(
                                 "{n} {unit} is longer than the limit of {max} {unit} (24 h) for one duration"
                             ),
                         );
                     }
                 }
-                walk(d, v, &p);
+                walk(d, v, path);
+                path.truncate(len);
             }
         }
         Value::Array(a) => {
             for (i, v) in a.iter().enumerate() {
-                walk(d, v, &join_index(path, i));
+                push_index(path, i);
+                walk(d, v, path);
+                path.truncate(len);
             }
         }
         _ => {}
