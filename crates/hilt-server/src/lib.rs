@@ -1,0 +1,85 @@
+//! `hilt server`: workspaces, tokens, cloud agents (BenchCI's `benchci agent cloud` speaks
+//! to it unchanged, agent-api spec §6), leases and the run store.
+//!
+//! A library function like the agent: [`serve`] takes a bound listener, the settings and a
+//! shutdown future, so tests bind port 0 and stop it without signals.
+
+pub mod api;
+mod files;
+pub mod ids;
+mod lease;
+pub mod settings;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use settings::ServerSettings;
+use store::{SqliteStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every handler shares.
+pub struct App {
+    pub settings: ServerSettings,
+    pub store: Box<dyn Store>,
+    /// Woken when a run is queued or a bench frees up: long-polling agents try to claim.
+    pub wake: Notify,
+}
+
+/// Opens the store named by the settings (SQLite by default).
+pub async fn open_store(settings: &ServerSettings) -> Result<Box<dyn Store>, ServerError> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(&url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url).into())
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = open_store(&settings).await?;
+    if let Some(secret) = settings.bootstrap_token.as_deref().map(str::trim)
+        && !secret.is_empty()
+    {
+        store
+            .ensure_bootstrap(&ids::token_hash(secret), &ids::now())
+            .await?;
+    }
+    let app = Arc::new(App {
+        settings,
+        store,
+        wake: Notify::new(),
+    });
+    let sweeper = tokio::spawn(lease::sweep(app.clone()));
+    let limits =
+        hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
+    let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
+        .await
+        .map_err(ServerError::Serve);
+    sweeper.abort();
+    result
+}
