@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub use settings::ServerSettings;
-use store::{SqliteStore, Store, StoreError};
+use store::{PgStore, SqliteStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -41,11 +41,13 @@ pub struct App {
     pub wake: Notify,
 }
 
-/// Opens the store named by the settings (SQLite by default).
+/// Opens the store named by the settings (SQLite by default, PostgreSQL for `postgres://`).
 pub async fn open_store(settings: &ServerSettings) -> Result<Box<dyn Store>, ServerError> {
     let url = settings.database_url();
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::open(&url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PgStore::open(&url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url).into())
     }

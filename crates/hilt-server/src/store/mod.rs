@@ -1,12 +1,16 @@
-//! The storage trait: everything the server keeps, behind one interface so SQLite (the
-//! default, `sqlite.rs`) and other databases are one file each. Every read and write of
+//! The storage trait: everything the server keeps, behind one interface. The SQL is
+//! written once (`sql.rs`, portable between SQLite and PostgreSQL); each backend file
+//! (`sqlite.rs`, the default, and `postgres.rs`) only opens its pool and migrates. Every read and write of
 //! tenant data takes the workspace id, so a query cannot cross workspaces by omission.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +19,7 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
 }
 
