@@ -7,12 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BOOT, Server, multipart};
+use common::{BOOT, Db, Server, multipart};
 use serde_json::json;
 
-#[test]
-fn long_poll_answers_when_a_run_is_submitted() {
-    let s = Server::start(|c| c.long_poll = Duration::from_secs(10));
+fn long_poll_answers_when_a_run_is_submitted(db: Db) {
+    let s = Server::start(&db, |c| c.long_poll = Duration::from_secs(10));
     let (_, agent) = s.token(BOOT, "default", "agent");
     let bench = s.sync(&agent, "m", "rig", "healthy");
     let started = Instant::now();
@@ -34,7 +33,7 @@ fn long_poll_answers_when_a_run_is_submitted() {
     let v = s.user(BOOT, "GET", &format!("/v1/runs/{run}"), None).json();
     assert_eq!(v["status"], "preparing");
     // Nothing else queued: an empty poll waits its full time and says null.
-    let s2 = Server::start(|c| c.long_poll = Duration::from_millis(400));
+    let s2 = Server::start(&db, |c| c.long_poll = Duration::from_millis(400));
     let (_, a2) = s2.token(BOOT, "default", "agent");
     s2.sync(&a2, "m", "rig", "healthy");
     let t = Instant::now();
@@ -43,9 +42,8 @@ fn long_poll_answers_when_a_run_is_submitted() {
     assert!(t.elapsed() >= Duration::from_millis(350));
 }
 
-#[test]
-fn a_run_goes_through_its_lifecycle_and_late_reports_are_refused() {
-    let s = Server::start(|_| {});
+fn a_run_goes_through_its_lifecycle_and_late_reports_are_refused(db: Db) {
+    let s = Server::start(&db, |_| {});
     let (_, agent) = s.token(BOOT, "default", "agent");
     let bench = s.sync(&agent, "m", "rig", "healthy");
     let run = s.submit(BOOT, &bench);
@@ -145,9 +143,8 @@ fn a_run_goes_through_its_lifecycle_and_late_reports_are_refused() {
     assert_eq!(v["assignment"]["run_id"], second.as_str());
 }
 
-#[test]
-fn a_silent_agent_loses_its_run() {
-    let s = Server::start(|c| c.lease = Duration::from_secs(1));
+fn a_silent_agent_loses_its_run(db: Db) {
+    let s = Server::start(&db, |c| c.lease = Duration::from_secs(1));
     let (_, agent) = s.token(BOOT, "default", "agent");
     let bench = s.sync(&agent, "m", "rig", "healthy");
     let run = s.submit(BOOT, &bench);
@@ -176,9 +173,8 @@ fn a_silent_agent_loses_its_run() {
     r.error(409);
 }
 
-#[test]
-fn failing_or_unknown_benches_get_no_runs() {
-    let s = Server::start(|_| {});
+fn failing_or_unknown_benches_get_no_runs(db: Db) {
+    let s = Server::start(&db, |_| {});
     let (_, agent) = s.token(BOOT, "default", "agent");
     for health in ["failing", "unknown"] {
         let bench = s.sync(&agent, "m", &format!("rig-{health}"), health);
@@ -188,9 +184,8 @@ fn failing_or_unknown_benches_get_no_runs() {
     assert_eq!(r.json()["assignment"], serde_json::Value::Null);
 }
 
-#[test]
-fn bad_bodies_get_clear_4xx_json() {
-    let s = Server::start(|c| c.max_artifacts_bytes = 1024);
+fn bad_bodies_get_clear_4xx_json(db: Db) {
+    let s = Server::start(&db, |c| c.max_artifacts_bytes = 1024);
     let (_, agent) = s.token(BOOT, "default", "agent");
     let bench = s.sync(&agent, "m", "rig", "healthy");
     let raw = |method: &str, path: &str, token: &str, ct: &str, body: &[u8]| {
@@ -297,3 +292,11 @@ fn bad_bodies_get_clear_4xx_json() {
     let v = s.user(BOOT, "GET", &format!("/v1/runs/{run}"), None).json();
     assert_eq!(v["artifacts"], serde_json::Value::Null);
 }
+
+crate::scenarios!(
+    long_poll_answers_when_a_run_is_submitted,
+    a_run_goes_through_its_lifecycle_and_late_reports_are_refused,
+    a_silent_agent_loses_its_run,
+    failing_or_unknown_benches_get_no_runs,
+    bad_bodies_get_clear_4xx_json,
+);

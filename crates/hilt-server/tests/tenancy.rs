@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{BOOT, Server, multipart};
+use common::{BOOT, Db, Server, multipart};
 use serde_json::json;
 
-#[test]
-fn another_workspace_sees_and_schedules_nothing() {
-    let s = Server::start(|_| {});
+fn another_workspace_sees_and_schedules_nothing(db: Db) {
+    let s = Server::start(&db, |_| {});
     s.workspace("a");
     s.workspace("b");
     let (_, user_a) = s.token(BOOT, "a", "user");
@@ -102,9 +101,8 @@ fn another_workspace_sees_and_schedules_nothing() {
     assert_eq!(r.json()["assignment"]["run_id"], run.as_str());
 }
 
-#[test]
-fn bad_tokens_kinds_and_machines_are_refused() {
-    let s = Server::start(|_| {});
+fn bad_tokens_kinds_and_machines_are_refused(db: Db) {
+    let s = Server::start(&db, |_| {});
     let (agent_id, agent) = s.token(BOOT, "default", "agent");
     let (user_id, user) = s.token(BOOT, "default", "user");
 
@@ -173,16 +171,15 @@ fn bad_tokens_kinds_and_machines_are_refused() {
     }
 }
 
-#[test]
-fn bootstrap_is_idempotent_across_restarts() {
+fn bootstrap_is_idempotent_across_restarts(db: Db) {
     let keep = tempfile::tempdir().unwrap();
     let data = keep.path().join("data");
     let first = data.clone();
-    let s = Server::start(move |c| c.data_dir = first);
+    let s = Server::start(&db, move |c| c.data_dir = first);
     s.workspace("kept");
     drop(s);
     // The same database, the same bootstrap token: the token still works, nothing doubled.
-    let s = Server::start(move |c| c.data_dir = data);
+    let s = Server::start(&db, move |c| c.data_dir = data);
     let r = s.user(
         BOOT,
         "POST",
@@ -191,3 +188,9 @@ fn bootstrap_is_idempotent_across_restarts() {
     );
     assert!(r.error(409).contains("exists"));
 }
+
+crate::scenarios!(
+    another_workspace_sees_and_schedules_nothing,
+    bad_tokens_kinds_and_machines_are_refused,
+    bootstrap_is_idempotent_across_restarts,
+);

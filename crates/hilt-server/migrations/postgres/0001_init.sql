@@ -55,7 +55,7 @@ CREATE TABLE runs (
     suite_yaml        TEXT NOT NULL,
     artifact_name     TEXT,
     skip_flash        BOOLEAN NOT NULL,
-    verbose           BOOLEAN NOT NULL,
+    verbose_steps     BOOLEAN NOT NULL,
     agent_id          TEXT,
     fence             BIGINT NOT NULL DEFAULT 0,
     lease_expires_ms  BIGINT,

@@ -55,7 +55,7 @@ CREATE TABLE runs (
     suite_yaml        TEXT NOT NULL,
     artifact_name     TEXT,
     skip_flash        INTEGER NOT NULL,
-    verbose           INTEGER NOT NULL,
+    verbose_steps     INTEGER NOT NULL,
     agent_id          TEXT,
     fence             INTEGER NOT NULL DEFAULT 0,
     lease_expires_ms  INTEGER,

@@ -118,6 +118,7 @@ pub struct RunRow {
     pub suite_yaml: String,
     pub artifact_name: Option<String>,
     pub skip_flash: bool,
+    #[sqlx(rename = "verbose_steps")]
     pub verbose: bool,
     pub agent_id: Option<String>,
     pub fence: i64,

@@ -5,7 +5,7 @@
 /// The columns of a [`RunRow`](super::RunRow), for `concat!` into static SQL.
 macro_rules! run_cols {
     () => {
-        "id, workspace_id, bench_id, state, suite_yaml, artifact_name, skip_flash, verbose, \
+        "id, workspace_id, bench_id, state, suite_yaml, artifact_name, skip_flash, verbose_steps, \
          agent_id, fence, lease_expires_ms, exit_code, error, failure, created_at, started_at, \
          finished_at, artifacts_size, artifacts_sha256"
     };
@@ -298,7 +298,7 @@ macro_rules! impl_store {
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO runs (id, workspace_id, bench_id, state, suite_yaml, artifact_name, \
-                         skip_flash, verbose, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         skip_flash, verbose_steps, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(r.id)
                     .bind(r.workspace_id)

@@ -3,12 +3,44 @@
 
 #![allow(dead_code)]
 
+mod postgres;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 pub const BOOT: &str = "boot-secret";
+
+/// The database a scenario runs on: the same scenarios run on every backend.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Db {
+    /// A fresh PostgreSQL database, or `None` when the backend is skipped.
+    pub fn postgres() -> Option<Db> {
+        postgres::fresh_database().map(Db::Postgres)
+    }
+}
+
+/// One `#[test]` per scenario and backend: `sqlite::NAME` and `postgres::NAME` call
+/// `NAME(db)`.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::common::Db::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                if let Some(db) = $crate::common::Db::postgres() { super::$name(db) }
+            } )*
+        }
+    };
+}
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -18,9 +50,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(tune: impl FnOnce(&mut hilt_server::ServerSettings)) -> Server {
+    pub fn start(db: &Db, tune: impl FnOnce(&mut hilt_server::ServerSettings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = hilt_server::ServerSettings::new(dir.path().join("data"));
+        if let Db::Postgres(url) = db {
+            settings.database = Some(url.clone());
+        }
         settings.bootstrap_token = Some(BOOT.into());
         settings.long_poll = Duration::from_millis(300);
         tune(&mut settings);
