@@ -11,26 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hilt_sim::{DutConfig, SimDut};
+mod common;
+
+use common::find_benchci;
+
 use serde_json::Value;
 
 const BOOT: &str = "server-boot-token";
-
-fn find_benchci() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("benchci"))
-            .find(|c| c.is_file())
-    });
-    if found.is_none() {
-        let msg = "benchci (BenchCI 2.0.1) is not on PATH (help: scripts/test installs it)";
-        if std::env::var("HILT_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("{msg}, and HILT_REQUIRE_PEERS=1");
-        }
-        eprintln!("SKIPPED server_benchci: {msg}");
-    }
-    found
-}
 
 /// A child process killed when the test ends, however it ends.
 struct Proc(Child);
@@ -138,13 +125,9 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
     let agent_token = String::from_utf8(o.stdout).unwrap().trim().to_string();
     assert!(agent_token.starts_with("hilt_"), "{agent_token}");
 
-    let port = dir.join("dut.tty");
-    let _dut = SimDut::start(DutConfig {
-        link: Some(port.clone()),
-        control: Some(dir.join("dut.sock")),
-        ..DutConfig::default()
-    })
-    .unwrap();
+    // A simulated DUT on a real pty (its link is `<bench dir>/dut.tty`).
+    let sim = common::Bench::start();
+    let port = sim.path("dut.tty");
     let bench = dir.join("bench.yaml");
     std::fs::write(
         &bench,
@@ -225,22 +208,7 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
 
     // A passing suite: done, events and the results archive stored.
     let pass = suite(dir, "passing", "pong");
-    let o = client(
-        &url,
-        &[
-            "runs",
-            "submit",
-            "--bench-id",
-            "sim-a",
-            "--suite",
-            pass.to_str().unwrap(),
-            "--wait",
-            "--json",
-            "--timeout-s",
-            "120",
-        ],
-    );
-    let run = json_out(&o);
+    let (o, run) = submit_wait(&url, &pass);
     assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
     assert_eq!(run["status"], "done");
     assert_eq!(run["exit_code"], 0);
@@ -279,22 +247,7 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
 
     // A failing suite: failed, exit code 1 (tests failed), with its failure category.
     let fail = suite(dir, "failing", "no-such-reply");
-    let o = client(
-        &url,
-        &[
-            "runs",
-            "submit",
-            "--bench-id",
-            "sim-a",
-            "--suite",
-            fail.to_str().unwrap(),
-            "--wait",
-            "--json",
-            "--timeout-s",
-            "120",
-        ],
-    );
-    let run = json_out(&o);
+    let (o, run) = submit_wait(&url, &fail);
     assert_eq!(o.status.code(), Some(1), "{run}\n{}", log());
     assert_eq!(run["status"], "failed");
     assert_eq!(run["exit_code"], 1);
@@ -314,6 +267,24 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["failed", "done"]);
+}
+
+/// `hilt runs submit --bench-id sim-a --suite S --wait --json`: the output and the final run.
+fn submit_wait(url: &str, suite: &Path) -> (std::process::Output, Value) {
+    let suite = suite.to_str().unwrap();
+    let args = [
+        "runs",
+        "submit",
+        "--bench-id",
+        "sim-a",
+        "--suite",
+        suite,
+        "--wait",
+        "--json",
+    ];
+    let o = client(url, &[&args[..], &["--timeout-s", "120"]].concat());
+    let run = json_out(&o);
+    (o, run)
 }
 
 /// GET with the admin token through `hilt` itself would need a command per route; the
