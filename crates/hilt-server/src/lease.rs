@@ -38,7 +38,7 @@ pub async fn sweep(app: Arc<App>) {
         match app.store.expire_leases(ids::now_ms(), c).await {
             Ok(ids) if !ids.is_empty() => {
                 tracing::warn!("leases expired, runs failed: {}", ids.join(", "));
-                app.wake.notify_waiters();
+                app.wake_all();
             }
             Ok(_) => {}
             Err(e) => tracing::error!("lease sweep failed: {e}"),

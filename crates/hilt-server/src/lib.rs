@@ -11,8 +11,9 @@ mod lease;
 pub mod settings;
 pub mod store;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -37,8 +38,28 @@ pub enum ServerError {
 pub struct App {
     pub settings: ServerSettings,
     pub store: Box<dyn Store>,
-    /// Woken when a run is queued or a bench frees up: long-polling agents try to claim.
-    pub wake: Notify,
+    /// One wake-up per agent: a long-polling agent is woken when a run for one of its
+    /// benches is queued or one of its benches frees up, and no other agent is.
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl App {
+    /// The agent's wake-up (made on first use; one per agent token).
+    pub fn waker(&self, agent_id: &str) -> Arc<Notify> {
+        let mut w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        w.entry(agent_id.to_string()).or_default().clone()
+    }
+
+    pub fn wake(&self, agent_id: &str) {
+        self.waker(agent_id).notify_waiters();
+    }
+
+    pub fn wake_all(&self) {
+        let w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        for n in w.values() {
+            n.notify_waiters();
+        }
+    }
 }
 
 /// Opens the store named by the settings (SQLite by default, PostgreSQL for `postgres://`).
@@ -74,7 +95,7 @@ pub async fn serve(
     let app = Arc::new(App {
         settings,
         store,
-        wake: Notify::new(),
+        wakers: Mutex::new(HashMap::new()),
     });
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
     let limits =

@@ -97,7 +97,7 @@ pub async fn sync(
         });
     }
     // A bench that turned healthy may take a queued run now.
-    app.wake.notify_waiters();
+    app.wake(&agent.agent_id);
     Ok(Json(BenchSyncReply {
         bench_id_mappings: mappings,
     }))
@@ -113,7 +113,8 @@ pub async fn next(
     loop {
         // Registered before the claim, so a submission between the claim and the wait
         // still wakes this poll.
-        let woken = app.wake.notified();
+        let waker = app.waker(&agent.agent_id);
+        let woken = waker.notified();
         let mut woken = std::pin::pin!(woken);
         woken.as_mut().enable();
         let lease = lease_until(&app);
@@ -307,7 +308,8 @@ pub async fn complete(
             "run {run_id} is no longer held by this agent"
         )));
     }
-    app.wake.notify_waiters();
+    // Its bench is free: the next queued run on it can go to this agent.
+    app.wake(&agent.agent_id);
     Ok(Json(Ack { ok: true }))
 }
 

@@ -104,17 +104,12 @@ pub async fn submit(
         )));
     }
     let firmware = firmware(&req, app.settings.max_firmware_bytes)?;
-    let exists = app
+    let owner = app
         .store
-        .bench_exists(&p.workspace_id, &req.bench_id)
+        .bench_agent(&p.workspace_id, &req.bench_id)
         .await
-        .map_err(store_error)?;
-    if !exists {
-        return Err(ApiError::NotFound(format!(
-            "bench not found: {}",
-            req.bench_id
-        )));
-    }
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("bench not found: {}", req.bench_id)))?;
     let (id, now) = (ids::new_id(), ids::now());
     if let Some((name, bytes)) = &firmware {
         files::save_firmware(
@@ -136,7 +131,7 @@ pub async fn submit(
         })
         .await
         .map_err(store_error)?;
-    app.wake.notify_waiters();
+    app.wake(&owner);
     let run = load(&app, &p.workspace_id, &id).await?;
     Ok((StatusCode::CREATED, Json(view(run))))
 }

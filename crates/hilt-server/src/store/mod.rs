@@ -183,7 +183,12 @@ pub trait Store: Send + Sync {
     /// Records a reported bench; returns the workspace-wide bench id it is known by.
     fn sync_bench<'a>(&'a self, b: BenchReport<'a>) -> Fut<'a, String>;
     fn benches<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<BenchRow>>;
-    fn bench_exists<'a>(&'a self, workspace_id: &'a str, bench_id: &'a str) -> Fut<'a, bool>;
+    /// The agent a bench of the workspace belongs to.
+    fn bench_agent<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        bench_id: &'a str,
+    ) -> Fut<'a, Option<String>>;
     fn agents<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<AgentRow>>;
     fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()>;
     fn run<'a>(&'a self, workspace_id: &'a str, id: &'a str) -> Fut<'a, Option<RunRow>>;

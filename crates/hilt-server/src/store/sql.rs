@@ -270,15 +270,20 @@ macro_rules! impl_store {
                 })
             }
 
-            fn bench_exists<'a>(&'a self, workspace_id: &'a str, bench_id: &'a str) -> Fut<'a, bool> {
+            fn bench_agent<'a>(
+                &'a self,
+                workspace_id: &'a str,
+                bench_id: &'a str,
+            ) -> Fut<'a, Option<String>> {
                 Box::pin(async move {
-                    let (n,): (i64,) =
-                        sqlx::query_as("SELECT COUNT(*) FROM benches WHERE workspace_id = $1 AND bench_id = $2")
-                            .bind(workspace_id)
-                            .bind(bench_id)
-                            .fetch_one(&self.pool)
-                            .await?;
-                    Ok(n > 0)
+                    let row: Option<(String,)> = sqlx::query_as(
+                        "SELECT agent_id FROM benches WHERE workspace_id = $1 AND bench_id = $2",
+                    )
+                    .bind(workspace_id)
+                    .bind(bench_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(|r| r.0))
                 })
             }
 
