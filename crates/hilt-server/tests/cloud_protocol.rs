@@ -269,6 +269,32 @@ fn bad_bodies_get_clear_4xx_json(db: Db) {
         b"{\"benches\": [{}]}",
     )
     .error(422);
+    // An event batch beyond the JSON limit (8 MiB) is refused before it is parsed.
+    let big = format!(
+        "{{\"events\": [{{\"event_type\": \"{}\"}}]}}",
+        "x".repeat(9 << 20)
+    );
+    let r = s.try_call(
+        "POST",
+        &format!("{base}/events"),
+        Some(&agent),
+        &[("X-BenchCI-Agent-Machine-ID", "m")],
+        Some(("application/json", big.into_bytes())),
+    );
+    match r {
+        Ok(r) => {
+            r.error(413);
+        }
+        // The server may close the connection while the body is still being sent.
+        Err(ureq::Error::Io(e)) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
+        Err(e) => panic!("{e}"),
+    }
     raw(
         "POST",
         &format!("{base}/artifacts"),

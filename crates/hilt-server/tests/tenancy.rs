@@ -157,6 +157,15 @@ fn bad_tokens_kinds_and_machines_are_refused(db: Db) {
     assert!(text.contains("machine") && text.contains("token"), "{text}");
     s.user(&agent, "POST", "/v1/agents/heartbeat", Some(json!({})))
         .error(400);
+    let long = "m".repeat(300);
+    let r = s.agent(
+        &agent,
+        &long,
+        "POST",
+        "/v1/agents/heartbeat",
+        Some(json!({})),
+    );
+    assert!(r.error(400).contains("longer than"));
 
     // Revoked tokens stop at once, and look like unknown ones.
     for (id, token) in [(&agent_id, &agent), (&user_id, &user)] {

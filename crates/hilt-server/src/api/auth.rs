@@ -19,6 +19,9 @@ pub const MACHINE_ID: &str = "x-benchci-agent-machine-id";
 pub const MACHINE_NAME: &str = "x-benchci-agent-machine-name";
 pub const AGENT_VERSION: &str = "x-benchci-agent-version";
 
+/// Longest machine id, machine name or agent version kept.
+const MAX_HEADER: usize = 256;
+
 /// A user/CI token.
 pub struct User(pub Principal);
 
@@ -93,6 +96,15 @@ impl FromRequestParts<Arc<App>> for AgentCaller {
             )
             .into_response());
         };
+        let too_long = [MACHINE_ID, MACHINE_NAME, AGENT_VERSION]
+            .into_iter()
+            .find(|h| header(parts, h).is_some_and(|v| v.len() > MAX_HEADER));
+        if let Some(h) = too_long {
+            return Err(ApiError::BadRequest(format!(
+                "the {h} header is longer than {MAX_HEADER} bytes"
+            ))
+            .into_response());
+        }
         let bound = app
             .store
             .bind_machine(&p.token_id, machine)

@@ -21,9 +21,12 @@ use crate::store::StoreError;
 /// A request body stalled this long is cut off (408).
 const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Largest JSON body of every route but the submission (event batches, bench syncs, …).
+const JSON_LIMIT: usize = 8 << 20;
+
 pub fn router(app: Arc<App>) -> Router {
     // A JSON submission carries the firmware as base64 (4/3 of its size) beside the suite.
-    let json_limit = (app.settings.max_firmware_bytes as usize).saturating_mul(4) / 3 + (1 << 20);
+    let submit_limit = (app.settings.max_firmware_bytes as usize).saturating_mul(4) / 3 + (1 << 20);
     Router::new()
         .route("/health", get(health))
         .route("/v1/workspaces", post(admin::create_workspace))
@@ -31,8 +34,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/tokens/{token_id}/revoke", post(admin::revoke_token))
         .route("/v1/benches", get(fleet::benches))
         .route("/v1/agents", get(fleet::agents))
-        .route("/v1/runs", post(runs::submit).get(runs::list))
-        .route("/v1/runs/json", post(runs::submit))
+        .route(
+            "/v1/runs",
+            post(runs::submit)
+                .layer(DefaultBodyLimit::max(submit_limit))
+                .get(runs::list),
+        )
+        .route(
+            "/v1/runs/json",
+            post(runs::submit).layer(DefaultBodyLimit::max(submit_limit)),
+        )
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/events", get(runs::events))
         .route("/v1/runs/{run_id}/artifacts.zip", get(runs::artifacts))
@@ -47,7 +58,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/agents/runs/{run_id}/complete", post(agents::complete))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             BODY_STALL,
             hilt_agent::connections::body_timeout,

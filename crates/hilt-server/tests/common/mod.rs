@@ -102,6 +102,20 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<(&str, Vec<u8>)>,
     ) -> Resp {
+        self.try_call(method, path, token, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Server::call`], or the transport error (a server refusing a large body may close
+    /// the connection while it is still being sent).
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Resp, ureq::Error> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -119,7 +133,7 @@ impl Server {
             Some((ct, bytes)) => agent.run(req.header("Content-Type", ct).body(bytes).unwrap()),
             None => agent.run(req.body(()).unwrap()),
         };
-        let mut resp = resp.unwrap();
+        let mut resp = resp?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -128,11 +142,11 @@ impl Server {
             .unwrap_or_default()
             .to_string();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        Resp {
+        Ok(Resp {
             status,
             content_type,
             text,
-        }
+        })
     }
 
     pub fn user(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
