@@ -173,6 +173,26 @@ fn a_silent_agent_loses_its_run(db: Db) {
     r.error(409);
 }
 
+fn concurrent_agents_sync_and_poll_without_database_errors(db: Db) {
+    let s = Server::start(&db, |c| c.long_poll = Duration::from_millis(200));
+    let tokens: Vec<String> = (0..12)
+        .map(|_| s.token(BOOT, "default", "agent").1)
+        .collect();
+    std::thread::scope(|sc| {
+        for (i, t) in tokens.iter().enumerate() {
+            let s = &s;
+            sc.spawn(move || {
+                let m = format!("m{i}");
+                for _ in 0..5 {
+                    s.sync(t, &m, &format!("rig-{i}"), "healthy");
+                    let r = s.agent(t, &m, "GET", "/v1/agents/assignments/next", None);
+                    assert_eq!(r.status, 200, "{}", r.text);
+                }
+            });
+        }
+    });
+}
+
 fn failing_or_unknown_benches_get_no_runs(db: Db) {
     let s = Server::start(&db, |_| {});
     let (_, agent) = s.token(BOOT, "default", "agent");
@@ -324,5 +344,6 @@ crate::scenarios!(
     a_run_goes_through_its_lifecycle_and_late_reports_are_refused,
     a_silent_agent_loses_its_run,
     failing_or_unknown_benches_get_no_runs,
+    concurrent_agents_sync_and_poll_without_database_errors,
     bad_bodies_get_clear_4xx_json,
 );

@@ -25,4 +25,4 @@ impl PgStore {
     }
 }
 
-sql::impl_store!(PgStore);
+sql::impl_store!(PgStore, "BEGIN");

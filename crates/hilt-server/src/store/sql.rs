@@ -1,6 +1,9 @@
 //! The SQL of the store, written once for every backend: `$N` placeholders (SQLite reads
 //! them too) and only SQL both SQLite and PostgreSQL accept. [`impl_store!`] implements
-//! [`Store`](super::Store) for a struct with a `pool` field of the backend's pool type.
+//! [`Store`](super::Store) for a struct with a `pool` field of the backend's pool type;
+//! its second argument is how a transaction that writes begins (SQLite needs
+//! `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes fails with
+//! `database is locked` at once when another connection wrote meanwhile).
 
 /// The columns of a [`RunRow`](super::RunRow), for `concat!` into static SQL.
 macro_rules! run_cols {
@@ -12,11 +15,11 @@ macro_rules! run_cols {
 }
 
 macro_rules! impl_store {
-    ($store:ty) => {
+    ($store:ty, $begin:literal) => {
         impl Store for $store {
             fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with($begin).await?;
                     sqlx::query(
                         "INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'default', $2) \
                          ON CONFLICT (name) DO NOTHING",
@@ -176,7 +179,7 @@ macro_rules! impl_store {
                 lease_until_ms: i64,
             ) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with($begin).await?;
                     sqlx::query(
                         "UPDATE agents SET name = COALESCE($1, name), region = COALESCE($2, region) WHERE id = $3",
                     )
@@ -201,7 +204,7 @@ macro_rules! impl_store {
 
             fn sync_bench<'a>(&'a self, b: BenchReport<'a>) -> Fut<'a, String> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with($begin).await?;
                     let known: Option<(String,)> = sqlx::query_as(
                         "SELECT bench_id FROM benches WHERE agent_id = $1 AND reported_bench_id = $2",
                     )
@@ -391,7 +394,7 @@ macro_rules! impl_store {
                 now: &'a str,
             ) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with($begin).await?;
                     let (last,): (i64,) =
                         sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1")
                             .bind(run_id)

@@ -32,4 +32,4 @@ impl SqliteStore {
     }
 }
 
-sql::impl_store!(SqliteStore);
+sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE");
