@@ -226,7 +226,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         "p50 ms",
         format!("{p50:.2}"),
         "1000 (mean wait)",
-        crate::table::ratio(p50, Some(1000.0)),
+        format!("{:.0}× sooner", 1000.0 / p50),
         "≤ 5 ms",
         Some(p50 <= 5.0),
     );
@@ -234,7 +234,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         "p99 ms",
         format!("{p99:.2}"),
         "1980",
-        crate::table::ratio(p99, Some(1980.0)),
+        format!("{:.0}× sooner", 1980.0 / p99),
         "≤ 50 ms",
         Some(p99 <= 50.0),
     );
