@@ -16,10 +16,22 @@ fn connect(conn: &ServerConn) -> Result<AgentClient, ClientError> {
     AgentClient::new(&conn.server, Some(conn.token.trim().to_string()))
 }
 
-/// Runs a client command; a refused or failed request prints why and gives its exit code.
+/// Runs a client command; a refused or failed request prints why (in the server's terms:
+/// the shared client speaks of an agent) and gives its exit code.
 fn report(r: Result<i32, ClientError>) -> anyhow::Result<i32> {
     Ok(r.unwrap_or_else(|e| {
-        eprintln!("error: {e}");
+        match &e {
+            ClientError::Unreachable { url, reason } => {
+                eprintln!("error: cannot reach the server at {url}: {reason}")
+            }
+            ClientError::Auth { status, message } => eprintln!(
+                "error: authentication failed: {message} (HTTP {status}; check --token or HILT_TOKEN)"
+            ),
+            ClientError::Status { status, message } => {
+                eprintln!("error: the server refused the request (HTTP {status}): {message}")
+            }
+            other => eprintln!("error: {other}"),
+        }
         e.exit_code()
     }))
 }
