@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers hilt's tests talk to, idempotently. Sourced by scripts/test.
+#   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect):
 #     $HILT_PY_VENV (default: $HOME/.cache/hilt-venv)
 # Safe to run again: every step checks before it installs.
@@ -11,6 +12,8 @@ export HILT_PY_VENV
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# PostgreSQL for the server's storage scenarios (the tests start a throwaway cluster).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "peers: installing ${need_apt[*]}"

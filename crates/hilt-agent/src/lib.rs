@@ -5,7 +5,7 @@
 //! port 0 and drive shutdown without signals.
 
 pub mod api;
-mod connections;
+pub mod connections;
 mod dispatcher;
 pub mod gpio;
 pub mod limits;

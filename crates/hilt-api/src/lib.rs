@@ -9,6 +9,7 @@ mod error;
 mod gpio;
 mod health;
 mod run;
+mod server;
 
 pub use bench::{
     BenchCapabilities, BenchDetail, BenchHealth, BenchStatus, BenchSummary, HardwareChannel,
@@ -22,3 +23,9 @@ pub use health::{BenchHealthCounts, Health};
 /// A run's event: the one event type of runner, agent and clients.
 pub use hilt_model::run::Event as RunEvent;
 pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};
+pub use server::{
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CloudBench, CompleteRun,
+    CreateToken, CreateWorkspace, EventBatch, Heartbeat, Lease, NextAssignment, ServerAgent,
+    ServerAgentList, ServerBench, ServerBenchList, ServerRun, ServerRunList, StoredArtifacts,
+    TokenCreated, TokenKind, TokenRevoked, Workspace,
+};

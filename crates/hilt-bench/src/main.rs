@@ -14,6 +14,7 @@ mod demo;
 mod env;
 mod roundtrip;
 mod runner_overhead;
+mod server_dispatch;
 mod shape;
 mod slow_clients;
 mod stats;
@@ -126,6 +127,8 @@ enum Cmd {
     /// The agent as a plain client sees it: PING/PONG on a Python pty device, a new
     /// connection per HTTP call, status polled every 5 ms; hilt vs BenchCI's agent.
     AgentPlain(agent_plain::Args),
+    /// `hilt server`: submit → a long-polling cloud agent has the run, with N agents.
+    ServerDispatch(server_dispatch::Args),
     /// `hilt validate` of a generated 20,000-step suite vs `benchci validate`: wall, peak RSS.
     SuiteLoad(suite_load::Args),
     /// Everything above (the 1 GB RSS run too, unless --quick).
@@ -307,6 +310,7 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
         ),
         Cmd::AgentPlain(a) => ("agent-plain", agent_plain::run(env, &a, q)),
         Cmd::SuiteLoad(a) => ("suite-load", suite_load::run(env, &a, q)),
+        Cmd::ServerDispatch(a) => ("server-dispatch", server_dispatch::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))
         }

@@ -41,6 +41,14 @@ pub enum Command {
     /// Benches registered on an agent.
     #[command(subcommand)]
     Benches(BenchesCommand),
+    /// The central server: workspaces, tokens, cloud agents, runs by bench id (preview).
+    Server(crate::server_cli::ServerArgs),
+    /// Workspaces of a server.
+    #[command(subcommand)]
+    Workspaces(crate::server_cli::WorkspacesCommand),
+    /// Tokens of a server (agent and user/CI tokens).
+    #[command(subcommand)]
+    Tokens(crate::server_cli::TokensCommand),
     /// Print the JSON Schema of a file format (for editors).
     Schema {
         #[arg(value_enum)]
@@ -187,6 +195,22 @@ pub enum RunsCommand {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Submit a run to a server by bench id (HILT_SERVER, HILT_TOKEN).
+    Submit(crate::server_cli::RunsSubmitArgs),
+    /// One run of a server.
+    Show {
+        id: String,
+        #[command(flatten)]
+        conn: crate::server_cli::ServerConn,
+    },
+    /// The newest runs of a server's workspace.
+    List(crate::server_cli::ServerConn),
+    /// The events of a run on a server.
+    Events {
+        id: String,
+        #[command(flatten)]
+        conn: crate::server_cli::ServerConn,
     },
 }
 

@@ -8,6 +8,7 @@ mod demo;
 mod pipe;
 mod progress;
 mod render;
+mod server_cli;
 mod signals;
 
 use clap::Parser;

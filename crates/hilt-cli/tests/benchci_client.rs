@@ -33,26 +33,7 @@ use serde_json::Value;
 use agent_proc::{
     AgentProc, Layout, PING, TOKEN, sleepy, suite, unique, write_agent_yaml, zip_has,
 };
-use common::Bench;
-
-/// `benchci` on PATH, or `None` after saying why the test is skipped.
-fn find_benchci() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("benchci"))
-            .find(|c| c.is_file())
-    });
-    if found.is_none() {
-        if std::env::var_os("HILT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty()) {
-            panic!(
-                "benchci is not on PATH but HILT_REQUIRE_PEERS is set: run scripts/peers.sh and put \
-                 $HILT_PY_VENV/bin (default $HOME/.cache/hilt-venv/bin) first on PATH, or use scripts/test"
-            );
-        }
-        eprintln!("skipping: benchci not installed (run scripts/test)");
-    }
-    found
-}
+use common::{Bench, find_benchci};
 
 /// The Python that runs `benchci` (from its `#!` line), to call BenchCI's client library.
 fn benchci_python(benchci: &Path) -> PathBuf {

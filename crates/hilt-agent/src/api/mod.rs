@@ -119,7 +119,7 @@ async fn count_requests(
 
 /// Framework rejections (a bad query string or path encoding, a wrong method) come as text
 /// or empty bodies: give them the API's JSON error shape too, keeping status and headers.
-async fn json_errors(
+pub async fn json_errors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

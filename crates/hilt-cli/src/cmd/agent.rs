@@ -83,7 +83,7 @@ pub fn serve(a: AgentServeArgs) -> anyhow::Result<i32> {
 
 /// Agent logs go to stderr through `tracing`; `RUST_LOG` (or `HILT_LOG`) picks the level
 /// (default `info`).
-fn init_logging() {
+pub(super) fn init_logging() {
     let filter = std::env::var("HILT_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());

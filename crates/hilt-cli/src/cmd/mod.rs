@@ -6,6 +6,8 @@ mod demo;
 mod remote;
 mod run;
 mod runs;
+mod server;
+mod server_client;
 mod sim;
 mod validate;
 
@@ -24,6 +26,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
+        Command::Runs(RunsCommand::Submit(args)) => server_client::submit(args),
+        Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
+        Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),
+        Command::Runs(RunsCommand::Events { id, conn }) => server_client::events(&id, &conn),
+        Command::Server(args) => server::serve(args),
+        Command::Workspaces(cmd) => server_client::workspaces(cmd),
+        Command::Tokens(cmd) => server_client::tokens(cmd),
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Agent(AgentCommand::Health(args)) => remote::health(args),

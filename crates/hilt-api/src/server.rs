@@ -1,0 +1,260 @@
+//! `hilt server` on the wire: workspaces, tokens, the cloud-agent backend calls (agent-api
+//! spec §6, the shapes BenchCI's `benchci agent cloud` sends and reads) and the user view
+//! of runs, benches and agents.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{RunEvent, RunState};
+
+/// `POST /v1/workspaces` (admin tokens only).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreateWorkspace {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// Who holds a token: a cloud agent (the `/v1/agents/*` calls) or a user/CI client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Agent,
+    User,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Agent => "agent",
+            TokenKind::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "agent" => Some(TokenKind::Agent),
+            "user" => Some(TokenKind::User),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreateToken {
+    /// Workspace name.
+    pub workspace: String,
+    pub kind: TokenKind,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the secret is shown (the server keeps
+/// its SHA-256 only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenCreated {
+    pub id: String,
+    pub workspace: String,
+    pub kind: TokenKind,
+    pub label: Option<String>,
+    pub token: String,
+    pub created_at: String,
+}
+
+/// The answer to `POST /v1/tokens/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenRevoked {
+    pub id: String,
+    pub revoked_at: String,
+}
+
+/// `POST /v1/agents/heartbeat` (agent-api §6).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Heartbeat {
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+}
+
+/// A plain acknowledgement (BenchCI's cloud agent reads the answer as JSON and ignores it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Ack {
+    pub ok: bool,
+}
+
+/// One bench as a cloud agent reports it: the §3.2 summary without `agent_id`, plus
+/// `node_names`. The keys the server schedules by are typed; the rest is kept as sent.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CloudBench {
+    pub bench_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub current_run_id: Option<String>,
+    #[serde(default)]
+    pub health_status: Option<String>,
+    /// Every other key of the summary (capabilities, health, node names, …).
+    #[serde(flatten)]
+    #[schema(value_type = Object, additional_properties)]
+    pub rest: Map<String, Value>,
+}
+
+/// `POST /v1/agents/benches/sync`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BenchSync {
+    pub benches: Vec<CloudBench>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BenchIdMapping {
+    pub reported_bench_id: String,
+    pub bench_id: String,
+}
+
+/// The answer to a sync: the id the server uses for each reported bench (a bench id taken
+/// by another agent of the workspace gets a suffix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BenchSyncReply {
+    pub bench_id_mappings: Vec<BenchIdMapping>,
+}
+
+/// The lease an assignment is held under: renewed by the agent's heartbeats; a report
+/// under a lease that is no longer the run's current one is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Lease {
+    /// Grows by one each time the run is assigned.
+    pub fencing_token: i64,
+    pub expires_at: String,
+}
+
+/// A run handed to a cloud agent (the fields BenchCI's cloud agent reads, agent-api §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub run_id: String,
+    pub bench_id: String,
+    pub agent_id: String,
+    pub suite_yaml: String,
+    pub artifact_base64: Option<String>,
+    pub artifact_filename: Option<String>,
+    pub skip_flash: bool,
+    pub verbose: bool,
+    pub lease: Lease,
+}
+
+/// `GET /v1/agents/assignments/next`: `{"assignment": null}` when nothing came within the
+/// long-poll wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NextAssignment {
+    pub assignment: Option<Assignment>,
+}
+
+/// `POST /v1/agents/runs/{run_id}/events`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<RunEvent>,
+}
+
+/// `POST /v1/agents/runs/{run_id}/complete`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompleteRun {
+    /// `done` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, additional_properties)]
+    pub failure: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, additional_properties)]
+    pub evidence: Option<Value>,
+}
+
+/// The results archive a cloud agent uploaded for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredArtifacts {
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+/// A run as the server knows it (`GET /v1/runs/{run_id}`; the keys BenchCI's client polls
+/// for — `status`, `exit_code`, `error` — have the agent API's meaning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerRun {
+    pub run_id: String,
+    pub status: RunState,
+    pub mode: String,
+    pub bench_id: String,
+    pub agent_id: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// The first failure (category, source, title, …) when the run failed.
+    #[schema(value_type = Option<Object>, additional_properties)]
+    pub failure: Option<Value>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub artifacts: Option<StoredArtifacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerRunList {
+    pub runs: Vec<ServerRun>,
+}
+
+/// A bench of the workspace, as last synced by its agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerBench {
+    pub bench_id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub status: String,
+    pub current_run_id: Option<String>,
+    pub health_status: Option<String>,
+    pub updated_at: String,
+    /// The summary as the agent sent it.
+    #[schema(value_type = Object, additional_properties)]
+    pub summary: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerBenchList {
+    pub benches: Vec<ServerBench>,
+}
+
+/// A cloud agent of the workspace (one per agent token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerAgent {
+    pub agent_id: String,
+    pub name: Option<String>,
+    pub machine_id: String,
+    pub machine_name: Option<String>,
+    pub version: Option<String>,
+    pub region: Option<String>,
+    pub last_seen_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerAgentList {
+    pub agents: Vec<ServerAgent>,
+}

@@ -1,0 +1,306 @@
+//! BenchCI 2.0.1's own cloud agent (`benchci agent cloud`, unchanged) against `hilt server`,
+//! through the real binaries: the server starts with a bootstrap token, an agent token is
+//! made with `hilt tokens create`, BenchCI's agent registers a simulated bench (a sim DUT on
+//! a real pty), and `hilt runs submit --bench-id … --wait` runs a passing suite (done, its
+//! events and results archive stored) and a failing one (failed, with its category).
+//!
+//! Without `benchci` on PATH the test skips with a message, unless HILT_REQUIRE_PEERS=1.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::find_benchci;
+
+use serde_json::Value;
+
+const BOOT: &str = "server-boot-token";
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hilt() -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("hilt"));
+    c.env("NO_COLOR", "1").stdin(Stdio::null());
+    c
+}
+
+/// `hilt server` on a free port; returns the process and its URL.
+fn start_server(data: &Path) -> (Proc, String) {
+    let mut child = hilt()
+        .args([
+            "server",
+            "--bind",
+            "127.0.0.1:0",
+            "--long-poll-s",
+            "5",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("hilt server did not print its address");
+    (Proc(child), url)
+}
+
+/// A client command against the server with the bootstrap (admin) token.
+fn client(url: &str, args: &[&str]) -> std::process::Output {
+    hilt()
+        .args(args)
+        .env("HILT_SERVER", url)
+        .env("HILT_TOKEN", BOOT)
+        .output()
+        .unwrap()
+}
+
+fn json_out(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn suite(dir: &Path, name: &str, expect: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\nsuite:\n  name: {name}\ntests:\n  - name: ping\n    steps:\n      \
+             - send_uart: {{node: dut, transport: console, data: \"ping\\n\"}}\n      \
+             - expect_uart: {{node: dut, transport: console, contains: \"{expect}\", within_ms: 1000}}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
+    let Some(benchci) = find_benchci() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_server, url) = start_server(&dir.join("data"));
+
+    let o = client(
+        &url,
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--kind",
+            "agent",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let agent_token = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(agent_token.starts_with("hilt_"), "{agent_token}");
+
+    // A simulated DUT on a real pty (its link is `<bench dir>/dut.tty`).
+    let sim = common::Bench::start();
+    let port = sim.path("dut.tty");
+    let bench = dir.join("bench.yaml");
+    std::fs::write(
+        &bench,
+        format!(
+            "version: 1\nbench: {{name: cloud sim bench}}\ndefaults: {{node: dut}}\nnodes:\n  dut:\n    \
+             kind: simulator\n    transports:\n      console: {{backend: uart, port: \"{}\", baud: 115200}}\n",
+            port.display()
+        ),
+    )
+    .unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let agent_log = dir.join("benchci-agent.log");
+    let _agent = Proc(
+        Command::new(&benchci)
+            .args(["agent", "cloud", "--bench"])
+            .arg(&bench)
+            .args([
+                "--bench-id",
+                "sim-a",
+                "--agent-name",
+                "lab-1",
+                "--poll-interval-s",
+                "0.2",
+            ])
+            .env("BENCHCI_API_URL", &url)
+            .env("BENCHCI_AGENT_TOKEN", &agent_token)
+            .env("HOME", &home)
+            .env("BENCHCI_LOCK_DIR", dir.join("locks"))
+            .env_remove("BENCHCI_MACHINE_ID")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&agent_log).unwrap())
+            .stderr(std::fs::File::create(dir.join("benchci-agent.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || {
+        format!(
+            "benchci agent stdout:\n{}\nstderr:\n{}",
+            std::fs::read_to_string(&agent_log).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("benchci-agent.err")).unwrap_or_default()
+        )
+    };
+
+    // The agent registers and syncs its bench with its self-test health.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let bench_row = loop {
+        let v = server_get(&url, "/v1/benches");
+        let found = v["benches"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["bench_id"] == "sim-a").cloned());
+        if let Some(b) = found {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bench never synced\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        bench_row["health_status"],
+        "healthy",
+        "{bench_row}\n{}",
+        log()
+    );
+    let agents = server_get(&url, "/v1/agents");
+    let a = &agents["agents"][0];
+    assert_eq!(a["name"], "lab-1", "{agents}");
+    assert!(
+        a["machine_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("benchci_machine_")
+    );
+
+    // A passing suite: done, events and the results archive stored.
+    let pass = suite(dir, "passing", "pong");
+    let (o, run) = submit_wait(&url, &pass);
+    assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
+    assert_eq!(run["status"], "done");
+    assert_eq!(run["exit_code"], 0);
+    assert!(
+        run["artifacts"]["size_bytes"].as_i64().unwrap() > 0,
+        "{run}"
+    );
+    let id = run["run_id"].as_str().unwrap();
+    let o = client(&url, &["runs", "events", id, "--json"]);
+    let events = json_out(&o);
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    for k in [
+        "run.started",
+        "test.started",
+        "step.finished",
+        "test.finished",
+        "run.finished",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let archive = dir.join("data/runs").join(id).join("artifacts.zip");
+    let zip = zip::ZipArchive::new(std::fs::File::open(&archive).unwrap()).unwrap();
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()).unwrap_or_default())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "results.json"),
+        "no results.json in {names:?}"
+    );
+
+    // A failing suite: failed, exit code 1 (tests failed), with its failure category.
+    let fail = suite(dir, "failing", "no-such-reply");
+    let (o, run) = submit_wait(&url, &fail);
+    assert_eq!(o.status.code(), Some(1), "{run}\n{}", log());
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["exit_code"], 1);
+    let category = run["failure"]["category"].as_str().unwrap_or_default();
+    assert_eq!(category, "UART_EXPECTATION_FAILED", "{run}");
+    eprintln!("failing run category: {category}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(category), "{stderr}");
+
+    // The run list has both, newest first.
+    let o = client(&url, &["runs", "list", "--json"]);
+    let list = json_out(&o);
+    let states: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["failed", "done"]);
+}
+
+/// `hilt runs submit --bench-id sim-a --suite S --wait --json`: the output and the final run.
+fn submit_wait(url: &str, suite: &Path) -> (std::process::Output, Value) {
+    let suite = suite.to_str().unwrap();
+    let args = [
+        "runs",
+        "submit",
+        "--bench-id",
+        "sim-a",
+        "--suite",
+        suite,
+        "--wait",
+        "--json",
+    ];
+    let o = client(url, &[&args[..], &["--timeout-s", "120"]].concat());
+    let run = json_out(&o);
+    (o, run)
+}
+
+/// GET with the admin token through `hilt` itself would need a command per route; the
+/// lists are read with a plain request.
+fn server_get(url: &str, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {BOOT}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+}

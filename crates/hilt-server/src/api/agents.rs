@@ -1,0 +1,330 @@
+//! The cloud-agent backend calls (agent-api spec §6), as BenchCI's `benchci agent cloud`
+//! makes them: heartbeat, bench sync, the assignment long-poll, events, the results
+//! archive and completion. Reports about a run are accepted only from the agent holding
+//! its lease, while the run is active.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::HeaderMap;
+use hilt_agent::api::error::ApiError;
+use hilt_api::{
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, EventBatch, Heartbeat,
+    Lease, NextAssignment,
+};
+use serde_json::Value;
+
+use super::auth::AgentCaller;
+use super::{body, store_error};
+use crate::store::{BenchReport, Completion, RunRow, state};
+use crate::{App, files, ids};
+
+/// Most benches one sync may report, most events one call may carry.
+const MAX_BENCHES: usize = 256;
+const MAX_EVENTS: usize = 10_000;
+
+fn lease_until(app: &App) -> i64 {
+    ids::now_ms() + app.settings.lease.as_millis() as i64
+}
+
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+    req: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<Json<Ack>, ApiError> {
+    let req = body(req)?;
+    app.store
+        .heartbeat(
+            &agent.agent_id,
+            req.agent_name.as_deref(),
+            req.region.as_deref(),
+            lease_until(&app),
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(Json(Ack { ok: true }))
+}
+
+pub async fn sync(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+    req: Result<Json<BenchSync>, JsonRejection>,
+) -> Result<Json<BenchSyncReply>, ApiError> {
+    let req = body(req)?;
+    if req.benches.len() > MAX_BENCHES {
+        return Err(ApiError::Unprocessable(format!(
+            "a sync may report at most {MAX_BENCHES} benches, got {}",
+            req.benches.len()
+        )));
+    }
+    let now = ids::now();
+    let mut mappings = Vec::with_capacity(req.benches.len());
+    for b in &req.benches {
+        let reported = b.bench_id.trim();
+        if reported.is_empty() || reported.len() > 200 {
+            return Err(ApiError::Unprocessable(
+                "every bench needs a bench_id of 1-200 bytes".into(),
+            ));
+        }
+        let health = b.health_status.clone().or_else(|| {
+            b.rest
+                .get("health")
+                .and_then(|h| h.get("status"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let summary = serde_json::to_string(b).unwrap_or_default();
+        let bench_id = app
+            .store
+            .sync_bench(BenchReport {
+                workspace_id: &agent.principal.workspace_id,
+                agent_id: &agent.agent_id,
+                reported_bench_id: reported,
+                name: b.name.as_deref().unwrap_or(reported),
+                status: b.status.as_deref().unwrap_or("idle"),
+                current_run_id: b.current_run_id.as_deref(),
+                health_status: health.as_deref(),
+                summary: &summary,
+                now: &now,
+            })
+            .await
+            .map_err(store_error)?;
+        mappings.push(BenchIdMapping {
+            reported_bench_id: reported.to_string(),
+            bench_id,
+        });
+    }
+    // A bench that turned healthy may take a queued run now.
+    app.wake(&agent.agent_id);
+    Ok(Json(BenchSyncReply {
+        bench_id_mappings: mappings,
+    }))
+}
+
+/// The long-poll: answers the moment a run for one of this agent's benches can be claimed,
+/// else `{"assignment": null}` after `settings.long_poll`.
+pub async fn next(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+) -> Result<Json<NextAssignment>, ApiError> {
+    let deadline = tokio::time::Instant::now() + app.settings.long_poll;
+    loop {
+        // Registered before the claim, so a submission between the claim and the wait
+        // still wakes this poll.
+        let waker = app.waker(&agent.agent_id);
+        let woken = waker.notified();
+        let mut woken = std::pin::pin!(woken);
+        woken.as_mut().enable();
+        let lease = lease_until(&app);
+        let claimed = app
+            .store
+            .claim(
+                &agent.principal.workspace_id,
+                &agent.agent_id,
+                lease,
+                &ids::now(),
+            )
+            .await
+            .map_err(store_error)?;
+        if let Some(run) = claimed {
+            return Ok(Json(NextAssignment {
+                assignment: Some(assignment(&app, run, lease).await?),
+            }));
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            return Ok(Json(NextAssignment { assignment: None }));
+        }
+    }
+}
+
+async fn assignment(app: &App, run: RunRow, lease: i64) -> Result<Assignment, ApiError> {
+    let artifact_base64 = match &run.artifact_name {
+        Some(name) => Some(
+            files::firmware_base64(&files::firmware_path(&app.settings.data_dir, &run.id, name))
+                .await?,
+        ),
+        None => None,
+    };
+    Ok(Assignment {
+        agent_id: run.agent_id.clone().unwrap_or_default(),
+        run_id: run.id,
+        bench_id: run.bench_id,
+        suite_yaml: run.suite_yaml,
+        artifact_base64,
+        artifact_filename: run.artifact_name,
+        skip_flash: run.skip_flash,
+        verbose: run.verbose,
+        lease: Lease {
+            fencing_token: run.fence,
+            expires_at: ids::ms_to_rfc3339(lease),
+        },
+    })
+}
+
+/// The run, if this agent holds its lease and it is still active.
+async fn held_run(app: &App, agent: &AgentCaller, run_id: &str) -> Result<RunRow, ApiError> {
+    let run = app
+        .store
+        .run(&agent.principal.workspace_id, run_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("run not found: {run_id}")))?;
+    let active = run.state == state::PREPARING || run.state == state::RUNNING;
+    if run.agent_id.as_deref() != Some(agent.agent_id.as_str()) || !active {
+        return Err(ApiError::Conflict(format!(
+            "run {run_id} is not held by this agent (it is {}): a report under a lost or ended lease is refused",
+            run.state
+        )));
+    }
+    Ok(run)
+}
+
+pub async fn events(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+    Path(run_id): Path<String>,
+    req: Result<Json<EventBatch>, JsonRejection>,
+) -> Result<Json<Ack>, ApiError> {
+    let req = body(req)?;
+    if req.events.len() > MAX_EVENTS {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_EVENTS} events per call, got {}",
+            req.events.len()
+        )));
+    }
+    held_run(&app, &agent, &run_id).await?;
+    let rows = req
+        .events
+        .iter()
+        .map(|e| {
+            let text = serde_json::to_string(e).unwrap_or_default();
+            (e.event_type.clone(), text)
+        })
+        .collect();
+    app.store
+        .append_events(&run_id, rows, &ids::now())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(Ack { ok: true }))
+}
+
+pub async fn artifacts(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Json<Ack>, ApiError> {
+    held_run(&app, &agent, &run_id).await?;
+    let cap = app.settings.max_artifacts_bytes;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap.saturating_add(64 * 1024)) {
+        return Err(ApiError::TooLarge(format!(
+            "the results archive exceeds the limit of {cap} bytes"
+        )));
+    }
+    let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let dest = files::artifacts_path(&app.settings.data_dir, &run_id);
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        })?;
+        let Some(field) = field else {
+            return Err(ApiError::BadRequest(
+                "the multipart part `artifact_zip` is missing".into(),
+            ));
+        };
+        if field.name() == Some("artifact_zip") {
+            let (size, sha) = files::receive(field, &dest, cap).await?;
+            app.store
+                .set_artifacts(&run_id, size, &sha)
+                .await
+                .map_err(store_error)?;
+            return Ok(Json(Ack { ok: true }));
+        }
+    }
+}
+
+pub async fn complete(
+    State(app): State<Arc<App>>,
+    agent: AgentCaller,
+    Path(run_id): Path<String>,
+    req: Result<Json<CompleteRun>, JsonRejection>,
+) -> Result<Json<Ack>, ApiError> {
+    let req = body(req)?;
+    let final_state = match req.status.as_str() {
+        "done" => state::DONE,
+        "failed" => state::FAILED,
+        other => {
+            return Err(ApiError::Unprocessable(format!(
+                "status must be \"done\" or \"failed\", got {other:?}"
+            )));
+        }
+    };
+    let run = app
+        .store
+        .run(&agent.principal.workspace_id, &run_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("run not found: {run_id}")))?;
+    // BenchCI retries a completion whose answer it did not see: the same agent repeating
+    // the completion already recorded is acknowledged, nothing changes. Any other report
+    // on an ended run (a lease lost meanwhile) is refused below.
+    let mine = run.agent_id.as_deref() == Some(agent.agent_id.as_str());
+    if mine && run.state == final_state && run.exit_code == req.exit_code {
+        return Ok(Json(Ack { ok: true }));
+    }
+    held_run(&app, &agent, &run_id).await?;
+    let failure = match (&req.failure, final_state) {
+        (Some(f), _) => Some(f.clone()),
+        (None, s) if s == state::FAILED => last_failure(&app, &run_id).await?,
+        _ => None,
+    };
+    let failure_text = failure.as_ref().map(Value::to_string);
+    let finished = req.finished_at.clone().unwrap_or_else(ids::now);
+    let completed = app
+        .store
+        .complete(
+            &run_id,
+            &agent.agent_id,
+            Completion {
+                state: final_state,
+                exit_code: req.exit_code,
+                error: req.error.as_deref(),
+                failure: failure_text.as_deref(),
+                started_at: req.started_at.as_deref(),
+                finished_at: &finished,
+            },
+        )
+        .await
+        .map_err(store_error)?;
+    if !completed {
+        return Err(ApiError::Conflict(format!(
+            "run {run_id} is no longer held by this agent"
+        )));
+    }
+    // Its bench is free: the next queued run on it can go to this agent.
+    app.wake(&agent.agent_id);
+    Ok(Json(Ack { ok: true }))
+}
+
+/// The failure of the run's last `run.failed` event (BenchCI sends the failure there and
+/// in `complete` only when the archive upload failed).
+async fn last_failure(app: &App, run_id: &str) -> Result<Option<Value>, ApiError> {
+    let events = app.store.events(run_id).await.map_err(store_error)?;
+    Ok(events.iter().rev().find_map(|(_, body)| {
+        let v: Value = serde_json::from_str(body).ok()?;
+        if v.get("event_type")?.as_str()? != "run.failed" {
+            return None;
+        }
+        v.get("data")?
+            .get("failure")
+            .filter(|f| f.is_object())
+            .cloned()
+    }))
+}

@@ -1,0 +1,108 @@
+//! `hilt server`: workspaces, tokens, cloud agents (BenchCI's `benchci agent cloud` speaks
+//! to it unchanged, agent-api spec §6), leases and the run store.
+//!
+//! A library function like the agent: [`serve`] takes a bound listener, the settings and a
+//! shutdown future, so tests bind port 0 and stop it without signals.
+
+pub mod api;
+mod files;
+pub mod ids;
+mod lease;
+pub mod settings;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use settings::ServerSettings;
+use store::{PgStore, SqliteStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every handler shares.
+pub struct App {
+    pub settings: ServerSettings,
+    pub store: Box<dyn Store>,
+    /// One wake-up per agent: a long-polling agent is woken when a run for one of its
+    /// benches is queued or one of its benches frees up, and no other agent is.
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl App {
+    /// The agent's wake-up (made on first use; one per agent token).
+    pub fn waker(&self, agent_id: &str) -> Arc<Notify> {
+        let mut w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        w.entry(agent_id.to_string()).or_default().clone()
+    }
+
+    pub fn wake(&self, agent_id: &str) {
+        self.waker(agent_id).notify_waiters();
+    }
+
+    pub fn wake_all(&self) {
+        let w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        for n in w.values() {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// Opens the store named by the settings (SQLite by default, PostgreSQL for `postgres://`).
+pub async fn open_store(settings: &ServerSettings) -> Result<Box<dyn Store>, ServerError> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(&url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PgStore::open(&url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url).into())
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = open_store(&settings).await?;
+    if let Some(secret) = settings.bootstrap_token.as_deref().map(str::trim)
+        && !secret.is_empty()
+    {
+        store
+            .ensure_bootstrap(&ids::token_hash(secret), &ids::now())
+            .await?;
+    }
+    let app = Arc::new(App {
+        settings,
+        store,
+        wakers: Mutex::new(HashMap::new()),
+    });
+    let sweeper = tokio::spawn(lease::sweep(app.clone()));
+    let limits =
+        hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
+    let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
+        .await
+        .map_err(ServerError::Serve);
+    sweeper.abort();
+    result
+}

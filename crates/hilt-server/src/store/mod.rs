@@ -1,0 +1,225 @@
+//! The storage trait: everything the server keeps, behind one interface. The SQL is
+//! written once (`sql.rs`, portable between SQLite and PostgreSQL); each backend file
+//! (`sqlite.rs`, the default, and `postgres.rs`) only opens its pool and migrates. Every read and write of
+//! tenant data takes the workspace id, so a query cannot cross workspaces by omission.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedUrl(String),
+}
+
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// An authenticated token: who is calling, in which workspace.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Principal {
+    pub token_id: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub kind: String,
+    pub admin: bool,
+    pub machine_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a str,
+    pub kind: &'a str,
+    pub admin: bool,
+    pub label: Option<&'a str>,
+    pub hash: &'a str,
+    pub created_at: &'a str,
+}
+
+/// What an agent's call tells about it (upserted on every authenticated agent call).
+pub struct AgentSeen<'a> {
+    pub agent_id: &'a str,
+    pub workspace_id: &'a str,
+    pub machine_id: &'a str,
+    pub machine_name: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub now: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub machine_id: String,
+    pub machine_name: Option<String>,
+    pub version: Option<String>,
+    pub region: Option<String>,
+    pub last_seen_at: String,
+}
+
+pub struct BenchReport<'a> {
+    pub workspace_id: &'a str,
+    pub agent_id: &'a str,
+    pub reported_bench_id: &'a str,
+    pub name: &'a str,
+    pub status: &'a str,
+    pub current_run_id: Option<&'a str>,
+    pub health_status: Option<&'a str>,
+    pub summary: &'a str,
+    pub now: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BenchRow {
+    pub bench_id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub status: String,
+    pub current_run_id: Option<String>,
+    pub health_status: Option<String>,
+    pub summary: String,
+    pub updated_at: String,
+}
+
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a str,
+    pub bench_id: &'a str,
+    pub suite_yaml: &'a str,
+    pub artifact_name: Option<&'a str>,
+    pub skip_flash: bool,
+    pub verbose: bool,
+    pub created_at: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub bench_id: String,
+    pub state: String,
+    pub suite_yaml: String,
+    pub artifact_name: Option<String>,
+    pub skip_flash: bool,
+    #[sqlx(rename = "verbose_steps")]
+    pub verbose: bool,
+    pub agent_id: Option<String>,
+    pub fence: i64,
+    pub lease_expires_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub failure: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub artifacts_size: Option<i64>,
+    pub artifacts_sha256: Option<String>,
+}
+
+/// The end of a run as its agent (or the lease sweeper) reports it.
+pub struct Completion<'a> {
+    pub state: &'a str,
+    pub exit_code: Option<i32>,
+    pub error: Option<&'a str>,
+    pub failure: Option<&'a str>,
+    pub started_at: Option<&'a str>,
+    pub finished_at: &'a str,
+}
+
+/// Run states in the store (`preparing` = assigned to an agent, not yet reporting).
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const PREPARING: &str = "preparing";
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+pub trait Store: Send + Sync {
+    /// Workspace `default` and an admin user token with this hash, if missing.
+    fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()>;
+    /// `None` when the name is taken.
+    fn create_workspace<'a>(&'a self, name: &'a str, now: &'a str)
+    -> Fut<'a, Option<WorkspaceRow>>;
+    fn workspace_by_name<'a>(&'a self, name: &'a str) -> Fut<'a, Option<WorkspaceRow>>;
+    fn insert_token<'a>(&'a self, t: NewToken<'a>) -> Fut<'a, ()>;
+    /// The live (not revoked) token with this hash.
+    fn principal<'a>(&'a self, hash: &'a str) -> Fut<'a, Option<Principal>>;
+    /// Revokes a live token, within `workspace_id` unless `None` (admin). False when there
+    /// is no such live token in scope.
+    fn revoke_token<'a>(
+        &'a self,
+        id: &'a str,
+        workspace_id: Option<&'a str>,
+        now: &'a str,
+    ) -> Fut<'a, bool>;
+    /// Binds an agent token to a machine on first use; returns the machine it is bound to.
+    fn bind_machine<'a>(&'a self, token_id: &'a str, machine_id: &'a str) -> Fut<'a, String>;
+    fn touch_agent<'a>(&'a self, a: AgentSeen<'a>) -> Fut<'a, ()>;
+    fn heartbeat<'a>(
+        &'a self,
+        agent_id: &'a str,
+        name: Option<&'a str>,
+        region: Option<&'a str>,
+        lease_until_ms: i64,
+    ) -> Fut<'a, ()>;
+    /// Records a reported bench; returns the workspace-wide bench id it is known by.
+    fn sync_bench<'a>(&'a self, b: BenchReport<'a>) -> Fut<'a, String>;
+    fn benches<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<BenchRow>>;
+    /// The agent a bench of the workspace belongs to.
+    fn bench_agent<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        bench_id: &'a str,
+    ) -> Fut<'a, Option<String>>;
+    fn agents<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<AgentRow>>;
+    fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()>;
+    fn run<'a>(&'a self, workspace_id: &'a str, id: &'a str) -> Fut<'a, Option<RunRow>>;
+    /// Newest first.
+    fn runs<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<RunRow>>;
+    /// Assigns the oldest queued run on an idle bench of this agent (lease until
+    /// `lease_until_ms`, fencing token + 1), atomically.
+    fn claim<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        agent_id: &'a str,
+        lease_until_ms: i64,
+        now: &'a str,
+    ) -> Fut<'a, Option<RunRow>>;
+    /// Appends events (type, JSON body) in order and marks a preparing run running.
+    fn append_events<'a>(
+        &'a self,
+        run_id: &'a str,
+        events: Vec<(String, String)>,
+        now: &'a str,
+    ) -> Fut<'a, ()>;
+    /// Event bodies with their sequence numbers, in order.
+    fn events<'a>(&'a self, run_id: &'a str) -> Fut<'a, Vec<(i64, String)>>;
+    fn set_artifacts<'a>(&'a self, run_id: &'a str, size: i64, sha256: &'a str) -> Fut<'a, ()>;
+    /// Ends an active run held by `agent_id`; false when the agent no longer holds it.
+    fn complete<'a>(
+        &'a self,
+        run_id: &'a str,
+        agent_id: &'a str,
+        c: Completion<'a>,
+    ) -> Fut<'a, bool>;
+    /// Fails every active run whose lease ran out; returns their ids.
+    fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>>;
+}
