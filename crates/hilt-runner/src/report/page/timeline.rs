@@ -71,6 +71,13 @@ pub fn read(dir: &Path) -> Timeline {
     let mut shown = 0usize;
     for line in BufReader::new(f.take(MAX_EVENT_BYTES)).lines() {
         let Ok(line) = line else { break };
+        // Past the cap, step events are only counted, not parsed (a long run logs many).
+        if shown >= MAX_STEPS && line.contains("\"step.") {
+            if line.contains("\"step.started\"") {
+                t.steps_left_out += 1;
+            }
+            continue;
+        }
         let Ok(ev) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
