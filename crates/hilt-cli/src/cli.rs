@@ -26,6 +26,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Create a demo bench and suite, start a simulated device, and run the suite.
     Demo(DemoArgs),
+    /// Write a starter bench.yaml and suite.yaml for a common board (--preset).
+    Init(crate::cmd::init::InitArgs),
+    /// What a bench needs from this machine: serial ports, tools, a bench's resources.
+    Doctor(crate::cmd::doctor::DoctorArgs),
+    /// Read a measurement instrument of a bench (under the run's resource locks).
+    Measure(crate::cmd::measure::MeasureArgs),
     /// Simulated hardware for demos and tests.
     #[command(subcommand)]
     Sim(SimCommand),

@@ -3,6 +3,9 @@
 mod agent;
 mod bench;
 mod demo;
+pub mod doctor;
+pub mod init;
+pub mod measure;
 mod remote;
 mod run;
 mod runs;
@@ -23,6 +26,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Init(args) => init::init(args),
+        Command::Doctor(args) => doctor::doctor(args),
+        Command::Measure(args) => measure::measure(args),
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
