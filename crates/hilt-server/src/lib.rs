@@ -5,9 +5,11 @@
 //! shutdown future, so tests bind port 0 and stop it without signals.
 
 pub mod api;
-mod files;
+pub mod artifacts;
 pub mod ids;
 mod lease;
+pub mod metrics;
+pub mod retention;
 pub mod settings;
 pub mod store;
 
@@ -30,6 +32,8 @@ pub enum ServerError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Artifacts(#[from] artifacts::ArtifactsError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -38,6 +42,9 @@ pub enum ServerError {
 pub struct App {
     pub settings: ServerSettings,
     pub store: Box<dyn Store>,
+    /// Firmware and results archives (`--artifacts`).
+    pub artifacts: artifacts::Artifacts,
+    pub metrics: metrics::Metrics,
     /// One wake-up per agent: a long-polling agent is woken when a run for one of its
     /// benches is queued or one of its benches frees up, and no other agent is.
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -92,17 +99,24 @@ pub async fn serve(
             .ensure_bootstrap(&ids::token_hash(secret), &ids::now())
             .await?;
     }
+    let artifacts =
+        artifacts::Artifacts::open(&settings).await?;
+    tracing::info!("artifact store: {}", artifacts.url());
     let app = Arc::new(App {
         settings,
         store,
+        artifacts,
+        metrics: metrics::Metrics::default(),
         wakers: Mutex::new(HashMap::new()),
     });
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
+    let retention = tokio::spawn(retention::sweep(app.clone()));
     let limits =
         hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
         .await
         .map_err(ServerError::Serve);
     sweeper.abort();
+    retention.abort();
     result
 }

@@ -25,6 +25,10 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.long_poll = Duration::from_secs(a.long_poll_s);
     settings.lease = Duration::from_secs(a.lease_s);
     settings.max_artifacts_bytes = a.max_artifacts_bytes;
+    settings.artifacts = a.artifacts;
+    settings.retain_age = Duration::from_secs(a.retain_days * 24 * 3600);
+    settings.retain_runs = a.retain_runs;
+    settings.metrics_public = a.metrics_public;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
