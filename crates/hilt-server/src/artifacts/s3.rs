@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
 use super::ArtifactsError;
 
@@ -37,9 +37,13 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
         b = b.with_config(key, v);
     }
     let mut b = b.with_bucket_name(bucket);
-    let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
-    if let Some(ep) = &endpoint
-        && is_loopback_http(ep)
+    // Deadlines through config keys: `with_client_options` would replace what the
+    // environment set (AWS_ALLOW_HTTP among them).
+    b = b
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s");
+    if let Some(ep) = b.get_config_value(&AmazonS3ConfigKey::Endpoint)
+        && is_loopback_http(&ep)
     {
         b = b.with_allow_http(true);
     }
@@ -47,11 +51,6 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
         b = b.with_region("us-east-1");
     }
     b = b
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(60)),
-        )
         .with_retry(RetryConfig {
             backoff: BackoffConfig::default(),
             max_retries: 2,
