@@ -265,7 +265,11 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
     let firmware: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     let fw = dir.join("app.bin");
     std::fs::write(&fw, &firmware).unwrap();
-    let (o, run) = submit_wait_with(&url, &pass, &["--artifact", fw.to_str().unwrap(), "--skip-flash"]);
+    let (o, run) = submit_wait_with(
+        &url,
+        &pass,
+        &["--artifact", fw.to_str().unwrap(), "--skip-flash"],
+    );
     assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
     let id = run["run_id"].as_str().unwrap();
     let events = json_out(&client(&url, &["runs", "events", id, "--json"]));
@@ -279,7 +283,11 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
             .clone()
     };
     let fetched = find("artifact.external_fetch_finished");
-    assert_eq!(fetched["data"]["firmware_size_bytes"], firmware.len(), "{fetched}");
+    assert_eq!(
+        fetched["data"]["firmware_size_bytes"],
+        firmware.len(),
+        "{fetched}"
+    );
     let verified = find("artifact.hash_verified");
     assert_eq!(verified["data"]["source"], "external_url");
     assert_eq!(

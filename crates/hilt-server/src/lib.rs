@@ -99,8 +99,7 @@ pub async fn serve(
             .ensure_bootstrap(&ids::token_hash(secret), &ids::now())
             .await?;
     }
-    let artifacts =
-        artifacts::Artifacts::open(&settings).await?;
+    let artifacts = artifacts::Artifacts::open(&settings).await?;
     tracing::info!("artifact store: {}", artifacts.url());
     let app = Arc::new(App {
         settings,

@@ -57,8 +57,7 @@ impl Metrics {
             h.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum_micros
-            .fetch_add((s * 1e6) as u64, Ordering::Relaxed);
+        h.sum_micros.fetch_add((s * 1e6) as u64, Ordering::Relaxed);
     }
 
     pub fn render(&self, c: &Counts) -> String {

@@ -40,10 +40,8 @@ fn submission(bench: &str, firmware: &[u8], name: &str) -> (String, Vec<u8>) {
         ("skip_flash", "false"),
     ] {
         b.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-            )
-            .as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
         );
     }
     b.extend_from_slice(
@@ -111,12 +109,19 @@ fn firmware_and_results_go_through_the_bucket_byte_identical() {
         .json();
     let a = &v["assignment"];
     assert_eq!(a["run_id"], run.as_str(), "{v}");
-    assert_eq!(a["artifact_base64"], Value::Null, "firmware is never inlined");
+    assert_eq!(
+        a["artifact_base64"],
+        Value::Null,
+        "firmware is never inlined"
+    );
     assert_eq!(a["artifact_filename"], "app.bin");
     assert_eq!(a["firmware_sha256"], sha(&firmware).as_str());
     let url = a["firmware_url"].as_str().unwrap();
     assert!(
-        url.starts_with(&format!("http://{}/v1/agents/runs/{run}/firmware/app.bin?key=", s.addr)),
+        url.starts_with(&format!(
+            "http://{}/v1/agents/runs/{run}/firmware/app.bin?key=",
+            s.addr
+        )),
         "{url}"
     );
     assert!(
@@ -294,7 +299,10 @@ fn an_unreachable_endpoint_or_a_bad_url_stops_the_server_at_start() {
         "{e}"
     );
     let e = start_error(|c| c.artifacts = Some("gs://bucket".into()));
-    assert!(e.contains("unsupported --artifacts URL \"gs://bucket\""), "{e}");
+    assert!(
+        e.contains("unsupported --artifacts URL \"gs://bucket\""),
+        "{e}"
+    );
     let e = start_error(|c| c.artifacts = Some("s3:///prefix".into()));
     assert!(e.contains("names no bucket"), "{e}");
 }

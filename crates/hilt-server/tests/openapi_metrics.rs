@@ -31,7 +31,10 @@ fn router_routes() -> BTreeSet<(String, String)> {
             })
             .expect("unbalanced .route(");
         let body = &call[..end];
-        let path = body.split('"').nth(1).expect("a route without a path literal");
+        let path = body
+            .split('"')
+            .nth(1)
+            .expect("a route without a path literal");
         for m in method.captures_iter(body) {
             out.insert((m[1].to_uppercase(), path.to_string()));
         }
@@ -109,7 +112,10 @@ fn the_document_lists_every_served_route_with_typed_bodies() {
         "documented routes (left) differ from the router's (right)"
     );
     assert!(bodies > 50, "only {bodies} bodies described");
-    assert!(schemaless.is_empty(), "bodies without a schema: {schemaless:?}");
+    assert!(
+        schemaless.is_empty(),
+        "bodies without a schema: {schemaless:?}"
+    );
     let schemas = &doc["components"]["schemas"];
     let mut refs = Vec::new();
     collect_refs(&doc, &mut refs);
@@ -117,13 +123,22 @@ fn the_document_lists_every_served_route_with_typed_bodies() {
         let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
         assert!(schemas.get(name).is_some(), "dangling reference {r}");
     }
-    for name in ["ServerRun", "JsonRun", "ServerMultipartRun", "Assignment", "ErrorBody"] {
+    for name in [
+        "ServerRun",
+        "JsonRun",
+        "ServerMultipartRun",
+        "Assignment",
+        "ErrorBody",
+    ] {
         assert!(schemas.get(name).is_some(), "{name} missing");
     }
 
     // Every documented operation is served: no 405 and no "no such endpoint".
     for (method, path) in &documented {
-        let concrete = path.replace("{run_id}", "r").replace("{token_id}", "t").replace("{name}", "n");
+        let concrete = path
+            .replace("{run_id}", "r")
+            .replace("{token_id}", "t")
+            .replace("{name}", "n");
         let r = s.call(method, &concrete, None, &[], None);
         assert_ne!(r.status, 405, "{method} {path}: {}", r.text);
         assert!(
@@ -137,7 +152,11 @@ fn the_document_lists_every_served_route_with_typed_bodies() {
 fn scrape(s: &Server, token: Option<&str>) -> BTreeMap<String, f64> {
     let r = s.call("GET", "/metrics", token, &[], None);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.content_type.starts_with("text/plain"), "{}", r.content_type);
+    assert!(
+        r.content_type.starts_with("text/plain"),
+        "{}",
+        r.content_type
+    );
     let mut typed = BTreeSet::new();
     let mut out = BTreeMap::new();
     for line in r.text.lines() {
@@ -151,14 +170,18 @@ fn scrape(s: &Server, token: Option<&str>) -> BTreeMap<String, f64> {
         if line.starts_with('#') || line.is_empty() {
             continue;
         }
-        let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
         let name = key.split('{').next().unwrap();
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
             .unwrap_or(name);
         assert!(typed.contains(family), "{name} has no TYPE line");
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
         out.insert(key.to_string(), v);
     }
     out
@@ -170,7 +193,8 @@ fn metrics_follow_the_queue(db: Db) {
     s.call("GET", "/metrics", None, &[], None).error(401);
     let (_, agent) = s.token(BOOT, "default", "agent");
     let (_, user) = s.token(BOOT, "default", "user");
-    s.call("GET", "/metrics", Some(&agent), &[], None).error(403);
+    s.call("GET", "/metrics", Some(&agent), &[], None)
+        .error(403);
     let e = s.call("GET", "/metrics", Some(&user), &[], None).error(403);
     assert!(e.contains("--metrics-public"), "{e}");
 
@@ -196,15 +220,27 @@ fn metrics_follow_the_queue(db: Db) {
     let events = json!({"events": [
         {"timestamp": "2026-01-01T00:00:00Z", "event_type": "run.started", "message": "a", "data": {}},
         {"timestamp": "2026-01-01T00:00:01Z", "event_type": "test.started", "message": "b", "data": {}}]});
-    let r = s.agent(&agent, "m", "POST", &format!("/v1/agents/runs/{run}/events"), Some(events));
+    let r = s.agent(
+        &agent,
+        "m",
+        "POST",
+        &format!("/v1/agents/runs/{run}/events"),
+        Some(events),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let m = scrape(&s, Some(BOOT));
     assert_eq!(m["hilt_server_queue_depth"], 1.0);
     assert_eq!(m["hilt_server_runs{state=\"running\"}"], 1.0);
     assert_eq!(m["hilt_server_events_ingested_total"], 2.0);
     assert_eq!(m["hilt_server_dispatch_latency_seconds_count"], 1.0);
-    assert_eq!(m["hilt_server_dispatch_latency_seconds_bucket{le=\"+Inf\"}"], 1.0);
-    assert_eq!(m["hilt_server_dispatch_latency_seconds_bucket{le=\"3600\"}"], 1.0);
+    assert_eq!(
+        m["hilt_server_dispatch_latency_seconds_bucket{le=\"+Inf\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["hilt_server_dispatch_latency_seconds_bucket{le=\"3600\"}"],
+        1.0
+    );
     assert!(m["hilt_server_dispatch_latency_seconds_sum"] < 60.0);
 
     // --metrics-public: no token needed. (A second server: a fresh SQLite data dir, the

@@ -41,8 +41,10 @@ fn submit_with_firmware(s: &Server, token: &str, bench: &str) -> String {
         token,
         "POST",
         "/v1/runs",
-        Some(json!({"bench_id": bench, "suite_yaml": "version: 1\nsuite: {name: s}\ntests: []\n",
-            "artifact_base64": "AAECAw==", "artifact_filename": "fw.bin"})),
+        Some(
+            json!({"bench_id": bench, "suite_yaml": "version: 1\nsuite: {name: s}\ntests: []\n",
+            "artifact_base64": "AAECAw==", "artifact_filename": "fw.bin"}),
+        ),
     );
     assert_eq!(r.status, 201, "{}", r.text);
     r.json()["run_id"].as_str().unwrap().to_string()
@@ -53,7 +55,8 @@ fn run_dir(s: &Server, run: &str) -> std::path::PathBuf {
 }
 
 fn status(s: &Server, token: &str, run: &str) -> u16 {
-    s.user(token, "GET", &format!("/v1/runs/{run}"), None).status
+    s.user(token, "GET", &format!("/v1/runs/{run}"), None)
+        .status
 }
 
 /// Waits (bounded) until every run in `gone` answers 404.
@@ -88,18 +91,32 @@ fn runs_beyond_the_count_are_pruned_but_never_active_ones(db: Db) {
             run
         })
         .collect();
-    let r = s.user(&user_b, "POST", "/v1/runs", Some(json!({"bench_id": bench_b, "suite_yaml": "version: 1\n"})));
+    let r = s.user(
+        &user_b,
+        "POST",
+        "/v1/runs",
+        Some(json!({"bench_id": bench_b, "suite_yaml": "version: 1\n"})),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     let run_b = r.json()["run_id"].as_str().unwrap().to_string();
-    let v = s.agent(&agent_b, "mb", "GET", "/v1/agents/assignments/next", None).json();
+    let v = s
+        .agent(&agent_b, "mb", "GET", "/v1/agents/assignments/next", None)
+        .json();
     assert_eq!(v["assignment"]["run_id"], run_b.as_str());
-    let r = s.agent(&agent_b, "mb", "POST", &format!("/v1/agents/runs/{run_b}/complete"),
-        Some(json!({"status": "failed", "exit_code": 1})));
+    let r = s.agent(
+        &agent_b,
+        "mb",
+        "POST",
+        &format!("/v1/agents/runs/{run_b}/complete"),
+        Some(json!({"status": "failed", "exit_code": 1})),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 
     // One active run (beyond the count of 1 once the next is queued) and one queued.
     let active = submit_with_firmware(&s, BOOT, &bench);
-    let v = s.agent(&agent, "m", "GET", "/v1/agents/assignments/next", None).json();
+    let v = s
+        .agent(&agent, "m", "GET", "/v1/agents/assignments/next", None)
+        .json();
     assert_eq!(v["assignment"]["run_id"], active.as_str());
     let queued = submit_with_firmware(&s, BOOT, &bench);
 
@@ -116,7 +133,11 @@ fn runs_beyond_the_count_are_pruned_but_never_active_ones(db: Db) {
     assert_eq!(status(&s, BOOT, &queued), 200);
     assert!(run_dir(&s, &active).join("firmware/fw.bin").is_file());
     assert!(run_dir(&s, &queued).join("firmware/fw.bin").is_file());
-    assert_eq!(status(&s, &user_b, &run_b), 200, "workspace b's only run was pruned");
+    assert_eq!(
+        status(&s, &user_b, &run_b),
+        200,
+        "workspace b's only run was pruned"
+    );
     let list = s.user(BOOT, "GET", "/v1/runs", None).json();
     assert_eq!(list["runs"].as_array().unwrap().len(), 2, "{list}");
     // The pruned runs are counted.
@@ -134,7 +155,9 @@ fn runs_older_than_the_age_are_pruned(db: Db) {
     let old = submit_with_firmware(&s, BOOT, &bench);
     finish(&s, &agent, &old);
     let active = submit_with_firmware(&s, BOOT, &bench);
-    let v = s.agent(&agent, "m", "GET", "/v1/agents/assignments/next", None).json();
+    let v = s
+        .agent(&agent, "m", "GET", "/v1/agents/assignments/next", None)
+        .json();
     assert_eq!(v["assignment"]["run_id"], active.as_str());
     let queued = submit_with_firmware(&s, BOOT, &bench);
     wait_pruned(&s, BOOT, &[&old]);
@@ -143,7 +166,11 @@ fn runs_older_than_the_age_are_pruned(db: Db) {
     // Older than the age by now, but not ended.
     assert_eq!(status(&s, BOOT, &active), 200);
     assert_eq!(status(&s, BOOT, &queued), 200);
-    assert!(Path::new(&run_dir(&s, &queued)).join("firmware/fw.bin").is_file());
+    assert!(
+        Path::new(&run_dir(&s, &queued))
+            .join("firmware/fw.bin")
+            .is_file()
+    );
 }
 
 crate::scenarios!(

@@ -56,7 +56,11 @@ impl Read for Body {
         loop {
             match self.stage {
                 0 | 2 => {
-                    let part = if self.stage == 0 { &self.head } else { &self.tail };
+                    let part = if self.stage == 0 {
+                        &self.head
+                    } else {
+                        &self.tail
+                    };
                     if self.pos < part.len() {
                         let n = buf.len().min(part.len() - self.pos);
                         buf[..n].copy_from_slice(&part[self.pos..self.pos + n]);

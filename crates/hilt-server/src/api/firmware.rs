@@ -30,8 +30,13 @@ pub fn base_url(headers: &HeaderMap) -> Result<String, ApiError> {
     let host = get("x-forwarded-host")
         .or_else(|| get("host"))
         .ok_or_else(|| ApiError::BadRequest("the Host header is required".into()))?;
-    if host.chars().any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#') {
-        return Err(ApiError::BadRequest(format!("invalid Host header {host:?}")));
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#')
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid Host header {host:?}"
+        )));
     }
     let scheme = match get("x-forwarded-proto").as_deref() {
         Some("https") => "https",
@@ -66,7 +71,12 @@ pub async fn grant_url(
     base: &str,
     run_id: &str,
 ) -> Result<Option<FirmwareUrl>, ApiError> {
-    let Some(g) = app.store.firmware_grant(run_id).await.map_err(store_error)? else {
+    let Some(g) = app
+        .store
+        .firmware_grant(run_id)
+        .await
+        .map_err(store_error)?
+    else {
         return Ok(None);
     };
     let Some(f) = app.store.firmware(run_id).await.map_err(store_error)? else {
@@ -88,7 +98,11 @@ pub struct KeyQuery {
 
 /// Equal, in time independent of where they differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 pub async fn download(

@@ -9,8 +9,8 @@
 use hilt_api::{
     Ack, BenchSync, BenchSyncReply, CompleteRun, CreateToken, CreateWorkspace, ErrorBody,
     EventBatch, EventsPage, FileBytes, Heartbeat, JsonRun, NextAssignment, OpenApiDocument,
-    ResultsUpload, ServerAgentList, ServerBenchList, ServerHealth, ServerMultipartRun,
-    ServerRun, ServerRunList, TokenCreated, TokenRevoked, Workspace,
+    ResultsUpload, ServerAgentList, ServerBenchList, ServerHealth, ServerMultipartRun, ServerRun,
+    ServerRunList, TokenCreated, TokenRevoked, Workspace,
 };
 use utoipa::OpenApi;
 

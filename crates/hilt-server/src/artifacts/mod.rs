@@ -85,7 +85,9 @@ impl Artifacts {
         let data_dir = &settings.data_dir;
         let (store, shown) = match url.filter(|u| !u.is_empty()) {
             None => (fs::open(data_dir)?, data_dir.display().to_string()),
-            Some(u) if u.starts_with("s3://") => (s3::open(u, &settings.s3_options)?, u.to_string()),
+            Some(u) if u.starts_with("s3://") => {
+                (s3::open(u, &settings.s3_options)?, u.to_string())
+            }
             Some(u) if u.starts_with("file://") => {
                 let dir = u.trim_start_matches("file://");
                 (fs::open(FsPath::new(dir))?, dir.to_string())

@@ -16,7 +16,10 @@ use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use super::ArtifactsError;
 
 /// `options` override the environment (object_store config keys).
-pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>, ArtifactsError> {
+pub fn open(
+    url: &str,
+    options: &[(String, String)],
+) -> Result<Arc<dyn ObjectStore>, ArtifactsError> {
     let unusable = |detail: String| ArtifactsError::Unusable {
         url: url.to_string(),
         detail,
@@ -24,7 +27,9 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
     let rest = url.trim_start_matches("s3://");
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(unusable("the URL names no bucket: use s3://BUCKET[/PREFIX]".into()));
+        return Err(unusable(
+            "the URL names no bucket: use s3://BUCKET[/PREFIX]".into(),
+        ));
     }
     // TLS through rustls with ring (see the workspace Cargo.toml); installing it twice is
     // harmless.
@@ -40,7 +45,10 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
     // Deadlines through config keys: `with_client_options` would replace what the
     // environment set (AWS_ALLOW_HTTP among them).
     b = b
-        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+            "5s",
+        )
         .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s");
     if let Some(ep) = b.get_config_value(&AmazonS3ConfigKey::Endpoint)
         && is_loopback_http(&ep)
@@ -50,13 +58,14 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
     if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
         b = b.with_region("us-east-1");
     }
-    b = b
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 2,
-            retry_timeout: Duration::from_secs(15),
-        });
-    let s3 = b.build().map_err(|e| unusable(super::short(&e.to_string())))?;
+    b = b.with_retry(RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(15),
+    });
+    let s3 = b
+        .build()
+        .map_err(|e| unusable(super::short(&e.to_string())))?;
     let prefix = prefix.trim_matches('/');
     if prefix.is_empty() {
         Ok(Arc::new(s3))
