@@ -87,6 +87,13 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    run(listener, open(settings).await?, shutdown).await
+}
+
+/// Everything [`serve`] needs before it listens: the data dir, the database (migrated, the
+/// bootstrap token applied) and the artifact store (checked). The binary opens first and
+/// says it listens only when this succeeded.
+pub async fn open(settings: ServerSettings) -> Result<Arc<App>, ServerError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
@@ -101,13 +108,22 @@ pub async fn serve(
     }
     let artifacts = artifacts::Artifacts::open(&settings).await?;
     tracing::info!("artifact store: {}", artifacts.url());
-    let app = Arc::new(App {
+    Ok(Arc::new(App {
         settings,
         store,
         artifacts,
         metrics: metrics::Metrics::default(),
         wakers: Mutex::new(HashMap::new()),
-    });
+    }))
+}
+
+/// Serves an opened [`App`] until `shutdown` resolves, with the lease and retention
+/// sweepers beside it.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
     let retention = tokio::spawn(retention::sweep(app.clone()));
     let limits =

@@ -3,7 +3,9 @@
 //! the agent downloads it through the assignment's `firmware_url`, uploads its results,
 //! and the user downloads them byte-identical; the objects are in the bucket under the
 //! prefix. A store that stops answering gives 503 JSON errors, not hangs; a bad bucket or
-//! an unreachable endpoint stops the server at start with a clear error.
+//! an unreachable endpoint stops the server at start with a clear error. Multipart
+//! submissions into the default store (the data dir) are checked part by part, and a
+//! refused one leaves no file behind.
 
 mod common;
 
@@ -305,4 +307,127 @@ fn an_unreachable_endpoint_or_a_bad_url_stops_the_server_at_start() {
     );
     let e = start_error(|c| c.artifacts = Some("s3:///prefix".into()));
     assert!(e.contains("names no bucket"), "{e}");
+}
+
+/// Files under the data dir's `runs/` (the default artifact store).
+fn stored(s: &Server) -> Vec<String> {
+    let root = s.dir.path().join("data").join("runs");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn multipart_submissions_are_checked_and_refused_ones_leave_nothing() {
+    let s = Server::start(&Db::Sqlite, |c| {
+        c.max_firmware_bytes = 1024 * 1024;
+        c.max_artifacts_bytes = 2 * 1024 * 1024;
+    });
+    let (_, agent) = s.token(BOOT, "default", "agent");
+    let bench = s.sync(&agent, "m", "rig", "healthy");
+    let post =
+        |ct: &str, body: Vec<u8>| s.call("POST", "/v1/runs", Some(BOOT), &[], Some((ct, body)));
+
+    // Over the firmware cap: 413 while streaming, nothing kept.
+    let (ct, body) = submission(&bench, &data(1024 * 1024 + 1, 4), "big.bin");
+    let e = post(&ct, body).error(413);
+    assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
+    // Unknown bench (checked after the firmware part): 404, the stored firmware deleted.
+    let (ct, body) = submission("no-such-bench", &data(1000, 5), "fw.bin");
+    let e = post(&ct, body).error(404);
+    assert!(e.contains("bench not found: no-such-bench"), "{e}");
+    let (ct, body) = submission(&bench, &data(10, 6), "fw.exe");
+    let e = post(&ct, body).error(400);
+    assert!(e.contains(".elf or .hex or .bin"), "{e}");
+    let (ct, body) = submission(&bench, &data(10, 6), "fw.bin");
+    let body = String::from_utf8_lossy(&body).replace(
+        "name=\"skip_flash\"\r\n\r\nfalse",
+        "name=\"skip_flash\"\r\n\r\nmaybe",
+    );
+    let e = post(&ct, body.into_bytes()).error(400);
+    assert!(
+        e.contains("skip_flash must be true or false")
+            || e.contains("`skip_flash` must be true or false"),
+        "{e}"
+    );
+    let (ct, body) = multipart("surprise", "x.bin", b"x");
+    let e = post(&ct, body).error(400);
+    assert!(e.contains("unknown part `surprise`"), "{e}");
+    let e = post("multipart/form-data", b"--x--".to_vec()).error(400);
+    assert!(!e.is_empty());
+    assert_eq!(
+        stored(&s),
+        Vec::<String>::new(),
+        "refused submissions left files"
+    );
+    let list = s.user(BOOT, "GET", "/v1/runs", None).json();
+    assert_eq!(list["runs"].as_array().unwrap().len(), 0, "{list}");
+
+    // A good one: the file is in the store, byte-identical, and the assignment names it.
+    let firmware = data(300_000, 7);
+    let (ct, body) = submission(&bench, &firmware, "app.elf");
+    let r = post(&ct, body);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let run = r.json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(stored(&s), vec![format!("{run}/firmware/app.elf")]);
+    let on_disk = std::fs::read(
+        s.dir
+            .path()
+            .join(format!("data/runs/{run}/firmware/app.elf")),
+    )
+    .unwrap();
+    assert!(on_disk == firmware);
+    let v = s
+        .agent(&agent, "m", "GET", "/v1/agents/assignments/next", None)
+        .json();
+    assert_eq!(v["assignment"]["firmware_sha256"], sha(&firmware).as_str());
+    let (status, got) = plain_get(v["assignment"]["firmware_url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert!(got == firmware);
+
+    // A results archive over its cap: 413, no object, the run records none.
+    let (ct, body) = multipart(
+        "artifact_zip",
+        "artifacts.zip",
+        &data(2 * 1024 * 1024 + 1, 8),
+    );
+    let r = s.call(
+        "POST",
+        &format!("/v1/agents/runs/{run}/artifacts"),
+        Some(&agent),
+        &[("X-BenchCI-Agent-Machine-ID", "m")],
+        Some((&ct, body)),
+    );
+    r.error(413);
+    assert_eq!(stored(&s), vec![format!("{run}/firmware/app.elf")]);
+    let v = s.user(BOOT, "GET", &format!("/v1/runs/{run}"), None).json();
+    assert_eq!(v["artifacts"], Value::Null, "{v}");
+
+    // A run without firmware gets no URL.
+    let r = s.agent(
+        &agent,
+        "m",
+        "POST",
+        &format!("/v1/agents/runs/{run}/complete"),
+        Some(json!({"status": "done", "exit_code": 0})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let plain = s.submit(BOOT, &bench);
+    let v = s
+        .agent(&agent, "m", "GET", "/v1/agents/assignments/next", None)
+        .json();
+    assert_eq!(v["assignment"]["run_id"], plain.as_str());
+    assert_eq!(v["assignment"]["firmware_url"], Value::Null);
+    assert_eq!(v["assignment"]["firmware_sha256"], Value::Null);
 }
