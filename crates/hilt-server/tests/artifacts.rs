@@ -195,8 +195,49 @@ fn firmware_and_results_go_through_the_bucket_byte_identical() {
         ]
     );
 
-    // 6. The store stops answering: uploads and downloads fail with 503, promptly.
-    moto.stop();
+    // 6. The store dies in the middle of an upload: the agent gets a 503 JSON error, not a
+    //    hang. (The body is small enough to sit in socket buffers, so the client reads the
+    //    answer whenever the server gives it.)
+    let second = s.submit(BOOT, &bench);
+    let v = s
+        .agent(&agent, "m", "GET", "/v1/agents/assignments/next", None)
+        .json();
+    assert_eq!(v["assignment"]["run_id"], second.as_str(), "{v}");
+    let (ct, body) = multipart("artifact_zip", "artifacts.zip", &data(1024 * 1024, 9));
+    let (first, rest) = body.split_at(600 * 1024);
+    let mut dying = Dying {
+        first,
+        rest,
+        moto: &mut moto,
+        stage: 0,
+    };
+    let t = Instant::now();
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(90)))
+        .build()
+        .new_agent();
+    let mut resp = client
+        .post(format!(
+            "http://{}/v1/agents/runs/{second}/artifacts",
+            s.addr
+        ))
+        .header("Authorization", format!("Bearer {agent}"))
+        .header("X-BenchCI-Agent-Machine-ID", "m")
+        .header("Content-Type", &ct)
+        .send(ureq::SendBody::from_reader(&mut dying))
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("artifact store is unavailable"), "{text}");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+
+    // 7. The store stays down: uploads and downloads fail with 503, promptly.
     let t = Instant::now();
     let (ct, body) = submission(&bench, &data(100_000, 3), "late.bin");
     let r = s.call("POST", "/v1/runs", Some(BOOT), &[], Some((&ct, body)));
@@ -212,7 +253,36 @@ fn firmware_and_results_go_through_the_bucket_byte_identical() {
     );
     // Nothing was queued by the failed submission.
     let list = s.user(BOOT, "GET", "/v1/runs", None).json();
-    assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["runs"].as_array().unwrap().len(), 2, "{list}");
+}
+
+/// A request body that stops the S3 server half-way: its first bytes (the part's headers
+/// and some data), then — once the server has had time to start the multipart upload —
+/// moto is killed and the rest follows.
+struct Dying<'a> {
+    first: &'a [u8],
+    rest: &'a [u8],
+    moto: &'a mut Moto,
+    stage: u8,
+}
+
+impl std::io::Read for Dying<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let src = if self.first.is_empty() {
+            if self.stage == 0 {
+                std::thread::sleep(Duration::from_millis(500));
+                self.moto.stop();
+                self.stage = 1;
+            }
+            &mut self.rest
+        } else {
+            &mut self.first
+        };
+        let n = buf.len().min(src.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        *src = &src[n..];
+        Ok(n)
+    }
 }
 
 fn plain_get_auth(s: &Server, path: &str) -> (u16, Vec<u8>) {
