@@ -352,3 +352,45 @@ fn server_get(url: &str, path: &str) -> Value {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
 }
+
+/// An artifact store the server cannot use stops it before it listens: a clear error and
+/// exit code 3 (needs no peer: nothing listens at the S3 endpoint).
+#[test]
+fn hilt_server_refuses_an_unusable_artifact_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (url, expect) in [
+        ("gs://bucket", "unsupported --artifacts URL \"gs://bucket\""),
+        (
+            "s3://bucket/prefix",
+            "cannot use the artifact store s3://bucket/prefix",
+        ),
+    ] {
+        let t = Instant::now();
+        let o = hilt()
+            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--artifacts", url])
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(3), "{url}: {out}\n{err}");
+        assert!(err.contains(expect), "{url}: {err}");
+        assert!(!out.contains("listening"), "{url}: said it listens: {out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{url}: {:?}",
+            t.elapsed()
+        );
+    }
+}
