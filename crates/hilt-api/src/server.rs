@@ -149,8 +149,19 @@ pub struct Assignment {
     pub bench_id: String,
     pub agent_id: String,
     pub suite_yaml: String,
+    /// Inline firmware (hilt server sends `firmware_url` instead).
     pub artifact_base64: Option<String>,
     pub artifact_filename: Option<String>,
+    /// Where the agent downloads the run's firmware (a plain GET; the URL carries a key
+    /// valid while this agent holds the run's current lease).
+    #[serde(default)]
+    pub firmware_url: Option<String>,
+    /// `firmware_url` with its key replaced by `<redacted>`, for logs and events.
+    #[serde(default)]
+    pub firmware_url_redacted: Option<String>,
+    /// SHA-256 of the firmware, lower-case hex; the agent checks the download against it.
+    #[serde(default)]
+    pub firmware_sha256: Option<String>,
     pub skip_flash: bool,
     pub verbose: bool,
     pub lease: Lease,
@@ -257,4 +268,52 @@ pub struct ServerAgent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerAgentList {
     pub agents: Vec<ServerAgent>,
+}
+
+/// `GET /health` of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerHealth {
+    pub ok: bool,
+    /// `hilt-server`.
+    pub service: String,
+    pub version: String,
+}
+
+/// `POST /v1/runs` as `multipart/form-data`: the firmware is streamed to the artifact
+/// store instead of riding base64 inside JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerMultipartRun {
+    pub bench_id: String,
+    /// The suite YAML (text or a file part).
+    pub suite_yaml: String,
+    /// Firmware (`.elf`/`.hex`/`.bin`; the part's file name is kept).
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub artifact: Option<Vec<u8>>,
+    /// `true` or `false`.
+    pub skip_flash: Option<bool>,
+    pub verbose: Option<bool>,
+}
+
+/// `POST /v1/agents/runs/{run_id}/artifacts` (agent-api §6): the zipped results.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResultsUpload {
+    #[schema(value_type = String, format = Binary)]
+    pub artifact_zip: Vec<u8>,
+}
+
+/// A file's bytes (the results archive, a firmware image).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
+/// `GET /openapi.json`: this document (OpenAPI 3.1).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OpenApiDocument {
+    pub openapi: String,
+    #[schema(value_type = Object, additional_properties)]
+    pub info: Value,
+    #[schema(value_type = Object, additional_properties)]
+    pub paths: Value,
+    #[schema(value_type = Object, additional_properties)]
+    pub components: Value,
 }

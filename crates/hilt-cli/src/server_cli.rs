@@ -26,6 +26,21 @@ pub struct ServerArgs {
     /// Largest results archive an agent may upload, bytes.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     pub max_artifacts_bytes: u64,
+    /// Where firmware and results archives are kept: a directory, or
+    /// s3://BUCKET[/PREFIX] with endpoint, region and credentials from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (default: the data dir).
+    #[arg(long, env = "HILT_SERVER_ARTIFACTS", value_name = "URL")]
+    pub artifacts: Option<String>,
+    /// Ended runs older than this many days are deleted with their artifacts.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    pub retain_days: u64,
+    /// Keep at most this many runs per workspace: older ended runs are deleted with their
+    /// artifacts (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_runs: Option<u64>,
+    /// Serve /metrics without a token (otherwise it needs an admin token).
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 /// Which server to ask, with which token.

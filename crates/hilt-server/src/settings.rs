@@ -21,6 +21,24 @@ pub struct ServerSettings {
     pub max_firmware_bytes: u64,
     /// Largest results archive an agent may upload.
     pub max_artifacts_bytes: u64,
+    /// `--artifacts`: where firmware and results archives are kept: `None` = the data dir,
+    /// a directory, or `s3://BUCKET[/PREFIX]` (endpoint and credentials from the `AWS_*`
+    /// environment variables).
+    pub artifacts: Option<String>,
+    /// S3 settings on top of the environment, as `object_store` config keys
+    /// (`aws_endpoint_url`, `aws_access_key_id`, …): tests set them here because a test
+    /// process cannot change its environment safely; the binary leaves this empty.
+    pub s3_options: Vec<(String, String)>,
+    /// Ended runs created longer ago than this are pruned with their artifacts.
+    pub retain_age: Duration,
+    /// Ended runs beyond the newest this many of their workspace are pruned (`None`: no
+    /// count limit).
+    pub retain_runs: Option<u64>,
+    /// How often the retention sweeper looks for runs to prune.
+    pub retention_every: Duration,
+    /// Serve `/metrics` without a token (for a scraper on a private network); otherwise it
+    /// needs an admin user token.
+    pub metrics_public: bool,
 }
 
 impl ServerSettings {
@@ -33,6 +51,12 @@ impl ServerSettings {
             lease: Duration::from_secs(180),
             max_firmware_bytes: 200 * 1024 * 1024,
             max_artifacts_bytes: 512 * 1024 * 1024,
+            artifacts: None,
+            s3_options: Vec::new(),
+            retain_age: Duration::from_secs(30 * 24 * 3600),
+            retain_runs: None,
+            retention_every: Duration::from_secs(60),
+            metrics_public: false,
         }
     }
 

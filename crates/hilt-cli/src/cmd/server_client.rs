@@ -117,21 +117,34 @@ pub fn submit(a: RunsSubmitArgs) -> anyhow::Result<i32> {
     };
     report((|| {
         let client = connect(&a.conn)?;
-        let mut fields = serde_json::Map::new();
-        fields.insert("bench_id".into(), json!(a.bench_id));
-        fields.insert("suite_yaml".into(), json!(suite));
-        fields.insert("skip_flash".into(), json!(a.skip_flash));
-        let content = artifact.map(|(p, part)| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            fields.insert("artifact_filename".into(), json!(name));
-            part
-        });
-        let mut b = body::run_json(&fields, content);
-        let len = b.len();
-        let run: ServerRun = client.post_stream_as("/v1/runs", "application/json", len, &mut b)?;
+        // With firmware: multipart, so the image streams from the file into the server's
+        // artifact store; without: the JSON body.
+        let run: ServerRun = match artifact {
+            Some((p, (content, len))) => {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut m = body::Multipart::new();
+                m.text("bench_id", &a.bench_id);
+                m.text("suite_yaml", &suite);
+                m.text("skip_flash", if a.skip_flash { "true" } else { "false" });
+                m.file("artifact", &name, "application/octet-stream", content, len);
+                let ct = m.content_type();
+                let mut b = m.finish();
+                let len = b.len();
+                client.post_stream_as("/v1/runs", &ct, len, &mut b)?
+            }
+            None => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("bench_id".into(), json!(a.bench_id));
+                fields.insert("suite_yaml".into(), json!(suite));
+                fields.insert("skip_flash".into(), json!(a.skip_flash));
+                let mut b = body::run_json(&fields, None);
+                let len = b.len();
+                client.post_stream_as("/v1/runs", "application/json", len, &mut b)?
+            }
+        };
         eprintln!("run {} queued on bench {}", run.run_id, run.bench_id);
         if !a.wait {
             println!("{}", run.run_id);

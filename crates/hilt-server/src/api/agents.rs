@@ -17,9 +17,9 @@ use hilt_api::{
 use serde_json::Value;
 
 use super::auth::AgentCaller;
-use super::{body, store_error};
+use super::{body, firmware, store_error};
 use crate::store::{BenchReport, Completion, RunRow, state};
-use crate::{App, files, ids};
+use crate::{App, artifacts, ids};
 
 /// Most benches one sync may report, most events one call may carry.
 const MAX_BENCHES: usize = 256;
@@ -108,7 +108,9 @@ pub async fn sync(
 pub async fn next(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
+    headers: HeaderMap,
 ) -> Result<Json<NextAssignment>, ApiError> {
+    let base = firmware::base_url(&headers)?;
     let deadline = tokio::time::Instant::now() + app.settings.long_poll;
     loop {
         // Registered before the claim, so a submission between the claim and the wait
@@ -130,7 +132,7 @@ pub async fn next(
             .map_err(store_error)?;
         if let Some(run) = claimed {
             return Ok(Json(NextAssignment {
-                assignment: Some(assignment(&app, run, lease).await?),
+                assignment: Some(assignment(&app, run, lease, &base).await?),
             }));
         }
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
@@ -139,12 +141,20 @@ pub async fn next(
     }
 }
 
-async fn assignment(app: &App, run: RunRow, lease: i64) -> Result<Assignment, ApiError> {
-    let artifact_base64 = match &run.artifact_name {
-        Some(name) => Some(
-            files::firmware_base64(&files::firmware_path(&app.settings.data_dir, &run.id, name))
-                .await?,
-        ),
+async fn assignment(
+    app: &App,
+    run: RunRow,
+    lease: i64,
+    base: &str,
+) -> Result<Assignment, ApiError> {
+    if let Ok(created) = run.created_at.parse::<jiff::Timestamp>() {
+        let waited = jiff::Timestamp::now().duration_since(created);
+        app.metrics.dispatched(waited.as_secs_f64());
+    }
+    // The firmware is fetched from the artifact store through the server (streamed), never
+    // inlined: an assignment stays small whatever the image size.
+    let fw = match &run.artifact_name {
+        Some(_) => firmware::grant_url(app, base, &run.id).await?,
         None => None,
     };
     Ok(Assignment {
@@ -152,8 +162,11 @@ async fn assignment(app: &App, run: RunRow, lease: i64) -> Result<Assignment, Ap
         run_id: run.id,
         bench_id: run.bench_id,
         suite_yaml: run.suite_yaml,
-        artifact_base64,
+        artifact_base64: None,
         artifact_filename: run.artifact_name,
+        firmware_url: fw.as_ref().map(|f| f.url.clone()),
+        firmware_url_redacted: fw.as_ref().map(|f| f.redacted.clone()),
+        firmware_sha256: fw.map(|f| f.sha256),
         skip_flash: run.skip_flash,
         verbose: run.verbose,
         lease: Lease {
@@ -203,10 +216,12 @@ pub async fn events(
             (e.event_type.clone(), text)
         })
         .collect();
+    let n = req.events.len();
     app.store
         .append_events(&run_id, rows, &ids::now())
         .await
         .map_err(store_error)?;
+    app.metrics.events_ingested(n);
     Ok(Json(Ack { ok: true }))
 }
 
@@ -229,7 +244,7 @@ pub async fn artifacts(
         )));
     }
     let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let dest = files::artifacts_path(&app.settings.data_dir, &run_id);
+    let dest = artifacts::results_key(&run_id);
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
@@ -240,7 +255,7 @@ pub async fn artifacts(
             ));
         };
         if field.name() == Some("artifact_zip") {
-            let (size, sha) = files::receive(field, &dest, cap).await?;
+            let (size, sha) = app.artifacts.receive(field, &dest, cap).await?;
             app.store
                 .set_artifacts(&run_id, size, &sha)
                 .await

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -18,8 +17,8 @@ use serde::Deserialize;
 
 use super::auth::User;
 use super::{body, store_error};
-use crate::store::{NewRun, RunRow, state};
-use crate::{App, files, ids};
+use crate::store::{FirmwareRow, NewRun, Principal, RunRow, state};
+use crate::{App, artifacts, ids};
 
 /// Largest suite accepted, bytes (the agent's default `limits.max_yaml_bytes`).
 const MAX_SUITE_BYTES: usize = 256 * 1024;
@@ -85,55 +84,197 @@ fn firmware(req: &JsonRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiErr
     Ok(Some((name, bytes)))
 }
 
+/// `POST /v1/runs` (and `/v1/runs/json`): the agent API's JSON body, or on `/v1/runs` a
+/// `multipart/form-data` body whose firmware part is streamed to the artifact store.
 pub async fn submit(
     State(app): State<Arc<App>>,
     User(p): User,
-    req: Result<Json<JsonRun>, JsonRejection>,
+    req: Request,
 ) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
-    let req = body(req)?;
-    if req.bench_id.trim().is_empty() {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if multipart {
+        let mp = Multipart::from_request(req, &app).await.map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected a multipart/form-data body: {}",
+                e.body_text()
+            ))
+        })?;
+        return submit_multipart(app, p, mp).await;
+    }
+    let req = body(Json::<JsonRun>::from_request(req, &app).await)?;
+    check_submission(&req.bench_id, &req.suite_yaml)?;
+    let firmware = firmware(&req, app.settings.max_firmware_bytes)?;
+    let owner = bench_owner(&app, &p, &req.bench_id).await?;
+    let id = ids::new_id();
+    let stored = match firmware {
+        Some((name, bytes)) => {
+            let (size, sha256) = app
+                .artifacts
+                .put(&artifacts::firmware_key(&id, &name), bytes)
+                .await?;
+            Some(FirmwareRow { name, size, sha256 })
+        }
+        None => None,
+    };
+    let new = Submission {
+        bench_id: req.bench_id,
+        suite_yaml: req.suite_yaml,
+        skip_flash: req.skip_flash,
+        verbose: req.verbose,
+    };
+    queue(&app, &p, &owner, &id, new, stored).await
+}
+
+/// What a submission asks for, once its firmware is stored.
+struct Submission {
+    bench_id: String,
+    suite_yaml: String,
+    skip_flash: bool,
+    verbose: bool,
+}
+
+fn check_submission(bench_id: &str, suite_yaml: &str) -> Result<(), ApiError> {
+    if bench_id.trim().is_empty() {
         return Err(ApiError::Unprocessable("bench_id is required".into()));
     }
-    if req.suite_yaml.trim().is_empty() {
+    if suite_yaml.trim().is_empty() {
         return Err(ApiError::Unprocessable("suite_yaml is empty".into()));
     }
-    if req.suite_yaml.len() > MAX_SUITE_BYTES {
+    if suite_yaml.len() > MAX_SUITE_BYTES {
         return Err(ApiError::TooLarge(format!(
             "suite_yaml is {} bytes; the limit is {MAX_SUITE_BYTES} bytes",
-            req.suite_yaml.len()
+            suite_yaml.len()
         )));
     }
-    let firmware = firmware(&req, app.settings.max_firmware_bytes)?;
-    let owner = app
-        .store
-        .bench_agent(&p.workspace_id, &req.bench_id)
+    Ok(())
+}
+
+async fn bench_owner(app: &App, p: &Principal, bench_id: &str) -> Result<String, ApiError> {
+    app.store
+        .bench_agent(&p.workspace_id, bench_id)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("bench not found: {}", req.bench_id)))?;
-    let (id, now) = (ids::new_id(), ids::now());
-    if let Some((name, bytes)) = &firmware {
-        files::save_firmware(
-            &files::firmware_path(&app.settings.data_dir, &id, name),
-            bytes,
-        )
-        .await?;
+        .ok_or_else(|| ApiError::NotFound(format!("bench not found: {bench_id}")))
+}
+
+/// Records the firmware (if any) and queues the run; wakes the bench's agent.
+async fn queue(
+    app: &App,
+    p: &Principal,
+    owner: &str,
+    id: &str,
+    s: Submission,
+    firmware: Option<FirmwareRow>,
+) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
+    let now = ids::now();
+    if let Some(f) = &firmware {
+        app.store.set_firmware(id, f).await.map_err(store_error)?;
     }
     app.store
         .insert_run(NewRun {
-            id: &id,
+            id,
             workspace_id: &p.workspace_id,
-            bench_id: &req.bench_id,
-            suite_yaml: &req.suite_yaml,
-            artifact_name: firmware.as_ref().map(|(n, _)| n.as_str()),
-            skip_flash: req.skip_flash,
-            verbose: req.verbose,
+            bench_id: &s.bench_id,
+            suite_yaml: &s.suite_yaml,
+            artifact_name: firmware.as_ref().map(|f| f.name.as_str()),
+            skip_flash: s.skip_flash,
+            verbose: s.verbose,
             created_at: &now,
         })
         .await
         .map_err(store_error)?;
-    app.wake(&owner);
-    let run = load(&app, &p.workspace_id, &id).await?;
+    app.metrics.run_submitted();
+    app.wake(owner);
+    let run = load(app, &p.workspace_id, id).await?;
     Ok((StatusCode::CREATED, Json(view(run))))
+}
+
+/// The multipart submission: parts `bench_id`, `suite_yaml` (text or a file), `artifact`
+/// (a file, streamed to the artifact store with the firmware size cap), `skip_flash`,
+/// `verbose`. Stored objects of a submission that is then refused are deleted.
+async fn submit_multipart(
+    app: Arc<App>,
+    p: Principal,
+    mut mp: Multipart,
+) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
+    let id = ids::new_id();
+    let outcome = async {
+        let mut fields: std::collections::HashMap<String, String> = Default::default();
+        let mut stored: Option<FirmwareRow> = None;
+        while let Some(field) = mp.next_field().await.map_err(|e| {
+            ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        })? {
+            let name = field.name().unwrap_or_default().to_string();
+            match name.as_str() {
+                "artifact" => {
+                    if stored.is_some() {
+                        return Err(ApiError::BadRequest("more than one `artifact` part".into()));
+                    }
+                    let given = field.file_name().unwrap_or_default();
+                    let base = given.rsplit('/').next().unwrap_or(given).to_string();
+                    let file = safe_name(&base)?;
+                    check_suffix(&file, &[".elf", ".hex", ".bin"], "artifact")?;
+                    let key = artifacts::firmware_key(&id, &file);
+                    let (size, sha256) = app
+                        .artifacts
+                        .receive(field, &key, app.settings.max_firmware_bytes)
+                        .await?;
+                    stored = Some(FirmwareRow {
+                        name: file,
+                        size,
+                        sha256,
+                    });
+                }
+                "bench_id" | "suite_yaml" | "skip_flash" | "verbose" => {
+                    let text = field.text().await.map_err(|e| {
+                        ApiError::BadRequest(format!("cannot read part `{name}`: {}", e.body_text()))
+                    })?;
+                    if text.len() > MAX_SUITE_BYTES {
+                        return Err(ApiError::TooLarge(format!(
+                            "part `{name}` is {} bytes; the limit is {MAX_SUITE_BYTES} bytes",
+                            text.len()
+                        )));
+                    }
+                    fields.insert(name, text);
+                }
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unknown part `{other}`: expected bench_id, suite_yaml, artifact, skip_flash or verbose"
+                    )));
+                }
+            }
+        }
+        let flag = |k: &str| -> Result<bool, ApiError> {
+            match fields.get(k).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" || v == "1" => Ok(true),
+                Some(v) if v == "false" || v == "0" || v.is_empty() => Ok(false),
+                Some(v) => Err(ApiError::BadRequest(format!(
+                    "part `{k}` must be true or false, got {v:?}"
+                ))),
+            }
+        };
+        let s = Submission {
+            bench_id: fields.get("bench_id").cloned().unwrap_or_default(),
+            suite_yaml: fields.get("suite_yaml").cloned().unwrap_or_default(),
+            skip_flash: flag("skip_flash")?,
+            verbose: flag("verbose")?,
+        };
+        check_submission(&s.bench_id, &s.suite_yaml)?;
+        let owner = bench_owner(&app, &p, &s.bench_id).await?;
+        queue(&app, &p, &owner, &id, s, stored).await
+    }
+    .await;
+    if outcome.is_err()
+        && let Err(e) = app.artifacts.delete_run(&id).await
+    {
+        tracing::warn!("cannot delete the objects of refused submission {id}: {e}");
+    }
+    outcome
 }
 
 async fn load(app: &App, workspace_id: &str, run_id: &str) -> Result<RunRow, ApiError> {
@@ -214,11 +355,7 @@ pub async fn artifacts(
             "the agent uploaded no results archive for this run".into(),
         ));
     }
-    let path = files::artifacts_path(&app.settings.data_dir, &run.id);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::NotFound(format!("the results archive is missing: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::new(file);
+    let (size, body) = app.artifacts.get(&artifacts::results_key(&run.id)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
@@ -226,8 +363,9 @@ pub async fn artifacts(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"hilt_{}_artifacts.zip\"", run.id),
             ),
+            (header::CONTENT_LENGTH, size.to_string()),
         ],
-        axum::body::Body::from_stream(stream),
+        body,
     )
         .into_response())
 }

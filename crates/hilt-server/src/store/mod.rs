@@ -143,6 +143,34 @@ pub struct Completion<'a> {
     pub finished_at: &'a str,
 }
 
+/// Firmware submitted with a run (object `runs/<run_id>/firmware/<name>`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FirmwareRow {
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// What a firmware download URL is checked against: the run's holder and lease.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FirmwareGrant {
+    pub state: String,
+    pub fence: i64,
+    /// The SHA-256 of the holding agent's token (never leaves the server).
+    pub token_hash: String,
+    pub name: String,
+}
+
+/// Counts for `/metrics`, over every workspace.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    /// (state, runs in it).
+    pub runs_by_state: Vec<(String, i64)>,
+    /// Agents seen at or after the given time.
+    pub agents_online: i64,
+    pub agents: i64,
+}
+
 /// Run states in the store (`preparing` = assigned to an agent, not yet reporting).
 pub mod state {
     pub const QUEUED: &str = "queued";
@@ -222,4 +250,25 @@ pub trait Store: Send + Sync {
     ) -> Fut<'a, bool>;
     /// Fails every active run whose lease ran out; returns their ids.
     fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>>;
+
+    /// Records the firmware stored for a run (before the run is inserted, so an assignment
+    /// always finds it).
+    fn set_firmware<'a>(&'a self, run_id: &'a str, f: &'a FirmwareRow) -> Fut<'a, ()>;
+    fn firmware<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareRow>>;
+    /// The run's firmware, lease and holder's token hash, while the token is live.
+    fn firmware_grant<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareGrant>>;
+    /// Runs by state and agents seen since `online_since` (RFC 3339).
+    fn counts<'a>(&'a self, online_since: &'a str) -> Fut<'a, Counts>;
+    /// Ended runs (done or failed) created before `created_before` (RFC 3339) or beyond
+    /// the newest `keep_per_workspace` runs of their workspace; at most `limit`, oldest
+    /// first. Queued and active runs are never returned.
+    fn prunable_runs<'a>(
+        &'a self,
+        created_before: &'a str,
+        keep_per_workspace: Option<i64>,
+        limit: i64,
+    ) -> Fut<'a, Vec<String>>;
+    /// Deletes an ended run with its events and firmware record; false when it is not
+    /// there or not ended.
+    fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool>;
 }

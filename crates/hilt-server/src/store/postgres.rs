@@ -4,8 +4,8 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Fut, NewRun, NewToken, Principal,
-    RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Counts, FirmwareGrant, FirmwareRow,
+    Fut, NewRun, NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 
 pub struct PgStore {

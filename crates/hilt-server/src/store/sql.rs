@@ -494,6 +494,116 @@ macro_rules! impl_store {
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
             }
+
+            fn set_firmware<'a>(&'a self, run_id: &'a str, f: &'a FirmwareRow) -> Fut<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO run_firmware (run_id, name, size, sha256) VALUES ($1, $2, $3, $4)")
+                        .bind(run_id)
+                        .bind(&f.name)
+                        .bind(f.size)
+                        .bind(&f.sha256)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                })
+            }
+
+            fn firmware<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareRow>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as::<_, FirmwareRow>(
+                        "SELECT name, size, sha256 FROM run_firmware WHERE run_id = $1",
+                    )
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn firmware_grant<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareGrant>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as::<_, FirmwareGrant>(
+                        "SELECT r.state, r.fence, t.hash AS token_hash, f.name FROM runs r \
+                         JOIN tokens t ON t.id = r.agent_id AND t.revoked_at IS NULL \
+                         JOIN run_firmware f ON f.run_id = r.id WHERE r.id = $1",
+                    )
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn counts<'a>(&'a self, online_since: &'a str) -> Fut<'a, Counts> {
+                Box::pin(async move {
+                    let runs_by_state: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let (agents, agents_online): (i64, i64) = sqlx::query_as(
+                        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen_at >= $1 THEN 1 ELSE 0 END), 0) \
+                         FROM agents",
+                    )
+                    .bind(online_since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(Counts {
+                        runs_by_state,
+                        agents_online,
+                        agents,
+                    })
+                })
+            }
+
+            fn prunable_runs<'a>(
+                &'a self,
+                created_before: &'a str,
+                keep_per_workspace: Option<i64>,
+                limit: i64,
+            ) -> Fut<'a, Vec<String>> {
+                Box::pin(async move {
+                    // Rank counts every run of the workspace (active ones too), so the newest
+                    // `keep` runs are kept whatever their state.
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT id FROM (SELECT id, seq, state, created_at, ROW_NUMBER() OVER \
+                           (PARTITION BY workspace_id ORDER BY seq DESC) AS pos FROM runs) ranked \
+                         WHERE state IN ($1, $2) AND (created_at < $3 OR ($4 IS NOT NULL AND pos > $4)) \
+                         ORDER BY seq LIMIT $5",
+                    )
+                    .bind(state::DONE)
+                    .bind(state::FAILED)
+                    .bind(created_before)
+                    .bind(keep_per_workspace)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(|r| r.0).collect())
+                })
+            }
+
+            fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool> {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let ended: Option<(String,)> =
+                        sqlx::query_as("SELECT state FROM runs WHERE id = $1 AND state IN ($2, $3)")
+                            .bind(run_id)
+                            .bind(state::DONE)
+                            .bind(state::FAILED)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if ended.is_none() {
+                        return Ok(false);
+                    }
+                    for table in [
+                        "DELETE FROM run_events WHERE run_id = $1",
+                        "DELETE FROM run_firmware WHERE run_id = $1",
+                        "DELETE FROM runs WHERE id = $1",
+                    ] {
+                        sqlx::query(table).bind(run_id).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            }
         }
     };
 }

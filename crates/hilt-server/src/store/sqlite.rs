@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Fut, NewRun, NewToken, Principal,
-    RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Counts, FirmwareGrant, FirmwareRow,
+    Fut, NewRun, NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 
 pub struct SqliteStore {

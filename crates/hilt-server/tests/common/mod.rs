@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
 mod postgres;
 
 use std::net::SocketAddr;
