@@ -25,7 +25,8 @@ pub use hilt_model::run::Event as RunEvent;
 pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};
 pub use server::{
     Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CloudBench, CompleteRun,
-    CreateToken, CreateWorkspace, EventBatch, Heartbeat, Lease, NextAssignment, ServerAgent,
-    ServerAgentList, ServerBench, ServerBenchList, ServerRun, ServerRunList, StoredArtifacts,
-    TokenCreated, TokenKind, TokenRevoked, Workspace,
+    CreateToken, CreateWorkspace, EventBatch, HealthChange, HealthConcern, Heartbeat,
+    HeartbeatReply, Lease, NextAssignment, QueueInfo, ServerAgent, ServerAgentList, ServerBench,
+    ServerBenchList, ServerRun, ServerRunList, StoredArtifacts, SubmitRun, TokenCreated, TokenKind,
+    TokenRevoked, Workspace,
 };

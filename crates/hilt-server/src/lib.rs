@@ -8,6 +8,7 @@ pub mod api;
 mod files;
 pub mod ids;
 mod lease;
+pub mod sched;
 pub mod settings;
 pub mod store;
 
@@ -52,6 +53,12 @@ impl App {
 
     pub fn wake(&self, agent_id: &str) {
         self.waker(agent_id).notify_waiters();
+    }
+
+    pub fn wake_agents(&self, agent_ids: &[String]) {
+        for a in agent_ids {
+            self.wake(a);
+        }
     }
 
     pub fn wake_all(&self) {

@@ -25,6 +25,8 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.long_poll = Duration::from_secs(a.long_poll_s);
     settings.lease = Duration::from_secs(a.lease_s);
     settings.max_artifacts_bytes = a.max_artifacts_bytes;
+    settings.cancel_grace = Duration::from_secs(a.cancel_grace_s);
+    settings.agent_forget_after = a.agent_forget_after;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,5 +1,7 @@
 //! Runs as users and CI see them: submit by bench id (the agent API's JSON submission,
-//! agent-api §3.7), read one, list, events, and the results archive its agent uploaded.
+//! agent-api §3.7) or by tags/capabilities, read one (a queued run with its queue reason,
+//! position and estimated start), list, events, cancel, and the results archive its agent
+//! uploaded.
 
 use std::sync::Arc;
 
@@ -12,31 +14,49 @@ use base64::Engine;
 use hilt_agent::api::error::ApiError;
 use hilt_agent::api::upload::{check_suffix, safe_name};
 use hilt_api::{
-    EventsPage, JsonRun, RunEvent, RunState, ServerRun, ServerRunList, StoredArtifacts,
+    EventsPage, RunEvent, RunState, ServerRun, ServerRunList, StoredArtifacts, SubmitRun,
 };
 use serde::Deserialize;
 
 use super::auth::User;
 use super::{body, store_error};
-use crate::store::{NewRun, RunRow, state};
-use crate::{App, files, ids};
+use crate::sched::queue::Snapshot;
+use crate::store::{Completion, NewRun, RunRow, state};
+use crate::{App, files, ids, sched};
 
 /// Largest suite accepted, bytes (the agent's default `limits.max_yaml_bytes`).
 const MAX_SUITE_BYTES: usize = 256 * 1024;
+/// Most tags (or capabilities) one run may ask for.
+const MAX_LABELS: usize = 32;
 
-pub fn view(r: RunRow) -> ServerRun {
+/// What a queued run waits for; `None` for any other state.
+pub type Queue = Option<hilt_api::QueueInfo>;
+
+fn json_list(text: Option<&str>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+pub fn view(r: RunRow, queue: Queue) -> ServerRun {
     let status = match r.state.as_str() {
         state::QUEUED => RunState::Queued,
         state::PREPARING => RunState::Preparing,
         state::RUNNING => RunState::Running,
         state::DONE => RunState::Done,
+        state::CANCELLED => RunState::Cancelled,
         _ => RunState::Failed,
     };
     ServerRun {
         run_id: r.id,
-        status,
+        status: status.wire(),
+        cancelled: status == RunState::Cancelled,
+        cancel_requested: r.cancel_requested_at.is_some() && status.is_active(),
         mode: "registered".into(),
-        bench_id: r.bench_id,
+        bench_id: (!r.bench_id.is_empty()).then_some(r.bench_id),
+        tags: json_list(r.tags.as_deref()),
+        capabilities: json_list(r.capabilities.as_deref()),
+        priority: r.priority,
+        queue,
         agent_id: r.agent_id,
         exit_code: r.exit_code,
         error: r.error,
@@ -51,8 +71,34 @@ pub fn view(r: RunRow) -> ServerRun {
     }
 }
 
+/// Runs with the queue view of those still queued (one snapshot of the workspace).
+async fn views(app: &App, ws: &str, rows: Vec<RunRow>) -> Result<Vec<ServerRun>, ApiError> {
+    let snapshot = if rows.iter().any(|r| r.state == state::QUEUED) {
+        Some(Snapshot::load(app, ws).await.map_err(store_error)?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let queue = match (&snapshot, r.state == state::QUEUED) {
+            (Some(s), true) => {
+                let uses = app.store.run_uses(&r.id).await.map_err(store_error)?;
+                Some(s.queue(&r, &uses))
+            }
+            _ => None,
+        };
+        out.push(view(r, queue));
+    }
+    Ok(out)
+}
+
+async fn view_one(app: &App, ws: &str, r: RunRow) -> Result<ServerRun, ApiError> {
+    let mut v = views(app, ws, vec![r]).await?;
+    Ok(v.remove(0))
+}
+
 /// The firmware of a submission: (stored name, bytes), checked like the agent checks it.
-fn firmware(req: &JsonRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+fn firmware(req: &SubmitRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiError> {
     let Some(b64) = req.artifact_base64.as_deref().filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -85,14 +131,43 @@ fn firmware(req: &JsonRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiErr
     Ok(Some((name, bytes)))
 }
 
+/// Tags or capabilities as submitted: trimmed, non-empty, short, few.
+fn labels(kind: &str, items: &[String]) -> Result<Vec<String>, ApiError> {
+    if items.len() > MAX_LABELS {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_LABELS} {kind}, got {}",
+            items.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for t in items {
+        let t = t.trim();
+        if t.is_empty() || t.len() > 100 || t.contains(',') {
+            return Err(ApiError::Unprocessable(format!(
+                "every entry of {kind} must be 1-100 bytes without commas, got {t:?}"
+            )));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
 pub async fn submit(
     State(app): State<Arc<App>>,
     User(p): User,
-    req: Result<Json<JsonRun>, JsonRejection>,
+    req: Result<Json<SubmitRun>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
     let req = body(req)?;
-    if req.bench_id.trim().is_empty() {
-        return Err(ApiError::Unprocessable("bench_id is required".into()));
+    let bench_id = req.bench_id.as_deref().map(str::trim).unwrap_or_default();
+    let tags = labels("tags", &req.tags)?;
+    let caps = labels("capabilities", &req.capabilities)?;
+    let by_labels = !tags.is_empty() || !caps.is_empty();
+    if bench_id.is_empty() == !by_labels {
+        return Err(ApiError::Unprocessable(
+            "give either bench_id or tags/capabilities (exactly one of the two)".into(),
+        ));
     }
     if req.suite_yaml.trim().is_empty() {
         return Err(ApiError::Unprocessable("suite_yaml is empty".into()));
@@ -104,12 +179,8 @@ pub async fn submit(
         )));
     }
     let firmware = firmware(&req, app.settings.max_firmware_bytes)?;
-    let owner = app
-        .store
-        .bench_agent(&p.workspace_id, &req.bench_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("bench not found: {}", req.bench_id)))?;
+    let uses = sched::suite::uses(&req.suite_yaml, req.skip_flash)
+        .map_err(|d| ApiError::Unprocessable(format!("the suite is invalid:\n{d}")))?;
     let (id, now) = (ids::new_id(), ids::now());
     if let Some((name, bytes)) = &firmware {
         files::save_firmware(
@@ -118,11 +189,22 @@ pub async fn submit(
         )
         .await?;
     }
+    let mut needs: Vec<String> = tags.iter().map(|t| format!("tag:{t}")).collect();
+    needs.extend(caps.iter().map(|c| format!("cap:{c}")));
+    let (tags_json, caps_json) = (
+        serde_json::to_string(&tags).unwrap_or_default(),
+        serde_json::to_string(&caps).unwrap_or_default(),
+    );
     app.store
         .insert_run(NewRun {
             id: &id,
             workspace_id: &p.workspace_id,
-            bench_id: &req.bench_id,
+            bench_id,
+            priority: req.priority,
+            tags: by_labels.then_some(tags_json.as_str()),
+            capabilities: by_labels.then_some(caps_json.as_str()),
+            needs: &needs,
+            uses: &uses,
             suite_yaml: &req.suite_yaml,
             artifact_name: firmware.as_ref().map(|(n, _)| n.as_str()),
             skip_flash: req.skip_flash,
@@ -131,9 +213,96 @@ pub async fn submit(
         })
         .await
         .map_err(store_error)?;
-    app.wake(&owner);
+    let agents = app
+        .store
+        .candidate_agents(&p.workspace_id, &id)
+        .await
+        .map_err(store_error)?;
+    if agents.is_empty() {
+        // No bench of the workspace could ever take it: it fails now, not never.
+        let error = if by_labels {
+            let mut want = Vec::new();
+            if !tags.is_empty() {
+                want.push(format!("tags {}", tags.join(",")));
+            }
+            if !caps.is_empty() {
+                want.push(format!("capabilities {}", caps.join(",")));
+            }
+            format!("no bench in this workspace has {}", want.join(" and "))
+        } else {
+            format!("bench not found: {bench_id} (no such bench in this workspace)")
+        };
+        let failure = sched::configuration_failure(&error);
+        app.store
+            .finish_queued(
+                &p.workspace_id,
+                &id,
+                Completion {
+                    state: state::FAILED,
+                    exit_code: Some(sched::CONFIG_EXIT),
+                    error: Some(&error),
+                    failure: Some(&failure),
+                    started_at: None,
+                    finished_at: &now,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+    }
+    app.wake_agents(&agents);
     let run = load(&app, &p.workspace_id, &id).await?;
-    Ok((StatusCode::CREATED, Json(view(run))))
+    Ok((StatusCode::CREATED, Json(view_one(&app, &p.workspace_id, run).await?)))
+}
+
+/// `POST /v1/runs/{id}/cancel`: a queued run is cancelled at once; an executing run is
+/// marked, its agent told (heartbeat reply, 409 `run_cancelled` on its event calls), and
+/// cancelled anyway after the grace period.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    User(p): User,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
+    let ws = p.workspace_id.as_str();
+    // Twice: the run may be assigned between the read and the update.
+    for _ in 0..2 {
+        let run = load(&app, ws, &run_id).await?;
+        let now = ids::now();
+        if run.state == state::QUEUED {
+            let error = "cancelled by a user before it started";
+            let failure = sched::cancelled_failure(error);
+            let c = Completion {
+                state: state::CANCELLED,
+                exit_code: Some(sched::CANCELLED_EXIT),
+                error: Some(error),
+                failure: Some(&failure),
+                started_at: None,
+                finished_at: &now,
+            };
+            if app.store.finish_queued(ws, &run_id, c).await.map_err(store_error)? {
+                let run = load(&app, ws, &run_id).await?;
+                return Ok((StatusCode::OK, Json(view(run, None))));
+            }
+        } else if run.state == state::PREPARING || run.state == state::RUNNING {
+            let deadline = ids::now_ms() + app.settings.cancel_grace.as_millis() as i64;
+            if app
+                .store
+                .request_cancel(ws, &run_id, &now, deadline)
+                .await
+                .map_err(store_error)?
+            {
+                let run = load(&app, ws, &run_id).await?;
+                return Ok((StatusCode::ACCEPTED, Json(view(run, None))));
+            }
+        } else {
+            return Err(ApiError::Conflict(format!(
+                "run {run_id} has already ended (status {})",
+                view(run, None).status.as_str()
+            )));
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "run {run_id} changed state while being cancelled; try again"
+    )))
 }
 
 async fn load(app: &App, workspace_id: &str, run_id: &str) -> Result<RunRow, ApiError> {
@@ -149,7 +318,8 @@ pub async fn get(
     User(p): User,
     Path(run_id): Path<String>,
 ) -> Result<Json<ServerRun>, ApiError> {
-    Ok(Json(view(load(&app, &p.workspace_id, &run_id).await?)))
+    let run = load(&app, &p.workspace_id, &run_id).await?;
+    Ok(Json(view_one(&app, &p.workspace_id, run).await?))
 }
 
 #[derive(Deserialize)]
@@ -170,7 +340,7 @@ pub async fn list(
         .await
         .map_err(store_error)?;
     Ok(Json(ServerRunList {
-        runs: rows.into_iter().map(view).collect(),
+        runs: views(&app, &p.workspace_id, rows).await?,
     }))
 }
 
@@ -189,10 +359,11 @@ pub async fn events(
             Some(e)
         })
         .collect();
+    let v = view(run, None);
     Ok(Json(EventsPage {
-        run_id: run.id.clone(),
-        status: view(run).status,
-        cancelled: false,
+        run_id: v.run_id,
+        status: v.status,
+        cancelled: v.cancelled,
         events,
     }))
 }
@@ -203,7 +374,7 @@ pub async fn artifacts(
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let run = load(&app, &p.workspace_id, &run_id).await?;
-    if run.state != state::DONE && run.state != state::FAILED {
+    if run.state != state::DONE && run.state != state::FAILED && run.state != state::CANCELLED {
         return Err(ApiError::Conflict(format!(
             "run not finished: current status is '{}'",
             run.state
