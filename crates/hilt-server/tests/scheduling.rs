@@ -448,6 +448,8 @@ fn two_agents_race_for_200_tag_runs(db: Db) {
                         *taken.lock().unwrap().entry(run.to_string()).or_default() += 1;
                         let before = holding.lock().unwrap().insert(bench.clone(), run.into());
                         assert_eq!(before, None, "bench {bench} got two runs at once");
+                        // "Runs" a moment: a second assignment of the bench meanwhile is caught.
+                        std::thread::sleep(Duration::from_millis(3));
                         holding.lock().unwrap().remove(&bench);
                         assert_eq!(complete(s, a, &m, run, "done", 0), 200);
                     }
