@@ -52,7 +52,11 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use s, m, h or d"
+            ));
+        }
     };
     if n == 0 {
         return Err("the duration must be more than zero".into());

@@ -142,7 +142,14 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
 
     let (code, out, err) = run(&mut client(
         &url,
-        &["tokens", "create", "--workspace", "default", "--kind", "agent"],
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--kind",
+            "agent",
+        ],
     ));
     assert_eq!(code, 0, "{err}");
     let agent = Agent {
@@ -181,22 +188,46 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
     };
     let (good, bad) = (line("good"), line("bad"));
     for (l, health) in [(&good, "healthy"), (&bad, "failing")] {
-        assert!(l.contains(health) && l.contains("stm32") && l.contains("(online)"), "{out}");
+        assert!(
+            l.contains(health) && l.contains("stm32") && l.contains("(online)"),
+            "{out}"
+        );
     }
     let (code, out, err) = run(&mut client(&url, &["benches", "show", "bad"]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("relay board unreachable") && out.contains("resource:mains"), "{out}");
-    assert!(out.contains("health history") && out.contains("failing"), "{out}");
+    assert!(
+        out.contains("relay board unreachable") && out.contains("resource:mains"),
+        "{out}"
+    );
+    assert!(
+        out.contains("health history") && out.contains("failing"),
+        "{out}"
+    );
     let (code, out, err) = run(&mut client(&url, &["agents", "list"]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.lines().nth(1).is_some_and(|l| l.ends_with("online")), "{out}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.ends_with("online")),
+        "{out}"
+    );
 
     // By tags, waiting: only the healthy bench gets it; the run's exit code is the CLI's.
-    let mut waiting = client(&url, &["runs", "submit", "--tags", "stm32", "--suite", suite, "--wait"]);
-    let waiter = waiting.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut waiting = client(
+        &url,
+        &[
+            "runs", "submit", "--tags", "stm32", "--suite", suite, "--wait",
+        ],
+    );
+    let waiter = waiting
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (run_id, bench) = agent.next(Duration::from_secs(20)).expect("no assignment");
     assert_eq!(bench, "good");
-    assert_eq!(agent.event(&run_id, "run.started", "started on the good rig"), 200);
+    assert_eq!(
+        agent.event(&run_id, "run.started", "started on the good rig"),
+        200
+    );
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(agent.complete(&run_id, "failed", 1), 200);
     let o = waiter.wait_with_output().unwrap();
@@ -205,21 +236,40 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
     assert!(err.contains("started on the good rig"), "{err}");
 
     // Pinned to the failing bench: queued with its reason, then cancelled.
-    let (code, out, err) = run(&mut client(&url, &["runs", "submit", "--bench-id", "bad", "--suite", suite]));
+    let (code, out, err) = run(&mut client(
+        &url,
+        &["runs", "submit", "--bench-id", "bad", "--suite", suite],
+    ));
     assert_eq!(code, 0, "{err}");
     let pinned = out.trim().to_string();
     let (code, out, _) = run(&mut client(&url, &["runs", "show", &pinned]));
     assert_eq!(code, 0);
-    assert!(out.contains("queue: position 1: waiting: bench bad is failing"), "{out}");
+    assert!(
+        out.contains("queue: position 1: waiting: bench bad is failing"),
+        "{out}"
+    );
     let (code, out, err) = run(&mut client(&url, &["runs", "cancel", &pinned]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cancelled"), "{out}");
     let (_, out, _) = run(&mut client(&url, &["runs", "list"]));
-    assert!(out.lines().any(|l| l.starts_with(&pinned) && l.contains("cancelled")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&pinned) && l.contains("cancelled")),
+        "{out}"
+    );
 
     // Cancelled while running: the agent hears of it, the waiting CLI exits 130.
-    let mut waiting = client(&url, &["runs", "submit", "--tags", "stm32", "--suite", suite, "--wait"]);
-    let waiter = waiting.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut waiting = client(
+        &url,
+        &[
+            "runs", "submit", "--tags", "stm32", "--suite", suite, "--wait",
+        ],
+    );
+    let waiter = waiting
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (run_id, _) = agent.next(Duration::from_secs(20)).expect("no assignment");
     let (code, out, err) = run(&mut client(&url, &["runs", "cancel", &run_id]));
     assert_eq!(code, 0, "{err}");
@@ -234,15 +284,23 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
     assert!(err.contains("cancelled"), "{err}");
 
     // A run no bench could take: exit 3 at once, saying why.
-    let (code, _, err) = run(&mut client(&url, &["runs", "submit", "--tags", "esp32", "--suite", suite, "--wait"]));
+    let (code, _, err) = run(&mut client(
+        &url,
+        &[
+            "runs", "submit", "--tags", "esp32", "--suite", suite, "--wait",
+        ],
+    ));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("no bench in this workspace has tags esp32"), "{err}");
+    assert!(
+        err.contains("no bench in this workspace has tags esp32"),
+        "{err}"
+    );
 
     // Clear errors.
     let (code, _, err) = run(hilt().args(["benches", "list"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("HILT_SERVER"), "{err}");
-    let (code, _, err) = run(&mut client(&url, &["agents", "list"]).env("HILT_TOKEN", "wrong"));
+    let (code, _, err) = run(client(&url, &["agents", "list"]).env("HILT_TOKEN", "wrong"));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("authentication failed"), "{err}");
     let (code, _, err) = run(&mut client(&url, &["runs", "cancel", "nope"]));

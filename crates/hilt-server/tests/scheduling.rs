@@ -52,8 +52,16 @@ fn tags_route_only_to_the_healthy_bench(db: Db) {
     let s = Server::start(&db, |_| {});
     let (_, good) = s.token(BOOT, "default", "agent");
     let (_, bad) = s.token(BOOT, "default", "agent");
-    s.sync_all(&good, "m-good", json!([bench("good", &["stm32"], json!("healthy"))]));
-    s.sync_all(&bad, "m-bad", json!([bench("bad", &["stm32", "can"], json!("failing"))]));
+    s.sync_all(
+        &good,
+        "m-good",
+        json!([bench("good", &["stm32"], json!("healthy"))]),
+    );
+    s.sync_all(
+        &bad,
+        "m-bad",
+        json!([bench("bad", &["stm32", "can"], json!("failing"))]),
+    );
 
     let r1 = s.submit_json(BOOT, json!({"tags": ["stm32"]}));
     assert_eq!(r1["status"], "queued");
@@ -68,7 +76,11 @@ fn tags_route_only_to_the_healthy_bench(db: Db) {
     let r2 = r2["run_id"].as_str().unwrap().to_string();
     assert_eq!(s.next(&bad, "m-bad"), None);
     let q = s.run(BOOT, &r2)["queue"].clone();
-    assert_eq!(q["reason"], format!("waiting: bench good is busy with run {r1}"), "{q}");
+    assert_eq!(
+        q["reason"],
+        format!("waiting: bench good is busy with run {r1}"),
+        "{q}"
+    );
     assert_eq!(q["position"], 1);
     assert!(q["estimated_start_at"].is_string(), "{q}");
 
@@ -97,7 +109,12 @@ fn tags_route_only_to_the_healthy_bench(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["bench_id"].as_str().unwrap(), b["health_status"].as_str().unwrap()))
+        .map(|b| {
+            (
+                b["bench_id"].as_str().unwrap(),
+                b["health_status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(healths, [("bad", "failing"), ("good", "healthy")]);
 
@@ -133,13 +150,23 @@ fn degraded_bench_matches_only_suites_that_avoid_its_warning(db: Db) {
     s.sync_all(&agent, "m", json!([bench("rig", &["lab"], health)]));
 
     // Submitted first, but uses the warned resource: skipped for the later run.
-    let uses_psu = s.submit_json(BOOT, json!({"tags": ["lab"], "suite_yaml": power_suite("psu")}));
+    let uses_psu = s.submit_json(
+        BOOT,
+        json!({"tags": ["lab"], "suite_yaml": power_suite("psu")}),
+    );
     let uses_psu = uses_psu["run_id"].as_str().unwrap().to_string();
-    let avoids = s.submit_json(BOOT, json!({"tags": ["lab"], "suite_yaml": power_suite("relay")}));
+    let avoids = s.submit_json(
+        BOOT,
+        json!({"tags": ["lab"], "suite_yaml": power_suite("relay")}),
+    );
     let avoids = avoids["run_id"].as_str().unwrap().to_string();
     assert_eq!(s.next(&agent, "m").as_deref(), Some(avoids.as_str()));
     assert_eq!(complete(&s, &agent, "m", &avoids, "done", 0), 200);
-    assert_eq!(s.next(&agent, "m"), None, "a run using the warned resource was assigned");
+    assert_eq!(
+        s.next(&agent, "m"),
+        None,
+        "a run using the warned resource was assigned"
+    );
     let v = s.run(BOOT, &uses_psu);
     let reason = v["queue"]["reason"].as_str().unwrap();
     assert!(
@@ -147,7 +174,10 @@ fn degraded_bench_matches_only_suites_that_avoid_its_warning(db: Db) {
         "{reason}"
     );
     // Pinned, the same.
-    let pinned = s.submit_json(BOOT, json!({"bench_id": "rig", "suite_yaml": power_suite("psu")}));
+    let pinned = s.submit_json(
+        BOOT,
+        json!({"bench_id": "rig", "suite_yaml": power_suite("psu")}),
+    );
     let pinned = pinned["run_id"].as_str().unwrap().to_string();
     assert_eq!(s.next(&agent, "m"), None);
     let v = s.run(BOOT, &pinned);
@@ -163,7 +193,11 @@ fn degraded_bench_matches_only_suites_that_avoid_its_warning(db: Db) {
     assert_eq!(b["warnings"][0]["concerns"], "resource:psu", "{b}");
 
     // The warning goes away: the waiting runs are taken, oldest first.
-    s.sync_all(&agent, "m", json!([bench("rig", &["lab"], json!("healthy"))]));
+    s.sync_all(
+        &agent,
+        "m",
+        json!([bench("rig", &["lab"], json!("healthy"))]),
+    );
     assert_eq!(s.next(&agent, "m").as_deref(), Some(uses_psu.as_str()));
 
     // An invalid suite is refused with its location.
@@ -180,9 +214,16 @@ fn degraded_bench_matches_only_suites_that_avoid_its_warning(db: Db) {
 fn impossible_runs_fail_at_once_as_configuration(db: Db) {
     let s = Server::start(&db, |_| {});
     let (_, agent) = s.token(BOOT, "default", "agent");
-    s.sync_all(&agent, "m", json!([bench("rig", &["stm32"], json!("healthy"))]));
+    s.sync_all(
+        &agent,
+        "m",
+        json!([bench("rig", &["stm32"], json!("healthy"))]),
+    );
     for (body, words) in [
-        (json!({"tags": ["esp32"]}), "no bench in this workspace has tags esp32"),
+        (
+            json!({"tags": ["esp32"]}),
+            "no bench in this workspace has tags esp32",
+        ),
         (
             json!({"tags": ["stm32"], "capabilities": ["transport:can"]}),
             "no bench in this workspace has tags stm32 and capabilities transport:can",
@@ -228,14 +269,24 @@ fn cancel_of_queued_and_running_runs(db: Db) {
     let s = Server::start(&db, |c| c.cancel_grace = Duration::from_secs(1));
     let (_, agent) = s.token(BOOT, "default", "agent");
     s.sync_all(&agent, "m", json!([bench("rig", &["t"], json!("healthy"))]));
-    let cancel = |run: &str| s.user(BOOT, "POST", &format!("/v1/runs/{run}/cancel"), Some(json!({})));
+    let cancel = |run: &str| {
+        s.user(
+            BOOT,
+            "POST",
+            &format!("/v1/runs/{run}/cancel"),
+            Some(json!({})),
+        )
+    };
 
     // Queued: cancelled at once, never assigned.
     let queued = s.submit(BOOT, "rig");
     let r = cancel(&queued);
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
-    assert_eq!((v["status"].as_str(), v["cancelled"].as_bool()), (Some("failed"), Some(true)));
+    assert_eq!(
+        (v["status"].as_str(), v["cancelled"].as_bool()),
+        (Some("failed"), Some(true))
+    );
     assert_eq!(v["failure"]["category"], "CANCELLED");
     assert_eq!(s.next(&agent, "m"), None);
     assert!(cancel(&queued).error(409).contains("already ended"));
@@ -268,11 +319,20 @@ fn cancel_of_queued_and_running_runs(db: Db) {
     assert_eq!(r.json()["code"], "run_cancelled", "{}", r.text);
     assert_eq!(complete(&s, &agent, "m", &running, "done", 0), 200);
     let v = s.run(BOOT, &running);
-    assert_eq!((v["status"].as_str(), v["cancelled"].as_bool()), (Some("failed"), Some(true)), "{v}");
-    assert!(v["error"].as_str().unwrap().contains("cancelled by a user"), "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["cancelled"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{v}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("cancelled by a user"),
+        "{v}"
+    );
     assert_eq!(hb(&s)["cancel_run_ids"], json!([]));
     // The events after the cancel were not recorded.
-    let ev = s.user(BOOT, "GET", &format!("/v1/runs/{running}/events"), None).json();
+    let ev = s
+        .user(BOOT, "GET", &format!("/v1/runs/{running}/events"), None)
+        .json();
     assert_eq!(ev["events"].as_array().unwrap().len(), 1, "{ev}");
     assert_eq!(ev["cancelled"], true);
 
@@ -305,7 +365,11 @@ fn new_routes_are_workspace_scoped(db: Db) {
     let (_, agent_a) = s.token(BOOT, "a", "agent");
     let (_, user_b) = s.token(BOOT, "b", "user");
     let (_, agent_b) = s.token(BOOT, "b", "agent");
-    s.sync_all(&agent_a, "m-a", json!([bench("rig", &["shared"], json!("healthy"))]));
+    s.sync_all(
+        &agent_a,
+        "m-a",
+        json!([bench("rig", &["shared"], json!("healthy"))]),
+    );
     let queued = s.submit_json(&user_a, json!({"tags": ["shared"], "priority": 1}));
     let queued = queued["run_id"].as_str().unwrap().to_string();
 
@@ -317,7 +381,12 @@ fn new_routes_are_workspace_scoped(db: Db) {
     ] {
         let text = s.user(&user_b, method, &path, Some(json!({}))).error(404);
         let missing = s
-            .user(&user_b, method, &path.replace(&queued, "0000").replace("rig", "gir"), Some(json!({})))
+            .user(
+                &user_b,
+                method,
+                &path.replace(&queued, "0000").replace("rig", "gir"),
+                Some(json!({})),
+            )
             .error(404);
         assert_eq!(
             text.replace(&queued, "X").replace("rig", "X"),
@@ -334,19 +403,41 @@ fn new_routes_are_workspace_scoped(db: Db) {
     assert_eq!(s.next(&agent_a, "m-a").as_deref(), Some(queued.as_str()));
     // b's agent hears of no cancel of A's run.
     assert_eq!(
-        s.user(&user_a, "POST", &format!("/v1/runs/{queued}/cancel"), Some(json!({}))).status,
+        s.user(
+            &user_a,
+            "POST",
+            &format!("/v1/runs/{queued}/cancel"),
+            Some(json!({}))
+        )
+        .status,
         202
     );
-    let hb = s.agent(&agent_b, "m-b", "POST", "/v1/agents/heartbeat", Some(json!({})));
+    let hb = s.agent(
+        &agent_b,
+        "m-b",
+        "POST",
+        "/v1/agents/heartbeat",
+        Some(json!({})),
+    );
     assert_eq!(hb.json()["cancel_run_ids"], json!([]));
-    let hb = s.agent(&agent_a, "m-a", "POST", "/v1/agents/heartbeat", Some(json!({})));
+    let hb = s.agent(
+        &agent_a,
+        "m-a",
+        "POST",
+        "/v1/agents/heartbeat",
+        Some(json!({})),
+    );
     assert_eq!(hb.json()["cancel_run_ids"], json!([queued]));
 }
 
 fn long_poll_wakes_for_tag_runs(db: Db) {
     let s = Server::start(&db, |c| c.long_poll = Duration::from_secs(10));
     let (_, agent) = s.token(BOOT, "default", "agent");
-    s.sync_all(&agent, "m", json!([bench("rig", &["fast"], json!("healthy"))]));
+    s.sync_all(
+        &agent,
+        "m",
+        json!([bench("rig", &["fast"], json!("healthy"))]),
+    );
     std::thread::scope(|sc| {
         let poll = sc.spawn(|| s.next(&agent, "m"));
         std::thread::sleep(Duration::from_millis(500));
@@ -354,7 +445,11 @@ fn long_poll_wakes_for_tag_runs(db: Db) {
         let v = s.submit_json(BOOT, json!({"tags": ["fast"]}));
         let got = poll.join().unwrap();
         assert_eq!(got.as_deref(), v["run_id"].as_str());
-        assert!(submitted.elapsed() < Duration::from_secs(2), "{:?}", submitted.elapsed());
+        assert!(
+            submitted.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            submitted.elapsed()
+        );
     });
 }
 
@@ -371,7 +466,11 @@ fn health_history_is_kept(db: Db) {
         .iter()
         .map(|h| h["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["healthy", "degraded", "failing", "healthy"], "{v}");
+    assert_eq!(
+        statuses,
+        ["healthy", "degraded", "failing", "healthy"],
+        "{v}"
+    );
     assert_eq!(v["agent_online"], true);
     // The list leaves the history out.
     let v = s.user(BOOT, "GET", "/v1/benches", None).json();
@@ -393,7 +492,10 @@ fn lost_agents_wait_then_are_forgotten(db: Db) {
     assert_eq!(v["agents"][0]["online"], false, "{v}");
     let waiting = s.submit(BOOT, "rig");
     let v = s.run(BOOT, &waiting);
-    assert_eq!(v["queue"]["reason"], "waiting: agent of bench rig offline", "{v}");
+    assert_eq!(
+        v["queue"]["reason"], "waiting: agent of bench rig offline",
+        "{v}"
+    );
     // Forgotten after 3 s of silence: agent and bench gone, runs kept.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -401,7 +503,10 @@ fn lost_agents_wait_then_are_forgotten(db: Db) {
         if v["agents"].as_array().unwrap().is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the lost agent was not removed: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "the lost agent was not removed: {v}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let v = s.user(BOOT, "GET", "/v1/benches", None).json();
@@ -412,14 +517,18 @@ fn lost_agents_wait_then_are_forgotten(db: Db) {
 
 fn two_agents_race_for_200_tag_runs(db: Db) {
     let s = Server::start(&db, |c| c.long_poll = Duration::from_millis(500));
-    let agents: Vec<String> = (0..2).map(|_| s.token(BOOT, "default", "agent").1).collect();
+    let agents: Vec<String> = (0..2)
+        .map(|_| s.token(BOOT, "default", "agent").1)
+        .collect();
     for (i, a) in agents.iter().enumerate() {
         let m = format!("m{i}");
         s.sync_all(
             a,
             &m,
-            json!([bench(&format!("r{i}a"), &["t"], json!("healthy")),
-                   bench(&format!("r{i}b"), &["t"], json!("healthy"))]),
+            json!([
+                bench(&format!("r{i}a"), &["t"], json!("healthy")),
+                bench(&format!("r{i}b"), &["t"], json!("healthy"))
+            ]),
         );
     }
     let mut submitted = Vec::new();
@@ -460,7 +569,12 @@ fn two_agents_race_for_200_tag_runs(db: Db) {
     let taken = taken.into_inner().unwrap();
     assert_eq!(taken.len(), 200, "not every run was assigned in time");
     for id in &submitted {
-        assert_eq!(taken.get(id), Some(&1), "run {id} assigned {:?} times", taken.get(id));
+        assert_eq!(
+            taken.get(id),
+            Some(&1),
+            "run {id} assigned {:?} times",
+            taken.get(id)
+        );
     }
     let v = s.user(BOOT, "GET", "/v1/runs?limit=1000", None).json();
     let done = v["runs"]

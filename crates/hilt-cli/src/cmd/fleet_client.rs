@@ -196,7 +196,9 @@ pub fn agents(cmd: AgentsCommand) -> anyhow::Result<i32> {
                 [
                     a.agent_id.clone(),
                     a.name.clone().unwrap_or_else(|| "-".into()),
-                    a.machine_name.clone().unwrap_or_else(|| a.machine_id.clone()),
+                    a.machine_name
+                        .clone()
+                        .unwrap_or_else(|| a.machine_id.clone()),
                     a.last_seen_at.clone(),
                     if a.online { "online" } else { "lost" }.into(),
                 ]

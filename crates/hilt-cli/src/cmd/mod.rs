@@ -3,11 +3,11 @@
 mod agent;
 mod bench;
 mod demo;
+mod fleet_client;
 mod remote;
 mod run;
 mod runs;
 mod server;
-mod fleet_client;
 mod server_client;
 mod sim;
 mod validate;

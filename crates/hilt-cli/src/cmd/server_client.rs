@@ -205,7 +205,11 @@ fn wait(client: &AgentClient, run_id: &str, deadline: Instant) -> Result<ServerR
             ),
         };
         // The estimate moves every poll: say a line again only when the rest changed.
-        let key = now.split("; estimated").next().unwrap_or_default().to_string();
+        let key = now
+            .split("; estimated")
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if key != said {
             eprintln!("{now}");
             said = key;

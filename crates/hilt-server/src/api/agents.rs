@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hilt_agent::api::error::ApiError;
 use hilt_api::{
-    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody,
-    EventBatch, Heartbeat, HeartbeatReply, Lease, NextAssignment,
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody, EventBatch,
+    Heartbeat, HeartbeatReply, Lease, NextAssignment,
 };
 use serde_json::Value;
 
@@ -301,7 +301,11 @@ pub async fn complete(
     // the completion already recorded is acknowledged, nothing changes. Any other report
     // on an ended run (a lease lost meanwhile) is refused below.
     let mine = run.agent_id.as_deref() == Some(agent.agent_id.as_str());
-    if mine && run.state == final_state && run.exit_code == req.exit_code && run.cancel_requested_at.is_none() {
+    if mine
+        && run.state == final_state
+        && run.exit_code == req.exit_code
+        && run.cancel_requested_at.is_none()
+    {
         return Ok(Json(Ack { ok: true }));
     }
     held_run(&app, &agent, &run_id).await?;

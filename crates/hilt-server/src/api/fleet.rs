@@ -33,7 +33,12 @@ fn bench_view(
     let tags = summary
         .get("tags")
         .and_then(Value::as_array)
-        .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     ServerBench {
         warnings: warnings

@@ -164,7 +164,7 @@ pub async fn submit(
     let tags = labels("tags", &req.tags)?;
     let caps = labels("capabilities", &req.capabilities)?;
     let by_labels = !tags.is_empty() || !caps.is_empty();
-    if bench_id.is_empty() == !by_labels {
+    if bench_id.is_empty() != by_labels {
         return Err(ApiError::Unprocessable(
             "give either bench_id or tags/capabilities (exactly one of the two)".into(),
         ));
@@ -251,7 +251,10 @@ pub async fn submit(
     }
     app.wake_agents(&agents);
     let run = load(&app, &p.workspace_id, &id).await?;
-    Ok((StatusCode::CREATED, Json(view_one(&app, &p.workspace_id, run).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(view_one(&app, &p.workspace_id, run).await?),
+    ))
 }
 
 /// `POST /v1/runs/{id}/cancel`: a queued run is cancelled at once; an executing run is
@@ -278,7 +281,12 @@ pub async fn cancel(
                 started_at: None,
                 finished_at: &now,
             };
-            if app.store.finish_queued(ws, &run_id, c).await.map_err(store_error)? {
+            if app
+                .store
+                .finish_queued(ws, &run_id, c)
+                .await
+                .map_err(store_error)?
+            {
                 let run = load(&app, ws, &run_id).await?;
                 return Ok((StatusCode::OK, Json(view(run, None))));
             }

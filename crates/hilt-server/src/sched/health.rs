@@ -54,7 +54,11 @@ pub fn concerns(b: &CloudBench) -> Vec<Concern> {
                 .or_else(|| check.get("title"))
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            out.push((id.to_string(), concern_of(id, check.get("details")), message));
+            out.push((
+                id.to_string(),
+                concern_of(id, check.get("details")),
+                message,
+            ));
         }
     }
     out
@@ -154,7 +158,10 @@ mod tests {
     #[test]
     fn concerns_name_the_part_of_the_bench() {
         assert_eq!(concern_of("resource.psu.power.start", None), "resource:psu");
-        assert_eq!(concern_of("node.dut.transport.console.open", None), "transport:dut.console");
+        assert_eq!(
+            concern_of("node.dut.transport.console.open", None),
+            "transport:dut.console"
+        );
         assert_eq!(concern_of("node.dut.gpio.led", None), "gpio:dut");
         assert_eq!(concern_of("node.dut.flash.tool", None), "flash:dut");
         assert_eq!(concern_of("node.dut.reset.tool", None), "flash:dut");
@@ -171,7 +178,12 @@ mod tests {
             {"transports": ["uart"], "has_gpio": true, "power_backends": ["mock_power"]}}));
         assert_eq!(
             labels(&b),
-            ["cap:gpio", "cap:power:mock_power", "cap:transport:uart", "tag:stm32"]
+            [
+                "cap:gpio",
+                "cap:power:mock_power",
+                "cap:transport:uart",
+                "tag:stm32"
+            ]
         );
     }
 }

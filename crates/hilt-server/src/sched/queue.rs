@@ -36,7 +36,9 @@ pub struct Snapshot {
 }
 
 fn ms(t: &str) -> Option<i64> {
-    t.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
+    t.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 /// Why one bench cannot take the run now.
@@ -154,7 +156,9 @@ impl Snapshot {
                 .is_some_and(|id| !self.open.iter().any(|r| r.id == id));
             if !ended || b.current_run_id.is_none() {
                 return Some(Block::Busy(
-                    b.current_run_id.clone().unwrap_or_else(|| "(not of this server)".into()),
+                    b.current_run_id
+                        .clone()
+                        .unwrap_or_else(|| "(not of this server)".into()),
                 ));
             }
         }
@@ -179,12 +183,17 @@ impl Snapshot {
 
     fn mean_ms(&self, bench_id: &str) -> i64 {
         let mean = |d: &[i64]| (!d.is_empty()).then(|| d.iter().sum::<i64>() / d.len() as i64);
-        mean(self.durations.get(bench_id).map(Vec::as_slice).unwrap_or(&[]))
-            .or_else(|| {
-                let all: Vec<i64> = self.durations.values().flatten().copied().collect();
-                mean(&all)
-            })
-            .unwrap_or(DEFAULT_RUN.as_millis() as i64)
+        mean(
+            self.durations
+                .get(bench_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        )
+        .or_else(|| {
+            let all: Vec<i64> = self.durations.values().flatten().copied().collect();
+            mean(&all)
+        })
+        .unwrap_or(DEFAULT_RUN.as_millis() as i64)
     }
 
     /// What the run needs, as people say it: `tags a,b` / `capabilities c`.
@@ -200,7 +209,11 @@ impl Snapshot {
         match (tags.is_empty(), caps.is_empty()) {
             (false, true) => format!("tags {}", tags.join(",")),
             (true, false) => format!("capabilities {}", caps.join(",")),
-            _ => format!("tags {} and capabilities {}", tags.join(","), caps.join(",")),
+            _ => format!(
+                "tags {} and capabilities {}",
+                tags.join(","),
+                caps.join(",")
+            ),
         }
     }
 
@@ -212,7 +225,9 @@ impl Snapshot {
             .open
             .iter()
             .filter(|q| q.state == state::QUEUED && q.id != run.id)
-            .filter(|q| q.priority > run.priority || (q.priority == run.priority && q.seq < run.seq))
+            .filter(|q| {
+                q.priority > run.priority || (q.priority == run.priority && q.seq < run.seq)
+            })
             .filter(|q| {
                 self.candidates(q)
                     .iter()
@@ -223,9 +238,15 @@ impl Snapshot {
             mine.iter().map(|b| (*b, self.block(b, uses))).collect();
         let reason = if mine.is_empty() {
             if run.bench_id.is_empty() {
-                format!("waiting: no bench with {} in this workspace", self.wanted(run))
+                format!(
+                    "waiting: no bench with {} in this workspace",
+                    self.wanted(run)
+                )
             } else {
-                format!("waiting: bench {} is not in this workspace any more", run.bench_id)
+                format!(
+                    "waiting: bench {} is not in this workspace any more",
+                    run.bench_id
+                )
             }
         } else if let Some((b, _)) = blocks.iter().find(|(_, k)| k.is_none()) {
             if ahead > 0 {
@@ -235,9 +256,13 @@ impl Snapshot {
             }
         } else if !run.bench_id.is_empty() {
             let (b, k) = &blocks[0];
-            format!("waiting: {}", Self::say(&b.bench_id, k.as_ref().unwrap_or(&Block::Offline)))
-        } else if let Some((b, Some(k))) =
-            blocks.iter().find(|(_, k)| matches!(k, Some(Block::Busy(_))))
+            format!(
+                "waiting: {}",
+                Self::say(&b.bench_id, k.as_ref().unwrap_or(&Block::Offline))
+            )
+        } else if let Some((b, Some(k))) = blocks
+            .iter()
+            .find(|(_, k)| matches!(k, Some(Block::Busy(_))))
         {
             format!("waiting: {}", Self::say(&b.bench_id, k))
         } else {
@@ -259,11 +284,7 @@ impl Snapshot {
                 let mean = self.mean_ms(&b.bench_id);
                 let at = match self.active_on(&b.bench_id) {
                     Some(r) => {
-                        let began = r
-                            .started_at
-                            .as_deref()
-                            .and_then(ms)
-                            .unwrap_or(self.now_ms);
+                        let began = r.started_at.as_deref().and_then(ms).unwrap_or(self.now_ms);
                         self.now_ms + (mean - (self.now_ms - began)).max(0)
                     }
                     None => self.now_ms,

@@ -11,14 +11,16 @@ use hilt_runner::plan::Uses;
 /// empty bench: a used node counts as using its GPIO (the run opens every line of a used
 /// node that has any), and a node's self-identification transport is not known here.
 pub fn uses(text: &str, skip_flash: bool) -> Result<Vec<String>, String> {
-    let suite = hilt_model::load::parse_suite(text, "suite.yaml", LoadOptions::default())
-        .map_err(|e| match e {
-            hilt_model::LoadError::Invalid { diagnostics } => diagnostics
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            other => other.to_string(),
+    let suite =
+        hilt_model::load::parse_suite(text, "suite.yaml", LoadOptions::default()).map_err(|e| {
+            match e {
+                hilt_model::LoadError::Invalid { diagnostics } => diagnostics
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            }
         })?;
     let bench: hilt_model::bench::Bench =
         serde_json::from_value(serde_json::json!({"bench": {"name": "server"}, "nodes": {}}))
@@ -29,7 +31,11 @@ pub fn uses(text: &str, skip_flash: bool) -> Result<Vec<String>, String> {
         out.push(format!("node:{n}"));
         out.push(format!("gpio:{n}"));
     }
-    out.extend(u.transports.iter().map(|(n, t)| format!("transport:{n}.{t}")));
+    out.extend(
+        u.transports
+            .iter()
+            .map(|(n, t)| format!("transport:{n}.{t}")),
+    );
     out.extend(u.flash_nodes.iter().map(|n| format!("flash:{n}")));
     out.extend(u.resources.iter().map(|r| format!("resource:{r}")));
     out.sort();

@@ -251,7 +251,9 @@ impl Server {
     pub fn next(&self, token: &str, machine: &str) -> Option<String> {
         let r = self.agent(token, machine, "GET", "/v1/agents/assignments/next", None);
         assert_eq!(r.status, 200, "{}", r.text);
-        r.json()["assignment"]["run_id"].as_str().map(str::to_string)
+        r.json()["assignment"]["run_id"]
+            .as_str()
+            .map(str::to_string)
     }
 
     pub fn run(&self, token: &str, run: &str) -> Value {
