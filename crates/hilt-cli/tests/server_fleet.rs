@@ -119,6 +119,30 @@ impl Agent {
             .0
     }
 
+    /// Uploads the results archive (multipart part `artifact_zip`).
+    fn upload(&self, run: &str, zip: &[u8]) -> u16 {
+        let boundary = "fleetboundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"artifact_zip\"; \
+             filename=\"artifacts.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(zip);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/v1/agents/runs/{run}/artifacts", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("X-BenchCI-Agent-Machine-ID", "fleet-machine")
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .unwrap();
+        self.http.run(req).unwrap().status().as_u16()
+    }
+
     fn complete(&self, run: &str, status: &str, exit_code: i32) -> u16 {
         self.call(
             "POST",
@@ -229,11 +253,22 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
         200
     );
     std::thread::sleep(Duration::from_millis(600));
+    let zip = b"PK\x05\x06 results of the good rig".to_vec();
+    assert_eq!(agent.upload(&run_id, &zip), 200);
     assert_eq!(agent.complete(&run_id, "failed", 1), 200);
     let o = waiter.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("started on the good rig"), "{err}");
+    let (code, _, err) = run(&mut client(&url, &["runs", "events", &run_id]));
+    assert_eq!(code, 0, "{err}");
+    let dest = tmp.path().join("got.zip");
+    let (code, _, err) = run(&mut client(
+        &url,
+        &["runs", "download", &run_id, "-o", dest.to_str().unwrap()],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), zip);
 
     // Pinned to the failing bench: queued with its reason, then cancelled.
     let (code, out, err) = run(&mut client(

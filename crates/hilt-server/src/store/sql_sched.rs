@@ -59,12 +59,15 @@ macro_rules! impl_sched {
 
             fn open_runs<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<RunRow>> {
                 Box::pin(async move {
-                    Ok(sqlx::query_as::<_, RunRow>(concat!(
-                        "SELECT ",
-                        $crate::store::sql::run_cols!(),
-                        " FROM runs WHERE workspace_id = $1 \
-                          AND state IN ('queued', 'preparing', 'running') ORDER BY seq"
-                    ))
+                    // Without the suite texts (up to 256 KiB each): the queue view needs
+                    // only the scheduling columns.
+                    Ok(sqlx::query_as::<_, RunRow>(
+                        "SELECT seq, id, workspace_id, bench_id, state, '' AS suite_yaml, artifact_name, \
+                         skip_flash, verbose_steps, agent_id, fence, lease_expires_ms, exit_code, error, \
+                         failure, created_at, started_at, finished_at, artifacts_size, artifacts_sha256, \
+                         priority, tags, capabilities, cancel_requested_at FROM runs WHERE workspace_id = $1 \
+                         AND state IN ('queued', 'preparing', 'running') ORDER BY seq",
+                    )
                     .bind(workspace_id)
                     .fetch_all(&self.pool)
                     .await?)
