@@ -265,6 +265,51 @@ fn priority_first_then_fifo(db: Db) {
     assert_eq!(s.next(&agent, "m"), None);
 }
 
+fn estimated_start_follows_recent_durations(db: Db) {
+    let s = Server::start(&db, |_| {});
+    let (_, agent) = s.token(BOOT, "default", "agent");
+    s.sync_all(&agent, "m", json!([bench("rig", &["t"], json!("healthy"))]));
+    // Two finished runs of 20 s and 40 s: the bench's mean is 30 s.
+    for secs in [20, 40] {
+        let run = s.submit(BOOT, "rig");
+        assert_eq!(s.next(&agent, "m").as_deref(), Some(run.as_str()));
+        let body = json!({"status": "done", "exit_code": 0,
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": format!("2026-01-01T00:00:{secs:02}Z")});
+        let r = s.agent(
+            &agent,
+            "m",
+            "POST",
+            &format!("/v1/agents/runs/{run}/complete"),
+            Some(body),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let running = s.submit(BOOT, "rig");
+    assert_eq!(s.next(&agent, "m").as_deref(), Some(running.as_str()));
+    let at = |v: &Value| -> i64 {
+        let t: jiff::Timestamp = v["queue"]["estimated_start_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        t.as_millisecond()
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let first = s.run(BOOT, &s.submit(BOOT, "rig"));
+    let second = s.run(BOOT, &s.submit(BOOT, "rig"));
+    assert_eq!(
+        (&first["queue"]["position"], &second["queue"]["position"]),
+        (&json!(1), &json!(2))
+    );
+    // The running run ends in about 30 s; the first waiting one runs 30 s after that.
+    let (a, b) = (at(&first) - now, at(&second) - now);
+    assert!((28_000..=31_000).contains(&a), "{a} ms: {first}");
+    assert!((58_000..=61_000).contains(&b), "{b} ms: {second}");
+    let basis = first["queue"]["estimate_basis"].as_str().unwrap();
+    assert!(basis.contains("rig 30.0 s"), "{basis}");
+}
+
 fn cancel_of_queued_and_running_runs(db: Db) {
     let s = Server::start(&db, |c| c.cancel_grace = Duration::from_secs(1));
     let (_, agent) = s.token(BOOT, "default", "agent");
@@ -591,6 +636,7 @@ crate::scenarios!(
     degraded_bench_matches_only_suites_that_avoid_its_warning,
     impossible_runs_fail_at_once_as_configuration,
     priority_first_then_fifo,
+    estimated_start_follows_recent_durations,
     cancel_of_queued_and_running_runs,
     new_routes_are_workspace_scoped,
     long_poll_wakes_for_tag_runs,
