@@ -293,6 +293,41 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
         "{out}"
     );
 
+    // Waiting on a run pinned to the failing bench: the CLI shows why, until it is cancelled.
+    let mut waiting = client(
+        &url,
+        &[
+            "runs",
+            "submit",
+            "--bench-id",
+            "bad",
+            "--suite",
+            suite,
+            "--wait",
+        ],
+    );
+    let mut waiter = waiting
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(waiter.stderr.take().unwrap()).lines();
+    let queued = lines.next().unwrap().unwrap();
+    let id = queued
+        .strip_prefix("run ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{queued}"))
+        .to_string();
+    let reason = lines.next().unwrap().unwrap();
+    assert!(
+        reason.contains("queued (position 1): waiting: bench bad is failing"),
+        "{reason}"
+    );
+    let (code, _, err) = run(&mut client(&url, &["runs", "cancel", &id]));
+    assert_eq!(code, 0, "{err}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(waiter.wait().unwrap().code(), Some(130), "{rest:?}");
+
     // Cancelled while running: the agent hears of it, the waiting CLI exits 130.
     let mut waiting = client(
         &url,
