@@ -10,14 +10,28 @@ const KNOWN: [&str; 4] = ["healthy", "degraded", "failing", "unknown"];
 
 /// The bench's health status as the scheduler sees it: `None` when the bench reports no
 /// health at all, `malformed` when the report is not a compact health object or its two
-/// statuses (`health_status`, `health.status`) disagree.
+/// statuses (`health_status`, `health.status`) disagree, or its check lists are not lists
+/// of checks with an `id`.
 pub fn status(b: &CloudBench) -> Option<String> {
     let inner = match b.rest.get("health") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(h)) => match h.get("status") {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => return Some("malformed".into()),
-        },
+        Some(Value::Object(h)) => {
+            // The check lists must be lists of checks with an id, or the warnings could
+            // not be judged per resource.
+            let checks_ok = ["failing_checks", "warning_checks"]
+                .iter()
+                .all(|k| match h.get(*k) {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .all(|c| c.get("id").is_some_and(Value::is_string)),
+                    Some(_) => false,
+                });
+            match h.get("status") {
+                Some(Value::String(s)) if checks_ok => Some(s.clone()),
+                _ => return Some("malformed".into()),
+            }
+        }
         Some(_) => return Some("malformed".into()),
     };
     let status = match (b.health_status.clone(), inner) {
@@ -150,6 +164,8 @@ mod tests {
             json!({"bench_id": "a", "health": {"status": 3}}),
             json!({"bench_id": "a", "health_status": "fine"}),
             json!({"bench_id": "a", "health_status": "healthy", "health": {"status": "failing"}}),
+            json!({"bench_id": "a", "health": {"status": "degraded", "warning_checks": "psu"}}),
+            json!({"bench_id": "a", "health": {"status": "degraded", "warning_checks": [{"x": 1}]}}),
         ] {
             assert_eq!(s(bad.clone()).as_deref(), Some("malformed"), "{bad}");
         }
