@@ -265,6 +265,36 @@ fn priority_first_then_fifo(db: Db) {
     assert_eq!(s.next(&agent, "m"), None);
 }
 
+fn a_bench_reporting_busy_waits_until_its_run_ended(db: Db) {
+    let s = Server::start(&db, |_| {});
+    let (_, agent) = s.token(BOOT, "default", "agent");
+    let busy = |run: &str| {
+        let mut b = bench("rig", &["t"], json!("healthy"));
+        b["status"] = json!("busy");
+        b["current_run_id"] = json!(run);
+        b
+    };
+    // Busy with a run this server does not know (a local run on the agent): it waits.
+    s.sync_all(&agent, "m", json!([busy("local-7")]));
+    let run = s.submit(BOOT, "rig");
+    assert_eq!(s.next(&agent, "m"), None);
+    assert_eq!(
+        s.run(BOOT, &run)["queue"]["reason"],
+        "waiting: bench rig is busy with run local-7"
+    );
+    // Still "busy" with a server run that has ended (the agent has not synced since): free.
+    s.sync_all(&agent, "m", json!([bench("rig", &["t"], json!("healthy"))]));
+    assert_eq!(s.next(&agent, "m").as_deref(), Some(run.as_str()));
+    assert_eq!(complete(&s, &agent, "m", &run, "done", 0), 200);
+    s.sync_all(&agent, "m", json!([busy(&run)]));
+    let next = s.submit(BOOT, "rig");
+    assert_eq!(
+        s.run(BOOT, &next)["queue"]["reason"],
+        "waiting: for the agent of bench rig to take it"
+    );
+    assert_eq!(s.next(&agent, "m").as_deref(), Some(next.as_str()));
+}
+
 fn estimated_start_follows_recent_durations(db: Db) {
     let s = Server::start(&db, |_| {});
     let (_, agent) = s.token(BOOT, "default", "agent");
@@ -637,6 +667,7 @@ crate::scenarios!(
     impossible_runs_fail_at_once_as_configuration,
     priority_first_then_fifo,
     estimated_start_follows_recent_durations,
+    a_bench_reporting_busy_waits_until_its_run_ended,
     cancel_of_queued_and_running_runs,
     new_routes_are_workspace_scoped,
     long_poll_wakes_for_tag_runs,

@@ -31,6 +31,8 @@ pub struct Snapshot {
     warnings: HashMap<String, Vec<BenchWarning>>,
     agent_seen_ms: HashMap<String, i64>,
     open: Vec<RunRow>,
+    /// Runs named by busy benches that have ended on this server.
+    ended: BTreeSet<String>,
     needs: HashMap<String, BTreeSet<String>>,
     durations: HashMap<String, Vec<i64>>,
 }
@@ -82,14 +84,28 @@ impl Snapshot {
                 }
             }
         }
+        let benches = s.benches(ws).await?;
+        let open = s.open_runs(ws).await?;
+        // A bench that reports itself busy is free again only once the run it names has
+        // ended on this server (as the claim judges it).
+        let mut ended = BTreeSet::new();
+        for b in benches.iter().filter(|b| b.status == "busy") {
+            if let Some(id) = b.current_run_id.as_deref()
+                && !open.iter().any(|r| r.id == id)
+                && s.run(ws, id).await?.is_some()
+            {
+                ended.insert(id.to_string());
+            }
+        }
         Ok(Snapshot {
             now_ms: crate::ids::now_ms(),
             lost_ms: app.settings.lease.as_millis() as i64,
-            benches: s.benches(ws).await?,
+            benches,
+            ended,
             labels,
             warnings,
             agent_seen_ms,
-            open: s.open_runs(ws).await?,
+            open,
             needs,
             durations,
         })
@@ -149,18 +165,16 @@ impl Snapshot {
         if let Some(r) = self.active_on(&b.bench_id) {
             return Some(Block::Busy(r.id.clone()));
         }
-        if b.status == "busy" {
-            let ended = b
-                .current_run_id
-                .as_deref()
-                .is_some_and(|id| !self.open.iter().any(|r| r.id == id));
-            if !ended || b.current_run_id.is_none() {
-                return Some(Block::Busy(
-                    b.current_run_id
-                        .clone()
-                        .unwrap_or_else(|| "(not of this server)".into()),
-                ));
-            }
+        let ended = b
+            .current_run_id
+            .as_ref()
+            .is_some_and(|id| self.ended.contains(id));
+        if b.status == "busy" && !ended {
+            return Some(Block::Busy(
+                b.current_run_id
+                    .clone()
+                    .unwrap_or_else(|| "(not of this server)".into()),
+            ));
         }
         None
     }
