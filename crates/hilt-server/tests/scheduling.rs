@@ -403,6 +403,8 @@ fn cancel_of_queued_and_running_runs(db: Db) {
         v["error"].as_str().unwrap().contains("cancelled by a user"),
         "{v}"
     );
+    assert_eq!(v["exit_code"], 130, "{v}");
+    assert_eq!(v["failure"]["category"], "CANCELLED", "{v}");
     assert_eq!(hb(&s)["cancel_run_ids"], json!([]));
     // The events after the cancel were not recorded.
     let ev = s

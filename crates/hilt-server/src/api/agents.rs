@@ -316,6 +316,7 @@ pub async fn complete(
     };
     let failure_text = failure.as_ref().map(Value::to_string);
     let finished = req.finished_at.clone().unwrap_or_else(ids::now);
+    let cancelled = sched::cancelled_failure("cancelled by a user while it ran");
     let completed = app
         .store
         .complete(
@@ -329,6 +330,7 @@ pub async fn complete(
                 started_at: req.started_at.as_deref(),
                 finished_at: &finished,
             },
+            (sched::CANCELLED_EXIT, &cancelled),
         )
         .await
         .map_err(store_error)?;

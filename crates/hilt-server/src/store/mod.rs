@@ -241,11 +241,14 @@ pub trait Store: Scheduling + Send + Sync {
     fn set_artifacts<'a>(&'a self, run_id: &'a str, size: i64, sha256: &'a str) -> Fut<'a, ()>;
     /// Ends an active run held by `agent_id` (as `cancelled` when a cancel was requested);
     /// false when the agent no longer holds it.
+    /// `cancelled` is the (exit code, failure JSON) recorded instead when a cancel was
+    /// requested.
     fn complete<'a>(
         &'a self,
         run_id: &'a str,
         agent_id: &'a str,
         c: Completion<'a>,
+        cancelled: (i32, &'a str),
     ) -> Fut<'a, bool>;
     /// Fails every active run whose lease ran out; returns their ids.
     fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>>;

@@ -568,14 +568,16 @@ macro_rules! impl_store {
                 run_id: &'a str,
                 agent_id: &'a str,
                 c: Completion<'a>,
+                cancelled: (i32, &'a str),
             ) -> Fut<'a, bool> {
                 Box::pin(async move {
                     let done = sqlx::query(
                         "UPDATE runs SET \
                          state = CASE WHEN cancel_requested_at IS NULL THEN $1 ELSE 'cancelled' END, \
-                         exit_code = $2, error = CASE WHEN cancel_requested_at IS NULL THEN $3 \
+                         exit_code = CASE WHEN cancel_requested_at IS NULL THEN $2 ELSE $11 END, \
+                         error = CASE WHEN cancel_requested_at IS NULL THEN $3 \
                            ELSE 'cancelled by a user; the agent reported: ' || COALESCE($3, $1) END, \
-                         failure = $4, \
+                         failure = CASE WHEN cancel_requested_at IS NULL THEN $4 ELSE $12 END, \
                          started_at = COALESCE(started_at, $5), finished_at = $6, lease_expires_ms = NULL \
                          WHERE id = $7 AND agent_id = $8 AND state IN ($9, $10)",
                     )
@@ -589,6 +591,8 @@ macro_rules! impl_store {
                     .bind(agent_id)
                     .bind(state::PREPARING)
                     .bind(state::RUNNING)
+                    .bind(cancelled.0)
+                    .bind(cancelled.1)
                     .execute(&self.pool)
                     .await?;
                     Ok(done.rows_affected() == 1)
