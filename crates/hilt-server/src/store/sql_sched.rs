@@ -206,6 +206,15 @@ macro_rules! impl_sched {
 
             fn forget_agents<'a>(&'a self, before: &'a str) -> Fut<'a, Vec<String>> {
                 Box::pin(async move {
+                    // Most sweeps find nobody: look before taking the write lock.
+                    let any: Option<(String,)> =
+                        sqlx::query_as("SELECT id FROM agents WHERE last_seen_at < $1 LIMIT 1")
+                            .bind(before)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if any.is_none() {
+                        return Ok(Vec::new());
+                    }
                     let mut tx = self.pool.begin_with($begin).await?;
                     let gone: Vec<(String,)> =
                         sqlx::query_as("SELECT id FROM agents WHERE last_seen_at < $1 ORDER BY id")
