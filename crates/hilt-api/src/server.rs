@@ -93,6 +93,19 @@ pub struct Ack {
     pub ok: bool,
 }
 
+/// The answer to `POST /v1/agents/heartbeat` (BenchCI's cloud agent ignores it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeartbeatReply {
+    pub ok: bool,
+    /// hilt extension: runs held by this agent whose cancellation a user requested. The
+    /// agent stops them and completes them (any status; the server records `cancelled`).
+    /// Event calls for such a run answer 409 with `"code": "run_cancelled"`. A run not
+    /// completed within the server's cancel grace period is recorded cancelled anyway and
+    /// later reports on it are refused.
+    #[serde(default)]
+    pub cancel_run_ids: Vec<String>,
+}
+
 /// One bench as a cloud agent reports it: the §3.2 summary without `agent_id`, plus
 /// `node_names`. The keys the server schedules by are typed; the rest is kept as sent.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -201,6 +214,52 @@ pub struct CompleteRun {
     pub evidence: Option<Value>,
 }
 
+/// `POST /v1/runs` (and `/v1/runs/json`) on the server: a run for one bench (`bench_id`,
+/// the agent API's JSON submission) or for any bench carrying all `tags` and
+/// `capabilities`. Exactly one of `bench_id` and `tags`/`capabilities` is given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubmitRun {
+    #[serde(default)]
+    pub bench_id: Option<String>,
+    /// Every tag the bench must carry (its summary's `tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Every capability the bench must have: `gpio`, `power`, `measurements`,
+    /// `transport:<t>`, `flash:<backend>`, `power:<backend>`, `measurement:<backend>`
+    /// (derived from the summary's `capabilities`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Higher first; FIFO within a priority. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    pub suite_yaml: String,
+    #[serde(default)]
+    pub artifact_relpath: Option<String>,
+    #[serde(default)]
+    pub artifact_filename: Option<String>,
+    #[serde(default)]
+    pub artifact_base64: Option<String>,
+    #[serde(default)]
+    pub skip_flash: bool,
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+/// Why a queued run waits, where it stands, and when it may start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueueInfo {
+    /// `waiting: bench X is failing`, `waiting: bench X is busy with run R`, `waiting: no
+    /// online bench with tags a,b`, `waiting: agent of bench X offline`, …
+    pub reason: String,
+    /// 1 = next: queued runs ahead of it (higher priority, or same priority and older)
+    /// that could take one of its benches, plus one.
+    pub position: u64,
+    /// RFC 3339; absent when no candidate bench is online and schedulable.
+    pub estimated_start_at: Option<String>,
+    /// How the estimate was made.
+    pub estimate_basis: Option<String>,
+}
+
 /// The results archive a cloud agent uploaded for a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredArtifacts {
@@ -213,9 +272,25 @@ pub struct StoredArtifacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerRun {
     pub run_id: String,
+    /// The wire state: `cancelled` runs say `failed` here and `cancelled: true`.
     pub status: RunState,
+    #[serde(default)]
+    pub cancelled: bool,
+    /// A cancel was requested while the run was executing; its agent has not ended it yet.
+    #[serde(default)]
+    pub cancel_requested: bool,
     pub mode: String,
-    pub bench_id: String,
+    /// The bench asked for, or (a run by tags) the bench it was assigned to.
+    pub bench_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub priority: i32,
+    /// While queued.
+    #[serde(default)]
+    pub queue: Option<QueueInfo>,
     pub agent_id: Option<String>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
@@ -242,6 +317,20 @@ pub struct ServerBench {
     pub status: String,
     pub current_run_id: Option<String>,
     pub health_status: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The agent was seen within the lease window.
+    #[serde(default)]
+    pub agent_online: bool,
+    #[serde(default)]
+    pub agent_last_seen_at: Option<String>,
+    /// Warnings of a degraded bench and what each concerns (`resource:<r>`,
+    /// `transport:<node>.<t>`, `gpio:<node>`, `flash:<node>`, `node:<node>`, or `bench`).
+    #[serde(default)]
+    pub warnings: Vec<HealthConcern>,
+    /// `GET /v1/benches/{id}` only: every health change, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_history: Option<Vec<HealthChange>>,
     pub updated_at: String,
     /// The summary as the agent sent it.
     #[schema(value_type = Object, additional_properties)]
@@ -263,6 +352,25 @@ pub struct ServerAgent {
     pub version: Option<String>,
     pub region: Option<String>,
     pub last_seen_at: String,
+    /// Seen within the lease window (else lost: its benches get no runs).
+    #[serde(default)]
+    pub online: bool,
+}
+
+/// One warning or failing check of a bench's health and the part of the bench it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthConcern {
+    pub check_id: String,
+    pub concerns: String,
+    pub message: Option<String>,
+}
+
+/// A bench's health as it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthChange {
+    pub status: String,
+    pub summary: Option<String>,
+    pub changed_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -283,7 +391,14 @@ pub struct ServerHealth {
 /// store instead of riding base64 inside JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerMultipartRun {
-    pub bench_id: String,
+    /// A bench id, or else `tags` and/or `capabilities`.
+    pub bench_id: Option<String>,
+    /// Comma-separated tags every candidate bench carries.
+    pub tags: Option<String>,
+    /// Comma-separated capabilities every candidate bench has.
+    pub capabilities: Option<String>,
+    /// Higher first; FIFO within a priority (default 0).
+    pub priority: Option<i32>,
     /// The suite YAML (text or a file part).
     pub suite_yaml: String,
     /// Firmware (`.elf`/`.hex`/`.bin`; the part's file name is kept).

@@ -2,9 +2,11 @@
 //! through the real binaries: the server starts with a bootstrap token, an agent token is
 //! made with `hilt tokens create`, BenchCI's agent registers a simulated bench (a sim DUT on
 //! a real pty), and `hilt runs submit --bench-id … --wait` runs a passing suite (done, its
-//! events and results archive stored), a failing one (failed, with its category), and one
+//! events and results archive stored), a failing one (failed, with its category), one
 //! with firmware, which BenchCI's agent fetches by the assignment's `firmware_url` and
-//! checks against its `firmware_sha256`.
+//! checks against its `firmware_sha256`, and a run submitted by the agent's `--tag` and
+//! cancelled while BenchCI runs it (BenchCI ignores the cancel, the server records the run
+//! cancelled, the waiting CLI exits 130).
 //!
 //! Without `benchci` on PATH the test skips with a message, unless HILT_REQUIRE_PEERS=1.
 
@@ -152,6 +154,8 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
                 "sim-a",
                 "--agent-name",
                 "lab-1",
+                "--tag",
+                "sim",
                 "--poll-interval-s",
                 "0.2",
             ])
@@ -306,6 +310,52 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["done", "failed", "done"]);
+
+    // By tag, cancelled while BenchCI's agent runs it: BenchCI ignores the cancel and
+    // finishes, the server records the run cancelled, and the waiting CLI exits 130.
+    let slow = suite(dir, "slow", "never-sent");
+    let slow_text = std::fs::read_to_string(&slow)
+        .unwrap()
+        .replace("within_ms: 1000", "within_ms: 4000");
+    std::fs::write(&slow, slow_text).unwrap();
+    let waiter = hilt()
+        .args(["runs", "submit", "--tags", "sim", "--suite"])
+        .arg(&slow)
+        .args(["--wait", "--json", "--timeout-s", "120"])
+        .env("HILT_SERVER", &url)
+        .env("HILT_TOKEN", BOOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let v = server_get(&url, "/v1/runs");
+        let newest = &v["runs"][0];
+        if states.len() < v["runs"].as_array().unwrap().len() && newest["status"] == "running" {
+            break newest["run_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tag run never ran: {v}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = client(&url, &["runs", "cancel", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = waiter.wait_with_output().unwrap();
+    let run = json_out(&o);
+    assert_eq!(o.status.code(), Some(130), "{run}\n{}", log());
+    assert_eq!(run["cancelled"], true, "{run}");
+    assert_eq!(run["bench_id"], "sim-a", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by a user; the agent reported"),
+        "{run}"
+    );
 }
 
 fn sha256_hex(b: &[u8]) -> String {

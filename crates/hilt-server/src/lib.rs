@@ -10,6 +10,7 @@ pub mod ids;
 mod lease;
 pub mod metrics;
 pub mod retention;
+pub mod sched;
 pub mod settings;
 pub mod store;
 
@@ -59,6 +60,12 @@ impl App {
 
     pub fn wake(&self, agent_id: &str) {
         self.waker(agent_id).notify_waiters();
+    }
+
+    pub fn wake_agents(&self, agent_ids: &[String]) {
+        for a in agent_ids {
+            self.wake(a);
+        }
     }
 
     pub fn wake_all(&self) {

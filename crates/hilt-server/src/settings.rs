@@ -17,6 +17,11 @@ pub struct ServerSettings {
     pub long_poll: Duration,
     /// An agent silent this long loses its runs' leases: they fail with exit code -1.
     pub lease: Duration,
+    /// How long an agent has to end a run whose cancel was requested before the server
+    /// records it cancelled anyway (later reports on it are then refused).
+    pub cancel_grace: Duration,
+    /// Agents silent this long are removed with their benches (their runs are kept).
+    pub agent_forget_after: Duration,
     /// Largest firmware image submitted with a run (decoded bytes).
     pub max_firmware_bytes: u64,
     /// Largest results archive an agent may upload.
@@ -49,6 +54,8 @@ impl ServerSettings {
             bootstrap_token: None,
             long_poll: Duration::from_secs(20),
             lease: Duration::from_secs(180),
+            cancel_grace: Duration::from_secs(60),
+            agent_forget_after: Duration::from_secs(7 * 24 * 3600),
             max_firmware_bytes: 200 * 1024 * 1024,
             max_artifacts_bytes: 512 * 1024 * 1024,
             artifacts: None,

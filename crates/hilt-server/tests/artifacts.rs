@@ -413,10 +413,21 @@ fn multipart_submissions_are_checked_and_refused_ones_leave_nothing() {
     let (ct, body) = submission(&bench, &data(1024 * 1024 + 1, 4), "big.bin");
     let e = post(&ct, body).error(413);
     assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
-    // Unknown bench (checked after the firmware part): 404, the stored firmware deleted.
+    // Unknown bench (checked after the firmware part): the run fails at once as a
+    // configuration error, and its stored firmware is deleted.
     let (ct, body) = submission("no-such-bench", &data(1000, 5), "fw.bin");
-    let e = post(&ct, body).error(404);
-    assert!(e.contains("bench not found: no-such-bench"), "{e}");
+    let r = post(&ct, body);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let run = r.json();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["failure"]["category"], "CONFIG_ERROR", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("bench not found: no-such-bench"),
+        "{run}"
+    );
     let (ct, body) = submission(&bench, &data(10, 6), "fw.exe");
     let e = post(&ct, body).error(400);
     assert!(e.contains(".elf or .hex or .bin"), "{e}");
@@ -441,8 +452,11 @@ fn multipart_submissions_are_checked_and_refused_ones_leave_nothing() {
         Vec::<String>::new(),
         "refused submissions left files"
     );
+    // Only the impossible run exists (failed); refused submissions left no run.
     let list = s.user(BOOT, "GET", "/v1/runs", None).json();
-    assert_eq!(list["runs"].as_array().unwrap().len(), 0, "{list}");
+    let runs = list["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{list}");
+    assert_eq!(runs[0]["bench_id"], "no-such-bench", "{list}");
 
     // A good one: the file is in the store, byte-identical, and the assignment names it.
     let firmware = data(300_000, 7);

@@ -125,7 +125,7 @@ fn the_document_lists_every_served_route_with_typed_bodies() {
     }
     for name in [
         "ServerRun",
-        "JsonRun",
+        "SubmitRun",
         "ServerMultipartRun",
         "Assignment",
         "ErrorBody",

@@ -95,7 +95,7 @@ fn runs_beyond_the_count_are_pruned_but_never_active_ones(db: Db) {
         &user_b,
         "POST",
         "/v1/runs",
-        Some(json!({"bench_id": bench_b, "suite_yaml": "version: 1\n"})),
+        Some(json!({"bench_id": bench_b, "suite_yaml": common::SUITE})),
     );
     assert_eq!(r.status, 201, "{}", r.text);
     let run_b = r.json()["run_id"].as_str().unwrap().to_string();

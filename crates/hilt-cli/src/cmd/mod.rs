@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod demo;
 pub mod doctor;
+mod fleet_client;
 pub mod init;
 pub mod measure;
 mod remote;
@@ -36,13 +37,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
         Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),
         Command::Runs(RunsCommand::Events { id, conn }) => server_client::events(&id, &conn),
+        Command::Runs(RunsCommand::Cancel { id, conn }) => server_client::cancel(&id, &conn),
+        Command::Runs(RunsCommand::Download { id, output, conn }) => {
+            server_client::download(&id, output, &conn)
+        }
+        Command::Agents(cmd) => fleet_client::agents(cmd),
         Command::Server(args) => server::serve(args),
         Command::Workspaces(cmd) => server_client::workspaces(cmd),
         Command::Tokens(cmd) => server_client::tokens(cmd),
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Agent(AgentCommand::Health(args)) => remote::health(args),
-        Command::Benches(cmd) => remote::benches(cmd),
+        Command::Benches(cmd) => fleet_client::benches(cmd),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Bench => hilt_model::schema::bench_schema(),

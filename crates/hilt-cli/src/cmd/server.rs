@@ -29,6 +29,8 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.retain_age = Duration::from_secs(a.retain_days * 24 * 3600);
     settings.retain_runs = a.retain_runs;
     settings.metrics_public = a.metrics_public;
+    settings.cancel_grace = Duration::from_secs(a.cancel_grace_s);
+    settings.agent_forget_after = a.agent_forget_after;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -8,18 +8,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Multipart, Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use hilt_agent::api::error::ApiError;
 use hilt_api::{
-    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, EventBatch, Heartbeat,
-    Lease, NextAssignment,
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody, EventBatch,
+    Heartbeat, HeartbeatReply, Lease, NextAssignment,
 };
 use serde_json::Value;
 
 use super::auth::AgentCaller;
 use super::{body, firmware, store_error};
 use crate::store::{BenchReport, Completion, RunRow, state};
-use crate::{App, artifacts, ids};
+use crate::{App, artifacts, ids, sched};
 
 /// Most benches one sync may report, most events one call may carry.
 const MAX_BENCHES: usize = 256;
@@ -33,7 +34,7 @@ pub async fn heartbeat(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
     req: Result<Json<Heartbeat>, JsonRejection>,
-) -> Result<Json<Ack>, ApiError> {
+) -> Result<Json<HeartbeatReply>, ApiError> {
     let req = body(req)?;
     app.store
         .heartbeat(
@@ -44,7 +45,15 @@ pub async fn heartbeat(
         )
         .await
         .map_err(store_error)?;
-    Ok(Json(Ack { ok: true }))
+    let cancel_run_ids = app
+        .store
+        .cancel_requested(&agent.agent_id)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(HeartbeatReply {
+        ok: true,
+        cancel_run_ids,
+    }))
 }
 
 pub async fn sync(
@@ -68,13 +77,14 @@ pub async fn sync(
                 "every bench needs a bench_id of 1-200 bytes".into(),
             ));
         }
-        let health = b.health_status.clone().or_else(|| {
-            b.rest
-                .get("health")
-                .and_then(|h| h.get("status"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        let health = sched::health::status(b);
+        let concerns = sched::health::concerns(b);
+        let labels = sched::health::labels(b);
+        let health_summary = b
+            .rest
+            .get("health_summary")
+            .or_else(|| b.rest.get("health").and_then(|h| h.get("summary")))
+            .and_then(Value::as_str);
         let summary = serde_json::to_string(b).unwrap_or_default();
         let bench_id = app
             .store
@@ -88,6 +98,9 @@ pub async fn sync(
                 health_status: health.as_deref(),
                 summary: &summary,
                 now: &now,
+                labels: &labels,
+                concerns: &concerns,
+                health_summary,
             })
             .await
             .map_err(store_error)?;
@@ -199,15 +212,27 @@ pub async fn events(
     agent: AgentCaller,
     Path(run_id): Path<String>,
     req: Result<Json<EventBatch>, JsonRejection>,
-) -> Result<Json<Ack>, ApiError> {
-    let req = body(req)?;
+) -> Result<Json<Ack>, Response> {
+    let req = body(req).map_err(IntoResponse::into_response)?;
     if req.events.len() > MAX_EVENTS {
         return Err(ApiError::Unprocessable(format!(
             "at most {MAX_EVENTS} events per call, got {}",
             req.events.len()
-        )));
+        ))
+        .into_response());
     }
-    held_run(&app, &agent, &run_id).await?;
+    let run = held_run(&app, &agent, &run_id)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if run.cancel_requested_at.is_some() {
+        // The agent stops the run; its events are no longer recorded.
+        let text = format!("run {run_id} was cancelled by a user: stop it and complete it");
+        return Err((
+            StatusCode::CONFLICT,
+            Json(ErrorBody::new(text).with_code("run_cancelled")),
+        )
+            .into_response());
+    }
     let rows = req
         .events
         .iter()
@@ -220,7 +245,7 @@ pub async fn events(
     app.store
         .append_events(&run_id, rows, &ids::now())
         .await
-        .map_err(store_error)?;
+        .map_err(|e| store_error(e).into_response())?;
     app.metrics.events_ingested(n);
     Ok(Json(Ack { ok: true }))
 }
@@ -291,7 +316,11 @@ pub async fn complete(
     // the completion already recorded is acknowledged, nothing changes. Any other report
     // on an ended run (a lease lost meanwhile) is refused below.
     let mine = run.agent_id.as_deref() == Some(agent.agent_id.as_str());
-    if mine && run.state == final_state && run.exit_code == req.exit_code {
+    if mine
+        && run.state == final_state
+        && run.exit_code == req.exit_code
+        && run.cancel_requested_at.is_none()
+    {
         return Ok(Json(Ack { ok: true }));
     }
     held_run(&app, &agent, &run_id).await?;
@@ -302,6 +331,7 @@ pub async fn complete(
     };
     let failure_text = failure.as_ref().map(Value::to_string);
     let finished = req.finished_at.clone().unwrap_or_else(ids::now);
+    let cancelled = sched::cancelled_failure("cancelled by a user while it ran");
     let completed = app
         .store
         .complete(
@@ -315,6 +345,7 @@ pub async fn complete(
                 started_at: req.started_at.as_deref(),
                 finished_at: &finished,
             },
+            (sched::CANCELLED_EXIT, &cancelled),
         )
         .await
         .map_err(store_error)?;

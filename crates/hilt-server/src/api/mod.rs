@@ -38,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/tokens", post(admin::create_token))
         .route("/v1/tokens/{token_id}/revoke", post(admin::revoke_token))
         .route("/v1/benches", get(fleet::benches))
+        .route("/v1/benches/{bench_id}", get(fleet::bench))
         .route("/v1/agents", get(fleet::agents))
         .route(
             "/v1/runs",
@@ -51,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/events", get(runs::events))
+        .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/artifacts.zip", get(runs::artifacts))
         .route("/v1/agents/heartbeat", post(agents::heartbeat))
         .route("/v1/agents/benches/sync", post(agents::sync))

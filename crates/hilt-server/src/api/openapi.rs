@@ -8,9 +8,9 @@
 
 use hilt_api::{
     Ack, BenchSync, BenchSyncReply, CompleteRun, CreateToken, CreateWorkspace, ErrorBody,
-    EventBatch, EventsPage, FileBytes, Heartbeat, JsonRun, NextAssignment, OpenApiDocument,
-    ResultsUpload, ServerAgentList, ServerBenchList, ServerHealth, ServerMultipartRun, ServerRun,
-    ServerRunList, TokenCreated, TokenRevoked, Workspace,
+    EventBatch, EventsPage, FileBytes, Heartbeat, HeartbeatReply, NextAssignment, OpenApiDocument,
+    ResultsUpload, ServerAgentList, ServerBench, ServerBenchList, ServerHealth, ServerMultipartRun,
+    ServerRun, ServerRunList, SubmitRun, TokenCreated, TokenRevoked, Workspace,
 };
 use utoipa::OpenApi;
 
@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "hilt server",
-        description = "Workspaces, tokens, runs by bench id, and the cloud-agent backend (BenchCI agent-api §6). \
+        description = "Workspaces, tokens, runs by bench id or by tags, and the cloud-agent backend (BenchCI agent-api §6). \
 User routes take a user token, `/v1/agents/*` an agent token (`Authorization: Bearer …`)."
     ),
     paths(
@@ -29,12 +29,14 @@ User routes take a user token, `/v1/agents/*` an agent token (`Authorization: Be
         create_token,
         revoke_token,
         benches,
+        bench,
         agents,
         submit,
         submit_json,
         list_runs,
         get_run,
         run_events,
+        cancel_run,
         run_artifacts,
         agent_heartbeat,
         agent_sync,
@@ -79,19 +81,23 @@ fn revoke_token() {}
 #[utoipa::path(get, path = "/v1/benches", responses((status = 200, body = ServerBenchList), (status = 401, body = ErrorBody)))]
 fn benches() {}
 
+#[utoipa::path(get, path = "/v1/benches/{bench_id}", params(("bench_id" = String, Path)),
+    responses((status = 200, body = ServerBench), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn bench() {}
+
 #[utoipa::path(get, path = "/v1/agents", responses((status = 200, body = ServerAgentList), (status = 401, body = ErrorBody)))]
 fn agents() {}
 
 #[utoipa::path(post, path = "/v1/runs",
     request_body(content(
-        (JsonRun = "application/json"),
+        (SubmitRun = "application/json"),
         (ServerMultipartRun = "multipart/form-data"),
     )),
     responses((status = 201, body = ServerRun), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 fn submit() {}
 
-#[utoipa::path(post, path = "/v1/runs/json", request_body = JsonRun,
+#[utoipa::path(post, path = "/v1/runs/json", request_body = SubmitRun,
     responses((status = 201, body = ServerRun), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 fn submit_json() {}
@@ -108,13 +114,19 @@ fn get_run() {}
     responses((status = 200, body = EventsPage), (status = 404, body = ErrorBody)))]
 fn run_events() {}
 
+#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", params(("run_id" = String, Path)),
+    responses((status = 200, description = "A queued run, cancelled", body = ServerRun),
+        (status = 202, description = "A running run: its agent is told to stop", body = ServerRun),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+fn cancel_run() {}
+
 #[utoipa::path(get, path = "/v1/runs/{run_id}/artifacts.zip", params(("run_id" = String, Path)),
     responses((status = 200, description = "The results archive the agent uploaded", content_type = "application/zip", body = FileBytes),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 fn run_artifacts() {}
 
 #[utoipa::path(post, path = "/v1/agents/heartbeat", request_body = Heartbeat,
-    responses((status = 200, body = Ack), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = HeartbeatReply), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 fn agent_heartbeat() {}
 
 #[utoipa::path(post, path = "/v1/agents/benches/sync", request_body = BenchSync,

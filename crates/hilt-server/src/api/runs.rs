@@ -1,5 +1,7 @@
 //! Runs as users and CI see them: submit by bench id (the agent API's JSON submission,
-//! agent-api §3.7), read one, list, events, and the results archive its agent uploaded.
+//! agent-api §3.7) or by tags/capabilities, read one (a queued run with its queue reason,
+//! position and estimated start), list, events, cancel, and the results archive its agent
+//! uploaded.
 
 use std::sync::Arc;
 
@@ -11,31 +13,49 @@ use base64::Engine;
 use hilt_agent::api::error::ApiError;
 use hilt_agent::api::upload::{check_suffix, safe_name};
 use hilt_api::{
-    EventsPage, JsonRun, RunEvent, RunState, ServerRun, ServerRunList, StoredArtifacts,
+    EventsPage, RunEvent, RunState, ServerRun, ServerRunList, StoredArtifacts, SubmitRun,
 };
 use serde::Deserialize;
 
 use super::auth::User;
 use super::{body, store_error};
-use crate::store::{FirmwareRow, NewRun, Principal, RunRow, state};
-use crate::{App, artifacts, ids};
+use crate::sched::queue::Snapshot;
+use crate::store::{Completion, FirmwareRow, NewRun, Principal, RunRow, state};
+use crate::{App, artifacts, ids, sched};
 
 /// Largest suite accepted, bytes (the agent's default `limits.max_yaml_bytes`).
 const MAX_SUITE_BYTES: usize = 256 * 1024;
+/// Most tags (or capabilities) one run may ask for.
+const MAX_LABELS: usize = 32;
 
-pub fn view(r: RunRow) -> ServerRun {
+/// What a queued run waits for; `None` for any other state.
+pub type Queue = Option<hilt_api::QueueInfo>;
+
+fn json_list(text: Option<&str>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+pub fn view(r: RunRow, queue: Queue) -> ServerRun {
     let status = match r.state.as_str() {
         state::QUEUED => RunState::Queued,
         state::PREPARING => RunState::Preparing,
         state::RUNNING => RunState::Running,
         state::DONE => RunState::Done,
+        state::CANCELLED => RunState::Cancelled,
         _ => RunState::Failed,
     };
     ServerRun {
         run_id: r.id,
-        status,
+        status: status.wire(),
+        cancelled: status == RunState::Cancelled,
+        cancel_requested: r.cancel_requested_at.is_some() && status.is_active(),
         mode: "registered".into(),
-        bench_id: r.bench_id,
+        bench_id: (!r.bench_id.is_empty()).then_some(r.bench_id),
+        tags: json_list(r.tags.as_deref()),
+        capabilities: json_list(r.capabilities.as_deref()),
+        priority: r.priority,
+        queue,
         agent_id: r.agent_id,
         exit_code: r.exit_code,
         error: r.error,
@@ -50,8 +70,34 @@ pub fn view(r: RunRow) -> ServerRun {
     }
 }
 
+/// Runs with the queue view of those still queued (one snapshot of the workspace).
+async fn views(app: &App, ws: &str, rows: Vec<RunRow>) -> Result<Vec<ServerRun>, ApiError> {
+    let snapshot = if rows.iter().any(|r| r.state == state::QUEUED) {
+        Some(Snapshot::load(app, ws).await.map_err(store_error)?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let queue = match (&snapshot, r.state == state::QUEUED) {
+            (Some(s), true) => {
+                let uses = app.store.run_uses(&r.id).await.map_err(store_error)?;
+                Some(s.queue(&r, &uses))
+            }
+            _ => None,
+        };
+        out.push(view(r, queue));
+    }
+    Ok(out)
+}
+
+async fn view_one(app: &App, ws: &str, r: RunRow) -> Result<ServerRun, ApiError> {
+    let mut v = views(app, ws, vec![r]).await?;
+    Ok(v.remove(0))
+}
+
 /// The firmware of a submission: (stored name, bytes), checked like the agent checks it.
-fn firmware(req: &JsonRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+fn firmware(req: &SubmitRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiError> {
     let Some(b64) = req.artifact_base64.as_deref().filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -84,8 +130,32 @@ fn firmware(req: &JsonRun, cap: u64) -> Result<Option<(String, Vec<u8>)>, ApiErr
     Ok(Some((name, bytes)))
 }
 
-/// `POST /v1/runs` (and `/v1/runs/json`): the agent API's JSON body, or on `/v1/runs` a
-/// `multipart/form-data` body whose firmware part is streamed to the artifact store.
+/// Tags or capabilities as submitted: trimmed, non-empty, short, few.
+fn labels(kind: &str, items: &[String]) -> Result<Vec<String>, ApiError> {
+    if items.len() > MAX_LABELS {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_LABELS} {kind}, got {}",
+            items.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for t in items {
+        let t = t.trim();
+        if t.is_empty() || t.len() > 100 || t.contains(',') {
+            return Err(ApiError::Unprocessable(format!(
+                "every entry of {kind} must be 1-100 bytes without commas, got {t:?}"
+            )));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /v1/runs` (and `/v1/runs/json`): a JSON body ([`SubmitRun`], the agent API's
+/// shape plus tags, capabilities and priority), or on `/v1/runs` a `multipart/form-data`
+/// body whose firmware part is streamed to the artifact store.
 pub async fn submit(
     State(app): State<Arc<App>>,
     User(p): User,
@@ -105,10 +175,18 @@ pub async fn submit(
         })?;
         return submit_multipart(app, p, mp).await;
     }
-    let req = body(Json::<JsonRun>::from_request(req, &app).await)?;
-    check_submission(&req.bench_id, &req.suite_yaml)?;
+    let req = body(Json::<SubmitRun>::from_request(req, &app).await)?;
     let firmware = firmware(&req, app.settings.max_firmware_bytes)?;
-    let owner = bench_owner(&app, &p, &req.bench_id).await?;
+    let s = Submission {
+        bench_id: req.bench_id.clone().unwrap_or_default(),
+        tags: req.tags.clone(),
+        capabilities: req.capabilities.clone(),
+        priority: req.priority,
+        suite_yaml: req.suite_yaml,
+        skip_flash: req.skip_flash,
+        verbose: req.verbose,
+    };
+    let checked = check_submission(&s)?;
     let id = ids::new_id();
     let stored = match firmware {
         Some((name, bytes)) => {
@@ -120,57 +198,84 @@ pub async fn submit(
         }
         None => None,
     };
-    let new = Submission {
-        bench_id: req.bench_id,
-        suite_yaml: req.suite_yaml,
-        skip_flash: req.skip_flash,
-        verbose: req.verbose,
-    };
-    queue(&app, &p, &owner, &id, new, stored).await
+    let outcome = queue(&app, &p, &id, s, checked, stored).await;
+    if outcome.is_err()
+        && let Err(e) = app.artifacts.delete_run(&id).await
+    {
+        tracing::warn!("cannot delete the objects of refused submission {id}: {e}");
+    }
+    outcome
 }
 
 /// What a submission asks for, once its firmware is stored.
 struct Submission {
+    /// Empty for a run by tags/capabilities.
     bench_id: String,
+    tags: Vec<String>,
+    capabilities: Vec<String>,
+    priority: i32,
     suite_yaml: String,
     skip_flash: bool,
     verbose: bool,
 }
 
-fn check_submission(bench_id: &str, suite_yaml: &str) -> Result<(), ApiError> {
-    if bench_id.trim().is_empty() {
-        return Err(ApiError::Unprocessable("bench_id is required".into()));
+/// A submission's labels, checked: (tags, capabilities, by labels rather than bench id).
+struct Checked {
+    tags: Vec<String>,
+    caps: Vec<String>,
+    by_labels: bool,
+}
+
+fn check_submission(s: &Submission) -> Result<Checked, ApiError> {
+    let tags = labels("tags", &s.tags)?;
+    let caps = labels("capabilities", &s.capabilities)?;
+    let by_labels = !tags.is_empty() || !caps.is_empty();
+    if s.bench_id.trim().is_empty() != by_labels {
+        return Err(ApiError::Unprocessable(
+            "give either bench_id or tags/capabilities (exactly one of the two)".into(),
+        ));
     }
-    if suite_yaml.trim().is_empty() {
+    if s.suite_yaml.trim().is_empty() {
         return Err(ApiError::Unprocessable("suite_yaml is empty".into()));
     }
-    if suite_yaml.len() > MAX_SUITE_BYTES {
+    if s.suite_yaml.len() > MAX_SUITE_BYTES {
         return Err(ApiError::TooLarge(format!(
             "suite_yaml is {} bytes; the limit is {MAX_SUITE_BYTES} bytes",
-            suite_yaml.len()
+            s.suite_yaml.len()
         )));
     }
-    Ok(())
+    Ok(Checked {
+        tags,
+        caps,
+        by_labels,
+    })
 }
 
-async fn bench_owner(app: &App, p: &Principal, bench_id: &str) -> Result<String, ApiError> {
-    app.store
-        .bench_agent(&p.workspace_id, bench_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("bench not found: {bench_id}")))
-}
-
-/// Records the firmware (if any) and queues the run; wakes the bench's agent.
+/// Parses the suite (422 when invalid), records the run and its firmware, fails it at once
+/// when no bench of the workspace could ever take it, and wakes the agents that could.
 async fn queue(
     app: &App,
     p: &Principal,
-    owner: &str,
     id: &str,
     s: Submission,
+    c: Checked,
     firmware: Option<FirmwareRow>,
 ) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
+    let uses = sched::suite::uses(&s.suite_yaml, s.skip_flash)
+        .map_err(|d| ApiError::Unprocessable(format!("the suite is invalid:\n{d}")))?;
     let now = ids::now();
+    let bench_id = s.bench_id.trim();
+    let Checked {
+        tags,
+        caps,
+        by_labels,
+    } = c;
+    let mut needs: Vec<String> = tags.iter().map(|t| format!("tag:{t}")).collect();
+    needs.extend(caps.iter().map(|c| format!("cap:{c}")));
+    let (tags_json, caps_json) = (
+        serde_json::to_string(&tags).unwrap_or_default(),
+        serde_json::to_string(&caps).unwrap_or_default(),
+    );
     if let Some(f) = &firmware {
         app.store.set_firmware(id, f).await.map_err(store_error)?;
     }
@@ -178,7 +283,12 @@ async fn queue(
         .insert_run(NewRun {
             id,
             workspace_id: &p.workspace_id,
-            bench_id: &s.bench_id,
+            bench_id,
+            priority: s.priority,
+            tags: by_labels.then_some(tags_json.as_str()),
+            capabilities: by_labels.then_some(caps_json.as_str()),
+            needs: &needs,
+            uses: &uses,
             suite_yaml: &s.suite_yaml,
             artifact_name: firmware.as_ref().map(|f| f.name.as_str()),
             skip_flash: s.skip_flash,
@@ -188,14 +298,60 @@ async fn queue(
         .await
         .map_err(store_error)?;
     app.metrics.run_submitted();
-    app.wake(owner);
+    let agents = app
+        .store
+        .candidate_agents(&p.workspace_id, id)
+        .await
+        .map_err(store_error)?;
+    if agents.is_empty() {
+        // No bench of the workspace could ever take it: it fails now, not never.
+        let error = if by_labels {
+            let mut want = Vec::new();
+            if !tags.is_empty() {
+                want.push(format!("tags {}", tags.join(",")));
+            }
+            if !caps.is_empty() {
+                want.push(format!("capabilities {}", caps.join(",")));
+            }
+            format!("no bench in this workspace has {}", want.join(" and "))
+        } else {
+            format!("bench not found: {bench_id} (no such bench in this workspace)")
+        };
+        let failure = sched::configuration_failure(&error);
+        app.store
+            .finish_queued(
+                &p.workspace_id,
+                id,
+                Completion {
+                    state: state::FAILED,
+                    exit_code: Some(sched::CONFIG_EXIT),
+                    error: Some(&error),
+                    failure: Some(&failure),
+                    started_at: None,
+                    finished_at: &now,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        // It will never run: its firmware is not kept.
+        if firmware.is_some()
+            && let Err(e) = app.artifacts.delete_run(id).await
+        {
+            tracing::warn!("cannot delete the firmware of impossible run {id}: {e}");
+        }
+    }
+    app.wake_agents(&agents);
     let run = load(app, &p.workspace_id, id).await?;
-    Ok((StatusCode::CREATED, Json(view(run))))
+    Ok((
+        StatusCode::CREATED,
+        Json(view_one(app, &p.workspace_id, run).await?),
+    ))
 }
 
-/// The multipart submission: parts `bench_id`, `suite_yaml` (text or a file), `artifact`
-/// (a file, streamed to the artifact store with the firmware size cap), `skip_flash`,
-/// `verbose`. Stored objects of a submission that is then refused are deleted.
+/// The multipart submission: parts `bench_id` or `tags`/`capabilities` (comma-separated),
+/// `priority`, `suite_yaml` (text or a file), `artifact` (a file, streamed to the artifact
+/// store with the firmware size cap), `skip_flash`, `verbose`. Stored objects of a
+/// submission that is then refused are deleted.
 async fn submit_multipart(
     app: Arc<App>,
     p: Principal,
@@ -229,7 +385,8 @@ async fn submit_multipart(
                         sha256,
                     });
                 }
-                "bench_id" | "suite_yaml" | "skip_flash" | "verbose" => {
+                "bench_id" | "tags" | "capabilities" | "priority" | "suite_yaml"
+                | "skip_flash" | "verbose" => {
                     let text = field.text().await.map_err(|e| {
                         ApiError::BadRequest(format!("cannot read part `{name}`: {}", e.body_text()))
                     })?;
@@ -243,7 +400,7 @@ async fn submit_multipart(
                 }
                 other => {
                     return Err(ApiError::BadRequest(format!(
-                        "unknown part `{other}`: expected bench_id, suite_yaml, artifact, skip_flash or verbose"
+                        "unknown part `{other}`: expected bench_id, tags, capabilities, priority, suite_yaml, artifact, skip_flash or verbose"
                     )));
                 }
             }
@@ -258,15 +415,29 @@ async fn submit_multipart(
                 ))),
             }
         };
+        let list = |k: &str| -> Vec<String> {
+            fields
+                .get(k)
+                .map(|v| v.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
+                .unwrap_or_default()
+        };
+        let priority = match fields.get("priority").map(|v| v.trim()) {
+            None | Some("") => 0,
+            Some(v) => v.parse::<i32>().map_err(|_| {
+                ApiError::BadRequest(format!("part `priority` must be an integer, got {v:?}"))
+            })?,
+        };
         let s = Submission {
             bench_id: fields.get("bench_id").cloned().unwrap_or_default(),
+            tags: list("tags"),
+            capabilities: list("capabilities"),
+            priority,
             suite_yaml: fields.get("suite_yaml").cloned().unwrap_or_default(),
             skip_flash: flag("skip_flash")?,
             verbose: flag("verbose")?,
         };
-        check_submission(&s.bench_id, &s.suite_yaml)?;
-        let owner = bench_owner(&app, &p, &s.bench_id).await?;
-        queue(&app, &p, &owner, &id, s, stored).await
+        let checked = check_submission(&s)?;
+        queue(&app, &p, &id, s, checked, stored).await
     }
     .await;
     if outcome.is_err()
@@ -275,6 +446,62 @@ async fn submit_multipart(
         tracing::warn!("cannot delete the objects of refused submission {id}: {e}");
     }
     outcome
+}
+
+/// `POST /v1/runs/{id}/cancel`: a queued run is cancelled at once; an executing run is
+/// marked, its agent told (heartbeat reply, 409 `run_cancelled` on its event calls), and
+/// cancelled anyway after the grace period.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    User(p): User,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<ServerRun>), ApiError> {
+    let ws = p.workspace_id.as_str();
+    // Twice: the run may be assigned between the read and the update.
+    for _ in 0..2 {
+        let run = load(&app, ws, &run_id).await?;
+        let now = ids::now();
+        if run.state == state::QUEUED {
+            let error = "cancelled by a user before it started";
+            let failure = sched::cancelled_failure(error);
+            let c = Completion {
+                state: state::CANCELLED,
+                exit_code: Some(sched::CANCELLED_EXIT),
+                error: Some(error),
+                failure: Some(&failure),
+                started_at: None,
+                finished_at: &now,
+            };
+            if app
+                .store
+                .finish_queued(ws, &run_id, c)
+                .await
+                .map_err(store_error)?
+            {
+                let run = load(&app, ws, &run_id).await?;
+                return Ok((StatusCode::OK, Json(view(run, None))));
+            }
+        } else if run.state == state::PREPARING || run.state == state::RUNNING {
+            let deadline = ids::now_ms() + app.settings.cancel_grace.as_millis() as i64;
+            if app
+                .store
+                .request_cancel(ws, &run_id, &now, deadline)
+                .await
+                .map_err(store_error)?
+            {
+                let run = load(&app, ws, &run_id).await?;
+                return Ok((StatusCode::ACCEPTED, Json(view(run, None))));
+            }
+        } else {
+            return Err(ApiError::Conflict(format!(
+                "run {run_id} has already ended (status {})",
+                view(run, None).status.as_str()
+            )));
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "run {run_id} changed state while being cancelled; try again"
+    )))
 }
 
 async fn load(app: &App, workspace_id: &str, run_id: &str) -> Result<RunRow, ApiError> {
@@ -290,7 +517,8 @@ pub async fn get(
     User(p): User,
     Path(run_id): Path<String>,
 ) -> Result<Json<ServerRun>, ApiError> {
-    Ok(Json(view(load(&app, &p.workspace_id, &run_id).await?)))
+    let run = load(&app, &p.workspace_id, &run_id).await?;
+    Ok(Json(view_one(&app, &p.workspace_id, run).await?))
 }
 
 #[derive(Deserialize)]
@@ -311,7 +539,7 @@ pub async fn list(
         .await
         .map_err(store_error)?;
     Ok(Json(ServerRunList {
-        runs: rows.into_iter().map(view).collect(),
+        runs: views(&app, &p.workspace_id, rows).await?,
     }))
 }
 
@@ -330,10 +558,11 @@ pub async fn events(
             Some(e)
         })
         .collect();
+    let v = view(run, None);
     Ok(Json(EventsPage {
-        run_id: run.id.clone(),
-        status: view(run).status,
-        cancelled: false,
+        run_id: v.run_id,
+        status: v.status,
+        cancelled: v.cancelled,
         events,
     }))
 }
@@ -344,7 +573,7 @@ pub async fn artifacts(
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let run = load(&app, &p.workspace_id, &run_id).await?;
-    if run.state != state::DONE && run.state != state::FAILED {
+    if run.state != state::DONE && run.state != state::FAILED && run.state != state::CANCELLED {
         return Err(ApiError::Conflict(format!(
             "run not finished: current status is '{}'",
             run.state
@@ -359,11 +588,11 @@ pub async fn artifacts(
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"hilt_{}_artifacts.zip\"", run.id),
             ),
-            (header::CONTENT_LENGTH, size.to_string()),
         ],
         body,
     )

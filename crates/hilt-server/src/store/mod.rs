@@ -4,13 +4,16 @@
 //! tenant data takes the workspace id, so a query cannot cross workspaces by omission.
 
 mod postgres;
+mod sched;
 mod sql;
+mod sql_sched;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use postgres::PgStore;
+pub use sched::{BenchLabel, BenchWarning, Finished, HealthChangeRow, QueuedNeed, Scheduling};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,12 @@ pub struct BenchReport<'a> {
     pub health_status: Option<&'a str>,
     pub summary: &'a str,
     pub now: &'a str,
+    /// `tag:<t>` / `cap:<c>` labels, replacing the bench's previous ones.
+    pub labels: &'a [String],
+    /// (check id, concern, message) of its warning and failing checks.
+    pub concerns: &'a [(String, String, Option<String>)],
+    /// The health summary text, kept in the health history when the status changes.
+    pub health_summary: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,7 +110,16 @@ pub struct BenchRow {
 pub struct NewRun<'a> {
     pub id: &'a str,
     pub workspace_id: &'a str,
+    /// `""` for a run by tags/capabilities (set when it is assigned).
     pub bench_id: &'a str,
+    pub priority: i32,
+    /// JSON arrays as submitted (`None` for a run by bench id).
+    pub tags: Option<&'a str>,
+    pub capabilities: Option<&'a str>,
+    /// `tag:<t>` / `cap:<c>` labels the bench must all carry.
+    pub needs: &'a [String],
+    /// What the suite uses (`resource:<r>`, `transport:<n>.<t>`, …).
+    pub uses: &'a [String],
     pub suite_yaml: &'a str,
     pub artifact_name: Option<&'a str>,
     pub skip_flash: bool,
@@ -111,6 +129,7 @@ pub struct NewRun<'a> {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
+    pub seq: i64,
     pub id: String,
     pub workspace_id: String,
     pub bench_id: String,
@@ -131,6 +150,10 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     pub artifacts_size: Option<i64>,
     pub artifacts_sha256: Option<String>,
+    pub priority: i32,
+    pub tags: Option<String>,
+    pub capabilities: Option<String>,
+    pub cancel_requested_at: Option<String>,
 }
 
 /// The end of a run as its agent (or the lease sweeper) reports it.
@@ -178,9 +201,10 @@ pub mod state {
     pub const RUNNING: &str = "running";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
 }
 
-pub trait Store: Send + Sync {
+pub trait Store: Scheduling + Send + Sync {
     /// Workspace `default` and an admin user token with this hash, if missing.
     fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()>;
     /// `None` when the name is taken.
@@ -222,8 +246,10 @@ pub trait Store: Send + Sync {
     fn run<'a>(&'a self, workspace_id: &'a str, id: &'a str) -> Fut<'a, Option<RunRow>>;
     /// Newest first.
     fn runs<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<RunRow>>;
-    /// Assigns the oldest queued run on an idle bench of this agent (lease until
-    /// `lease_until_ms`, fencing token + 1), atomically.
+    /// Assigns the first queued run (priority, then age) that an idle, healthy-or-degraded
+    /// bench of this agent matches — its own bench, or one carrying all its labels — with
+    /// no warning on a part the suite uses (lease until `lease_until_ms`, fencing token + 1),
+    /// in one transaction.
     fn claim<'a>(
         &'a self,
         workspace_id: &'a str,
@@ -241,12 +267,16 @@ pub trait Store: Send + Sync {
     /// Event bodies with their sequence numbers, in order.
     fn events<'a>(&'a self, run_id: &'a str) -> Fut<'a, Vec<(i64, String)>>;
     fn set_artifacts<'a>(&'a self, run_id: &'a str, size: i64, sha256: &'a str) -> Fut<'a, ()>;
-    /// Ends an active run held by `agent_id`; false when the agent no longer holds it.
+    /// Ends an active run held by `agent_id` (as `cancelled` when a cancel was requested);
+    /// false when the agent no longer holds it.
+    /// `cancelled` is the (exit code, failure JSON) recorded instead when a cancel was
+    /// requested.
     fn complete<'a>(
         &'a self,
         run_id: &'a str,
         agent_id: &'a str,
         c: Completion<'a>,
+        cancelled: (i32, &'a str),
     ) -> Fut<'a, bool>;
     /// Fails every active run whose lease ran out; returns their ids.
     fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>>;

@@ -4,8 +4,9 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Counts, FirmwareGrant, FirmwareRow,
-    Fut, NewRun, NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion, Counts,
+    Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewRun, NewToken, Principal,
+    QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched, state,
 };
 
 pub struct PgStore {
@@ -26,3 +27,4 @@ impl PgStore {
 }
 
 sql::impl_store!(PgStore, "BEGIN");
+sql_sched::impl_sched!(PgStore, "BEGIN");

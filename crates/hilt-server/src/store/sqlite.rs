@@ -7,8 +7,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Counts, FirmwareGrant, FirmwareRow,
-    Fut, NewRun, NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion, Counts,
+    Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewRun, NewToken, Principal,
+    QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched, state,
 };
 
 pub struct SqliteStore {
@@ -33,3 +34,4 @@ impl SqliteStore {
 }
 
 sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE");
+sql_sched::impl_sched!(SqliteStore, "BEGIN IMMEDIATE");
