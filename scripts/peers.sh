@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers hilt's tests talk to, idempotently. Sourced by scripts/test.
 #   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios
-#   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect):
+#   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
+#     pymodbus + pyserial as the independent Modbus peer for crates/hilt-cli/tests/modbus.rs):
 #     $HILT_PY_VENV (default: $HOME/.cache/hilt-venv)
 # Safe to run again: every step checks before it installs.
 set -euo pipefail
@@ -31,4 +32,8 @@ fi
 if ! "$HILT_PY_VENV/bin/python" -c 'import pexpect, benchci' >/dev/null 2>&1; then
   echo "peers: installing benchci==2.0.1 and pexpect into the venv"
   "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "benchci==2.0.1" "pexpect==4.9.0"
+fi
+if ! "$HILT_PY_VENV/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
+  echo "peers: installing pymodbus==3.16.1 and pyserial into the venv"
+  "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "pymodbus==3.16.1" "pyserial==3.5"
 fi

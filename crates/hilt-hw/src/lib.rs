@@ -11,6 +11,7 @@ pub mod gpio;
 pub mod gpiochip;
 pub mod locks;
 pub mod measurement;
+pub mod modbus;
 pub mod power;
 pub mod process;
 pub mod serial;

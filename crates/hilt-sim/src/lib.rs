@@ -46,6 +46,7 @@ mod fault;
 mod firmware;
 mod http_relay;
 mod link;
+mod modbus;
 mod output;
 mod pty;
 mod rng;
@@ -60,4 +61,7 @@ pub use error::SimError;
 pub use fault::Fault;
 pub use firmware::{FIRMWARE_VERSION, Firmware, MAX_LINE, REGISTER_COUNT};
 pub use http_relay::{HttpRelayConfig, HttpRelaySim, RecordedRequest};
+pub use modbus::{
+    MapError, ModbusBind, ModbusFault, ModbusSim, ModbusSimConfig, RegisterMap, SlaveTables,
+};
 pub use state::{DutState, ResetCause};

@@ -1,9 +1,68 @@
 //! `hilt sim dut` (a simulated device on a pty) and `hilt sim http-relay` (a simulated
 //! HTTP relay board), until Ctrl-C or SIGTERM.
 
-use hilt_sim::{DutConfig, HttpRelayConfig, HttpRelaySim, SimDut};
+use std::io::{BufRead, Write};
 
-use crate::cli::{SimDutArgs, SimHttpRelayArgs};
+use hilt_sim::{
+    DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig,
+    RegisterMap, SimDut,
+};
+
+use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs};
+
+pub fn modbus(a: SimModbusArgs) -> anyhow::Result<i32> {
+    let file = a.map.display().to_string();
+    let text = match hilt_model::load::read_capped(&a.map, 16 * 1024 * 1024) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("error: cannot read the register map {file}: {e}");
+            return Ok(hilt_runner::classify::exit::CONFIG_ERROR);
+        }
+    };
+    let map = match RegisterMap::parse(&text, &file) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::CONFIG_ERROR);
+        }
+    };
+    let bind = match (a.tcp, a.rtu) {
+        (Some(addr), _) => ModbusBind::Tcp(addr),
+        (None, link) => ModbusBind::Rtu(link),
+    };
+    let cfg = ModbusSimConfig {
+        latency_ms: a.latency_ms,
+    };
+    let sim = match ModbusSim::start(bind, map, cfg) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    println!("{}", sim.address());
+    if let Some(l) = sim.link_path() {
+        eprintln!("link: {} -> {}", l.display(), sim.address());
+    }
+    eprintln!("simulated Modbus slaves running; commands on stdin; Ctrl-C to stop");
+    let control = std::sync::Arc::downgrade(&sim);
+    // Control commands from stdin; at its end the sim keeps running until a signal.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some(sim) = control.upgrade() else { break };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", sim.control(line.trim()));
+            let _ = out.flush();
+        }
+    });
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
 
 pub fn http_relay(a: SimHttpRelayArgs) -> anyhow::Result<i32> {
     let require_header = match a.require_header.as_deref().map(|h| h.split_once(':')) {

@@ -268,6 +268,9 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
                 }
                 Some(ResourceKind::Measurement) => "check the instrument's settings",
                 Some(ResourceKind::Serial) => "check the cable and the port path",
+                Some(ResourceKind::Modbus) => {
+                    "check the port or address, the slave's power and its wiring"
+                }
                 None => "run the self-test again",
             };
             Check::fail(id, p.title, category.as_str(), e.to_string(), fix)
@@ -401,7 +404,10 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
         {
             let read = match driver.kind() {
                 ResourceKind::Measurement => opts.read_measurements,
-                ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => opts.read_inputs,
+                ResourceKind::Power
+                | ResourceKind::Gpio
+                | ResourceKind::Serial
+                | ResourceKind::Modbus => opts.read_inputs,
             };
             let probes = driver.self_test(name, &r.driver, read);
             out.extend(
