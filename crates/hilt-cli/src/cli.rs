@@ -143,6 +143,20 @@ pub enum SimCommand {
     /// answered on stdout.
     #[command(group(ArgGroup::new("bus").required(true).args(["tcp", "rtu"])))]
     Modbus(SimModbusArgs),
+    /// Run a simulated SCPI instrument (a three-channel supply and voltmeter) on a raw TCP
+    /// socket until interrupted. Faults on demand, one command per line on stdin (`fault
+    /// garbage`, `fault silence`, `latency 50`, `load 10`, `get`), answered on stdout.
+    Scpi(SimScpiArgs),
+}
+
+#[derive(Args)]
+pub struct SimScpiArgs {
+    /// Address to listen on (port 0 picks a free port; `tcp://ADDR` is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5025")]
+    pub tcp: String,
+    /// Delay before each answer, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 #[derive(Args)]

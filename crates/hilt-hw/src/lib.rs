@@ -14,6 +14,7 @@ pub mod measurement;
 pub mod modbus;
 pub mod power;
 pub mod process;
+pub mod scpi;
 pub mod serial;
 pub mod sim_link;
 

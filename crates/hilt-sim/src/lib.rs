@@ -50,6 +50,7 @@ mod modbus;
 mod output;
 mod pty;
 mod rng;
+mod scpi;
 mod shared;
 mod state;
 
@@ -64,4 +65,5 @@ pub use http_relay::{HttpRelayConfig, HttpRelaySim, RecordedRequest};
 pub use modbus::{
     MapError, ModbusBind, ModbusFault, ModbusSim, ModbusSimConfig, RegisterMap, SlaveTables,
 };
+pub use scpi::{ScpiFault, ScpiSim};
 pub use state::{DutState, ResetCause};

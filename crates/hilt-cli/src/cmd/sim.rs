@@ -5,10 +5,49 @@ use std::io::{BufRead, Write};
 
 use hilt_sim::{
     DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig,
-    RegisterMap, SimDut,
+    RegisterMap, ScpiSim, SimDut,
 };
 
-use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs};
+use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
+
+pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
+    let sim = match ScpiSim::start(&a.tcp) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", a.tcp);
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    if a.latency_ms > 0 {
+        sim.control(&format!("latency {}", a.latency_ms));
+    }
+    println!("{}", sim.address());
+    eprintln!("simulated SCPI instrument running; commands on stdin; Ctrl-C to stop");
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
+
+/// Control commands from stdin, answered on stdout; at its end the sim keeps running
+/// until a signal.
+fn control_from_stdin<T: Send + Sync + 'static>(
+    sim: std::sync::Weak<T>,
+    run: fn(&T, &str) -> String,
+) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some(sim) = sim.upgrade() else { break };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", run(&sim, line.trim()));
+            let _ = out.flush();
+        }
+    });
+}
 
 pub fn modbus(a: SimModbusArgs) -> anyhow::Result<i32> {
     let file = a.map.display().to_string();
@@ -45,20 +84,7 @@ pub fn modbus(a: SimModbusArgs) -> anyhow::Result<i32> {
         eprintln!("link: {} -> {}", l.display(), sim.address());
     }
     eprintln!("simulated Modbus slaves running; commands on stdin; Ctrl-C to stop");
-    let control = std::sync::Arc::downgrade(&sim);
-    // Control commands from stdin; at its end the sim keeps running until a signal.
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Some(sim) = control.upgrade() else { break };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", sim.control(line.trim()));
-            let _ = out.flush();
-        }
-    });
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
     wait_for_signal()?;
     drop(sim);
     Ok(0)

@@ -18,6 +18,8 @@ mod mock_measurement;
 mod mock_power;
 mod modbus_rtu;
 mod modbus_tcp;
+mod scpi_measurement;
+mod scpi_power_supply;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +37,8 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &mock_power::MockPower,
     &mock_measurement::MockMeasurement,
     &http_relay::HttpRelay,
+    &scpi_measurement::ScpiMeasurement,
+    &scpi_power_supply::ScpiPowerSupply,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
