@@ -12,6 +12,7 @@
 //! this build lacks still load); a driver matches its own variant and adds the checks it
 //! needs to run. See ARCHITECTURE.md, "How to add a driver, in five steps".
 
+mod http_measurement;
 mod http_relay;
 mod mock_gpio;
 mod mock_measurement;
@@ -19,6 +20,7 @@ mod mock_power;
 mod modbus_rtu;
 mod modbus_tcp;
 mod scpi_measurement;
+mod script_measurement;
 mod scpi_power_supply;
 
 use std::collections::BTreeMap;
@@ -39,6 +41,8 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &http_relay::HttpRelay,
     &scpi_measurement::ScpiMeasurement,
     &scpi_power_supply::ScpiPowerSupply,
+    &http_measurement::HttpMeasurement,
+    &script_measurement::ScriptMeasurement,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
