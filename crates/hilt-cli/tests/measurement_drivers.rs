@@ -219,3 +219,39 @@ fn an_unsplittable_command_is_located() {
         "{err}"
     );
 }
+
+#[test]
+fn serial_measurement_asks_the_simulated_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttySENSOR");
+    let dut = hilt_sim::SimDut::start(hilt_sim::DutConfig {
+        link: Some(link.clone()),
+        ..hilt_sim::DutConfig::default()
+    })
+    .unwrap();
+    let resources = format!(
+        "  adder:\n    kind: measurement\n    driver: {{type: serial_measurement, port: \"{p}\", command: \"add 40 2\\n\", response_regex: \"= (?P<value>\\\\d+)\", quantity: count}}\n  pinger:\n    kind: measurement\n    driver: {{type: serial_measurement, port: \"{p}\", command: \"ping\\n\", response_regex: \"= (\\\\d+)\", timeout_ms: 500}}\n",
+        p = link.display()
+    );
+    let (bench, suite) = write_files(
+        dir.path(),
+        &resources,
+        &["measure: {resource: adder, expect_equal: 42}"],
+    );
+    // The banner the device prints at boot is not a reading.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 0, "{r:#}");
+    let m = metric(&r, "adder");
+    assert_eq!(m["value"], 42.0);
+    assert_eq!(m["raw_response"], "= 42");
+    assert_eq!(m["query"], "add 40 2\n");
+    assert_eq!(m["quantity"], "count");
+
+    let (_, suite) = write_files(dir.path(), &resources, &["measure: {resource: pinger}"]);
+    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 4, "{r:#}");
+    let msg = r["failure"]["message"].as_str().unwrap();
+    assert!(msg.contains("response \"pong\" does not match"), "{msg}");
+    drop(dut);
+}

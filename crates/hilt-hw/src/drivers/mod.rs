@@ -21,6 +21,7 @@ mod modbus_rtu;
 mod modbus_tcp;
 mod scpi_measurement;
 mod script_measurement;
+mod serial_measurement;
 mod scpi_power_supply;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &scpi_power_supply::ScpiPowerSupply,
     &http_measurement::HttpMeasurement,
     &script_measurement::ScriptMeasurement,
+    &serial_measurement::SerialMeasurement,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
