@@ -51,6 +51,7 @@ mod output;
 mod pty;
 mod rng;
 mod scpi;
+mod serial_relay;
 mod shared;
 mod state;
 
@@ -66,4 +67,5 @@ pub use modbus::{
     MapError, ModbusBind, ModbusFault, ModbusSim, ModbusSimConfig, RegisterMap, SlaveTables,
 };
 pub use scpi::{ScpiFault, ScpiSim};
+pub use serial_relay::{SerialRelaySim, relay_frame};
 pub use state::{DutState, ResetCause};

@@ -22,6 +22,7 @@ mod modbus_tcp;
 mod scpi_measurement;
 mod script_measurement;
 mod serial_measurement;
+mod usb_relay_serial;
 mod scpi_power_supply;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &http_measurement::HttpMeasurement,
     &script_measurement::ScriptMeasurement,
     &serial_measurement::SerialMeasurement,
+    &usb_relay_serial::UsbRelaySerial,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
