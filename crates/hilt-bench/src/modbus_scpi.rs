@@ -76,10 +76,7 @@ pub fn run(env: &crate::env::Env, a: &Args) -> anyhow::Result<Table> {
         map,
         ModbusSimConfig::default(),
     )?;
-    let (host, port) = sim
-        .address()
-        .rsplit_once(':')
-        .context("sim address")?;
+    let (host, port) = sim.address().rsplit_once(':').context("sim address")?;
     let port: u32 = port.parse()?;
 
     // hilt's driver, exactly as a run opens it.
@@ -94,12 +91,14 @@ pub fn run(env: &crate::env::Env, a: &Args) -> anyhow::Result<Table> {
     let cancel = CancelToken::new();
     let mut lat = Vec::with_capacity(n);
     for _ in 0..50 {
-        link.call(1, &READ10, &cancel).map_err(|e| anyhow::anyhow!("{e}"))?;
+        link.call(1, &READ10, &cancel)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let start = Instant::now();
     for _ in 0..n {
         let t0 = Instant::now();
-        link.call(1, &READ10, &cancel).map_err(|e| anyhow::anyhow!("{e}"))?;
+        link.call(1, &READ10, &cancel)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         lat.push(micros(t0.elapsed()));
     }
     let hilt_tps = n as f64 / start.elapsed().as_secs_f64();
@@ -152,7 +151,11 @@ pub fn run(env: &crate::env::Env, a: &Args) -> anyhow::Result<Table> {
     t.row(
         "  same, p50 / p99 µs (vs bare socket p50 / p99)",
         format!("{:.1} / {:.1}", median(&lat), percentile(&lat, 99.0)),
-        format!("{:.1} / {:.1}", median(&raw_lat), percentile(&raw_lat, 99.0)),
+        format!(
+            "{:.1} / {:.1}",
+            median(&raw_lat),
+            percentile(&raw_lat, 99.0)
+        ),
         format!("{:.0}/s bare", raw_tps),
         "",
         None,

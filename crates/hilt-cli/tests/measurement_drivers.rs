@@ -62,7 +62,8 @@ fn write_files(dir: &Path, resources: &str, steps: &[&str]) -> (PathBuf, PathBuf
     )
     .unwrap();
     let suite = dir.join("suite.yaml");
-    let mut text = String::from("version: 1\nsuite: {name: m}\ntests:\n  - name: read\n    steps:\n");
+    let mut text =
+        String::from("version: 1\nsuite: {name: m}\ntests:\n  - name: read\n    steps:\n");
     for s in steps {
         text.push_str(&format!("      - {s}\n"));
     }

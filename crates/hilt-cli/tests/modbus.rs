@@ -152,9 +152,7 @@ fn every_step_runs_against_the_sim_over_rtu_on_a_pty() {
     assert_eq!(sim.holding_register(1, 11), Some(7));
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
     assert!(
-        locks
-            .iter()
-            .any(|l| l["category"] == "serial_transport"),
+        locks.iter().any(|l| l["category"] == "serial_transport"),
         "{locks:#?}"
     );
 }
@@ -222,15 +220,21 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
         &[
             (
                 "unmapped address",
-                &["modbus_read_holding_registers: {node: dut, transport: field, address: 100, count: 2, expect: [0, 0]}"],
+                &[
+                    "modbus_read_holding_registers: {node: dut, transport: field, address: 100, count: 2, expect: [0, 0]}",
+                ],
             ),
             (
                 "mismatch",
-                &["modbus_read_input_registers: {node: dut, transport: field, address: 0, count: 1, expect: [41]}"],
+                &[
+                    "modbus_read_input_registers: {node: dut, transport: field, address: 0, count: 1, expect: [41]}",
+                ],
             ),
             (
                 "still runs",
-                &["modbus_write_single_register: {node: dut, transport: field, address: 10, value: 9}"],
+                &[
+                    "modbus_write_single_register: {node: dut, transport: field, address: 10, value: 9}",
+                ],
             ),
         ],
     );
@@ -239,7 +243,10 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
     assert_eq!(r["status"], "failed");
     let tests = r["tests"].as_array().unwrap();
     let failure = &tests[0]["failure"];
-    assert_eq!(failure["category"], "MODBUS_EXPECTATION_FAILED", "{failure:#}");
+    assert_eq!(
+        failure["category"], "MODBUS_EXPECTATION_FAILED",
+        "{failure:#}"
+    );
     assert_eq!(failure["source"], "firmware");
     let msg = failure["message"].as_str().unwrap();
     assert!(
@@ -268,7 +275,10 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
     let msg = r["tests"][0]["failure"]["message"].as_str().unwrap();
     assert!(msg.contains("slave device busy"), "{msg}");
     assert_eq!(sim.control("get 1 coil 0"), "false");
-    assert!(sim.control("fault sparks").starts_with("error: unknown fault"));
+    assert!(
+        sim.control("fault sparks")
+            .starts_with("error: unknown fault")
+    );
 }
 
 #[test]
@@ -283,7 +293,9 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
         &[
             (
                 "nobody home",
-                &["modbus_read_coils: {node: dut, transport: field, slave: 9, address: 0, count: 1, expect: [false]}"],
+                &[
+                    "modbus_read_coils: {node: dut, transport: field, slave: 9, address: 0, count: 1, expect: [false]}",
+                ],
             ),
             ("never runs", &["sleep_ms: 1"]),
         ],
@@ -307,7 +319,9 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
         dir.path(),
         &[(
             "noisy",
-            &["modbus_read_holding_registers: {node: dut, transport: field, address: 0, count: 2, expect: [1234, 5678]}"],
+            &[
+                "modbus_read_holding_registers: {node: dut, transport: field, address: 0, count: 2, expect: [1234, 5678]}",
+            ],
         )],
     );
     let (code, run, r) = hilt_run(dir.path(), &bench, &suite);
@@ -315,7 +329,10 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
     assert_eq!(r["failure"]["category"], "MODBUS_EXPECTATION_FAILED");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
     assert!(
-        r["failure"]["message"].as_str().unwrap().contains("CRC mismatch"),
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CRC mismatch"),
         "{r:#}"
     );
     assert_eq!(
@@ -500,7 +517,10 @@ fn pymodbus_over_tcp_agrees() {
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "pymodbus did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "pymodbus did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let bench = write_bench(
@@ -531,8 +551,7 @@ impl PtyPair {
             let p = nix::pty::openpty(None, None).unwrap();
             let mut t = nix::sys::termios::tcgetattr(&p.slave).unwrap();
             nix::sys::termios::cfmakeraw(&mut t);
-            nix::sys::termios::tcsetattr(&p.slave, nix::sys::termios::SetArg::TCSANOW, &t)
-                .unwrap();
+            nix::sys::termios::tcsetattr(&p.slave, nix::sys::termios::SetArg::TCSANOW, &t).unwrap();
             let path = nix::unistd::ttyname(&p.slave).unwrap();
             (std::fs::File::from(p.master), p.slave, path)
         };
@@ -551,10 +570,8 @@ impl PtyPair {
                     if poll(&mut fds, PollTimeout::from(50u16)).is_err() {
                         continue;
                     }
-                    let ready = |f: &PollFd| {
-                        f.revents()
-                            .is_some_and(|r| r.contains(PollFlags::POLLIN))
-                    };
+                    let ready =
+                        |f: &PollFd| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
                     (ready(&fds[0]), ready(&fds[1]))
                 };
                 if ra && let Ok(n) = a.read(&mut buf) {
@@ -604,10 +621,16 @@ fn wait_for_rtu_peer(port: &Path) {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        assert!(Instant::now() < deadline, "pymodbus RTU server never answered");
+        assert!(
+            Instant::now() < deadline,
+            "pymodbus RTU server never answered"
+        );
         p.write_all_bytes(&req).unwrap();
         let mut buf = [0u8; 64];
-        if p.read_timeout(&mut buf, Duration::from_millis(300)).unwrap() > 0 {
+        if p.read_timeout(&mut buf, Duration::from_millis(300))
+            .unwrap()
+            > 0
+        {
             // Let the rest of the reply arrive and drop it.
             std::thread::sleep(Duration::from_millis(100));
             let _ = p.read_timeout(&mut buf, Duration::from_millis(10));

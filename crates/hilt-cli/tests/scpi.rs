@@ -45,7 +45,8 @@ resources:
 }
 
 fn write_suite(dir: &Path, steps: &[&str]) -> PathBuf {
-    let mut text = String::from("version: 1\nsuite: {name: scpi}\ntests:\n  - name: rails\n    steps:\n");
+    let mut text =
+        String::from("version: 1\nsuite: {name: scpi}\ntests:\n  - name: rails\n    steps:\n");
     for s in steps {
         text.push_str(&format!("      - {s}\n"));
     }

@@ -43,7 +43,8 @@ resources:
     )
     .unwrap();
     let suite = dir.join("suite.yaml");
-    let mut text = String::from("version: 1\nsuite: {name: r}\ntests:\n  - name: relay\n    steps:\n");
+    let mut text =
+        String::from("version: 1\nsuite: {name: r}\ntests:\n  - name: relay\n    steps:\n");
     for s in steps {
         text.push_str(&format!("      - {s}\n"));
     }
@@ -96,7 +97,16 @@ fn command_maps_switch_and_read_back_the_board() {
     let ops: Vec<(u8, u8)> = sim.frames().iter().map(|f| (f[1], f[2])).collect();
     assert_eq!(
         ops,
-        [(1, 1), (1, 2), (2, 1), (2, 0), (2, 1), (1, 0), (1, 2), (2, 2)]
+        [
+            (1, 1),
+            (1, 2),
+            (2, 1),
+            (2, 0),
+            (2, 1),
+            (1, 0),
+            (1, 2),
+            (2, 2)
+        ]
     );
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
     assert!(
@@ -126,7 +136,12 @@ fn a_silent_board_and_a_bad_map() {
         "{msg}"
     );
 
-    let (bench, suite) = write_files(dir.path(), &link, "A0 2", &["power_set: {resource: board, outlet: fan, state: true}"]);
+    let (bench, suite) = write_files(
+        dir.path(),
+        &link,
+        "A0 2",
+        &["power_set: {resource: board, outlet: fan, state: true}"],
+    );
     let out = hilt()
         .args(["validate", "--bench"])
         .arg(&bench)

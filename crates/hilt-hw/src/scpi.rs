@@ -253,7 +253,9 @@ impl ScpiLink {
                         Err(e)
                             if matches!(
                                 e.kind(),
-                                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                                ErrorKind::WouldBlock
+                                    | ErrorKind::TimedOut
+                                    | ErrorKind::Interrupted
                             ) =>
                         {
                             0
@@ -332,9 +334,11 @@ mod tests {
                 port: "/dev/ttyUSB0".into()
             })
         );
-        assert!(parse_address("USB0::0x1AB1::0x0E11::DP8C1::INSTR")
-            .unwrap_err()
-            .contains("VISA"));
+        assert!(
+            parse_address("USB0::0x1AB1::0x0E11::DP8C1::INSTR")
+                .unwrap_err()
+                .contains("VISA")
+        );
         assert!(parse_address("tcp://h:0").is_err());
         assert!(parse_address("http://x").is_err());
     }

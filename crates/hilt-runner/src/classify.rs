@@ -95,7 +95,9 @@ pub fn modbus_failure(err: &ModbusError, what: &str) -> ModbusOutcome {
     };
     match err {
         ModbusError::Exception { .. } => ModbusOutcome::Test(failure(Source::Firmware)),
-        ModbusError::Frame(FrameError::Malformed(_)) => ModbusOutcome::Run(failure(Source::Firmware)),
+        ModbusError::Frame(FrameError::Malformed(_)) => {
+            ModbusOutcome::Run(failure(Source::Firmware))
+        }
         ModbusError::Timeout { received: 0, .. } => ModbusOutcome::Run(failure(Source::Firmware)),
         ModbusError::Timeout { .. } | ModbusError::Frame(FrameError::Crc { .. }) => {
             ModbusOutcome::Run(failure(Source::BenchInfrastructure))

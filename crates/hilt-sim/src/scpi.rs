@@ -197,12 +197,8 @@ impl State {
                 None
             }
             "OUTP?" => Some(if self.ch[sel].on { "1" } else { "0" }.into()),
-            "MEAS:VOLT?" | "MEAS:VOLT:DC?" => {
-                channel(self).map(|c| fmt(self.voltage(c)))
-            }
-            "MEAS:CURR?" | "MEAS:CURR:DC?" => {
-                channel(self).map(|c| fmt(self.current(c)))
-            }
+            "MEAS:VOLT?" | "MEAS:VOLT:DC?" => channel(self).map(|c| fmt(self.voltage(c))),
+            "MEAS:CURR?" | "MEAS:CURR:DC?" => channel(self).map(|c| fmt(self.current(c))),
             "READ?" => Some(fmt(self.voltage(0))),
             _ => {
                 self.error("-113,\"Undefined header\"");
@@ -330,7 +326,15 @@ impl ScpiSim {
                     .ch
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| format!("ch{}={}V/{}A/{}", i + 1, c.volt, c.curr, if c.on { "on" } else { "off" }))
+                    .map(|(i, c)| {
+                        format!(
+                            "ch{}={}V/{}A/{}",
+                            i + 1,
+                            c.volt,
+                            c.curr,
+                            if c.on { "on" } else { "off" }
+                        )
+                    })
                     .chain([format!("errors={}", s.errors.len())])
                     .collect::<Vec<_>>()
                     .join(" ");
@@ -371,7 +375,12 @@ fn serve(state: &Mutex<State>, stop: &AtomicBool, conn: TcpStream) {
             Ok(0) => return,
             Ok(_) if line.ends_with(b"\n") => {}
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 if line.len() > MAX_LINE {
                     return;
                 }
@@ -428,7 +437,10 @@ mod tests {
         assert_eq!(s.command("MEAS:VOLT? CH1").unwrap(), "+1.000000E0");
         s.command("VOLT 99");
         s.command("BOGUS");
-        assert_eq!(s.command("SYST:ERR?").unwrap(), "-222,\"Data out of range\"");
+        assert_eq!(
+            s.command("SYST:ERR?").unwrap(),
+            "-222,\"Data out of range\""
+        );
         assert_eq!(s.command("SYST:ERR?").unwrap(), "-113,\"Undefined header\"");
         assert_eq!(s.command("SYST:ERR?").unwrap(), "0,\"No error\"");
         for _ in 0..30 {

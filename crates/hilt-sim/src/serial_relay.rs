@@ -63,7 +63,11 @@ impl SerialRelaySim {
                     }
                     match master.read(&mut buf) {
                         Ok(n) => pending.extend_from_slice(&buf[..n]),
-                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::WouldBlock | ErrorKind::Interrupted
+                            ) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     }
                     // Resynchronise on the A0 start byte.
@@ -125,7 +129,11 @@ impl SerialRelaySim {
 
     /// Every valid frame received, in order.
     pub fn frames(&self) -> Vec<[u8; 4]> {
-        self.board.lock().unwrap_or_else(|e| e.into_inner()).frames.clone()
+        self.board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .frames
+            .clone()
     }
 }
 

@@ -4,8 +4,8 @@
 use std::io::{BufRead, Write};
 
 use hilt_sim::{
-    DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig,
-    RegisterMap, ScpiSim, SimDut,
+    DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap,
+    ScpiSim, SimDut,
 };
 
 use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};

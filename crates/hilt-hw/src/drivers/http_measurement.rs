@@ -104,14 +104,18 @@ struct Http {
 }
 
 /// The value and unit in a body; `Err` says what is wrong with it.
-fn parse_body(body: &str, value_field: &str, unit_field: &str) -> Result<(f64, Option<String>), String> {
+fn parse_body(
+    body: &str,
+    value_field: &str,
+    unit_field: &str,
+) -> Result<(f64, Option<String>), String> {
     let text = body.trim();
     if let Ok(v) = text.parse::<f64>() {
         return Ok((v, None)).and_then(|(v, u)| finite(v).map(|v| (v, u)));
     }
     let short = &text[..text.floor_char_boundary(120)];
-    let json: Value =
-        serde_json::from_str(text).map_err(|_| format!("body {short:?} is neither a number nor JSON"))?;
+    let json: Value = serde_json::from_str(text)
+        .map_err(|_| format!("body {short:?} is neither a number nor JSON"))?;
     let Value::Object(o) = &json else {
         return match json.as_f64() {
             Some(v) => finite(v).map(|v| (v, None)),
@@ -159,7 +163,10 @@ impl Instrument for Http {
             .map_err(|e| fail(&e))?;
         if !(200..300).contains(&status) {
             let text = body.trim();
-            return Err(fail(&format!("HTTP {status} {}", &text[..text.floor_char_boundary(200)])));
+            return Err(fail(&format!(
+                "HTTP {status} {}",
+                &text[..text.floor_char_boundary(200)]
+            )));
         }
         let (value, unit) =
             parse_body(&body, &self.value_field, &self.unit_field).map_err(|e| fail(&e))?;
@@ -190,8 +197,16 @@ mod tests {
             parse_body(r#"{"mA": "12.5"}"#, "mA", "unit"),
             Ok((12.5, None))
         );
-        assert!(parse_body("<html>", "value", "unit").unwrap_err().contains("neither"));
-        assert!(parse_body(r#"{"v": 1}"#, "value", "unit").unwrap_err().contains("no numeric `value`"));
+        assert!(
+            parse_body("<html>", "value", "unit")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(
+            parse_body(r#"{"v": 1}"#, "value", "unit")
+                .unwrap_err()
+                .contains("no numeric `value`")
+        );
         assert!(parse_body("NaN", "value", "unit").is_err());
     }
 }

@@ -20,10 +20,10 @@ mod mock_power;
 mod modbus_rtu;
 mod modbus_tcp;
 mod scpi_measurement;
+mod scpi_power_supply;
 mod script_measurement;
 mod serial_measurement;
 mod usb_relay_serial;
-mod scpi_power_supply;
 
 use std::collections::BTreeMap;
 
@@ -77,8 +77,12 @@ pub trait TransportDriver: Sync {
         Vec::new()
     }
     /// Opens (connects) the transport without sending anything to the device.
-    fn open(&self, node: &str, name: &str, transport: &Transport)
-    -> Result<OpenedTransport, HwError>;
+    fn open(
+        &self,
+        node: &str,
+        name: &str,
+        transport: &Transport,
+    ) -> Result<OpenedTransport, HwError>;
 }
 
 /// The resource driver for a `driver.type` tag, when this build has it.

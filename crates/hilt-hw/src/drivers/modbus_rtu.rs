@@ -56,7 +56,10 @@ impl TransportDriver for ModbusRtu {
         else {
             return Err(HwError::unsupported(
                 ResourceKind::Modbus,
-                format!("driver `modbus_rtu` cannot use `{}` parameters", t.backend()),
+                format!(
+                    "driver `modbus_rtu` cannot use `{}` parameters",
+                    t.backend()
+                ),
             ));
         };
         let settings = SerialSettings {

@@ -33,8 +33,9 @@ impl TransportDriver for ModbusTcp {
         let mut out = Vec::new();
         if host.trim().is_empty() || host.contains('/') || host.contains(' ') {
             out.push(
-                Problem::new("host", format!("`{host}` is not a host name or address"))
-                    .with_help("write the host alone, e.g. `10.1.2.3` or `plc.local`; the port goes in `port`"),
+                Problem::new("host", format!("`{host}` is not a host name or address")).with_help(
+                    "write the host alone, e.g. `10.1.2.3` or `plc.local`; the port goes in `port`",
+                ),
             );
         }
         if *timeout_ms == 0 {
@@ -53,7 +54,10 @@ impl TransportDriver for ModbusTcp {
         else {
             return Err(HwError::unsupported(
                 ResourceKind::Modbus,
-                format!("driver `modbus_tcp` cannot use `{}` parameters", t.backend()),
+                format!(
+                    "driver `modbus_tcp` cannot use `{}` parameters",
+                    t.backend()
+                ),
             ));
         };
         let mut link = TcpLink {
@@ -77,7 +81,12 @@ struct TcpLink {
 impl TcpLink {
     fn connect(&mut self) -> Result<(), HwError> {
         let open_err = |reason: String| {
-            HwError::open(ResourceKind::Modbus, "Modbus TCP endpoint", &self.endpoint, reason)
+            HwError::open(
+                ResourceKind::Modbus,
+                "Modbus TCP endpoint",
+                &self.endpoint,
+                reason,
+            )
         };
         let addrs: Vec<SocketAddr> = self
             .endpoint

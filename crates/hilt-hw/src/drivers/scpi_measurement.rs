@@ -40,10 +40,16 @@ impl Conn<'_> {
             out.push(Problem::new("timeout_ms", "must be greater than 0"));
         }
         if parse_parity(self.parity).is_none() {
-            out.push(Problem::new("parity", format!("`{}` is not N, E, O, M or S", self.parity)));
+            out.push(Problem::new(
+                "parity",
+                format!("`{}` is not N, E, O, M or S", self.parity),
+            ));
         }
         if self.read_termination.is_empty() {
-            out.push(Problem::new("read_termination", "must not be empty: it ends each answer"));
+            out.push(Problem::new(
+                "read_termination",
+                "must not be empty: it ends each answer",
+            ));
         }
         out
     }

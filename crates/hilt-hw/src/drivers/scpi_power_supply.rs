@@ -67,7 +67,11 @@ fn psu(params: &Params) -> Option<Psu<'_>> {
 
 /// The preset's readback query (BenchCI's table, channel token `CH<n>`).
 pub fn preset_query(preset: ScpiPreset, quantity: &str, channel: Option<u32>) -> String {
-    let q = if quantity == "current" { "CURR" } else { "VOLT" };
+    let q = if quantity == "current" {
+        "CURR"
+    } else {
+        "VOLT"
+    };
     let base = match preset {
         ScpiPreset::Generic | ScpiPreset::OwonSp => return format!("MEAS:{q}?"),
         ScpiPreset::RigolDpBasic => format!(":MEAS:{q}?"),
@@ -132,7 +136,10 @@ impl ResourceDriver for ScpiPowerSupply {
             return Vec::new();
         };
         let mut out = p.conn.problems();
-        for (field, v) in [("set_voltage", p.set_voltage), ("set_current", p.set_current)] {
+        for (field, v) in [
+            ("set_voltage", p.set_voltage),
+            ("set_current", p.set_current),
+        ] {
             if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
                 out.push(Problem::new(field, "must be a finite number ≥ 0"));
             }
@@ -196,13 +203,22 @@ mod tests {
 
     #[test]
     fn preset_queries_are_benchcis() {
-        assert_eq!(preset_query(ScpiPreset::Generic, "voltage", Some(2)), "MEAS:VOLT?");
-        assert_eq!(preset_query(ScpiPreset::OwonSp, "current", None), "MEAS:CURR?");
+        assert_eq!(
+            preset_query(ScpiPreset::Generic, "voltage", Some(2)),
+            "MEAS:VOLT?"
+        );
+        assert_eq!(
+            preset_query(ScpiPreset::OwonSp, "current", None),
+            "MEAS:CURR?"
+        );
         assert_eq!(
             preset_query(ScpiPreset::RigolDpBasic, "current", Some(1)),
             ":MEAS:CURR? CH1"
         );
-        assert_eq!(preset_query(ScpiPreset::RigolDpBasic, "voltage", None), ":MEAS:VOLT?");
+        assert_eq!(
+            preset_query(ScpiPreset::RigolDpBasic, "voltage", None),
+            ":MEAS:VOLT?"
+        );
         assert_eq!(
             preset_query(ScpiPreset::KeysightE36300Basic, "voltage", Some(3)),
             "MEAS:VOLT? CH3"

@@ -103,7 +103,9 @@ impl ResourceDriver for ScriptMeasurement {
 
     fn check(&self, params: &Params) -> Vec<Problem> {
         let Params::ScriptMeasurement {
-            command, timeout_ms, ..
+            command,
+            timeout_ms,
+            ..
         } = params
         else {
             return Vec::new();
@@ -112,7 +114,10 @@ impl ResourceDriver for ScriptMeasurement {
         match split(command) {
             Ok(argv) if argv.is_empty() => out.push(Problem::new("command", "names no program")),
             Ok(_) => {}
-            Err(e) => out.push(Problem::new("command", format!("cannot be split into words: {e}"))),
+            Err(e) => out.push(Problem::new(
+                "command",
+                format!("cannot be split into words: {e}"),
+            )),
         }
         if *timeout_ms == 0 {
             out.push(Problem::new("timeout_ms", "must be greater than 0"));
@@ -147,10 +152,15 @@ impl ResourceDriver for ScriptMeasurement {
         else {
             return Err(wrong_params(KIND, self.tag(), params));
         };
-        let argv = split(command)
-            .map_err(|e| HwError::open(KIND, "measurement script", resource, e))?;
+        let argv =
+            split(command).map_err(|e| HwError::open(KIND, "measurement script", resource, e))?;
         if argv.is_empty() {
-            return Err(HwError::open(KIND, "measurement script", resource, "names no program"));
+            return Err(HwError::open(
+                KIND,
+                "measurement script",
+                resource,
+                "names no program",
+            ));
         }
         Ok(Opened::Instrument(Box::new(Script {
             argv,
@@ -181,7 +191,11 @@ fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// The value and unit in a script's output.
-fn parse_output(text: &str, value_path: &str, unit_path: &str) -> Result<(f64, Option<String>), String> {
+fn parse_output(
+    text: &str,
+    value_path: &str,
+    unit_path: &str,
+) -> Result<(f64, Option<String>), String> {
     let text = text.trim();
     let json = serde_json::from_str::<Value>(text).ok().or_else(|| {
         text.lines()
@@ -223,7 +237,11 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 impl Instrument for Script {
     fn read(&mut self) -> Result<Reading, HwError> {
         let fail = |e: String| {
-            HwError::io(KIND, "measurement script", format!("`{}`: {e}", self.command))
+            HwError::io(
+                KIND,
+                "measurement script",
+                format!("`{}`: {e}", self.command),
+            )
         };
         let out_path = std::env::temp_dir().join(format!(
             "hilt-script-measurement-{}-{}.out",
@@ -248,8 +266,19 @@ impl Instrument for Script {
             )));
         }
         if !outcome.success() {
-            let tail: String = text.trim().chars().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect();
-            return Err(fail(format!("exited with code {}: {tail}", outcome.exit_code)));
+            let tail: String = text
+                .trim()
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(fail(format!(
+                "exited with code {}: {tail}",
+                outcome.exit_code
+            )));
         }
         let (value, unit) = parse_output(&text, &self.value_path, &self.unit_path).map_err(fail)?;
         Ok(Reading {
@@ -284,7 +313,11 @@ mod tests {
     fn outputs() {
         assert_eq!(parse_output("3.3\n", "value", "unit"), Ok((3.3, None)));
         assert_eq!(
-            parse_output("warming up\n{\"r\": {\"v\": 2}, \"u\": \"mA\"}\n", "r.v", "u"),
+            parse_output(
+                "warming up\n{\"r\": {\"v\": 2}, \"u\": \"mA\"}\n",
+                "r.v",
+                "u"
+            ),
             Ok((2.0, Some("mA".into())))
         );
         assert!(parse_output("{\"x\": 1}", "value", "unit").is_err());

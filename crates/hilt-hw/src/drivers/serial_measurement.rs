@@ -52,7 +52,10 @@ impl ResourceDriver for SerialMeasurement {
             out.push(Problem::new("timeout_ms", "must be greater than 0"));
         }
         if parse_parity(parity).is_none() {
-            out.push(Problem::new("parity", format!("`{parity}` is not N, E, O, M or S")));
+            out.push(Problem::new(
+                "parity",
+                format!("`{parity}` is not N, E, O, M or S"),
+            ));
         }
         if *read_size == 0 {
             out.push(Problem::new("read_size", "must be greater than 0"));
@@ -105,7 +108,9 @@ impl ResourceDriver for SerialMeasurement {
             stopbits: *stopbits,
         };
         let serial = crate::serial::open(&settings).map_err(|e| match e {
-            HwError::Open { path, reason, .. } => HwError::open(KIND, "serial sensor", path, reason),
+            HwError::Open { path, reason, .. } => {
+                HwError::open(KIND, "serial sensor", path, reason)
+            }
             other => other,
         })?;
         Ok(Opened::Instrument(Box::new(Sensor {
@@ -185,7 +190,10 @@ impl Instrument for Sensor {
                 .map_err(|e| fail(e.to_string()))?;
             got.extend_from_slice(&buf[..n]);
         }
-        let line_end = got.iter().position(|b| *b == b'\n').map_or(got.len(), |i| i + 1);
+        let line_end = got
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(got.len(), |i| i + 1);
         got.truncate(line_end.min(self.read_size));
         if got.is_empty() {
             return Err(fail(format!(
@@ -218,7 +226,11 @@ mod tests {
         let re1 = Regex::new(r"= (\d+)").unwrap();
         assert_eq!(value_of(Some(&re1), "= 42"), Ok(42.0));
         assert_eq!(value_of(None, "V:3.31"), Ok(3.31));
-        assert!(value_of(Some(&re1), "error").unwrap_err().contains("does not match"));
+        assert!(
+            value_of(Some(&re1), "error")
+                .unwrap_err()
+                .contains("does not match")
+        );
         assert!(value_of(None, "no digits").is_err());
     }
 }

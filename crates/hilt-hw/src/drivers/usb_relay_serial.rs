@@ -41,7 +41,10 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn hex_spaced(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl ResourceDriver for UsbRelaySerial {
@@ -70,8 +73,11 @@ impl ResourceDriver for UsbRelaySerial {
         let mut out = Vec::new();
         if model != "command_map" {
             out.push(
-                Problem::new("model", format!("model `{model}` is not supported by this build"))
-                    .with_help("use `model: command_map` with on_commands/off_commands"),
+                Problem::new(
+                    "model",
+                    format!("model `{model}` is not supported by this build"),
+                )
+                .with_help("use `model: command_map` with on_commands/off_commands"),
             );
         }
         if port.trim().is_empty() {
@@ -185,21 +191,29 @@ impl Board {
     }
 
     fn channel(&self, outlet: &str) -> Result<String, HwError> {
-        self.outlets.get(outlet).map(|c| c.to_string()).ok_or_else(|| {
-            HwError::unsupported(
-                KIND,
-                format!(
-                    "no outlet `{outlet}` on {} (outlets: {})",
-                    self.path,
-                    self.outlets.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
+        self.outlets
+            .get(outlet)
+            .map(|c| c.to_string())
+            .ok_or_else(|| {
+                HwError::unsupported(
+                    KIND,
+                    format!(
+                        "no outlet `{outlet}` on {} (outlets: {})",
+                        self.path,
+                        self.outlets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), HwError> {
         let mut buf = [0u8; 256];
-        while self.port.read_timeout(&mut buf, Duration::ZERO).map_err(|e| self.fail(e))? > 0 {}
+        while self
+            .port
+            .read_timeout(&mut buf, Duration::ZERO)
+            .map_err(|e| self.fail(e))?
+            > 0
+        {}
         self.port.write_all_bytes(bytes).map_err(|e| self.fail(e))
     }
 
@@ -210,11 +224,18 @@ impl Board {
         let mut buf = [0u8; MAX_ANSWER];
         while got.len() < MAX_ANSWER {
             let left = deadline.saturating_duration_since(Instant::now());
-            let wait = if got.is_empty() { left } else { left.min(ANSWER_GAP) };
+            let wait = if got.is_empty() {
+                left
+            } else {
+                left.min(ANSWER_GAP)
+            };
             if wait.is_zero() {
                 break;
             }
-            let n = self.port.read_timeout(&mut buf, wait).map_err(|e| self.fail(e))?;
+            let n = self
+                .port
+                .read_timeout(&mut buf, wait)
+                .map_err(|e| self.fail(e))?;
             if n == 0 && !got.is_empty() {
                 break;
             }
@@ -244,10 +265,12 @@ impl PowerSwitch for Board {
     fn set(&mut self, outlet: &str, on: bool) -> Result<(), HwError> {
         let ch = self.channel(outlet)?;
         let map = if on { &self.on } else { &self.off };
-        let cmd = map
-            .get(&ch)
-            .cloned()
-            .ok_or_else(|| self.fail(format!("no {} command for channel {ch}", if on { "on" } else { "off" })))?;
+        let cmd = map.get(&ch).cloned().ok_or_else(|| {
+            self.fail(format!(
+                "no {} command for channel {ch}",
+                if on { "on" } else { "off" }
+            ))
+        })?;
         self.send(&cmd)?;
         self.last.insert(outlet.to_string(), on);
         Ok(())

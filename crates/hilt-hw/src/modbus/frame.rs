@@ -285,13 +285,13 @@ impl Request {
             | Request::ReadInputRegisters { count, .. } => {
                 let want = *count as usize * 2;
                 match data.split_first() {
-                    Some((&n, body)) if n as usize == want && body.len() == want => Ok(Ok(
-                        Response::Registers(
+                    Some((&n, body)) if n as usize == want && body.len() == want => {
+                        Ok(Ok(Response::Registers(
                             body.chunks_exact(2)
                                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
                                 .collect(),
-                        ),
-                    )),
+                        )))
+                    }
                     _ => bad(format!(
                         "reply to {} of {count} registers should carry {want} data bytes",
                         self.name()
@@ -302,7 +302,10 @@ impl Request {
                 if pdu == self.encode().as_slice() {
                     Ok(Ok(Response::Written))
                 } else {
-                    bad(format!("reply to {} does not echo the request", self.name()))
+                    bad(format!(
+                        "reply to {} does not echo the request",
+                        self.name()
+                    ))
                 }
             }
             Request::WriteMultipleCoils { address, values } => {
@@ -498,7 +501,9 @@ mod tests {
             address: 0,
             count: 10,
         };
-        let bits = vec![true, false, true, true, false, false, false, false, true, false];
+        let bits = vec![
+            true, false, true, true, false, false, false, false, true, false,
+        ];
         let pdu = r.encode_response(&Response::Bits(bits.clone()));
         assert_eq!(r.decode_response(&pdu), Ok(Ok(Response::Bits(bits))));
         assert_eq!(r.decode_response(&[0x81, 2]), Ok(Err(2)));
@@ -538,10 +543,7 @@ mod tests {
                 a,
                 proptest::collection::vec(any::<u16>(), 1..=MAX_WRITE_REGISTERS as usize)
             )
-                .prop_map(|(address, values)| Request::WriteMultipleRegisters {
-                    address,
-                    values
-                }),
+                .prop_map(|(address, values)| Request::WriteMultipleRegisters { address, values }),
         ]
     }
 

@@ -24,9 +24,15 @@ use crate::{CancelToken, HwError};
 #[derive(Debug)]
 pub enum ModbusError {
     /// The slave answered with an exception response.
-    Exception { function: u8, code: u8 },
+    Exception {
+        function: u8,
+        code: u8,
+    },
     /// No complete reply within the transport's timeout; `received` bytes of one arrived.
-    Timeout { waited: Duration, received: usize },
+    Timeout {
+        waited: Duration,
+        received: usize,
+    },
     /// A reply arrived but cannot be the answer (CRC, length, echo, slave id).
     Frame(FrameError),
     /// The connection or port failed.

@@ -77,9 +77,7 @@ fn span_of(d: &mut Diags, p: &str, what: &str, address: u32, count: u32, max: u3
     } else if address + count > 0x1_0000 {
         d.error(
             &format!("{p}.{what}"),
-            format!(
-                "{count} items from address {address} run past the last address (65535)"
-            ),
+            format!("{count} items from address {address} run past the last address (65535)"),
         );
     }
 }

@@ -209,14 +209,16 @@ impl Exec<'_> {
         let mut out = base;
         let mismatch = match (&c.expect, &response) {
             (Expect::Registers(want), Response::Registers(got)) => {
-                m.log.line(&format!("OK values={got:?} in {elapsed_ms:.1} ms"));
+                m.log
+                    .line(&format!("OK values={got:?} in {elapsed_ms:.1} ms"));
                 out.insert("values".into(), Value::from(got.clone()));
-                let same = want.len() == got.len()
-                    && want.iter().zip(got).all(|(w, g)| *w == *g as i64);
+                let same =
+                    want.len() == got.len() && want.iter().zip(got).all(|(w, g)| *w == *g as i64);
                 (!same).then(|| (format!("{want:?}"), format!("{got:?}")))
             }
             (Expect::Bits(want), Response::Bits(got)) => {
-                m.log.line(&format!("OK values={got:?} in {elapsed_ms:.1} ms"));
+                m.log
+                    .line(&format!("OK values={got:?} in {elapsed_ms:.1} ms"));
                 out.insert("values".into(), Value::from(got.clone()));
                 (*want != got.as_slice()).then(|| (format!("{want:?}"), format!("{got:?}")))
             }

@@ -79,7 +79,10 @@ impl RegisterMap {
                 "needs a `slaves` mapping (slave id → tables)".into(),
             ));
         };
-        if let Some(k) = root.as_object().and_then(|o| o.keys().find(|k| *k != "slaves")) {
+        if let Some(k) = root
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "slaves"))
+        {
             return Err(err(k, format!("unknown key `{k}` (expected `slaves`)")));
         }
         let mut map = RegisterMap::default();
@@ -98,7 +101,10 @@ impl RegisterMap {
                 if !TABLES.contains(&name.as_str()) {
                     return Err(err(
                         &tp,
-                        format!("unknown table `{name}` (expected one of {})", TABLES.join(", ")),
+                        format!(
+                            "unknown table `{name}` (expected one of {})",
+                            TABLES.join(", ")
+                        ),
                     ));
                 }
                 let Some(entries) = entries.as_object() else {

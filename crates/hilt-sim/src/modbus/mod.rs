@@ -148,7 +148,11 @@ pub struct ModbusSim {
 }
 
 impl ModbusSim {
-    pub fn start(bind: ModbusBind, map: RegisterMap, cfg: ModbusSimConfig) -> Result<ModbusSim, SimError> {
+    pub fn start(
+        bind: ModbusBind,
+        map: RegisterMap,
+        cfg: ModbusSimConfig,
+    ) -> Result<ModbusSim, SimError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 map,

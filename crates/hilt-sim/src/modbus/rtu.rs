@@ -52,7 +52,8 @@ fn serve(sh: &Shared, mut master: File, mut writer: File) {
     while !sh.stopping() {
         let ready = {
             let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-            let ms = PollTimeout::try_from(IDLE_CHECK.as_millis() as u64).unwrap_or(PollTimeout::MAX);
+            let ms =
+                PollTimeout::try_from(IDLE_CHECK.as_millis() as u64).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, ms) {
                 Ok(n) => n > 0,
                 Err(nix::Error::EINTR) => false,
