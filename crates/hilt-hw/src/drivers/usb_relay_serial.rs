@@ -31,7 +31,7 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     if digits.is_empty() {
         return Err("no bytes".into());
     }
-    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("`{s}` is not hex bytes (e.g. `A0 01 01 A2`)"));
     }
     (0..digits.len())

@@ -455,7 +455,7 @@ pub fn parse_mbap(head: &[u8; MBAP_LEN]) -> Result<Mbap, FrameError> {
             "MBAP protocol id {protocol} is not Modbus (0)"
         )));
     }
-    if len < 2 || len > MAX_PDU + 1 {
+    if !(2..=MAX_PDU + 1).contains(&len) {
         return Err(FrameError::Malformed(format!(
             "MBAP length {len} is out of range (2..={})",
             MAX_PDU + 1
@@ -522,20 +522,20 @@ mod tests {
     fn request() -> impl Strategy<Value = Request> {
         let a = any::<u16>();
         prop_oneof![
-            (a.clone(), 1..=MAX_READ_BITS)
+            (a, 1..=MAX_READ_BITS)
                 .prop_map(|(address, count)| Request::ReadCoils { address, count }),
-            (a.clone(), 1..=MAX_READ_BITS)
+            (a, 1..=MAX_READ_BITS)
                 .prop_map(|(address, count)| Request::ReadDiscreteInputs { address, count }),
-            (a.clone(), 1..=MAX_READ_REGISTERS)
+            (a, 1..=MAX_READ_REGISTERS)
                 .prop_map(|(address, count)| Request::ReadHoldingRegisters { address, count }),
-            (a.clone(), 1..=MAX_READ_REGISTERS)
+            (a, 1..=MAX_READ_REGISTERS)
                 .prop_map(|(address, count)| Request::ReadInputRegisters { address, count }),
-            (a.clone(), any::<bool>())
+            (a, any::<bool>())
                 .prop_map(|(address, value)| Request::WriteSingleCoil { address, value }),
-            (a.clone(), any::<u16>())
+            (a, any::<u16>())
                 .prop_map(|(address, value)| Request::WriteSingleRegister { address, value }),
             (
-                a.clone(),
+                a,
                 proptest::collection::vec(any::<bool>(), 1..=MAX_WRITE_BITS as usize)
             )
                 .prop_map(|(address, values)| Request::WriteMultipleCoils { address, values }),

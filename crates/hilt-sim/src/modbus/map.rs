@@ -245,7 +245,7 @@ mod tests {
         let mut m = RegisterMap::parse(MAP, "map.yaml").unwrap();
         let t = &m.slaves[&1];
         assert_eq!(t.holding_registers[&1], 5678);
-        assert_eq!(t.coils[&1], false);
+        assert!(!t.coils[&1]);
         let req = Request::ReadHoldingRegisters {
             address: 0,
             count: 2,
