@@ -664,3 +664,75 @@ fn pymodbus_over_rtu_on_a_pty_agrees() {
     let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
     assert_peer_results(code, &r);
 }
+
+#[test]
+fn the_self_test_reaches_modbus_transports_without_sending_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = ModbusSim::start(
+        ModbusBind::Tcp("127.0.0.1:0".into()),
+        map(),
+        ModbusSimConfig::default(),
+    )
+    .unwrap();
+    let link = dir.path().join("ttyRTU");
+    let rtu = ModbusSim::start(
+        ModbusBind::Rtu(Some(link.clone())),
+        map(),
+        ModbusSimConfig::default(),
+    )
+    .unwrap();
+    let bench = dir.path().join("bench.yaml");
+    let write = |tcp: &str| {
+        std::fs::write(
+            &bench,
+            format!(
+                "version: 1\nbench: {{name: plc rig}}\ndefaults: {{node: dut}}\nnodes:\n  dut:\n    kind: plc\n    transports:\n      lan: {}\n      field: {}\n",
+                tcp_transport(tcp),
+                rtu_transport(&link)
+            ),
+        )
+        .unwrap();
+    };
+    let self_test = || {
+        let out = hilt()
+            .args(["bench", "self-test", "--open-hardware", "--json", "--bench"])
+            .arg(&bench)
+            .arg("--log-dir")
+            .arg(dir.path().join("health"))
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), report)
+    };
+    let check = |r: &Value, id: &str| -> Value {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {id}: {r:#}"))
+    };
+    write(sim.address());
+    let (code, r) = self_test();
+    assert_eq!(code, Some(0), "{r:#}");
+    // BenchCI warns "unknown transport type" for modbus_tcp, so it is never healthy.
+    assert_eq!(r["health_status"], "healthy", "{r:#}");
+    assert_eq!(check(&r, "node.dut.transport.lan")["status"], "pass");
+    assert_eq!(check(&r, "node.dut.transport.lan.open")["status"], "pass");
+    assert_eq!(check(&r, "node.dut.transport.field.open")["status"], "pass");
+    assert!(sim.requests().is_empty() && rtu.requests().is_empty());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    write(&closed);
+    let (code, r) = self_test();
+    assert_eq!(code, Some(1), "{r:#}");
+    assert_eq!(r["health_status"], "failing");
+    let c = check(&r, "node.dut.transport.lan.open");
+    assert_eq!(c["status"], "fail");
+    assert_eq!(c["category"], "TRANSPORT_OPEN_FAILED", "{c:#}");
+}
