@@ -736,3 +736,59 @@ fn the_self_test_reaches_modbus_transports_without_sending_anything() {
     assert_eq!(c["status"], "fail");
     assert_eq!(c["category"], "TRANSPORT_OPEN_FAILED", "{c:#}");
 }
+
+#[test]
+fn a_reply_cut_short_over_tcp_is_the_line_and_a_bad_map_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = SimProcess::start(dir.path(), &["--tcp", "127.0.0.1:0"]);
+    let bench = write_bench(dir.path(), &tcp_transport(&sim.address));
+    let suite = write_suite(
+        dir.path(),
+        &[(
+            "cut",
+            &[
+                "modbus_read_holding_registers: {node: dut, transport: field, address: 0, count: 2, expect: [1234, 5678]}",
+            ],
+        )],
+    );
+    // The next reply stops after its MBAP header.
+    assert_eq!(sim.control("fault garble"), "ok");
+    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 4, "{r:#}");
+    assert_eq!(r["failure"]["source"], "bench_infrastructure");
+    let msg = r["failure"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("incomplete reply: 7 bytes, then nothing for the rest of 300 ms"),
+        "{msg}"
+    );
+    // Slow answers: past the transport's timeout it is silence.
+    assert_eq!(sim.control("latency 400"), "ok");
+    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 5, "{r:#}");
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no reply within 300 ms")
+    );
+    assert_eq!(sim.control("latency 0"), "ok");
+    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(
+        code, 0,
+        "the late answer was not taken for the next one: {r:#}"
+    );
+
+    let map = dir.path().join("bad.yaml");
+    std::fs::write(&map, "slaves:\n  1:\n    coils: {0: [true, 2]}\n").unwrap();
+    let out = hilt()
+        .args(["sim", "modbus", "--tcp", "127.0.0.1:0", "--map"])
+        .arg(&map)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("bad.yaml:3:23: slaves.1.coils.0[1]: 2 is not true or false"),
+        "{err}"
+    );
+}

@@ -115,11 +115,17 @@ impl RegisterMap {
                     let Ok(start) = addr.parse::<u16>() else {
                         return Err(err(&ep, format!("address `{addr}` is not 0..=65535")));
                     };
-                    let values: Vec<&Value> = match v {
-                        Value::Array(a) => a.iter().collect(),
-                        one => vec![one],
+                    let (values, run): (Vec<&Value>, bool) = match v {
+                        Value::Array(a) => (a.iter().collect(), true),
+                        one => (vec![one], false),
                     };
                     for (i, v) in values.into_iter().enumerate() {
+                        // A value in a run is located at its own element.
+                        let ep = if run {
+                            format!("{ep}[{i}]")
+                        } else {
+                            ep.clone()
+                        };
                         let Some(a) = (start as usize).checked_add(i).filter(|a| *a <= 0xFFFF)
                         else {
                             return Err(err(&ep, "the run of values passes address 65535".into()));
