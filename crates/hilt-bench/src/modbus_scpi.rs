@@ -184,7 +184,7 @@ pub fn run(env: &crate::env::Env, a: &Args) -> anyhow::Result<Table> {
             hilt_lat.push(micros(t0.elapsed()));
         }
     }
-    let s = TcpStream::connect(scpi.addr())?;
+    let s = TcpStream::connect(scpi.addr().context("the SCPI sim listens on TCP")?)?;
     s.set_nodelay(true)?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);

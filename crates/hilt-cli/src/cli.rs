@@ -152,8 +152,17 @@ pub enum SimCommand {
 #[derive(Args)]
 pub struct SimScpiArgs {
     /// Address to listen on (port 0 picks a free port; `tcp://ADDR` is printed on stdout).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5025")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5025",
+        conflicts_with = "serial"
+    )]
     pub tcp: String,
+    /// Serve on a new pseudo-terminal instead, linked from this path (`serial://PATH` is
+    /// printed on stdout).
+    #[arg(long, value_name = "PTY-LINK")]
+    pub serial: Option<PathBuf>,
     /// Delay before each answer, in ms.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,

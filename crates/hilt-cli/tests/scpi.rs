@@ -247,3 +247,60 @@ fn a_visa_address_is_a_located_configuration_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_same_instrument_over_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyPSU");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("hilt"))
+        .args(["sim", "scpi", "--serial"])
+        .arg(&link)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), format!("serial://{}", link.display()));
+    let bench = write_bench(dir.path(), line.trim(), "12");
+    let suite = write_suite(
+        dir.path(),
+        &["measure: {resource: rail_v, record_as: v, unit: V, expect_equal: 12}"],
+    );
+    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(metric(&r, "v")["value"], 12.0);
+    assert_eq!(
+        metric(&r, "v")["address"],
+        format!("serial://{}", link.display())
+    );
+    let locks = r["resource_locks"]["locks"].as_array().unwrap();
+    assert!(
+        locks.iter().any(|l| l["category"] == "measurement_serial"
+            && l["key"] == format!("serial:{}", link.display())),
+        "{locks:#?}"
+    );
+    // A serial port has one user at a time: two resources on it cannot both be open.
+    let suite = write_suite(
+        dir.path(),
+        &["measure: {resource: rail_v}", "measure: {resource: meter}"],
+    );
+    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    assert_eq!(code, 4, "{r:#}");
+    assert_eq!(r["failure"]["category"], "MEASUREMENT_RESOURCE_UNAVAILABLE");
+    let msg = r["failure"]["message"].as_str().unwrap();
+    assert!(msg.contains("busy"), "{msg}");
+    let suite = write_suite(dir.path(), &["measure: {resource: meter, record_as: dc}"]);
+    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(metric(&r, "dc")["value"], 12.0);
+    assert!(!link.exists(), "the sim removes its link when it stops");
+}

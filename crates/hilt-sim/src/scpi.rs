@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -240,9 +241,20 @@ fn normalize(header: &str) -> String {
     out
 }
 
+/// Where the simulated instrument is reached.
+enum Endpoint {
+    Tcp(SocketAddr),
+    /// A pty: its slave path, the optional link to it, and the slave held open.
+    Serial {
+        path: PathBuf,
+        link: Option<PathBuf>,
+        _slave: std::os::fd::OwnedFd,
+    },
+}
+
 /// A running simulated instrument; stops when dropped.
 pub struct ScpiSim {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -271,20 +283,55 @@ impl ScpiSim {
                 }
             })?;
         Ok(ScpiSim {
-            addr,
+            endpoint: Endpoint::Tcp(addr),
             state,
             stop,
             thread: Some(thread),
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The same instrument on a serial line: a pty, linked from `link` when given.
+    pub fn start_serial(link: Option<PathBuf>) -> Result<ScpiSim, crate::SimError> {
+        let pty = crate::pty::open()?;
+        if let Some(l) = &link {
+            crate::link::create(l, &pty.path)?;
+        }
+        let state = Arc::new(Mutex::new(State::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        let master = pty.master;
+        let thread = std::thread::Builder::new()
+            .name("scpi-sim-serial".into())
+            .spawn(move || serve_pty(&st, &sp, master))
+            .map_err(crate::SimError::Thread)?;
+        Ok(ScpiSim {
+            endpoint: Endpoint::Serial {
+                path: pty.path,
+                link,
+                _slave: pty.slave,
+            },
+            state,
+            stop,
+            thread: Some(thread),
+        })
     }
 
-    /// `tcp://127.0.0.1:<port>`, as a bench writes the address.
+    /// The TCP address (`None` on a serial line).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match &self.endpoint {
+            Endpoint::Tcp(a) => Some(*a),
+            Endpoint::Serial { .. } => None,
+        }
+    }
+
+    /// `tcp://127.0.0.1:<port>` or `serial://<pty>`, as a bench writes the address.
     pub fn address(&self) -> String {
-        format!("tcp://{}", self.addr)
+        match &self.endpoint {
+            Endpoint::Tcp(a) => format!("tcp://{a}"),
+            Endpoint::Serial { path, link, .. } => {
+                format!("serial://{}", link.as_ref().unwrap_or(path).display())
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -348,15 +395,87 @@ impl ScpiSim {
 impl Drop for ScpiSim {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Endpoint::Tcp(a) = &self.endpoint {
+            let _ = TcpStream::connect_timeout(a, Duration::from_secs(1));
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Endpoint::Serial {
+            path,
+            link: Some(l),
+            ..
+        } = &self.endpoint
+        {
+            crate::link::remove(l, path);
         }
     }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs one command line; the answer line to send, if any (after the latency).
+fn respond(state: &Mutex<State>, text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    let (answers, latency, fault) = {
+        let mut s = lock(state);
+        s.log.push(text.to_string());
+        let answers: Vec<String> = text.split(';').filter_map(|c| s.command(c)).collect();
+        let fault = if answers.is_empty() {
+            None
+        } else {
+            s.faults.pop_front()
+        };
+        (answers, s.latency_ms, fault)
+    };
+    if answers.is_empty() {
+        return None;
+    }
+    if latency > 0 {
+        std::thread::sleep(Duration::from_millis(latency));
+    }
+    match fault {
+        None => Some(answers.join(";")),
+        Some(ScpiFault::Garbage) => Some("#@!ERR".into()),
+        Some(ScpiFault::Silence) => None,
+    }
+}
+
+/// The serial side: bytes from the pty master, one command per line.
+fn serve_pty(state: &Mutex<State>, stop: &AtomicBool, mut master: std::fs::File) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !stop.load(Ordering::SeqCst) {
+        let ready = {
+            let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+            matches!(poll(&mut fds, PollTimeout::from(100u16)), Ok(n) if n > 0)
+        };
+        if !ready {
+            continue;
+        }
+        match master.read(&mut buf) {
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(_) => std::thread::sleep(IDLE_CHECK),
+        }
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line).trim().to_string();
+            if let Some(out) = respond(state, &text) {
+                let _ = master.write_all(format!("{out}\n").as_bytes());
+            }
+        }
+        if pending.len() > MAX_LINE {
+            pending.clear();
+        }
+    }
 }
 
 fn serve(state: &Mutex<State>, stop: &AtomicBool, conn: TcpStream) {
@@ -390,30 +509,8 @@ fn serve(state: &Mutex<State>, stop: &AtomicBool, conn: TcpStream) {
         }
         let text = String::from_utf8_lossy(&line).trim().to_string();
         line.clear();
-        if text.is_empty() {
+        let Some(out) = respond(state, &text) else {
             continue;
-        }
-        let (answers, latency, fault) = {
-            let mut s = lock(state);
-            s.log.push(text.clone());
-            let answers: Vec<String> = text.split(';').filter_map(|c| s.command(c)).collect();
-            let fault = if answers.is_empty() {
-                None
-            } else {
-                s.faults.pop_front()
-            };
-            (answers, s.latency_ms, fault)
-        };
-        if answers.is_empty() {
-            continue;
-        }
-        if latency > 0 {
-            std::thread::sleep(Duration::from_millis(latency));
-        }
-        let out = match fault {
-            None => answers.join(";"),
-            Some(ScpiFault::Garbage) => "#@!ERR".into(),
-            Some(ScpiFault::Silence) => continue,
         };
         if writer.write_all(format!("{out}\n").as_bytes()).is_err() {
             return;

@@ -11,10 +11,14 @@ use hilt_sim::{
 use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
 
 pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
-    let sim = match ScpiSim::start(&a.tcp) {
+    let started = match &a.serial {
+        Some(link) => ScpiSim::start_serial(Some(link.clone())).map_err(|e| e.to_string()),
+        None => ScpiSim::start(&a.tcp).map_err(|e| format!("cannot listen on {}: {e}", a.tcp)),
+    };
+    let sim = match started {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", a.tcp);
+            eprintln!("error: {e}");
             return Ok(hilt_runner::classify::exit::BENCH_ERROR);
         }
     };

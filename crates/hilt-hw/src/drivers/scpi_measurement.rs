@@ -70,6 +70,29 @@ impl Conn<'_> {
     }
 }
 
+/// BenchCI's `measurement:<resource>` key, and for an instrument on a serial line also
+/// `serial:<port>`, so it excludes every other user of that port (a UART, a relay board,
+/// another instrument) as hilt's other serial drivers do.
+pub(super) fn lock_specs(resource: &str, params: &Params, address: Option<&str>) -> Vec<LockSpec> {
+    let mut out = vec![resource_lock(
+        resource,
+        params,
+        format!("measurement:{resource}"),
+        format!("measurement {resource}"),
+        "measurement_resource",
+    )];
+    if let Some(Ok(crate::scpi::ScpiAddress::Serial { port })) = address.map(parse_address) {
+        out.push(resource_lock(
+            resource,
+            params,
+            format!("serial:{port}"),
+            port,
+            "measurement_serial",
+        ));
+    }
+    out
+}
+
 fn conn(params: &Params) -> Option<(Conn<'_>, &str, &str, Option<&str>)> {
     match params {
         Params::ScpiMeasurement {
@@ -124,13 +147,7 @@ impl ResourceDriver for ScpiMeasurement {
     }
 
     fn lock_specs(&self, resource: &str, params: &Params) -> Vec<LockSpec> {
-        vec![resource_lock(
-            resource,
-            params,
-            format!("measurement:{resource}"),
-            format!("measurement {resource}"),
-            "measurement_resource",
-        )]
+        lock_specs(resource, params, conn(params).map(|c| c.0.address))
     }
 
     fn open(&self, resource: &str, params: &Params) -> Result<Opened, HwError> {

@@ -7,7 +7,7 @@
 use hilt_model::bench::{ResourceDriver as Params, ScpiPreset};
 
 use super::scpi_measurement::{Conn, Meter};
-use super::{Opened, Problem, ResourceDriver, SelfCheck, resource_lock, wrong_params};
+use super::{Opened, Problem, ResourceDriver, SelfCheck, wrong_params};
 use crate::locks::LockSpec;
 use crate::scpi::ScpiLink;
 use crate::{HwError, ResourceKind};
@@ -148,13 +148,7 @@ impl ResourceDriver for ScpiPowerSupply {
     }
 
     fn lock_specs(&self, resource: &str, params: &Params) -> Vec<LockSpec> {
-        vec![resource_lock(
-            resource,
-            params,
-            format!("measurement:{resource}"),
-            format!("measurement {resource}"),
-            "measurement_resource",
-        )]
+        super::scpi_measurement::lock_specs(resource, params, psu(params).map(|p| p.conn.address))
     }
 
     fn open(&self, resource: &str, params: &Params) -> Result<Opened, HwError> {
