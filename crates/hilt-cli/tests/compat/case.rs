@@ -37,6 +37,9 @@ pub struct Case {
     pub device: Device,
     /// Files written into the case directory before the run (name → text), e.g. firmware.
     pub files: Vec<(String, String)>,
+    /// A register map: each tool gets its own simulated Modbus slaves from it, over TCP
+    /// (`{{MODBUS_HOST}}`, `{{MODBUS_PORT}}`) and RTU on a pty (`{{MODBUS_RTU}}`).
+    pub modbus: Option<String>,
 }
 
 impl Case {
@@ -56,7 +59,7 @@ impl Case {
 
     /// A case from its `case.yaml` object; bench and suite are filled in by the caller.
     pub fn from_meta(name: &str, meta: &Value) -> Case {
-        let known = ["about", "mode", "args", "device", "files"];
+        let known = ["about", "mode", "args", "device", "files", "modbus"];
         for k in meta.as_object().map(|m| m.keys()).into_iter().flatten() {
             assert!(
                 known.contains(&k.as_str()),
@@ -96,6 +99,7 @@ impl Case {
                         .collect()
                 })
                 .unwrap_or_default(),
+            modbus: meta["modbus"].as_str().map(str::to_string),
         }
     }
 }
