@@ -40,6 +40,9 @@ pub struct Case {
     /// A register map: each tool gets its own simulated Modbus slaves from it, over TCP
     /// (`{{MODBUS_HOST}}`, `{{MODBUS_PORT}}`) and RTU on a pty (`{{MODBUS_RTU}}`).
     pub modbus: Option<String>,
+    /// `scpi: true`: each tool gets its own simulated SCPI instrument at `{{SCPI}}`
+    /// (`tcp://127.0.0.1:<port>`).
+    pub scpi: bool,
 }
 
 impl Case {
@@ -59,7 +62,7 @@ impl Case {
 
     /// A case from its `case.yaml` object; bench and suite are filled in by the caller.
     pub fn from_meta(name: &str, meta: &Value) -> Case {
-        let known = ["about", "mode", "args", "device", "files", "modbus"];
+        let known = ["about", "mode", "args", "device", "files", "modbus", "scpi"];
         for k in meta.as_object().map(|m| m.keys()).into_iter().flatten() {
             assert!(
                 known.contains(&k.as_str()),
@@ -100,6 +103,7 @@ impl Case {
                 })
                 .unwrap_or_default(),
             modbus: meta["modbus"].as_str().map(str::to_string),
+            scpi: meta["scpi"].as_bool().unwrap_or(false),
         }
     }
 }

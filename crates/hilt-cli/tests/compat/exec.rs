@@ -95,8 +95,13 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
         .and_then(|(tcp, _)| tcp.address().rsplit_once(':'))
         .map(|(h, p)| (h.to_string(), p.to_string()))
         .unwrap_or_default();
+    let scpi = case
+        .scpi
+        .then(|| hilt_sim::ScpiSim::start("127.0.0.1:0").unwrap());
+    let scpi_address = scpi.as_ref().map(|s| s.address()).unwrap_or_default();
     let fill = |text: &str| {
-        text.replace("{{MODBUS_HOST}}", &mb_host)
+        text.replace("{{SCPI}}", &scpi_address)
+            .replace("{{MODBUS_HOST}}", &mb_host)
             .replace("{{MODBUS_PORT}}", &mb_port)
             .replace("{{MODBUS_RTU}}", &rtu_link.display().to_string())
             .replace("{{PORT}}", &link.display().to_string())
@@ -143,6 +148,7 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
     let exit = wait(cmd, &case.name, tool);
     drop(dut);
     drop(modbus);
+    drop(scpi);
     Outcome {
         exit,
         results: results_json(&results_dir),

@@ -53,6 +53,7 @@ fn case(name: &str, about: &str, defaults: bool, tests: &[(String, Vec<String>)]
         device: Device::default(),
         files: Vec::new(),
         modbus: None,
+        scpi: false,
     }
 }
 
