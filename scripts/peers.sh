@@ -2,7 +2,8 @@
 # Installs the peers hilt's tests talk to, idempotently. Sourced by scripts/test.
 #   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
-#     moto in server mode as the S3-protocol peer):
+#     moto in server mode as the S3-protocol peer; pymodbus + pyserial as the independent
+#     Modbus peer for crates/hilt-cli/tests/modbus.rs):
 #     $HILT_PY_VENV (default: $HOME/.cache/hilt-venv)
 # Safe to run again: every step checks before it installs.
 set -euo pipefail
@@ -40,4 +41,8 @@ fi
 if [ ! -x "$HILT_PY_VENV/bin/moto_server" ]; then
   echo "peers: installing moto[server] into the venv"
   "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5"
+fi
+if ! "$HILT_PY_VENV/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
+  echo "peers: installing pymodbus==3.16.1 and pyserial into the venv"
+  "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "pymodbus==3.16.1" "pyserial==3.5"
 fi

@@ -12,6 +12,7 @@ mod agent_rig;
 mod child;
 mod demo;
 mod env;
+mod modbus_scpi;
 mod roundtrip;
 mod runner_overhead;
 mod server_dispatch;
@@ -131,6 +132,13 @@ enum Cmd {
     ServerDispatch(server_dispatch::Args),
     /// `hilt validate` of a generated 20,000-step suite vs `benchci validate`: wall, peak RSS.
     SuiteLoad(suite_load::Args),
+    /// Modbus TCP reads (hilt's driver vs pymodbus vs a bare socket) and SCPI query round
+    /// trips (hilt's link vs a bare socket) against the simulated devices.
+    ModbusScpi {
+        /// Transactions per client [default: 20000, quick: 1000].
+        #[arg(long)]
+        transactions: Option<usize>,
+    },
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
 }
@@ -248,6 +256,15 @@ fn main() {
 
 fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>) {
     match job {
+        Cmd::ModbusScpi { transactions } => (
+            "modbus-scpi",
+            modbus_scpi::run(
+                env,
+                &modbus_scpi::Args {
+                    transactions: pick(transactions, q, 20_000, 1000),
+                },
+            ),
+        ),
         Cmd::UartThroughput { mb, trials, gb } => (
             "uart-throughput",
             uart_throughput::run(

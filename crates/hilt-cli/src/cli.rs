@@ -146,6 +146,53 @@ pub enum SimCommand {
     Dut(SimDutArgs),
     /// Run a simulated HTTP relay board (for `http_relay` power resources) until interrupted.
     HttpRelay(SimHttpRelayArgs),
+    /// Run simulated Modbus slaves (TCP or RTU on a pty) from a register map until
+    /// interrupted. Faults on demand: one command per line on stdin (`fault
+    /// exception:2`, `fault silence 3`, `fault garble`, `latency 50`, `get 1 hr 10`),
+    /// answered on stdout.
+    #[command(group(ArgGroup::new("bus").required(true).args(["tcp", "rtu"])))]
+    Modbus(SimModbusArgs),
+    /// Run a simulated SCPI instrument (a three-channel supply and voltmeter) on a raw TCP
+    /// socket until interrupted. Faults on demand, one command per line on stdin (`fault
+    /// garbage`, `fault silence`, `latency 50`, `load 10`, `get`), answered on stdout.
+    Scpi(SimScpiArgs),
+}
+
+#[derive(Args)]
+pub struct SimScpiArgs {
+    /// Address to listen on (port 0 picks a free port; `tcp://ADDR` is printed on stdout).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5025",
+        conflicts_with = "serial"
+    )]
+    pub tcp: String,
+    /// Serve on a new pseudo-terminal instead, linked from this path (`serial://PATH` is
+    /// printed on stdout).
+    #[arg(long, value_name = "PTY-LINK")]
+    pub serial: Option<PathBuf>,
+    /// Delay before each answer, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+#[derive(Args)]
+pub struct SimModbusArgs {
+    /// Serve Modbus TCP on this address (port 0 picks a free port; the address is printed
+    /// on stdout).
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<String>,
+    /// Serve Modbus RTU on a new pseudo-terminal, linked from this path (the pty path is
+    /// printed on stdout).
+    #[arg(long, value_name = "PTY-LINK")]
+    pub rtu: Option<PathBuf>,
+    /// The register map (YAML or JSON): `slaves: {1: {holding_registers: {0: [1, 2]}, …}}`.
+    #[arg(long, value_name = "FILE")]
+    pub map: PathBuf,
+    /// Delay before each answer, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 #[derive(Args)]

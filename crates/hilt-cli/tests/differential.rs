@@ -86,6 +86,9 @@ const PULL_UP: &str = "an undriven mock_gpio input with `bias: pull_up` reads hi
 const SINCE_MARK: &str = "`scope: since_mark` on expect_uart (a hilt extension) matches only text \
                           received after the previous send or match; BenchCI ignores the key \
                           and searches its whole rolling buffer";
+const MODBUS_EXCEPTION: &str = "a Modbus exception response is the device's answer to a valid \
+                                request: it fails its test and the run goes on; BenchCI raises \
+                                and aborts the run (status error)";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
@@ -100,6 +103,7 @@ const INTENDED: &[Intended] = &[
     ),
     exactly("*", "exit_code", "1", "3", EXIT),
     exactly("*", "exit_code", "1", "4", EXIT),
+    exactly("*", "exit_code", "1", "5", EXIT),
     exactly(
         "*",
         "results.json",
@@ -255,6 +259,14 @@ const INTENDED: &[Intended] = &[
         "\"FLASH_FAILED\"",
         "\"FLASH_TOOL_UNAVAILABLE\"",
         TYPED,
+    ),
+    // Modbus exception responses.
+    exactly(
+        "modbus-exception",
+        "status",
+        "\"error\"",
+        "\"failed\"",
+        MODBUS_EXCEPTION,
     ),
     // hilt's extensions.
     any("gen/expect-uart-since-mark", "*", SINCE_MARK),

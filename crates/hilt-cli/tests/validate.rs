@@ -84,12 +84,12 @@ fn unsupported_step_is_refused_not_skipped() {
     let b = write(
         &d,
         "bench.yaml",
-        &format!("{BENCH}      field: {{backend: modbus_tcp, host: 127.0.0.1}}\n"),
+        &format!("{BENCH}      sensors: {{backend: i2c, bus: 1}}\n"),
     );
     let s = write(
         &d,
         "suite.yaml",
-        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - modbus_write_single_register: {node: dut, transport: field, address: 1, value: 2}\n",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - i2c_scan: {node: dut, transport: sensors}\n",
     );
     hilt()
         .arg("validate")

@@ -13,6 +13,8 @@ pub enum ResourceKind {
     Power,
     /// A measurement instrument.
     Measurement,
+    /// A Modbus transport (RTU serial line or TCP connection).
+    Modbus,
 }
 
 impl ResourceKind {
@@ -22,6 +24,7 @@ impl ResourceKind {
             ResourceKind::Gpio => "gpio",
             ResourceKind::Power => "power",
             ResourceKind::Measurement => "measurement",
+            ResourceKind::Modbus => "modbus",
         }
     }
 }

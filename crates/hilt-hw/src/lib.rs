@@ -11,9 +11,11 @@ pub mod gpio;
 pub mod gpiochip;
 pub mod locks;
 pub mod measurement;
+pub mod modbus;
 pub mod ports;
 pub mod power;
 pub mod process;
+pub mod scpi;
 pub mod serial;
 pub mod sim_link;
 

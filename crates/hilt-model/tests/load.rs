@@ -89,7 +89,7 @@ fn unknown_step_is_an_error_with_suggestion() {
 #[test]
 fn undefined_node_and_unsupported_step_fail_cross_check() {
     let b = parse_bench(bench_text(), "bench.yaml", LoadOptions::default()).unwrap();
-    let text = "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - reset: {node: ghost}\n      - modbus_write_single_coil: {node: dut, transport: field, address: 1, value: true}\n";
+    let text = "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - reset: {node: ghost}\n      - i2c_scan: {node: dut, transport: sensors}\n";
     let mut s = parse_suite(text, "s.yaml", LoadOptions::default()).unwrap();
     s.path = "s.yaml".into();
     let only_basic = CrossOptions {

@@ -1,5 +1,6 @@
 //! Turning errors into failures, and outcomes into exit codes.
 
+use hilt_hw::modbus::{FrameError, ModbusError};
 use hilt_hw::{HwError, ResourceKind};
 use hilt_model::run::{Category, Failure, RunStatus, Source};
 
@@ -34,11 +35,11 @@ pub fn exit_code(status: RunStatus, failure: Option<&Failure>) -> i32 {
 /// A hardware error as a failure: the category follows from what went wrong and the kind
 /// of resource it happened on.
 pub fn hw_failure(err: &HwError) -> Failure {
-    use ResourceKind::{Gpio, Measurement, Power, Serial};
+    use ResourceKind::{Gpio, Measurement, Modbus, Power, Serial};
     let category = match err {
         HwError::Cancelled => Category::Cancelled,
         HwError::Open { kind, .. } => match kind {
-            Serial => Category::TransportOpenFailed,
+            Serial | Modbus => Category::TransportOpenFailed,
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerResourceUnavailable,
             Measurement => Category::MeasurementResourceUnavailable,
@@ -50,21 +51,70 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerControlFailed,
             Measurement => Category::MeasurementFailed,
+            // BenchCI has no Modbus I/O category; the connection failing is the bench's.
+            Modbus => {
+                return Failure::new(Category::ModbusExpectationFailed, err.to_string())
+                    .with_source(Source::BenchInfrastructure);
+            }
         },
         HwError::NoReadback { kind, .. } => match kind {
             Power => Category::PowerReadbackUnavailable,
             Gpio => Category::GpioLineUnreachable,
             Serial => Category::UartFailed,
             Measurement => Category::MeasurementFailed,
+            Modbus => Category::ModbusExpectationFailed,
         },
     };
     Failure::new(category, err.to_string())
 }
 
+/// How a failed Modbus transaction ends its step.
+pub enum ModbusOutcome {
+    /// The test fails, the run goes on: the device answered, and its answer is wrong.
+    Test(Failure),
+    /// The run stops: the device or the line cannot be talked to.
+    Run(Failure),
+    Cancelled,
+}
+
+/// A failed Modbus transaction as a failure. `what` says which request it was
+/// (`read holding registers slave 1 address 100 count 2 on dut.field`).
+///
+/// - an exception response is the device's answer to a valid request: a test failure,
+///   `MODBUS_EXPECTATION_FAILED`, source firmware (BenchCI aborts the run here);
+/// - a reply with a good CRC but the wrong shape is the firmware's: a run error, firmware;
+/// - no reply at all: a run error, firmware (as BenchCI: the device is silent — wrong
+///   slave id, not running — and every later request would wait as long);
+/// - a CRC error or a reply cut short is the line's (noise, baud, wiring, termination):
+///   a run error, source bench infrastructure;
+/// - the connection or port failing is the bench's ([`hw_failure`]).
+pub fn modbus_failure(err: &ModbusError, what: &str) -> ModbusOutcome {
+    let failure = |source: Source| {
+        Failure::new(Category::ModbusExpectationFailed, format!("{what}: {err}"))
+            .with_source(source)
+    };
+    match err {
+        ModbusError::Exception { .. } => ModbusOutcome::Test(failure(Source::Firmware)),
+        ModbusError::Frame(FrameError::Malformed(_)) => {
+            ModbusOutcome::Run(failure(Source::Firmware))
+        }
+        ModbusError::Timeout { received: 0, .. } => ModbusOutcome::Run(failure(Source::Firmware)),
+        ModbusError::Timeout { .. } | ModbusError::Frame(FrameError::Crc { .. }) => {
+            ModbusOutcome::Run(failure(Source::BenchInfrastructure))
+        }
+        ModbusError::Io(e) => {
+            let mut f = hw_failure(e);
+            f.message = format!("{what}: {}", f.message);
+            ModbusOutcome::Run(f)
+        }
+        ModbusError::Cancelled => ModbusOutcome::Cancelled,
+    }
+}
+
 /// The category of a resource that failed to start (self-test `*.start` checks).
 pub fn unavailable(kind: ResourceKind) -> Category {
     match kind {
-        ResourceKind::Serial => Category::TransportOpenFailed,
+        ResourceKind::Serial | ResourceKind::Modbus => Category::TransportOpenFailed,
         ResourceKind::Gpio => Category::GpioLineUnreachable,
         ResourceKind::Power => Category::PowerResourceUnavailable,
         ResourceKind::Measurement => Category::MeasurementResourceUnavailable,

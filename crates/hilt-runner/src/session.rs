@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use hilt_hw::ResourceKind;
-use hilt_hw::drivers::{Opened, open_gpio, open_resource, resource_driver};
+use hilt_hw::drivers::{
+    Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
+};
 use hilt_hw::gpio::NodeLines;
 use hilt_hw::measurement::Instrument;
+use hilt_hw::modbus::ModbusLink;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
 use hilt_model::bench::{Bench, Transport};
@@ -35,9 +38,18 @@ pub struct InstrumentRes {
     pub log: LogFile,
 }
 
+pub struct ModbusRes {
+    pub link: Box<dyn ModbusLink>,
+    pub log: LogFile,
+    pub log_path: String,
+    /// The transport's `default_slave`, for steps that name none.
+    pub default_slave: u32,
+}
+
 #[derive(Default)]
 pub struct Session {
     pub uarts: BTreeMap<(String, String), Uart>,
+    pub modbus: BTreeMap<(String, String), ModbusRes>,
     pub gpio: BTreeMap<String, NodeGpio>,
     pub power: BTreeMap<String, PowerRes>,
     pub instruments: BTreeMap<String, InstrumentRes>,
@@ -58,6 +70,7 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
         ResourceKind::Power => "power.log",
         ResourceKind::Measurement => "measurement.log",
         ResourceKind::Serial => "serial.log",
+        ResourceKind::Modbus => "modbus.log",
         ResourceKind::Gpio => "gpio.log",
     }
 }
@@ -125,6 +138,13 @@ impl Session {
         let mut s = Session::default();
         let logs = dir.join("logs");
         for (node, name) in &uses.transports {
+            let Some(t) = bench.nodes.get(node).and_then(|n| n.transports.get(name)) else {
+                continue;
+            };
+            if let Some(driver) = transport_driver(t.backend()) {
+                s.open_transport(driver, node, name, t, &logs, ev)?;
+                continue;
+            }
             if let Some(uart) = open_uart(bench, node, name, &logs, ev)? {
                 s.uarts.insert((node.clone(), name.clone()), uart);
             }
@@ -234,8 +254,66 @@ impl Session {
         Ok(())
     }
 
+    /// Opens a transport through its driver (Modbus RTU/TCP).
+    fn open_transport(
+        &mut self,
+        driver: &dyn hilt_hw::drivers::TransportDriver,
+        node: &str,
+        name: &str,
+        t: &Transport,
+        logs: &Path,
+        ev: &mut Events,
+    ) -> Result<(), Failure> {
+        let log_path = logs
+            .join("nodes")
+            .join(node)
+            .join(format!("transport-{name}.log"));
+        let path = log_path.display().to_string();
+        let d = data!("node_name" => node, "transport_name" => name, "transport_backend" => t.backend(), "log_path" => path.clone());
+        ev.emit(EventKind::TRANSPORT_STARTING, None, d.clone());
+        let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
+        let opened = driver.open(node, name, t).map_err(|e| {
+            log.line(&format!("OPEN FAILED {e}"));
+            log.flush();
+            hw_failure(&e)
+                .with_detail("node", node.to_string())
+                .with_detail("transport", name.to_string())
+                .with_artifact("transport_log", path.clone())
+        })?;
+        match opened {
+            OpenedTransport::Modbus(link) => {
+                log.line(&format!("OPEN {}", link.describe()));
+                let default_slave = match t {
+                    Transport::ModbusRtu { default_slave, .. }
+                    | Transport::ModbusTcp { default_slave, .. } => *default_slave,
+                    _ => 1,
+                };
+                self.modbus.insert(
+                    (node.to_string(), name.to_string()),
+                    ModbusRes {
+                        link,
+                        log,
+                        log_path: path,
+                        default_slave,
+                    },
+                );
+            }
+        }
+        ev.emit(EventKind::TRANSPORT_STARTED, None, d);
+        Ok(())
+    }
+
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
+        for ((node, name), mut m) in std::mem::take(&mut self.modbus) {
+            m.log.line("STOP");
+            m.log.flush();
+            ev.emit(
+                EventKind::TRANSPORT_STOPPED,
+                None,
+                data!("node_name" => node, "transport_name" => name),
+            );
+        }
         for ((node, name), mut u) in std::mem::take(&mut self.uarts) {
             u.stop();
             ev.emit(

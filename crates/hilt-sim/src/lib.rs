@@ -46,9 +46,12 @@ mod fault;
 mod firmware;
 mod http_relay;
 mod link;
+mod modbus;
 mod output;
 mod pty;
 mod rng;
+mod scpi;
+mod serial_relay;
 mod shared;
 mod state;
 
@@ -60,4 +63,9 @@ pub use error::SimError;
 pub use fault::Fault;
 pub use firmware::{FIRMWARE_VERSION, Firmware, MAX_LINE, REGISTER_COUNT};
 pub use http_relay::{HttpRelayConfig, HttpRelaySim, RecordedRequest};
+pub use modbus::{
+    MapError, ModbusBind, ModbusFault, ModbusSim, ModbusSimConfig, RegisterMap, SlaveTables,
+};
+pub use scpi::{ScpiFault, ScpiSim};
+pub use serial_relay::{SerialRelaySim, relay_frame};
 pub use state::{DutState, ResetCause};

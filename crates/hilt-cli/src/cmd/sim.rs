@@ -1,9 +1,98 @@
 //! `hilt sim dut` (a simulated device on a pty) and `hilt sim http-relay` (a simulated
 //! HTTP relay board), until Ctrl-C or SIGTERM.
 
-use hilt_sim::{DutConfig, HttpRelayConfig, HttpRelaySim, SimDut};
+use std::io::{BufRead, Write};
 
-use crate::cli::{SimDutArgs, SimHttpRelayArgs};
+use hilt_sim::{
+    DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap,
+    ScpiSim, SimDut,
+};
+
+use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
+
+pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
+    let started = match &a.serial {
+        Some(link) => ScpiSim::start_serial(Some(link.clone())).map_err(|e| e.to_string()),
+        None => ScpiSim::start(&a.tcp).map_err(|e| format!("cannot listen on {}: {e}", a.tcp)),
+    };
+    let sim = match started {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    if a.latency_ms > 0 {
+        sim.control(&format!("latency {}", a.latency_ms));
+    }
+    println!("{}", sim.address());
+    eprintln!("simulated SCPI instrument running; commands on stdin; Ctrl-C to stop");
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
+
+/// Control commands from stdin, answered on stdout; at its end the sim keeps running
+/// until a signal.
+fn control_from_stdin<T: Send + Sync + 'static>(
+    sim: std::sync::Weak<T>,
+    run: fn(&T, &str) -> String,
+) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some(sim) = sim.upgrade() else { break };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", run(&sim, line.trim()));
+            let _ = out.flush();
+        }
+    });
+}
+
+pub fn modbus(a: SimModbusArgs) -> anyhow::Result<i32> {
+    let file = a.map.display().to_string();
+    let text = match hilt_model::load::read_capped(&a.map, 16 * 1024 * 1024) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("error: cannot read the register map {file}: {e}");
+            return Ok(hilt_runner::classify::exit::CONFIG_ERROR);
+        }
+    };
+    let map = match RegisterMap::parse(&text, &file) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::CONFIG_ERROR);
+        }
+    };
+    let bind = match (a.tcp, a.rtu) {
+        (Some(addr), _) => ModbusBind::Tcp(addr),
+        (None, link) => ModbusBind::Rtu(link),
+    };
+    let cfg = ModbusSimConfig {
+        latency_ms: a.latency_ms,
+    };
+    let sim = match ModbusSim::start(bind, map, cfg) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    println!("{}", sim.address());
+    if let Some(l) = sim.link_path() {
+        eprintln!("link: {} -> {}", l.display(), sim.address());
+    }
+    eprintln!("simulated Modbus slaves running; commands on stdin; Ctrl-C to stop");
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
 
 pub fn http_relay(a: SimHttpRelayArgs) -> anyhow::Result<i32> {
     let require_header = match a.require_header.as_deref().map(|h| h.split_once(':')) {

@@ -37,6 +37,12 @@ pub struct Case {
     pub device: Device,
     /// Files written into the case directory before the run (name → text), e.g. firmware.
     pub files: Vec<(String, String)>,
+    /// A register map: each tool gets its own simulated Modbus slaves from it, over TCP
+    /// (`{{MODBUS_HOST}}`, `{{MODBUS_PORT}}`) and RTU on a pty (`{{MODBUS_RTU}}`).
+    pub modbus: Option<String>,
+    /// `scpi: true`: each tool gets its own simulated SCPI instrument at `{{SCPI}}`
+    /// (`tcp://127.0.0.1:<port>`).
+    pub scpi: bool,
 }
 
 impl Case {
@@ -56,7 +62,7 @@ impl Case {
 
     /// A case from its `case.yaml` object; bench and suite are filled in by the caller.
     pub fn from_meta(name: &str, meta: &Value) -> Case {
-        let known = ["about", "mode", "args", "device", "files"];
+        let known = ["about", "mode", "args", "device", "files", "modbus", "scpi"];
         for k in meta.as_object().map(|m| m.keys()).into_iter().flatten() {
             assert!(
                 known.contains(&k.as_str()),
@@ -96,6 +102,8 @@ impl Case {
                         .collect()
                 })
                 .unwrap_or_default(),
+            modbus: meta["modbus"].as_str().map(str::to_string),
+            scpi: meta["scpi"].as_bool().unwrap_or(false),
         }
     }
 }

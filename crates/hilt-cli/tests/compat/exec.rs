@@ -77,8 +77,34 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
         }
         dut
     });
+    let rtu_link = dir.join("plc.tty");
+    let modbus = case.modbus.as_ref().map(|text| {
+        let map = hilt_sim::RegisterMap::parse(text, "case.yaml modbus")
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let start = |bind| {
+            hilt_sim::ModbusSim::start(bind, map.clone(), hilt_sim::ModbusSimConfig::default())
+                .unwrap()
+        };
+        (
+            start(hilt_sim::ModbusBind::Tcp("127.0.0.1:0".into())),
+            start(hilt_sim::ModbusBind::Rtu(Some(rtu_link.clone()))),
+        )
+    });
+    let (mb_host, mb_port) = modbus
+        .as_ref()
+        .and_then(|(tcp, _)| tcp.address().rsplit_once(':'))
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap_or_default();
+    let scpi = case
+        .scpi
+        .then(|| hilt_sim::ScpiSim::start("127.0.0.1:0").unwrap());
+    let scpi_address = scpi.as_ref().map(|s| s.address()).unwrap_or_default();
     let fill = |text: &str| {
-        text.replace("{{PORT}}", &link.display().to_string())
+        text.replace("{{SCPI}}", &scpi_address)
+            .replace("{{MODBUS_HOST}}", &mb_host)
+            .replace("{{MODBUS_PORT}}", &mb_port)
+            .replace("{{MODBUS_RTU}}", &rtu_link.display().to_string())
+            .replace("{{PORT}}", &link.display().to_string())
             .replace("{{CONTROL}}", &control.display().to_string())
             .replace("{{DIR}}", &dir.display().to_string())
     };
@@ -121,6 +147,8 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
     cmd.args(case.args.iter().map(|a| fill(a)));
     let exit = wait(cmd, &case.name, tool);
     drop(dut);
+    drop(modbus);
+    drop(scpi);
     Outcome {
         exit,
         results: results_json(&results_dir),

@@ -52,6 +52,8 @@ fn case(name: &str, about: &str, defaults: bool, tests: &[(String, Vec<String>)]
         args: Vec::new(),
         device: Device::default(),
         files: Vec::new(),
+        modbus: None,
+        scpi: false,
     }
 }
 

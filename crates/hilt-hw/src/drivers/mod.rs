@@ -12,18 +12,27 @@
 //! this build lacks still load); a driver matches its own variant and adds the checks it
 //! needs to run. See ARCHITECTURE.md, "How to add a driver, in five steps".
 
+mod http_measurement;
 mod http_relay;
 mod mock_gpio;
 mod mock_measurement;
 mod mock_power;
+mod modbus_rtu;
+mod modbus_tcp;
+mod scpi_measurement;
+mod scpi_power_supply;
+mod script_measurement;
+mod serial_measurement;
+mod usb_relay_serial;
 
 use std::collections::BTreeMap;
 
-use hilt_model::bench::{Direction, GpioLine, ResourceDriver as Params};
+use hilt_model::bench::{Direction, GpioLine, ResourceDriver as Params, Transport};
 
 use crate::gpio::NodeLines;
 use crate::locks::LockSpec;
 use crate::measurement::Instrument;
+use crate::modbus::ModbusLink;
 use crate::power::PowerSwitch;
 use crate::{HwError, ResourceKind};
 
@@ -32,10 +41,49 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &mock_power::MockPower,
     &mock_measurement::MockMeasurement,
     &http_relay::HttpRelay,
+    &scpi_measurement::ScpiMeasurement,
+    &scpi_power_supply::ScpiPowerSupply,
+    &http_measurement::HttpMeasurement,
+    &script_measurement::ScriptMeasurement,
+    &serial_measurement::SerialMeasurement,
+    &usb_relay_serial::UsbRelaySerial,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
 pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[&mock_gpio::MockGpio];
+
+/// Every transport driver of this build beyond the UART, which the runner owns
+/// (`nodes.<n>.transports.<t>.backend`).
+pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] =
+    &[&modbus_rtu::ModbusRtu, &modbus_tcp::ModbusTcp];
+
+/// The transport driver for a `backend` tag, when this build has it.
+pub fn transport_driver(tag: &str) -> Option<&'static dyn TransportDriver> {
+    TRANSPORT_DRIVERS.iter().copied().find(|d| d.tag() == tag)
+}
+
+/// An opened transport.
+pub enum OpenedTransport {
+    Modbus(Box<dyn ModbusLink>),
+}
+
+/// A transport of a node (Modbus RTU/TCP today). Its lock specs are the transport's
+/// (self-test-and-locks spec §3.2), derived by the runner's plan from the transport.
+pub trait TransportDriver: Sync {
+    /// The `backend` that selects this driver.
+    fn tag(&self) -> &'static str;
+    /// Checks what this build needs beyond the format's own rules.
+    fn check(&self, _transport: &Transport) -> Vec<Problem> {
+        Vec::new()
+    }
+    /// Opens (connects) the transport without sending anything to the device.
+    fn open(
+        &self,
+        node: &str,
+        name: &str,
+        transport: &Transport,
+    ) -> Result<OpenedTransport, HwError>;
+}
 
 /// The resource driver for a `driver.type` tag, when this build has it.
 pub fn resource_driver(tag: &str) -> Option<&'static dyn ResourceDriver> {

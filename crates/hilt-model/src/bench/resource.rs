@@ -154,6 +154,14 @@ pub enum ResourceDriver {
         unit: Option<String>,
         #[serde(default)]
         channel: Option<u32>,
+        /// hilt extension: output voltage (V) set when a run opens the supply (`VOLT`,
+        /// with the channel selected first when `channel` is set); the error queue is
+        /// checked after. Never applied by the self-test.
+        #[serde(default)]
+        set_voltage: Option<f64>,
+        /// hilt extension: current limit (A) set when a run opens the supply (`CURR`).
+        #[serde(default)]
+        set_current: Option<f64>,
         #[serde(default = "defaults::u64_::<1000>")]
         timeout_ms: u64,
         #[serde(default = "defaults::u32_::<9600>")]

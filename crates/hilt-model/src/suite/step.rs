@@ -47,6 +47,13 @@ pub enum Step {
     FaultInjectPowerGlitch(Box<FaultPowerGlitch>),
     FaultInjectGpioGlitch(Box<FaultGpioGlitch>),
     FaultInjectUartNoise(Box<FaultUartNoise>),
+    // hilt extensions (BenchCI 2.0.1 has only the four Modbus steps above).
+    /// Function 4; passes iff the values equal `expect`.
+    ModbusReadInputRegisters(ModbusRead),
+    /// Function 2; passes iff the states equal `expect`.
+    ModbusReadDiscreteInputs(ModbusReadCoils),
+    ModbusWriteMultipleRegisters(ModbusWriteRegisters),
+    ModbusWriteMultipleCoils(ModbusWriteCoils),
 }
 
 /// Every step key, in catalogue order.
@@ -84,6 +91,10 @@ pub const STEP_TYPES: &[&str] = &[
     "fault_inject_power_glitch",
     "fault_inject_gpio_glitch",
     "fault_inject_uart_noise",
+    "modbus_read_input_registers",
+    "modbus_read_discrete_inputs",
+    "modbus_write_multiple_registers",
+    "modbus_write_multiple_coils",
 ];
 
 /// Step types this build can execute; the others parse but are refused before a run.
@@ -103,6 +114,14 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "measure",
     "assert_metric",
     "run_external",
+    "modbus_read_holding_registers",
+    "modbus_write_single_register",
+    "modbus_read_coils",
+    "modbus_write_single_coil",
+    "modbus_read_input_registers",
+    "modbus_read_discrete_inputs",
+    "modbus_write_multiple_registers",
+    "modbus_write_multiple_coils",
 ];
 
 impl Step {
@@ -142,6 +161,10 @@ impl Step {
             Step::FaultInjectPowerGlitch(_) => 30,
             Step::FaultInjectGpioGlitch(_) => 31,
             Step::FaultInjectUartNoise(_) => 32,
+            Step::ModbusReadInputRegisters(_) => 33,
+            Step::ModbusReadDiscreteInputs(_) => 34,
+            Step::ModbusWriteMultipleRegisters(_) => 35,
+            Step::ModbusWriteMultipleCoils(_) => 36,
         };
         STEP_TYPES[i]
     }
@@ -165,6 +188,10 @@ impl Step {
             Step::ModbusWriteSingleRegister(s) => &s.node,
             Step::ModbusReadCoils(s) => &s.node,
             Step::ModbusWriteSingleCoil(s) => &s.node,
+            Step::ModbusReadInputRegisters(s) => &s.node,
+            Step::ModbusReadDiscreteInputs(s) => &s.node,
+            Step::ModbusWriteMultipleRegisters(s) => &s.node,
+            Step::ModbusWriteMultipleCoils(s) => &s.node,
             Step::I2cScan(s) => &s.node,
             Step::I2cWriteRegister(s) => &s.node,
             Step::I2cReadRegister(s) | Step::I2cExpect(s) => &s.node,
@@ -189,6 +216,10 @@ impl Step {
             Step::ModbusWriteSingleRegister(s) => &s.transport,
             Step::ModbusReadCoils(s) => &s.transport,
             Step::ModbusWriteSingleCoil(s) => &s.transport,
+            Step::ModbusReadInputRegisters(s) => &s.transport,
+            Step::ModbusReadDiscreteInputs(s) => &s.transport,
+            Step::ModbusWriteMultipleRegisters(s) => &s.transport,
+            Step::ModbusWriteMultipleCoils(s) => &s.transport,
             Step::I2cScan(s) => &s.transport,
             Step::I2cWriteRegister(s) => &s.transport,
             Step::I2cReadRegister(s) | Step::I2cExpect(s) => &s.transport,

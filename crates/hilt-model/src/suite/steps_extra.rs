@@ -152,6 +152,30 @@ pub struct ModbusWriteCoil {
     pub value: bool,
 }
 
+/// hilt extension: `modbus_write_multiple_registers` (function 16).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ModbusWriteRegisters {
+    pub node: String,
+    pub transport: String,
+    #[serde(default)]
+    pub slave: Option<u32>,
+    pub address: u32,
+    /// Register values, 0..=65535 each (1..=123 of them).
+    pub values: Vec<i64>,
+}
+
+/// hilt extension: `modbus_write_multiple_coils` (function 15).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ModbusWriteCoils {
+    pub node: String,
+    pub transport: String,
+    #[serde(default)]
+    pub slave: Option<u32>,
+    pub address: u32,
+    /// Coil states (1..=1968 of them).
+    pub values: Vec<bool>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct I2cScan {
     pub node: String,

@@ -47,6 +47,62 @@ fn slave(d: &mut Diags, p: &str, s: Option<u32>) {
     }
 }
 
+// Protocol limits of one Modbus request (application protocol §6).
+const MAX_READ_REGISTERS: u32 = 125;
+const MAX_READ_BITS: u32 = 2000;
+const MAX_WRITE_REGISTERS: u32 = 123;
+const MAX_WRITE_BITS: u32 = 1968;
+
+/// `address` and `count` of one Modbus request: addresses are 16-bit, and one request
+/// reads or writes at most `max` items. (hilt checks before the run what BenchCI
+/// leaves to the device or to pymodbus.)
+fn span(d: &mut Diags, p: &str, address: u32, count: u32, max: u32) {
+    span_of(d, p, "count", address, count, max)
+}
+
+fn span_of(d: &mut Diags, p: &str, what: &str, address: u32, count: u32, max: u32) {
+    if address > 0xFFFF {
+        d.error_help(
+            &format!("{p}.address"),
+            format!("{address} is out of range: Modbus addresses are 0..=65535"),
+            "use the protocol address (0-based), not a 40001-style register number",
+        );
+        return;
+    }
+    if count == 0 || count > max {
+        d.error(
+            &format!("{p}.{what}"),
+            format!("one request carries 1..={max} items, not {count}"),
+        );
+    } else if address + count > 0x1_0000 {
+        d.error(
+            &format!("{p}.{what}"),
+            format!("{count} items from address {address} run past the last address (65535)"),
+        );
+    }
+}
+
+/// A 16-bit register value.
+fn register(d: &mut Diags, p: &str, v: i64) {
+    if !(0..=0xFFFF).contains(&v) {
+        d.error_help(
+            p,
+            format!("{v} does not fit a 16-bit register (0..=65535)"),
+            "write negative numbers as their two's complement (-1 is 65535)",
+        );
+    }
+}
+
+/// A read can only pass when `expect` has one value per item read.
+fn expect_len(d: &mut Diags, p: &str, n: usize, count: u32) {
+    if n > 0 && n != count as usize {
+        d.error(
+            &format!("{p}.expect"),
+            format!("has {n} values but `count` is {count}: the step could never pass"),
+        );
+    }
+}
+
 fn check_step(d: &mut Diags, p: &str, step: &Step) {
     match step {
         Step::SendUart(s) => {
@@ -113,22 +169,55 @@ fn check_step(d: &mut Diags, p: &str, step: &Step) {
                 }
             }
         }
-        Step::ModbusReadHoldingRegisters(m) => {
+        Step::ModbusReadHoldingRegisters(m) | Step::ModbusReadInputRegisters(m) => {
             slave(d, p, m.slave);
-            positive(d, &format!("{p}.count"), m.count as u64);
+            span(d, p, m.address, m.count, MAX_READ_REGISTERS);
             if m.expect.is_empty() {
                 d.error(&format!("{p}.expect"), "needs at least one value");
             }
+            for (i, v) in m.expect.iter().enumerate() {
+                register(d, &format!("{p}.expect[{i}]"), *v);
+            }
+            expect_len(d, p, m.expect.len(), m.count);
         }
-        Step::ModbusReadCoils(m) => {
+        Step::ModbusReadCoils(m) | Step::ModbusReadDiscreteInputs(m) => {
             slave(d, p, m.slave);
-            positive(d, &format!("{p}.count"), m.count as u64);
+            span(d, p, m.address, m.count, MAX_READ_BITS);
             if m.expect.is_empty() {
                 d.error(&format!("{p}.expect"), "needs at least one value");
             }
+            expect_len(d, p, m.expect.len(), m.count);
         }
-        Step::ModbusWriteSingleRegister(m) => slave(d, p, m.slave),
-        Step::ModbusWriteSingleCoil(m) => slave(d, p, m.slave),
+        Step::ModbusWriteSingleRegister(m) => {
+            slave(d, p, m.slave);
+            span(d, p, m.address, 1, 1);
+            register(d, &format!("{p}.value"), m.value);
+        }
+        Step::ModbusWriteSingleCoil(m) => {
+            slave(d, p, m.slave);
+            span(d, p, m.address, 1, 1);
+        }
+        Step::ModbusWriteMultipleRegisters(m) => {
+            slave(d, p, m.slave);
+            if m.values.is_empty() {
+                d.error(&format!("{p}.values"), "needs at least one value");
+            } else {
+                let n = m.values.len().min(u32::MAX as usize) as u32;
+                span_of(d, p, "values", m.address, n, MAX_WRITE_REGISTERS);
+            }
+            for (i, v) in m.values.iter().enumerate() {
+                register(d, &format!("{p}.values[{i}]"), *v);
+            }
+        }
+        Step::ModbusWriteMultipleCoils(m) => {
+            slave(d, p, m.slave);
+            if m.values.is_empty() {
+                d.error(&format!("{p}.values"), "needs at least one value");
+            } else {
+                let n = m.values.len().min(u32::MAX as usize) as u32;
+                span_of(d, p, "values", m.address, n, MAX_WRITE_BITS);
+            }
+        }
         Step::I2cScan(s) => {
             range(
                 d,

@@ -5,6 +5,7 @@ mod control;
 mod external;
 mod gpio;
 mod measure;
+mod modbus;
 mod power;
 mod uart;
 
@@ -80,6 +81,14 @@ impl<'a> Exec<'a> {
             Step::Measure(m) => self.measure(m),
             Step::AssertMetric(m) => self.assert_metric(m),
             Step::RunExternal(r) => external::run(self, r, ev),
+            Step::ModbusReadHoldingRegisters(_)
+            | Step::ModbusReadInputRegisters(_)
+            | Step::ModbusReadCoils(_)
+            | Step::ModbusReadDiscreteInputs(_)
+            | Step::ModbusWriteSingleRegister(_)
+            | Step::ModbusWriteSingleCoil(_)
+            | Step::ModbusWriteMultipleRegisters(_)
+            | Step::ModbusWriteMultipleCoils(_) => self.modbus(step),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(

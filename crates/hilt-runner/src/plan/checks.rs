@@ -1,7 +1,9 @@
 //! What this build supports (the driver registry) and the drivers' own parameter checks,
 //! located in the bench file.
 
-use hilt_hw::drivers::{GPIO_DRIVERS, RESOURCE_DRIVERS, gpio_driver, resource_driver};
+use hilt_hw::drivers::{
+    GPIO_DRIVERS, RESOURCE_DRIVERS, gpio_driver, resource_driver, transport_driver,
+};
 use hilt_model::bench::Bench;
 use hilt_model::diag::Diags;
 use hilt_model::{Diagnostic, Loaded};
@@ -57,6 +59,15 @@ pub fn driver_errors(bench: &Loaded<Bench>) -> Vec<Diagnostic> {
         }
     }
     for (n, node) in &bench.value.nodes {
+        for (t, transport) in &node.transports {
+            if let Some(driver) = transport_driver(transport.backend()) {
+                report(
+                    &mut d,
+                    format!("nodes.{n}.transports.{t}"),
+                    driver.check(transport),
+                );
+            }
+        }
         for (l, line) in &node.gpio {
             if let Some(driver) = gpio_driver(line.backend.name()) {
                 report(&mut d, format!("nodes.{n}.gpio.{l}"), driver.check(line));

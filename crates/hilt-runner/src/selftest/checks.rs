@@ -197,6 +197,12 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
                         Check::pass(&id, &title, format!("interface {interface}"))
                     }
                 }
+                // BenchCI warns "unknown transport type" here, so a bench with a Modbus
+                // TCP device could never be healthy; the endpoint is reached with
+                // `--open-hardware`.
+                Transport::ModbusTcp { host, port, .. } => {
+                    Check::pass(&id, &title, format!("endpoint {host}:{port}"))
+                }
                 other => Check::warn(
                     &id,
                     &title,
@@ -268,6 +274,9 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
                 }
                 Some(ResourceKind::Measurement) => "check the instrument's settings",
                 Some(ResourceKind::Serial) => "check the cable and the port path",
+                Some(ResourceKind::Modbus) => {
+                    "check the port or address, the slave's power and its wiring"
+                }
                 None => "run the self-test again",
             };
             Check::fail(id, p.title, category.as_str(), e.to_string(), fix)
@@ -346,6 +355,34 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                         }
                     }
                 }
+                other if hilt_hw::drivers::transport_driver(other.backend()).is_some() => {
+                    // Opening connects (TCP) or opens the port (RTU); nothing is sent.
+                    note("OPEN_ATTEMPT");
+                    let driver = hilt_hw::drivers::transport_driver(other.backend());
+                    match driver.map(|d| d.open(n, t, other)) {
+                        Some(Ok(opened)) => {
+                            note("OPEN_OK");
+                            drop(opened);
+                            note("CLOSE_OK");
+                            Check::pass(
+                                &id,
+                                format!("open {n}.{t}"),
+                                format!("opened the {} transport", other.backend()),
+                            )
+                        }
+                        Some(Err(e)) => {
+                            note(&format!("OPEN_FAILED {e}"));
+                            Check::fail(
+                                &id,
+                                format!("open {n}.{t}"),
+                                "TRANSPORT_OPEN_FAILED",
+                                e.to_string(),
+                                "check the port or address, that the device is powered and that no other program holds it",
+                            )
+                        }
+                        None => Check::skip(&id, format!("open {n}.{t}"), "no driver"),
+                    }
+                }
                 other => Check::skip(
                     &id,
                     format!("open {n}.{t}"),
@@ -401,7 +438,10 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
         {
             let read = match driver.kind() {
                 ResourceKind::Measurement => opts.read_measurements,
-                ResourceKind::Power | ResourceKind::Gpio | ResourceKind::Serial => opts.read_inputs,
+                ResourceKind::Power
+                | ResourceKind::Gpio
+                | ResourceKind::Serial
+                | ResourceKind::Modbus => opts.read_inputs,
             };
             let probes = driver.self_test(name, &r.driver, read);
             out.extend(
