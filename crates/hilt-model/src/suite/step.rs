@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bench::Edge;
 use crate::defaults;
 
+use super::remote::*;
 use super::steps_extra::*;
 
 /// One step: a one-key map whose key is the step type.
@@ -47,6 +48,9 @@ pub enum Step {
     FaultInjectPowerGlitch(Box<FaultPowerGlitch>),
     FaultInjectGpioGlitch(Box<FaultGpioGlitch>),
     FaultInjectUartNoise(Box<FaultUartNoise>),
+    SshExec(Box<SshExec>),
+    Upload(Box<Upload>),
+    Download(Box<Download>),
 }
 
 /// Every step key, in catalogue order.
@@ -84,6 +88,9 @@ pub const STEP_TYPES: &[&str] = &[
     "fault_inject_power_glitch",
     "fault_inject_gpio_glitch",
     "fault_inject_uart_noise",
+    "ssh_exec",
+    "upload",
+    "download",
 ];
 
 /// Step types this build can execute; the others parse but are refused before a run.
@@ -103,6 +110,9 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "measure",
     "assert_metric",
     "run_external",
+    "ssh_exec",
+    "upload",
+    "download",
 ];
 
 impl Step {
@@ -142,6 +152,9 @@ impl Step {
             Step::FaultInjectPowerGlitch(_) => 30,
             Step::FaultInjectGpioGlitch(_) => 31,
             Step::FaultInjectUartNoise(_) => 32,
+            Step::SshExec(_) => 33,
+            Step::Upload(_) => 34,
+            Step::Download(_) => 35,
         };
         STEP_TYPES[i]
     }
@@ -176,6 +189,16 @@ impl Step {
             Step::FuzzModbus(s) => &s.node,
             Step::FaultInjectGpioGlitch(s) => &s.node,
             Step::FaultInjectUartNoise(s) => &s.node,
+            _ => return None,
+        })
+    }
+
+    /// The remote host the step acts on (hilt extension), when it names one.
+    pub fn host(&self) -> Option<&str> {
+        Some(match self {
+            Step::SshExec(s) => &s.host,
+            Step::Upload(s) => &s.host,
+            Step::Download(s) => &s.host,
             _ => return None,
         })
     }
