@@ -15,6 +15,7 @@ pub mod power;
 pub mod process;
 pub mod serial;
 pub mod sim_link;
+pub mod ssh;
 
 pub use cancel::CancelToken;
 pub use error::{HwError, ResourceKind};
