@@ -18,7 +18,7 @@ use crate::CancelToken;
 use crate::locks::LockSpec;
 
 pub use chain::{Chain, ChainError, Endpoint};
-pub use system::SystemSsh;
+pub use system::{ASKPASS_VAR, SystemSsh, sha256_file};
 
 /// A command to run on a remote host.
 #[derive(Debug, Clone, PartialEq)]

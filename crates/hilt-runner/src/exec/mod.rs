@@ -6,7 +6,10 @@ mod external;
 mod gpio;
 mod measure;
 mod power;
+mod remote;
 mod uart;
+
+pub use remote::Hosts;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +60,8 @@ pub struct Exec<'a> {
     /// Name of the test being run, and the 1-based index of its current step.
     pub current_test: String,
     pub current_step: usize,
+    /// Remote hosts opened by `ssh_exec` / `upload` / `download`.
+    pub hosts: Hosts,
 }
 
 impl<'a> Exec<'a> {
@@ -80,6 +85,9 @@ impl<'a> Exec<'a> {
             Step::Measure(m) => self.measure(m),
             Step::AssertMetric(m) => self.assert_metric(m),
             Step::RunExternal(r) => external::run(self, r, ev),
+            Step::SshExec(s) => self.ssh_exec(s, resolved),
+            Step::Upload(s) => self.upload(s),
+            Step::Download(s) => self.download(s),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(
