@@ -203,11 +203,14 @@ impl SystemSsh {
 
     /// Kills the remote process group recorded in `pidfile` (TERM, up to 2 s, KILL).
     fn kill_remote(&mut self, pidfile: &str) -> bool {
+        // `kill -SIG -PGID` without `--`: dash's kill does not accept `--`.
         let script = format!(
             "f={pf}; [ -f \"$f\" ] || exit 0; p=$(cat \"$f\"); [ -n \"$p\" ] || exit 0; \
-             kill -TERM -- -\"$p\" 2>/dev/null; i=0; \
-             while kill -0 -- -\"$p\" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
-             kill -KILL -- -\"$p\" 2>/dev/null; rm -f \"$f\"; exit 0",
+             kill -TERM -\"$p\" 2>/dev/null; i=0; \
+             while kill -0 -\"$p\" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+             kill -KILL -\"$p\" 2>/dev/null; i=0; \
+             while kill -0 -\"$p\" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+             rm -f \"$f\"; ! kill -0 -\"$p\" 2>/dev/null",
             pf = shell_quote(pidfile)
         );
         let mut cmd = self.ssh();
