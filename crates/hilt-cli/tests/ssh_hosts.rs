@@ -272,7 +272,10 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     assert_eq!(f["category"], "REMOTE_COMMAND_FAILED");
     assert_eq!(f["source"], "test_logic");
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains("exited with 3, expected 0") && msg.contains("boom"), "{msg}");
+    assert!(
+        msg.contains("exited with 3, expected 0") && msg.contains("boom"),
+        "{msg}"
+    );
     assert_ne!(out.status.code(), Some(0));
 
     let host_logs = run.join("logs/hosts/box");
@@ -393,7 +396,10 @@ fn upload_and_download_are_verified_and_ledgered() {
     let f = failure(&run, 1);
     assert_eq!(f["category"], "REMOTE_TRANSFER_FAILED");
     assert!(
-        f["message"].as_str().unwrap().contains("/nonexistent/hilt-file"),
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/hilt-file"),
         "{f}"
     );
 }
@@ -473,7 +479,10 @@ fn an_unreachable_hop_is_named() {
     assert_eq!(f["category"], "REMOTE_HOST_UNREACHABLE", "{f}");
     assert_eq!(f["details"]["failed_at"], "bastion");
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains("after 2 attempts"), "retry policy not applied: {msg}");
+    assert!(
+        msg.contains("after 2 attempts"),
+        "retry policy not applied: {msg}"
+    );
 }
 
 #[test]
@@ -620,14 +629,16 @@ hosts:
         assert!(text.contains(&want), "missing {want:?} in:\n{text}");
     }
     let run = last_run(&dir.path().join("results"));
-    assert_eq!(json(&run.join("results.json"))["failure"]["category"], "CONFIG_ERROR");
+    assert_eq!(
+        json(&run.join("results.json"))["failure"]["category"],
+        "CONFIG_ERROR"
+    );
 
     // With the bench fixed, the suite's misspelt host is located in the suite.
     let fixed = std::fs::read_to_string(&bench)
         .unwrap()
         .replace("lab-kee", "lab-key")
-        .replace("{name: bastion,", "{name: bastion, hostname: 10.0.0.1,")
-        .replace("    auth_ref: lab-key\n  nokeys", "    auth_ref: lab-key\n  nokeys");
+        .replace("{name: bastion,", "{name: bastion, hostname: 10.0.0.1,");
     let fixed = fixed[..fixed.find("  nokeys:").unwrap()].to_string();
     std::fs::write(&bench, fixed).unwrap();
     let out = hilt()

@@ -27,7 +27,11 @@ pub(super) fn spawn(cmd: &mut Command) -> io::Result<Child> {
 }
 
 /// Waits for the child until `deadline` or cancellation.
-pub(super) fn wait(mut child: Child, deadline: Instant, cancel: &CancelToken) -> io::Result<Waited> {
+pub(super) fn wait(
+    mut child: Child,
+    deadline: Instant,
+    cancel: &CancelToken,
+) -> io::Result<Waited> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Waited::Exited(status));

@@ -111,8 +111,7 @@ pub trait RemoteHost: Send {
     fn chain(&self) -> &Chain;
     /// Connects (with the host's retry policy) unless already connected.
     fn connect(&mut self, cancel: &CancelToken) -> Result<(), SshError>;
-    fn exec(&mut self, cmd: &RemoteCommand, cancel: &CancelToken)
-    -> Result<ExecOutcome, SshError>;
+    fn exec(&mut self, cmd: &RemoteCommand, cancel: &CancelToken) -> Result<ExecOutcome, SshError>;
     /// Copies `local` to the remote path `remote`, checking size and SHA-256 on both ends.
     fn upload(
         &mut self,

@@ -113,7 +113,9 @@ impl SystemSsh {
         SshError::new(
             SshErrorKind::Local,
             None,
-            format!("cannot start ssh: {e}; help: install the OpenSSH client (package openssh-client)"),
+            format!(
+                "cannot start ssh: {e}; help: install the OpenSSH client (package openssh-client)"
+            ),
         )
     }
 
@@ -128,7 +130,11 @@ impl SystemSsh {
     fn start_master(&mut self, cancel: &CancelToken) -> Result<(), SshError> {
         let err_path = self.dir.path().join("master.stderr");
         let err = File::create(&err_path).map_err(|e| {
-            SshError::new(SshErrorKind::Local, None, format!("cannot create {}: {e}", err_path.display()))
+            SshError::new(
+                SshErrorKind::Local,
+                None,
+                format!("cannot create {}: {e}", err_path.display()),
+            )
         })?;
         let mut cmd = self.ssh();
         cmd.args(["-M", "-N", "-o", "ControlPersist=no", TARGET])
@@ -152,7 +158,11 @@ impl SystemSsh {
             }
             if cancel.wait_timeout(Duration::from_millis(10)) {
                 child::terminate(&mut m);
-                return Err(SshError::new(SshErrorKind::Cancelled, None, "cancelled while connecting"));
+                return Err(SshError::new(
+                    SshErrorKind::Cancelled,
+                    None,
+                    "cancelled while connecting",
+                ));
             }
         }
         let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
@@ -175,12 +185,19 @@ impl SystemSsh {
             match out {
                 Ok(o) if o.status.is_some_and(|s| s.success()) => continue,
                 Ok(o) if o.cancelled => {
-                    return SshError::new(SshErrorKind::Cancelled, None, "cancelled while connecting");
+                    return SshError::new(
+                        SshErrorKind::Cancelled,
+                        None,
+                        "cancelled while connecting",
+                    );
                 }
                 Ok(o) => {
                     let text = String::from_utf8_lossy(&o.stderr).to_string();
                     let text = if o.status.is_none() {
-                        format!("{text}no answer within {:?}", diagnose::probe_timeout(&self.chain, i))
+                        format!(
+                            "{text}no answer within {:?}",
+                            diagnose::probe_timeout(&self.chain, i)
+                        )
                     } else {
                         text
                     };
@@ -214,10 +231,21 @@ impl SystemSsh {
             pf = shell_quote(pidfile)
         );
         let mut cmd = self.ssh();
-        cmd.args(["-T", TARGET, "--", &format!("exec sh -c {}", shell_quote(&script))]);
+        cmd.args([
+            "-T",
+            TARGET,
+            "--",
+            &format!("exec sh -c {}", shell_quote(&script)),
+        ]);
         // Runs even when the step was cancelled: a fresh token.
-        child::output(&mut cmd, Stdio::null(), self.dir.path(), KILL_TIMEOUT, &CancelToken::new())
-            .is_ok_and(|o| o.status.is_some_and(|s| s.success()))
+        child::output(
+            &mut cmd,
+            Stdio::null(),
+            self.dir.path(),
+            KILL_TIMEOUT,
+            &CancelToken::new(),
+        )
+        .is_ok_and(|o| o.status.is_some_and(|s| s.success()))
     }
 
     /// Runs a short remote shell script with `args`; stdin from `stdin`.
@@ -253,7 +281,11 @@ impl SystemSsh {
     }
 
     /// Exit status 255 with the master gone means the connection broke.
-    fn check_connection(&mut self, out: &child::Output, cancel: &CancelToken) -> Result<(), SshError> {
+    fn check_connection(
+        &mut self,
+        out: &child::Output,
+        cancel: &CancelToken,
+    ) -> Result<(), SshError> {
         if out.status.and_then(|s| s.code()) == Some(255) && !self.master_alive() {
             self.master = None;
             let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -272,7 +304,11 @@ fn parse_size_and_sum(stdout: &[u8]) -> Option<(u64, String)> {
     let text = String::from_utf8_lossy(stdout);
     let mut lines = text.lines();
     let size = lines.next()?.trim().parse().ok()?;
-    let sum = lines.next()?.split_whitespace().next()?.to_ascii_lowercase();
+    let sum = lines
+        .next()?
+        .split_whitespace()
+        .next()?
+        .to_ascii_lowercase();
     (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit())).then_some((size, sum))
 }
 
@@ -318,7 +354,11 @@ impl RemoteHost for SystemSsh {
                 Err(e) if e.kind == SshErrorKind::Unreachable && attempt < self.chain.attempts => {
                     last = Some(e);
                     if cancel.wait_timeout(Duration::from_millis(self.chain.backoff_ms)) {
-                        return Err(SshError::new(SshErrorKind::Cancelled, None, "cancelled while connecting"));
+                        return Err(SshError::new(
+                            SshErrorKind::Cancelled,
+                            None,
+                            "cancelled while connecting",
+                        ));
                     }
                 }
                 Err(mut e) => {
@@ -498,19 +538,26 @@ impl RemoteHost for SystemSsh {
         let parent = local.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)
             .map_err(|e| transfer_err(format!("cannot create {}: {e}", parent.display()), &name))?;
-        let part = tempfile::NamedTempFile::new_in(parent)
-            .map_err(|e| transfer_err(format!("cannot write in {}: {e}", parent.display()), &name))?;
-        let sink = part
-            .reopen()
-            .map_err(|e| transfer_err(format!("cannot write in {}: {e}", parent.display()), &name))?;
+        let part = tempfile::NamedTempFile::new_in(parent).map_err(|e| {
+            transfer_err(format!("cannot write in {}: {e}", parent.display()), &name)
+        })?;
+        let sink = part.reopen().map_err(|e| {
+            transfer_err(format!("cannot write in {}: {e}", parent.display()), &name)
+        })?;
         let err_path = self.dir.path().join("download.stderr");
-        let err = File::create(&err_path)
-            .map_err(|e| transfer_err(format!("cannot create {}: {e}", err_path.display()), &name))?;
+        let err = File::create(&err_path).map_err(|e| {
+            transfer_err(format!("cannot create {}: {e}", err_path.display()), &name)
+        })?;
         let mut c = self.ssh();
-        c.args(["-T", TARGET, "--", &format!("exec cat -- {}", shell_quote(remote))])
-            .stdin(Stdio::null())
-            .stdout(sink)
-            .stderr(err);
+        c.args([
+            "-T",
+            TARGET,
+            "--",
+            &format!("exec cat -- {}", shell_quote(remote)),
+        ])
+        .stdin(Stdio::null())
+        .stdout(sink)
+        .stderr(err);
         let child = child::spawn(&mut c).map_err(Self::spawn_err)?;
         let rest = timeout.saturating_sub(started.elapsed());
         match child::wait(child, Instant::now() + rest, cancel)
@@ -521,7 +568,10 @@ impl RemoteHost for SystemSsh {
                 let mut stderr = String::new();
                 let _ = File::open(&err_path).and_then(|mut f| f.read_to_string(&mut stderr));
                 return Err(transfer_err(
-                    format!("reading {remote} on host `{name}` failed: {}", diagnose::summary(&stderr)),
+                    format!(
+                        "reading {remote} on host `{name}` failed: {}",
+                        diagnose::summary(&stderr)
+                    ),
                     &name,
                 ));
             }
@@ -530,7 +580,9 @@ impl RemoteHost for SystemSsh {
                 return Err(SshError::new(
                     SshErrorKind::Timeout,
                     Some(name.clone()),
-                    format!("download of {remote} from host `{name}` did not finish within {timeout:?}"),
+                    format!(
+                        "download of {remote} from host `{name}` did not finish within {timeout:?}"
+                    ),
                 ));
             }
             Waited::Cancelled(mut c) => {
@@ -538,8 +590,12 @@ impl RemoteHost for SystemSsh {
                 return Err(SshError::new(SshErrorKind::Cancelled, None, "cancelled"));
             }
         }
-        let (size, local_sum) = sha256_file(part.path())
-            .map_err(|e| transfer_err(format!("cannot read back {}: {e}", part.path().display()), &name))?;
+        let (size, local_sum) = sha256_file(part.path()).map_err(|e| {
+            transfer_err(
+                format!("cannot read back {}: {e}", part.path().display()),
+                &name,
+            )
+        })?;
         if size != rsize || local_sum != rsum {
             return Err(transfer_err(
                 format!(
@@ -548,8 +604,12 @@ impl RemoteHost for SystemSsh {
                 &name,
             ));
         }
-        part.persist(local)
-            .map_err(|e| transfer_err(format!("cannot write {}: {}", local.display(), e.error), &name))?;
+        part.persist(local).map_err(|e| {
+            transfer_err(
+                format!("cannot write {}: {}", local.display(), e.error),
+                &name,
+            )
+        })?;
         Ok(Transfer {
             bytes: size,
             local_sha256: local_sum,

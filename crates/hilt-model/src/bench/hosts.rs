@@ -137,6 +137,8 @@ pub struct Hop {
 impl Hop {
     /// The hop's label: its `name`, else `hop<N>` (1-based).
     pub fn label(&self, index: usize) -> String {
-        self.name.clone().unwrap_or_else(|| format!("hop{}", index + 1))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("hop{}", index + 1))
     }
 }

@@ -44,7 +44,13 @@ pub fn hosts(d: &mut Diags, b: &Bench) {
         if h.retry.attempts == 0 {
             d.error(&format!("{p}.retry.attempts"), "must be at least 1");
         }
-        range(d, &format!("{p}.connect_timeout_s"), h.connect_timeout_s, 1, 3600);
+        range(
+            d,
+            &format!("{p}.connect_timeout_s"),
+            h.connect_timeout_s,
+            1,
+            3600,
+        );
         for (i, hop) in h.transport.hops().iter().enumerate() {
             let hp = format!("{p}.transport.hops[{i}]");
             if hop.hostname.trim().is_empty() {
@@ -58,7 +64,10 @@ pub fn hosts(d: &mut Diags, b: &Bench) {
         }
         if matches!(&h.transport, crate::bench::HostTransport::JumpChain { hops } if hops.is_empty())
         {
-            d.error(&format!("{p}.transport"), "a jump_chain needs at least one hop in `hops`");
+            d.error(
+                &format!("{p}.transport"),
+                "a jump_chain needs at least one hop in `hops`",
+            );
         }
     }
 }

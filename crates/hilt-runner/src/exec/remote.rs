@@ -354,4 +354,3 @@ fn tail(p: &Path) -> String {
         t.to_string()
     }
 }
-

@@ -124,7 +124,10 @@ fn host_checks(bench: &Bench, path: &Path, opts: &SelfTestOptions, out: &mut Vec
                 Check::pass(
                     id,
                     title,
-                    format!("{}@{}:{} (not connected: pass --open-hardware)", h.username, h.hostname, h.port),
+                    format!(
+                        "{}@{}:{} (not connected: pass --open-hardware)",
+                        h.username, h.hostname, h.port
+                    ),
                 )
                 .detail("hops", hops),
             );
