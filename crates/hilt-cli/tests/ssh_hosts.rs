@@ -661,3 +661,75 @@ hosts:
     );
     assert!(text.contains("did you mean `gateway`?"), "{text}");
 }
+
+fn remote_running(pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-u", USER, "-f", pattern])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+}
+
+#[test]
+fn cancel_kills_the_remote_process() {
+    if !peers() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let j1 = lab.sshd("PasswordAuthentication no");
+    let target = lab.sshd("PasswordAuthentication no");
+    lab.known_hosts(&[j1, target]);
+    lab.write(
+        "bench.yaml",
+        &format!(
+            "version: 1\nbench: {{name: one hop}}\n{AUTH}hosts:\n  box:\n    hostname: 127.0.0.1\n    port: {target}\n    username: {USER}\n    auth_ref: lab-key\n    known_hosts: known_hosts\n    transport:\n      type: jump_chain\n      hops: [{{hostname: 127.0.0.1, port: {j1}, username: {USER}, auth_ref: lab-key}}]\n"
+        ),
+    );
+    let secs = 9000 + std::process::id() % 900;
+    let pattern = format!("sleep {secs}");
+    let suite = lab.write(
+        "suite.yaml",
+        &format!(
+            "version: 1\nsuite: {{name: cancel}}\ntests:\n  - name: long\n    steps:\n      - ssh_exec: {{host: box, argv: [sh, -c, 'sleep {secs} | cat'], timeout_ms: 600000}}\n"
+        ),
+    );
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("hilt"))
+        .env("HILT_LOCK_DIR", lab.path("locks"))
+        .env("NO_COLOR", "1")
+        .arg("run")
+        .arg("--bench")
+        .arg(lab.path("bench.yaml"))
+        .arg("--suite")
+        .arg(&suite)
+        .arg("--results-dir")
+        .arg(lab.path("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while !remote_running(&pattern) {
+        assert!(Instant::now() < end, "the remote command never started");
+        assert!(child.try_wait().unwrap().is_none(), "hilt ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "hilt did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !remote_running(&pattern),
+        "`{pattern}` (and its pipeline) still runs on the remote after cancel"
+    );
+    let run = last_run(&lab.path("results"));
+    assert_eq!(json(&run.join("results.json"))["status"], "cancelled");
+    let cmds = ledger(&run, "command_ledger.jsonl");
+    assert_eq!(cmds[0]["cancelled"], true, "{cmds:?}");
+    assert_eq!(cmds[0]["remote_killed"], true, "{cmds:?}");
+    assert_eq!(cmds[0]["chain"].as_array().unwrap().len(), 2);
+}
