@@ -215,3 +215,85 @@ impl Chain {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(yaml: &str) -> Bench {
+        hilt_model::parse_bench(yaml, "bench.yaml", Default::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .value
+    }
+
+    const BENCH: &str = "version: 1
+bench: {name: b}
+auth_refs:
+  key: {type: key_file, path: keys/id}
+  pw: {type: password_env, value: JUMP_PW}
+  pw2: {type: password_env, value: OTHER_PW}
+  agent: {type: ssh_agent}
+hosts:
+  gw:
+    hostname: 10.0.0.12
+    username: tester
+    auth_ref: key
+    known_hosts: kh
+    transport:
+      type: jump_chain
+      hops:
+        - {name: bastion, hostname: bastion.lab, username: jump, auth_ref: pw}
+        - {hostname: inner.lab, port: 2222, username: jump, auth_ref: agent}
+";
+
+    #[test]
+    fn each_hop_jumps_from_the_previous_with_its_own_credentials() {
+        let b = bench(BENCH);
+        let c = Chain::resolve(&b, "gw", &b.hosts["gw"], Path::new("/lab")).unwrap();
+        assert_eq!(
+            c.describe(),
+            [
+                "bastion (jump@bastion.lab:22)",
+                "hop2 (jump@inner.lab:2222)",
+                "gw (tester@10.0.0.12:22)"
+            ]
+        );
+        assert_eq!(c.password_env().unwrap(), Some("JUMP_PW"));
+        let cfg = c.ssh_config(Path::new("/tmp/x/cm")).unwrap();
+        let block = |alias: &str| -> String {
+            let start = cfg.find(&format!("Host {alias}\n")).unwrap();
+            let rest = &cfg[start + 1..];
+            let end = rest.find("\nHost ").map(|e| e + 1).unwrap_or(rest.len());
+            rest[..end].to_string()
+        };
+        let hop1 = block("hilt-hop1");
+        assert!(hop1.contains("PreferredAuthentications password"), "{hop1}");
+        assert!(!hop1.contains("ProxyJump"), "{hop1}");
+        let hop2 = block("hilt-hop2");
+        assert!(
+            hop2.contains("IdentityAgent SSH_AUTH_SOCK") && hop2.contains("ProxyJump hilt-hop1")
+        );
+        let target = block("hilt-target");
+        assert!(
+            target.contains("IdentityFile \"/lab/keys/id\"")
+                && target.contains("ProxyJump hilt-hop2")
+        );
+        assert!(target.contains("ControlPath \"/tmp/x/cm\""));
+        assert!(!hop1.contains("ControlPath \"") && !hop2.contains("ControlPath \""));
+        assert!(cfg.contains("StrictHostKeyChecking yes"));
+        assert!(cfg.contains("UserKnownHostsFile \"/lab/kh\""));
+        assert!(
+            !cfg.contains("JUMP_PW"),
+            "no variable names or secrets in the config"
+        );
+    }
+
+    #[test]
+    fn two_password_variables_on_one_chain_are_refused() {
+        let b = bench(&BENCH.replace("auth_ref: agent", "auth_ref: pw2"));
+        let c = Chain::resolve(&b, "gw", &b.hosts["gw"], Path::new("/lab")).unwrap();
+        let e = c.password_env().unwrap_err();
+        assert_eq!(e.at, "hop2");
+        assert!(e.message.contains("OTHER_PW") && e.message.contains("JUMP_PW"));
+    }
+}

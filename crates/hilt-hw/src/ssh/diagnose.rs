@@ -69,3 +69,35 @@ pub(super) fn error_at(chain: &Chain, index: usize, stderr: &str) -> SshError {
 pub(super) fn probe_timeout(chain: &Chain, index: usize) -> Duration {
     Duration::from_secs(chain.connect_timeout_s * (index as u64 + 1) + 5)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssh_messages_map_to_kinds() {
+        let changed = "@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+                       Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\n\
+                       Host key verification failed.\n";
+        assert_eq!(kind_of(changed), SshErrorKind::HostKey);
+        assert_eq!(
+            summary(changed),
+            "Host key for [127.0.0.1]:2222 has changed and you have requested strict checking. / Host key verification failed."
+        );
+        assert_eq!(
+            kind_of(
+                "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
+            ),
+            SshErrorKind::HostKey
+        );
+        assert_eq!(
+            kind_of("tester@10.0.0.1: Permission denied (publickey,password).\n"),
+            SshErrorKind::Auth
+        );
+        assert_eq!(
+            kind_of("ssh: connect to host 127.0.0.1 port 1: Connection refused\n"),
+            SshErrorKind::Unreachable
+        );
+        assert_eq!(kind_of(""), SshErrorKind::Unreachable);
+    }
+}
