@@ -258,6 +258,7 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
       - ssh_exec: {host: box, argv: [sh, -c, 'echo to-out; echo to-err >&2'], expect_contains: to-out}
       - ssh_exec: {host: box, script: 'echo \"$GREETING from $(pwd)\"', cwd: /tmp, env: {GREETING: hello}, expect_regex: '(?m)^hello from /tmp$'}
       - ssh_exec: {host: box, argv: [whoami], expect_contains: hilt-test}
+      - ssh_exec: {host: box, argv: [sh, -c, 'head -c 5000000 /dev/zero; echo done >&2'], max_output_bytes: 1000}
   - name: wrong exit
     steps:
       - ssh_exec: {host: box, argv: [sh, -c, 'echo boom >&2; exit 3']}
@@ -284,14 +285,22 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     assert_eq!((so.as_str(), se.as_str()), ("to-out\n", "to-err\n"));
     let cmds = ledger(&run, "command_ledger.jsonl");
     let remote: Vec<&Value> = cmds.iter().filter(|c| c["type"] == "ssh_exec").collect();
-    assert_eq!(remote.len(), 4, "{cmds:?}");
+    assert_eq!(remote.len(), 5, "{cmds:?}");
     assert_eq!(remote[0]["host"], "box");
     assert_eq!(
         remote[0]["chain"],
         serde_json::json!([format!("box ({USER}@127.0.0.1:{port})")])
     );
     assert_eq!(remote[1]["env_names"], serde_json::json!(["GREETING"]));
-    assert_eq!(remote[3]["exit_code"], 3);
+    // A flood is cut at the cap and the command still ends normally.
+    assert_eq!(remote[3]["output_truncated"], true);
+    assert_eq!(remote[3]["stdout_bytes"], 1000);
+    assert_eq!(remote[3]["exit_code"], 0);
+    let flood = std::fs::metadata(host_logs.join("exec-step4.stdout"))
+        .unwrap()
+        .len();
+    assert!(flood < 2000, "{flood} bytes kept");
+    assert_eq!(remote[4]["exit_code"], 3);
 }
 
 #[test]

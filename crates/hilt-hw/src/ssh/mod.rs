@@ -31,6 +31,8 @@ pub struct RemoteCommand {
     /// Where the command's stdout and stderr are written, separately.
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// Bytes kept of each of stdout and stderr; the rest is read and discarded.
+    pub max_output_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +51,11 @@ pub struct ExecOutcome {
     /// The remote process group was killed (after a timeout or cancel).
     pub remote_killed: bool,
     pub duration: Duration,
+    /// Bytes kept in the stdout / stderr files (the truncation marker not counted).
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// Output beyond `max_output_bytes` was discarded.
+    pub output_truncated: bool,
 }
 
 /// A verified copy.
@@ -172,6 +177,7 @@ pub fn self_test(
             timeout: Duration::from_secs(30),
             stdout: scratch.join(format!("selftest-{name}.stdout")),
             stderr: scratch.join(format!("selftest-{name}.stderr")),
+            max_output_bytes: 64 * 1024,
         },
         cancel,
     )?;

@@ -21,6 +21,7 @@ use super::{
     shell_quote,
 };
 use crate::CancelToken;
+use crate::process::capture::Capture;
 
 /// The variable naming the password variable for `hilt`'s askpass mode.
 pub const ASKPASS_VAR: &str = "HILT_ASKPASS_ENV";
@@ -410,26 +411,26 @@ impl RemoteHost for SystemSsh {
         let open = |p: &Path| {
             File::create(p).map_err(|e| local(format!("cannot create {}: {e}", p.display())))
         };
+        let pipe = || std::io::pipe().map_err(|e| local(format!("cannot create a pipe: {e}")));
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
         let mut c = self.ssh();
         c.args(["-T", TARGET, "--", &remote])
             .stdin(Stdio::null())
-            .stdout(open(&cmd.stdout)?)
-            .stderr(open(&cmd.stderr)?);
+            .stdout(out_w)
+            .stderr(err_w);
         let started = Instant::now();
-        let child = child::spawn(&mut c).map_err(Self::spawn_err)?;
+        let spawned = child::spawn(&mut c);
+        // Close the parent's write ends so the readers see end-of-file.
+        drop(c);
+        let child = spawned.map_err(Self::spawn_err)?;
+        // Each stream is capped (the rest is read and discarded, so ssh never blocks).
+        let mut out_cap = Capture::start(out_r, open(&cmd.stdout)?, cmd.max_output_bytes);
+        let mut err_cap = Capture::start(err_r, open(&cmd.stderr)?, cmd.max_output_bytes);
         let waited = child::wait(child, started + cmd.timeout, cancel)
             .map_err(|e| local(format!("cannot wait for ssh: {e}")))?;
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let (exit_code, timed_out, cancelled, remote_killed) = match waited {
-            Waited::Exited(status) => {
-                let code = status.code();
-                if code == Some(255) && !self.master_alive() {
-                    self.master = None;
-                    let stderr = std::fs::read_to_string(&cmd.stderr).unwrap_or_default();
-                    return Err(self.diagnose(&stderr, cancel));
-                }
-                (code, false, false, false)
-            }
+            Waited::Exited(status) => (status.code(), false, false, false),
             Waited::TimedOut(mut c) => {
                 let killed = self.kill_remote(&pidfile);
                 child::terminate(&mut c);
@@ -441,14 +442,23 @@ impl RemoteHost for SystemSsh {
                 (None, false, true, killed)
             }
         };
+        out_cap.wait_eof(Duration::from_secs(2));
+        err_cap.wait_eof(Duration::from_secs(2));
+        let (out, err) = (out_cap.stop(), err_cap.stop());
+        if exit_code == Some(255) && !self.master_alive() {
+            self.master = None;
+            let stderr = std::fs::read_to_string(&cmd.stderr).unwrap_or_default();
+            return Err(self.diagnose(&stderr, cancel));
+        }
         Ok(ExecOutcome {
             exit_code,
             timed_out,
             cancelled,
             remote_killed,
             duration: started.elapsed(),
-            stdout_bytes: size(&cmd.stdout),
-            stderr_bytes: size(&cmd.stderr),
+            stdout_bytes: out.bytes,
+            stderr_bytes: err.bytes,
+            output_truncated: out.truncated || err.truncated,
         })
     }
 

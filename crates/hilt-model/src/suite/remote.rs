@@ -36,6 +36,10 @@ pub struct SshExec {
     /// Regular expression stdout must match.
     #[serde(default)]
     pub expect_regex: Option<String>,
+    /// Bytes kept of each of stdout and stderr (default 16 MiB); a command that prints
+    /// more keeps running, the rest is discarded and the ledger says `output_truncated`.
+    #[serde(default = "defaults::u64_::<16777216>")]
+    pub max_output_bytes: u64,
 }
 
 /// Copies a local file to a host, verifying its SHA-256 on both ends.

@@ -112,6 +112,7 @@ impl Exec<'_> {
             timeout: Duration::from_millis(s.timeout_ms),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            max_output_bytes: s.max_output_bytes,
         };
         let started_at = now();
         let cancel = self.cancel.clone();
@@ -152,6 +153,7 @@ impl Exec<'_> {
             ("duration_s", json!(round3(out.duration.as_secs_f64()))),
             ("stdout_bytes", json!(out.stdout_bytes)),
             ("stderr_bytes", json!(out.stderr_bytes)),
+            ("output_truncated", json!(out.output_truncated)),
         ] {
             entry[k] = v;
         }
