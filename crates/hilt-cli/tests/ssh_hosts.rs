@@ -279,6 +279,16 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     );
     assert_ne!(out.status.code(), Some(0));
 
+    let locks: Vec<&str> = results["resource_locks"]["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(locks, [format!("ssh:{USER}@127.0.0.1:{port}")]);
+    let manifest = json(&run.join("run_manifest.json"));
+    assert!(manifest["ledgers"]["transfer_ledger"].is_null());
+
     let host_logs = run.join("logs/hosts/box");
     let so = std::fs::read_to_string(host_logs.join("exec-step1.stdout")).unwrap();
     let se = std::fs::read_to_string(host_logs.join("exec-step1.stderr")).unwrap();
@@ -391,6 +401,11 @@ fn upload_and_download_are_verified_and_ledgered() {
     );
     let back = std::fs::read(run.join("remote-artifacts/gateway/back/bundle.bin")).unwrap();
     assert!(back == data, "downloaded bytes differ");
+    let manifest = json(&run.join("run_manifest.json"));
+    assert_eq!(
+        manifest["ledgers"]["transfer_ledger"],
+        "transfer_ledger.jsonl"
+    );
     let t = ledger(&run, "transfer_ledger.jsonl");
     assert_eq!(t.len(), 3, "{t:?}");
     for (entry, dir) in t.iter().zip(["upload", "download"]) {

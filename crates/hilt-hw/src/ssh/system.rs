@@ -66,9 +66,15 @@ impl SystemSsh {
             ));
         }
         // Short: a control socket path must fit in sun_path (108 bytes).
+        let tmp = std::env::temp_dir();
+        let tmp = if tmp.as_os_str().len() > 60 {
+            PathBuf::from("/tmp")
+        } else {
+            tmp
+        };
         let dir = tempfile::Builder::new()
             .prefix("hilt-ssh-")
-            .tempdir_in(std::env::temp_dir())
+            .tempdir_in(tmp)
             .map_err(|e| local(format!("cannot create a private directory for ssh: {e}")))?;
         let control = dir.path().join("cm");
         let config = dir.path().join("ssh_config");
