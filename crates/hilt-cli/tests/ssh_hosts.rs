@@ -757,3 +757,59 @@ fn cancel_kills_the_remote_process() {
     assert_eq!(cmds[0]["remote_killed"], true, "{cmds:?}");
     assert_eq!(cmds[0]["chain"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_missing_password_variable_is_named_before_connecting() {
+    // No sshd needed: the host is refused before ssh is started.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("known_hosts"), "").unwrap();
+    std::fs::write(dir.path().join("id"), "").unwrap();
+    std::fs::write(
+        dir.path().join("bench.yaml"),
+        "version: 1
+bench: {name: pw}
+auth_refs:
+  key: {type: key_file, path: id}
+  jump-pw: {type: password_env, value: HILT_TEST_UNSET_JUMP_PASSWORD}
+hosts:
+  gateway:
+    hostname: 127.0.0.1
+    port: 1
+    username: tester
+    auth_ref: key
+    known_hosts: known_hosts
+    transport:
+      type: jump_chain
+      hops: [{name: bastion, hostname: 127.0.0.1, port: 1, username: tester, auth_ref: jump-pw}]
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suite.yaml"),
+        "version: 1\nsuite: {name: s}\ntests:\n  - name: t\n    steps:\n      - ssh_exec: {host: gateway, argv: ['true']}\n",
+    )
+    .unwrap();
+    let out = hilt()
+        .env_remove("HILT_TEST_UNSET_JUMP_PASSWORD")
+        .arg("run")
+        .arg("--bench")
+        .arg(dir.path().join("bench.yaml"))
+        .arg("--suite")
+        .arg(dir.path().join("suite.yaml"))
+        .arg("--results-dir")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let run = last_run(&dir.path().join("results"));
+    let f = failure(&run, 0);
+    assert_eq!(f["category"], "REMOTE_AUTH_FAILED", "{f}");
+    assert_eq!(f["details"]["failed_at"], "bastion");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("variable `HILT_TEST_UNSET_JUMP_PASSWORD` is not set"),
+        "{f}"
+    );
+}
