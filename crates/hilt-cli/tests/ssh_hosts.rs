@@ -364,6 +364,38 @@ fn jump_chain_exec_crosses_both_hops() {
 }
 
 #[test]
+fn a_hop_that_refuses_forwarding_breaks_the_chain() {
+    // Negative control for the chain: the host itself is reachable from here, but not
+    // through a first hop that refuses to forward, so a run that really uses the chain fails.
+    if !peers() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let j1 = lab.sshd("PasswordAuthentication no\nAllowTcpForwarding no\nLogLevel VERBOSE");
+    let j2 = lab.sshd("PasswordAuthentication no");
+    let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
+    lab.known_hosts(&[j1, j2, target]);
+    chain_bench(&lab, j1, j2, target);
+    let (_, run) = lab.run(
+        "  - name: blocked
+    steps:
+      - ssh_exec: {host: gateway, argv: ['true']}
+",
+    );
+    let f = failure(&run, 0);
+    assert_eq!(f["category"], "REMOTE_HOST_UNREACHABLE", "{f}");
+    assert_eq!(f["source"], "bench_infrastructure");
+    // The first hop answers on its own; the chain breaks when it must forward to the next.
+    assert_eq!(f["details"]["failed_at"], "inner", "{f}");
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.contains("forwarding failed"), "{msg}");
+    let log1 = std::fs::read_to_string(lab.log(j1)).unwrap();
+    assert!(log1.contains("refused local port forward"), "{log1}");
+    let logt = std::fs::read_to_string(lab.log(target)).unwrap_or_default();
+    assert!(!logt.contains("Accepted publickey"), "{logt}");
+}
+
+#[test]
 fn upload_and_download_are_verified_and_ledgered() {
     if !peers() {
         return;
