@@ -135,9 +135,19 @@ impl Lab {
             .spawn()
             .unwrap();
         self.sshd.push((port, child));
+        // Ready when *this* sshd says it listens (another process could hold the port).
         let end = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < end, "sshd on {port} did not start");
+        let ready = format!("Server listening on 127.0.0.1 port {port}");
+        loop {
+            let log = std::fs::read_to_string(self.log(port)).unwrap_or_default();
+            if log.contains(&ready) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            let exited = self.sshd.last_mut().unwrap().1.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < end,
+                "sshd on {port} did not start ({exited:?}):\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         port
