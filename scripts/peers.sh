@@ -18,6 +18,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # Headless Chromium renders evidence.html in the report test.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# OpenSSH for the remote-host tests (tests/ssh_hosts.rs start their own sshd on loopback).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "peers: installing ${need_apt[*]}"
@@ -26,6 +29,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "peers: missing ${need_apt[*]}; install them (as root) and re-run" >&2
     exit 1
   fi
+fi
+
+# The login user of the ssh tests. useradd leaves the account locked ('!'), which sshd
+# without PAM refuses even for key logins: '*' means "no password, not locked".
+if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ]; then
+  id hilt-test >/dev/null 2>&1 || useradd -m -s /bin/sh hilt-test
+  [ "$(getent shadow hilt-test | cut -d: -f2)" = '*' ] || usermod -p '*' hilt-test
+  mkdir -p /run/sshd
 fi
 
 if [ ! -x "$HILT_PY_VENV/bin/python" ]; then

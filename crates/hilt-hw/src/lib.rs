@@ -18,6 +18,7 @@ pub mod process;
 pub mod scpi;
 pub mod serial;
 pub mod sim_link;
+pub mod ssh;
 
 pub use cancel::CancelToken;
 pub use error::{HwError, ResourceKind};

@@ -7,7 +7,7 @@
 //! the grace period; the child is always reaped, and processes it left behind holding the
 //! output pipe cannot keep [`run`] waiting.
 
-mod capture;
+pub(crate) mod capture;
 mod group;
 mod outcome;
 mod which;

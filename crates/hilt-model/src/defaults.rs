@@ -21,3 +21,6 @@ pub fn s_newline() -> String {
 pub fn s_generic() -> String {
     "generic".to_string()
 }
+pub fn u16_<const N: u16>() -> u16 {
+    N
+}

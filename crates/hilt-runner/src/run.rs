@@ -403,6 +403,7 @@ fn execute(
         test_measurements: Vec::new(),
         current_test: String::new(),
         current_step: 0,
+        hosts: Default::default(),
     };
     let (duts, id_failure) =
         crate::identity::identify(bench, &uses.nodes, &mut exec.session, events, cancel);
@@ -418,6 +419,7 @@ fn execute(
         None => run_tests(&mut exec, plan, events, status),
     };
     exec.session.close(events);
+    exec.hosts.close();
     // To the file now; to disk with the rest of the run directory at the end.
     let _ = exec.commands.flush_buffer();
     rec.tests = outcome.tests;

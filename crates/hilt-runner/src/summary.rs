@@ -170,7 +170,7 @@ pub fn run_manifest(r: &RunResults, dir: &Path, run_id: &str) -> Value {
             "evidence_html": rel("evidence.html"), "status_json": rel("status.json"), "recovery_summary": rel("recovery_summary.md"),
             "manifest_json": "manifest.json", "artifact_manifest_json": "artifact_manifest.json",
         },
-        "ledgers": {"events": rel("events.jsonl"), "command_ledger": rel("command_ledger.jsonl")},
+        "ledgers": {"events": rel("events.jsonl"), "command_ledger": rel("command_ledger.jsonl"), "transfer_ledger": rel("transfer_ledger.jsonl")},
         "inputs": {"bench_yaml": rel("inputs/bench.yaml"), "suite_yaml": rel("inputs/suite.yaml")},
         "logs": logs,
     })

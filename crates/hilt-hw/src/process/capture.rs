@@ -16,13 +16,13 @@ const STOP_CHECK_MS: u16 = 50;
 const CHUNK: usize = 64 * 1024;
 
 /// What the reader wrote.
-pub(super) struct Captured {
+pub(crate) struct Captured {
     pub bytes: u64,
     pub truncated: bool,
 }
 
 /// A reader thread draining the pipe into the output file.
-pub(super) struct Capture {
+pub(crate) struct Capture {
     eof_rx: Receiver<()>,
     eof: bool,
     stop: Arc<AtomicBool>,

@@ -2,6 +2,7 @@
 
 mod flash;
 mod gpio;
+mod hosts;
 mod resource;
 mod safety;
 mod transport;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use flash::{Flash, FlashBackend, Reset, ResetMethod, tool_for};
 pub use gpio::{Bias, Direction, Edge, GpioBackend, GpioLine};
+pub use hosts::{AuthRef, Hop, Host, HostTransport, Retry};
 pub use resource::{MEASUREMENT_TYPES, POWER_TYPES, Resource, ResourceDriver, ScpiPreset};
 pub use safety::{
     ExternalPolicy, ExternalTarget, FaultGpioRule, FaultInjectionPolicy, FaultPowerRule,
@@ -31,9 +33,17 @@ pub struct Bench {
     pub bench: BenchInfo,
     #[serde(default)]
     pub defaults: Option<BenchDefaults>,
+    /// Devices under test and helpers. May be empty when the bench has `hosts`.
+    #[serde(default)]
     pub nodes: BTreeMap<String, Node>,
     #[serde(default)]
     pub resources: BTreeMap<String, Resource>,
+    /// hilt extension: authentication methods named by `hosts` and their hops.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auth_refs: BTreeMap<String, AuthRef>,
+    /// hilt extension: Linux machines reached over SSH (directly or through jump hosts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, Host>,
     #[serde(default)]
     pub safety: Safety,
     #[serde(default)]

@@ -99,6 +99,21 @@ categories! {
     ExternalRunFailed => "EXTERNAL_RUN_FAILED", Firmware, "External run failed",
         "The external simulator or HIL job reported failure.",
         [OPEN_EXTERNAL_LOG];
+    RemoteCommandFailed => "REMOTE_COMMAND_FAILED", TestLogic, "Remote command failed",
+        "A command on a remote host exited with an unexpected code or did not print the expected output.",
+        [SSH_COMMAND_OUTPUT];
+    RemoteHostUnreachable => "REMOTE_HOST_UNREACHABLE", BenchInfrastructure, "Remote host unreachable",
+        "A host or jump hop of the SSH chain could not be reached.",
+        [SSH_HOP_REACHABLE];
+    RemoteAuthFailed => "REMOTE_AUTH_FAILED", BenchInfrastructure, "Remote login refused",
+        "A host or jump hop of the SSH chain refused the credentials.",
+        [SSH_CREDENTIALS];
+    RemoteHostKeyMismatch => "REMOTE_HOST_KEY_MISMATCH", BenchInfrastructure, "Remote host key refused",
+        "A host or jump hop presented a host key that is not in the known_hosts file, so the connection was refused.",
+        [SSH_KNOWN_HOSTS];
+    RemoteTransferFailed => "REMOTE_TRANSFER_FAILED", BenchInfrastructure, "Remote file transfer failed",
+        "A file could not be copied to or from a remote host, or its checksum did not match after the copy.",
+        [SSH_TRANSFER];
     UartFailed => "UART_FAILED", BenchInfrastructure, "UART I/O failed",
         "Reading from or writing to the serial port failed.",
         [PORT_FREE, USB_CABLE];

@@ -93,6 +93,13 @@ checks! {
     EXTERNAL_HEADERS_ENV = "Set the variables named in `http.headers_env` in the runner's environment.";
     LAB_SERVICE_REACHABLE = "Check that the lab service is running and reachable from the bench host (plain HTTP) at the target's base_url.";
 
+    // Remote hosts over SSH.
+    SSH_HOP_REACHABLE = "Check that the named host or hop is up, its sshd listens on the configured port, and the previous hop can reach it (`ssh -F ssh_config <hop> true` from the bench host).";
+    SSH_CREDENTIALS = "Check the auth_ref of the named host or hop: the key file is its private key and authorized there, the ssh-agent holds the key, or the password variable is set.";
+    SSH_KNOWN_HOSTS = "The host key differs from the known_hosts file: verify the host's key out of band before updating known_hosts; never disable the check.";
+    SSH_COMMAND_OUTPUT = "Open the step's stdout/stderr artifacts and compare them with the expectation.";
+    SSH_TRANSFER = "Check free space and permissions at the destination, then compare the sha256 values in transfer_ledger.jsonl.";
+
     // Self-test, identity, locks.
     SELF_TEST_LOCALLY = "Run `hilt bench self-test` locally and read its log.";
     WAIT_FOR_LOCK = "Wait for the other run to finish, or check who holds it (the lock file names the pid and run).";

@@ -1,11 +1,13 @@
 //! `suite.yaml`: an ordered list of tests, each an ordered list of steps (see the suite-format spec).
 
+mod remote;
 mod step;
 mod steps_extra;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use remote::*;
 pub use step::*;
 pub use steps_extra::*;
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bench::Edge;
 use crate::defaults;
 
+use super::remote::*;
 use super::steps_extra::*;
 
 /// One step: a one-key map whose key is the step type.
@@ -54,6 +55,9 @@ pub enum Step {
     ModbusReadDiscreteInputs(ModbusReadCoils),
     ModbusWriteMultipleRegisters(ModbusWriteRegisters),
     ModbusWriteMultipleCoils(ModbusWriteCoils),
+    SshExec(Box<SshExec>),
+    Upload(Box<Upload>),
+    Download(Box<Download>),
 }
 
 /// Every step key, in catalogue order.
@@ -95,6 +99,9 @@ pub const STEP_TYPES: &[&str] = &[
     "modbus_read_discrete_inputs",
     "modbus_write_multiple_registers",
     "modbus_write_multiple_coils",
+    "ssh_exec",
+    "upload",
+    "download",
 ];
 
 /// Step types this build can execute; the others parse but are refused before a run.
@@ -122,6 +129,9 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "modbus_read_discrete_inputs",
     "modbus_write_multiple_registers",
     "modbus_write_multiple_coils",
+    "ssh_exec",
+    "upload",
+    "download",
 ];
 
 impl Step {
@@ -165,6 +175,9 @@ impl Step {
             Step::ModbusReadDiscreteInputs(_) => 34,
             Step::ModbusWriteMultipleRegisters(_) => 35,
             Step::ModbusWriteMultipleCoils(_) => 36,
+            Step::SshExec(_) => 37,
+            Step::Upload(_) => 38,
+            Step::Download(_) => 39,
         };
         STEP_TYPES[i]
     }
@@ -203,6 +216,16 @@ impl Step {
             Step::FuzzModbus(s) => &s.node,
             Step::FaultInjectGpioGlitch(s) => &s.node,
             Step::FaultInjectUartNoise(s) => &s.node,
+            _ => return None,
+        })
+    }
+
+    /// The remote host the step acts on (hilt extension), when it names one.
+    pub fn host(&self) -> Option<&str> {
+        Some(match self {
+            Step::SshExec(s) => &s.host,
+            Step::Upload(s) => &s.host,
+            Step::Download(s) => &s.host,
             _ => return None,
         })
     }

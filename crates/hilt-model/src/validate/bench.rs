@@ -11,9 +11,10 @@ pub fn bench(d: &mut Diags, b: &Bench) {
     if b.bench.name.trim().is_empty() {
         d.error("bench.name", "must not be empty");
     }
-    if b.nodes.is_empty() {
-        d.error("nodes", "a bench needs at least one node");
+    if b.nodes.is_empty() && b.hosts.is_empty() {
+        d.error("nodes", "a bench needs at least one node or host");
     }
+    super::hosts::hosts(d, b);
     if let Some(defaults) = &b.defaults {
         if let Some(n) = &defaults.node
             && !b.nodes.contains_key(n)

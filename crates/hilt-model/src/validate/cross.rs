@@ -114,6 +114,23 @@ impl Ctx<'_> {
         n
     }
 
+    fn host(&self, d: &mut Diags, name: &str) {
+        if self.bench.hosts.contains_key(name) {
+            return;
+        }
+        let names: Vec<&str> = self.bench.hosts.keys().map(String::as_str).collect();
+        let help = match crate::diag::suggest(name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.is_empty() => "the bench defines no `hosts`".to_string(),
+            None => format!("hosts in this bench: {}", names.join(", ")),
+        };
+        d.error_help(
+            &self.field("host"),
+            format!("unknown host `{name}`: the bench does not define it"),
+            help,
+        );
+    }
+
     fn step(&self, d: &mut Diags, step: &Step) {
         if !self.opts.supported_steps.contains(&step.type_name()) {
             debug_assert!(STEP_TYPES.contains(&step.type_name()));
@@ -132,6 +149,9 @@ impl Ctx<'_> {
             if let Some(t) = step.transport() {
                 self.transport(d, step, node_name, node, t);
             }
+        }
+        if let Some(host) = step.host() {
+            self.host(d, host);
         }
         match step {
             Step::Flash(_) => {

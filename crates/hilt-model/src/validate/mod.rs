@@ -6,6 +6,7 @@
 mod bench;
 mod cross;
 mod durations;
+mod hosts;
 mod suite;
 
 pub use bench::bench;

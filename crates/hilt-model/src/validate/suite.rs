@@ -105,6 +105,32 @@ fn expect_len(d: &mut Diags, p: &str, n: usize, count: u32) {
 
 fn check_step(d: &mut Diags, p: &str, step: &Step) {
     match step {
+        Step::SshExec(s) => match (&s.argv, &s.script) {
+            (Some(_), Some(_)) | (None, None) => {
+                d.error(p, "give exactly one of `argv` and `script`")
+            }
+            (Some(a), None) if a.is_empty() => {
+                d.error(&format!("{p}.argv"), "argv must name a program")
+            }
+            _ if s.timeout_ms == 0 => d.error(&format!("{p}.timeout_ms"), "must be greater than 0"),
+            _ => {}
+        },
+        Step::Download(s) => {
+            let dest = std::path::Path::new(&s.dest);
+            if s.dest.is_empty()
+                || dest.is_absolute()
+                || dest
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                d.error_help(
+                    &format!("{p}.dest"),
+                    format!("`{}` must be a relative path without `..`", s.dest),
+                    "downloads land under the run's artifacts/remote/<host>/ directory",
+                );
+            }
+        }
+        Step::Upload(_) => {}
         Step::SendUart(s) => {
             if s.data.is_empty() {
                 d.error(&format!("{p}.data"), "must not be empty");

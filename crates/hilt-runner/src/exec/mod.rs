@@ -7,7 +7,10 @@ mod gpio;
 mod measure;
 mod modbus;
 mod power;
+mod remote;
 mod uart;
+
+pub use remote::Hosts;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,6 +61,8 @@ pub struct Exec<'a> {
     /// Name of the test being run, and the 1-based index of its current step.
     pub current_test: String,
     pub current_step: usize,
+    /// Remote hosts opened by `ssh_exec` / `upload` / `download`.
+    pub hosts: Hosts,
 }
 
 impl<'a> Exec<'a> {
@@ -89,6 +94,9 @@ impl<'a> Exec<'a> {
             | Step::ModbusWriteSingleCoil(_)
             | Step::ModbusWriteMultipleRegisters(_)
             | Step::ModbusWriteMultipleCoils(_) => self.modbus(step),
+            Step::SshExec(s) => self.ssh_exec(s, resolved),
+            Step::Upload(s) => self.upload(s),
+            Step::Download(s) => self.download(s),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(

@@ -4,7 +4,7 @@
 use hilt_hw::drivers::{
     GPIO_DRIVERS, RESOURCE_DRIVERS, gpio_driver, resource_driver, transport_driver,
 };
-use hilt_model::bench::Bench;
+use hilt_model::bench::{AuthRef, Bench};
 use hilt_model::diag::Diags;
 use hilt_model::{Diagnostic, Loaded};
 
@@ -58,6 +58,7 @@ pub fn driver_errors(bench: &Loaded<Bench>) -> Vec<Diagnostic> {
             );
         }
     }
+    hosts(&mut d, bench);
     for (n, node) in &bench.value.nodes {
         for (t, transport) in &node.transports {
             if let Some(driver) = transport_driver(transport.backend()) {
@@ -75,4 +76,37 @@ pub fn driver_errors(bench: &Loaded<Bench>) -> Vec<Diagnostic> {
         }
     }
     d.errors
+}
+
+/// The files the hosts name exist: every used key file and each host's known_hosts
+/// (relative paths from the bench file's directory). Errors point at the field.
+fn hosts(d: &mut Diags, bench: &Loaded<Bench>) {
+    let dir = std::path::absolute(&bench.path)
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    let b = &bench.value;
+    for (name, h) in &b.hosts {
+        if let Some(k) = &h.known_hosts
+            && !k.trim().is_empty()
+            && !dir.join(k).is_file()
+        {
+            d.error_help(
+                &format!("hosts.{name}.known_hosts"),
+                format!("known_hosts file {} does not exist", dir.join(k).display()),
+                "create it with the host keys of this host and every hop (host keys are checked strictly)",
+            );
+        }
+    }
+    for (name, a) in &b.auth_refs {
+        if let AuthRef::KeyFile { path } = a
+            && !path.trim().is_empty()
+            && !dir.join(path).is_file()
+        {
+            d.error(
+                &format!("auth_refs.{name}.path"),
+                format!("key file {} does not exist", dir.join(path).display()),
+            );
+        }
+    }
 }

@@ -31,6 +31,11 @@ pub fn specs(bench: &Bench, uses: &Uses) -> Vec<LockSpec> {
             specs.extend(d.lock_specs(name, &r.driver));
         }
     }
+    for name in &uses.hosts {
+        if let Some(h) = bench.hosts.get(name) {
+            specs.push(hilt_hw::ssh::lock_spec(name, h));
+        }
+    }
     for target in &uses.external_targets {
         if let Some(t) = bench.safety.external.targets.get(target) {
             let key = t

@@ -251,6 +251,19 @@ fn resolve(bench: &Bench, suite: &Loaded<Suite>) -> Result<Vec<Vec<Resolved>>, V
                     },
                     (None, None) => None,
                 },
+                Step::SshExec(s) => match &s.expect_regex {
+                    Some(r) => match regex::bytes::Regex::new(r) {
+                        Ok(re) => Some((Matcher::Regex(re), format!("regex {r:?}"))),
+                        Err(e) => {
+                            d.error(
+                                &format!("tests[{ti}].steps[{si}].ssh_exec.expect_regex"),
+                                format!("invalid regex: {e}"),
+                            );
+                            None
+                        }
+                    },
+                    None => None,
+                },
                 _ => None,
             };
             steps.push(Resolved { within, matcher });

@@ -22,12 +22,17 @@ pub struct Uses {
     pub resources: BTreeSet<String>,
     /// `run_external` targets.
     pub external_targets: BTreeSet<String>,
+    /// Remote hosts named by `ssh_exec` / `upload` / `download` (hilt extension).
+    pub hosts: BTreeSet<String>,
 }
 
 impl Uses {
     pub fn of(bench: &Bench, suite: &Suite, skip_flash: bool) -> Uses {
         let mut u = Uses::default();
         for step in suite.tests.iter().flat_map(|t| &t.steps) {
+            if let Some(host) = step.host() {
+                u.hosts.insert(host.to_string());
+            }
             if let Some(node) = step.node() {
                 u.nodes.insert(node.to_string());
                 if let Some(t) = step.transport() {

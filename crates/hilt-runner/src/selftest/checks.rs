@@ -66,6 +66,7 @@ pub fn run(path: &Path, opts: &SelfTestOptions) -> Vec<Check> {
             )
             .optional(),
         ),
+        None if bench.nodes.is_empty() => {}
         None => out.push(Check::warn(
             "default_node",
             "default node",
@@ -97,7 +98,63 @@ pub fn run(path: &Path, opts: &SelfTestOptions) -> Vec<Check> {
     if opts.open_hardware {
         hardware_checks(bench, opts, &mut out);
     }
+    host_checks(bench, path, opts, &mut out);
     out
+}
+
+/// Each remote host: its chain; with `--open-hardware`, a connection through the chain
+/// and `true` on the host (nothing else is run).
+fn host_checks(bench: &Bench, path: &Path, opts: &SelfTestOptions, out: &mut Vec<Check>) {
+    let dir = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    for (name, h) in &bench.hosts {
+        let hops: Vec<String> = h
+            .transport
+            .hops()
+            .iter()
+            .enumerate()
+            .map(|(i, hop)| hop.label(i))
+            .collect();
+        let id = format!("host.{name}");
+        let title = format!("host {name}");
+        if !opts.open_hardware {
+            out.push(
+                Check::pass(
+                    id,
+                    title,
+                    format!(
+                        "{}@{}:{} (not connected: pass --open-hardware)",
+                        h.username, h.hostname, h.port
+                    ),
+                )
+                .detail("hops", hops),
+            );
+            continue;
+        }
+        let _ = std::fs::create_dir_all(&opts.log_dir);
+        let cancel = hilt_hw::CancelToken::new();
+        let check = match hilt_hw::ssh::self_test(bench, name, &dir, &opts.log_dir, &cancel) {
+            Ok(()) => Check::pass(id, title, "connected through the chain and ran `true`"),
+            Err(e) => {
+                let category = match e.kind {
+                    hilt_hw::ssh::SshErrorKind::Auth => "REMOTE_AUTH_FAILED",
+                    hilt_hw::ssh::SshErrorKind::HostKey => "REMOTE_HOST_KEY_MISMATCH",
+                    _ => "REMOTE_HOST_UNREACHABLE",
+                };
+                Check::fail(
+                    id,
+                    title,
+                    category,
+                    e.message.clone(),
+                    "check the named host or hop, its credentials and the known_hosts file",
+                )
+                .detail("failed_at", e.at.clone())
+            }
+        };
+        out.push(check.detail("hops", hops));
+    }
 }
 
 fn tool_check(id: String, title: String, tool: &str) -> Check {

@@ -12,7 +12,7 @@
 mod collect;
 mod command;
 mod http;
-mod paths;
+pub(crate) mod paths;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
