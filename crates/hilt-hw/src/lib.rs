@@ -3,6 +3,7 @@
 //! Every resource has a real implementation and a simulated one; the runner picks one from
 //! the bench file and never knows which it holds.
 
+pub mod board;
 pub mod cancel;
 pub mod drivers;
 mod error;
@@ -13,6 +14,7 @@ pub mod locks;
 pub mod measurement;
 pub mod power;
 pub mod process;
+pub mod qemu;
 pub mod serial;
 pub mod sim_link;
 

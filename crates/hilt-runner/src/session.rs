@@ -1,16 +1,17 @@
 //! The hardware a run holds: only the transports, GPIO lines, power switches and
 //! instruments the suite references (plus self-identification transports).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use hilt_hw::ResourceKind;
+use hilt_hw::board::Board;
 use hilt_hw::drivers::{Opened, open_gpio, open_resource, resource_driver};
 use hilt_hw::gpio::NodeLines;
 use hilt_hw::measurement::Instrument;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
-use hilt_model::bench::{Bench, Transport};
+use hilt_model::bench::{Bench, FlashBackend, Transport};
 use hilt_model::run::{EventKind, Failure};
 
 use crate::classify::hw_failure;
@@ -72,15 +73,22 @@ impl Session {
     ) -> Result<Session, Failure> {
         let mut s = Session::default();
         let logs = dir.join("logs");
+        // Emulated boards first: their UART (a pty) exists once the board is open.
+        let boards = boards(bench, uses);
+        for res in uses.resources.iter().filter(|r| boards.contains(r.as_str())) {
+            s.open_resource(bench, res, &logs, ev)?;
+        }
         for (node, name) in &uses.transports {
-            let Some(Transport::Uart {
-                port,
-                baud,
-                bytesize,
-                parity,
-                stopbits,
-                ..
-            }) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
+            let Some(
+                t @ Transport::Uart {
+                    port,
+                    baud,
+                    bytesize,
+                    parity,
+                    stopbits,
+                    ..
+                },
+            ) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
             else {
                 continue;
             };
@@ -90,22 +98,37 @@ impl Session {
                 .join(format!("transport-{name}.log"));
             let d = data!("node_name" => node, "transport_name" => name, "transport_backend" => "uart", "log_path" => log_path.display().to_string());
             ev.emit(EventKind::TRANSPORT_STARTING, None, d.clone());
-            let settings = SerialSettings {
-                port: port.clone(),
-                baud: *baud,
-                bytesize: *bytesize,
-                parity: *parity,
-                stopbits: *stopbits,
-            };
             let fail = |e: &hilt_hw::HwError| {
                 hw_failure(e)
                     .with_detail("node", node.clone())
                     .with_detail("transport", name.clone())
                     .with_detail("port", port.clone())
             };
+            let device = match t.qemu_board() {
+                Some(board) => s.board_uart(board).ok_or_else(|| {
+                    fail(&hilt_hw::HwError::open(
+                        ResourceKind::Serial,
+                        "serial port",
+                        port.clone(),
+                        format!("resource `{board}` is not an emulated board"),
+                    ))
+                })?,
+                None => port.clone(),
+            };
+            let settings = SerialSettings {
+                port: device.clone(),
+                baud: *baud,
+                bytesize: *bytesize,
+                parity: *parity,
+                stopbits: *stopbits,
+            };
             let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
             let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            log.line(&format!("OPEN {port} baud={baud}"));
+            if device == *port {
+                log.line(&format!("OPEN {port} baud={baud}"));
+            } else {
+                log.line(&format!("OPEN {port} ({device}) baud={baud}"));
+            }
             let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
                 fail(&hilt_hw::HwError::io(
                     ResourceKind::Serial,
@@ -134,37 +157,74 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
         }
-        for res in &uses.resources {
-            let Some(kind) = resource_kind(bench, res) else {
-                continue;
-            };
-            let log_path = logs.join("resources").join(res).join(resource_log(kind));
-            let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let opened = open_resource(res, &bench.resources[res].driver)
-                .map_err(|e| hw_failure(&e).with_detail("resource", res.clone()))?;
-            log.line("START");
-            let path = log_path.display().to_string();
-            match opened {
-                Opened::Power(switch) => {
-                    s.power.insert(res.clone(), PowerRes { switch, log });
-                    ev.emit(
-                        EventKind::POWER_STARTED,
-                        None,
-                        data!("resource_name" => res, "power_log_path" => path),
-                    );
-                }
-                Opened::Instrument(inst) => {
-                    s.instruments
-                        .insert(res.clone(), InstrumentRes { inst, log });
-                    ev.emit(
-                        EventKind::MEASUREMENT_STARTED,
-                        None,
-                        data!("resource_name" => res, "measurement_log_path" => path),
-                    );
+        for res in uses.resources.iter().filter(|r| !boards.contains(r.as_str())) {
+            s.open_resource(bench, res, &logs, ev)?;
+        }
+        // With the UARTs listening, boards with configured firmware boot.
+        for (res, p) in &mut s.power {
+            if let Some(board) = p.switch.board() {
+                match board.boot() {
+                    Ok(true) => p.log.line("BOOT configured firmware"),
+                    Ok(false) => p.log.line("OFF until flashed"),
+                    Err(e) => return Err(hw_failure(&e).with_detail("resource", res.clone())),
                 }
             }
         }
         Ok(s)
+    }
+
+    fn open_resource(
+        &mut self,
+        bench: &Bench,
+        res: &str,
+        logs: &Path,
+        ev: &mut Events,
+    ) -> Result<(), Failure> {
+        let Some(kind) = resource_kind(bench, res) else {
+            return Ok(());
+        };
+        let log_path = logs.join("resources").join(res).join(resource_log(kind));
+        let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
+        let opened = open_resource(res, &bench.resources[res].driver)
+            .map_err(|e| hw_failure(&e).with_detail("resource", res.to_string()))?;
+        log.line("START");
+        let path = log_path.display().to_string();
+        match opened {
+            Opened::Power(mut switch) => {
+                if let Some(board) = switch.board() {
+                    board.set_log(log_path.with_file_name("emulator.log"));
+                    log.line(&format!("UART {}", board.uart_path().display()));
+                }
+                self.power
+                    .insert(res.to_string(), PowerRes { switch, log });
+                ev.emit(
+                    EventKind::POWER_STARTED,
+                    None,
+                    data!("resource_name" => res, "power_log_path" => path),
+                );
+            }
+            Opened::Instrument(inst) => {
+                self.instruments
+                    .insert(res.to_string(), InstrumentRes { inst, log });
+                ev.emit(
+                    EventKind::MEASUREMENT_STARTED,
+                    None,
+                    data!("resource_name" => res, "measurement_log_path" => path),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The pty of an opened emulated board's UART.
+    fn board_uart(&mut self, board: &str) -> Option<String> {
+        let p = self.power.get_mut(board)?;
+        Some(p.switch.board()?.uart_path().display().to_string())
+    }
+
+    /// The emulated board behind a node's `flash: {backend: qemu, board}`.
+    pub fn board(&mut self, name: &str) -> Option<&mut (dyn Board + 'static)> {
+        self.power.get_mut(name)?.switch.board()
     }
 
     /// Stops readers and flushes logs, emitting the matching events.
@@ -201,6 +261,32 @@ impl Session {
             );
         }
     }
+}
+
+/// The `qemu` resources the used nodes reach: by a UART port or a flash block.
+fn boards<'b>(bench: &'b Bench, uses: &Uses) -> BTreeSet<&'b str> {
+    let mut out = BTreeSet::new();
+    for (node, name) in &uses.transports {
+        if let Some(b) = bench
+            .nodes
+            .get(node)
+            .and_then(|n| n.transports.get(name))
+            .and_then(Transport::qemu_board)
+        {
+            out.insert(b);
+        }
+    }
+    for node in &uses.nodes {
+        if let Some(FlashBackend::Qemu { board }) = bench
+            .nodes
+            .get(node)
+            .and_then(|n| n.flash.as_ref())
+            .map(|f| &f.backend)
+        {
+            out.insert(board.as_str());
+        }
+    }
+    out
 }
 
 fn io_failure(path: &Path, e: std::io::Error) -> Failure {

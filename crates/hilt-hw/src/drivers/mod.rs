@@ -16,6 +16,7 @@ mod http_relay;
 mod mock_gpio;
 mod mock_measurement;
 mod mock_power;
+mod qemu;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,7 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &mock_power::MockPower,
     &mock_measurement::MockMeasurement,
     &http_relay::HttpRelay,
+    &qemu::Qemu,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
