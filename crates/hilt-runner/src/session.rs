@@ -223,7 +223,7 @@ impl Session {
     }
 
     /// The emulated board behind a node's `flash: {backend: qemu, board}`.
-    pub fn board(&mut self, name: &str) -> Option<&mut (dyn Board + 'static)> {
+    pub fn board(&mut self, name: &str) -> Option<&mut dyn Board> {
         self.power.get_mut(name)?.switch.board()
     }
 

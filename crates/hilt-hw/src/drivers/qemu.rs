@@ -2,7 +2,6 @@
 //! board's power (the emulator process); its UART, flash and reset are reached through
 //! [`crate::board::Board`]. The implementation lives in `crate::qemu`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use hilt_model::bench::ResourceDriver as Params;

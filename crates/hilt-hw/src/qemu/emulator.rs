@@ -201,10 +201,47 @@ pub fn socket_dir() -> io::Result<tempfile::TempDir> {
 pub fn store_image(dir: &Path, image: &Path) -> io::Result<(PathBuf, String)> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(image)?;
+    check_arm_elf(&bytes)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let stored = dir.join("flashed.elf");
     let tmp = dir.join("flashed.elf.tmp");
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, &stored)?;
     Ok((stored, sha))
+}
+
+/// A 32-bit little-endian Arm ELF, as the emulated Cortex-M boards load (QEMU would take
+/// anything else as a raw image and lock the CPU up at once).
+fn check_arm_elf(bytes: &[u8]) -> io::Result<()> {
+    const EM_ARM: u16 = 40;
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Err(io::Error::other("not an ELF file"));
+    }
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    if bytes[4] != 1 || bytes[5] != 1 || machine != EM_ARM {
+        return Err(io::Error::other(format!(
+            "not a 32-bit little-endian Arm ELF (class {}, data {}, machine {machine})",
+            bytes[4], bytes[5]
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_arm_elf;
+
+    #[test]
+    fn only_arm_elf_images_are_flashed() {
+        let mut arm = b"\x7fELF\x01\x01\x01".to_vec();
+        arm.resize(20, 0);
+        arm[18] = 40;
+        assert!(check_arm_elf(&arm).is_ok());
+        let mut x86_64 = arm.clone();
+        x86_64[4] = 2;
+        x86_64[18] = 62;
+        assert!(check_arm_elf(&x86_64).is_err());
+        assert!(check_arm_elf(b"not an ELF file at all").is_err());
+        assert!(check_arm_elf(b"").is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! A minimal QMP (QEMU Machine Protocol) client: capability negotiation and commands,
 //! skipping the asynchronous events QEMU interleaves with answers.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
