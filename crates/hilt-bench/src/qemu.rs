@@ -231,8 +231,6 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     Ok(t)
 }
 
-fn board(
-    switch: &mut Box<dyn PowerSwitch>,
-) -> anyhow::Result<&mut dyn hilt_hw::board::Board> {
+fn board(switch: &mut Box<dyn PowerSwitch>) -> anyhow::Result<&mut dyn hilt_hw::board::Board> {
     switch.board().context("the qemu switch has no board")
 }

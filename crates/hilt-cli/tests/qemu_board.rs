@@ -84,7 +84,11 @@ resources:
 
 fn write_suite(dir: &Path, tests: &str) -> PathBuf {
     let p = dir.join("suite.yaml");
-    std::fs::write(&p, format!("version: 1\nsuite: {{name: qemu}}\ntests:\n{tests}")).unwrap();
+    std::fs::write(
+        &p,
+        format!("version: 1\nsuite: {{name: qemu}}\ntests:\n{tests}"),
+    )
+    .unwrap();
     p
 }
 
@@ -140,7 +144,12 @@ fn tests_by_name(results: &serde_json::Value) -> Vec<(String, String)> {
         .map(|t| {
             (
                 t["name"].as_str().unwrap().to_string(),
-                if t["passed"] == true { "passed" } else { "failed" }.to_string(),
+                if t["passed"] == true {
+                    "passed"
+                } else {
+                    "failed"
+                }
+                .to_string(),
             )
         })
         .collect()
@@ -202,7 +211,11 @@ fn flash_boot_talk_reset_upgrade_and_fault() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "only the fault test fails:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "only the fault test fails:\n{stderr}"
+    );
     assert_no_emulator(&m);
 
     let run = last_run(&dir.path().join("results"));
@@ -214,7 +227,10 @@ fn flash_boot_talk_reset_upgrade_and_fault() {
         ("command and response", "passed"),
         ("reset reboots", "passed"),
         ("flash v2 shows the new banner", "passed"),
-        ("power off silences the board, power on boots v2 again", "passed"),
+        (
+            "power off silences the board, power on boots v2 again",
+            "passed",
+        ),
         ("fault", "failed"),
     ];
     let expected: Vec<(String, String)> = expected
@@ -239,8 +255,14 @@ fn flash_boot_talk_reset_upgrade_and_fault() {
 
     // flash.log names both images by their SHA-256.
     let flash_log = std::fs::read_to_string(run.join("logs/nodes/dut/flash.log")).unwrap();
-    assert!(flash_log.contains(&format!("sha256 {}", sha256(v1))), "{flash_log}");
-    assert!(flash_log.contains(&format!("sha256 {}", sha256(v2))), "{flash_log}");
+    assert!(
+        flash_log.contains(&format!("sha256 {}", sha256(v1))),
+        "{flash_log}"
+    );
+    assert!(
+        flash_log.contains(&format!("sha256 {}", sha256(v2))),
+        "{flash_log}"
+    );
     assert!(flash_log.contains("QMP system_reset"), "{flash_log}");
     assert_ne!(sha256(v1), sha256(v2));
 }
@@ -341,7 +363,10 @@ fn an_image_that_is_not_an_arm_elf_fails_the_flash() {
     let run = last_run(&dir.path().join("results"));
     let text = json(&run.join("results.json")).to_string();
     assert!(text.contains("FLASH_FAILED"), "{text}");
-    assert!(text.contains("not a 32-bit little-endian Arm ELF"), "{text}");
+    assert!(
+        text.contains("not a 32-bit little-endian Arm ELF"),
+        "{text}"
+    );
     let flash_log = std::fs::read_to_string(run.join("logs/nodes/dut/flash.log")).unwrap();
     assert!(flash_log.contains("failed:"), "{flash_log}");
 }
@@ -350,7 +375,11 @@ fn an_image_that_is_not_an_arm_elf_fails_the_flash() {
 fn a_missing_emulator_is_explained_with_the_install_line() {
     // Runs everywhere: nothing here needs QEMU.
     let dir = tempfile::tempdir().unwrap();
-    let bench = write_bench(dir.path(), "unused", "      binary: no-such-qemu-system-arm\n");
+    let bench = write_bench(
+        dir.path(),
+        "unused",
+        "      binary: no-such-qemu-system-arm\n",
+    );
     let suite = write_suite(
         dir.path(),
         "  - name: ping\n    steps:\n      - send_uart: {node: dut, transport: console, data: \"ping\\n\"}\n",
@@ -359,10 +388,9 @@ fn a_missing_emulator_is_explained_with_the_install_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "bench error: {stderr}");
     let line = "apt-get install -y --no-install-recommends qemu-system-arm";
-    let results = std::fs::read_to_string(
-        last_run(&dir.path().join("results")).join("results.json"),
-    )
-    .unwrap();
+    let results =
+        std::fs::read_to_string(last_run(&dir.path().join("results")).join("results.json"))
+            .unwrap();
     assert!(results.contains(line), "{results}");
 
     // The self-test fails the board with the same fix.
@@ -399,7 +427,10 @@ fn bad_board_parameters_are_located() {
     let out = run_cmd(dir.path(), &bench, &suite).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("bench.yaml:19:"), "located at the machine line: {stderr}");
+    assert!(
+        stderr.contains("bench.yaml:19:"),
+        "located at the machine line: {stderr}"
+    );
     assert!(stderr.contains("not a QEMU machine name"), "{stderr}");
 
     // A flash block naming a resource that is not a board.
@@ -414,7 +445,10 @@ fn bad_board_parameters_are_located() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("resource `nope` is not defined"), "{stderr}");
+    assert!(
+        stderr.contains("resource `nope` is not defined"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -428,7 +462,11 @@ fn demo_qemu_runs_the_tour_and_explains_the_fault() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "only the fault test fails:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "only the fault test fails:\n{stderr}"
+    );
     let run = last_run(&dir.path().join("results"));
     let results = json(&run.join("results.json"));
     let failed: Vec<_> = tests_by_name(&results)
@@ -437,6 +475,9 @@ fn demo_qemu_runs_the_tour_and_explains_the_fault() {
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}\n{stderr}");
     assert!(failed[0].0.contains("fault"), "{failed:?}");
-    assert!(stderr.contains("Firmware"), "the explanation names the firmware:\n{stderr}");
+    assert!(
+        stderr.contains("Firmware"),
+        "the explanation names the firmware:\n{stderr}"
+    );
     assert_eq!(results["duts"][0]["verification_status"], "verified");
 }

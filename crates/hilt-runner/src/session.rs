@@ -75,7 +75,11 @@ impl Session {
         let logs = dir.join("logs");
         // Emulated boards first: their UART (a pty) exists once the board is open.
         let boards = boards(bench, uses);
-        for res in uses.resources.iter().filter(|r| boards.contains(r.as_str())) {
+        for res in uses
+            .resources
+            .iter()
+            .filter(|r| boards.contains(r.as_str()))
+        {
             s.open_resource(bench, res, &logs, ev)?;
         }
         for (node, name) in &uses.transports {
@@ -157,7 +161,11 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
         }
-        for res in uses.resources.iter().filter(|r| !boards.contains(r.as_str())) {
+        for res in uses
+            .resources
+            .iter()
+            .filter(|r| !boards.contains(r.as_str()))
+        {
             s.open_resource(bench, res, &logs, ev)?;
         }
         // With the UARTs listening, boards with configured firmware boot.
@@ -195,8 +203,7 @@ impl Session {
                     board.set_log(log_path.with_file_name("emulator.log"));
                     log.line(&format!("UART {}", board.uart_path().display()));
                 }
-                self.power
-                    .insert(res.to_string(), PowerRes { switch, log });
+                self.power.insert(res.to_string(), PowerRes { switch, log });
                 ev.emit(
                     EventKind::POWER_STARTED,
                     None,

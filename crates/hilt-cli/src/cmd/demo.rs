@@ -67,7 +67,9 @@ fn qemu(dir: &Path) -> anyhow::Result<i32> {
     let built = v1.is_file() && v2.is_file();
     if emulator_missing || (!missing.is_empty() && !built) {
         for (tool, install) in &missing {
-            eprintln!("error: `{tool}` is not installed (needed by `hilt demo --qemu`); install it with:");
+            eprintln!(
+                "error: `{tool}` is not installed (needed by `hilt demo --qemu`); install it with:"
+            );
             eprintln!("  {install}");
         }
         return Ok(exit::BENCH_ERROR);
@@ -82,8 +84,10 @@ fn qemu(dir: &Path) -> anyhow::Result<i32> {
     }
     let bench = dir.join("bench.yaml");
     let suite = dir.join("suite.yaml");
-    std::fs::write(&bench, qemu::bench(&v1)).with_context(|| format!("writing {}", bench.display()))?;
-    std::fs::write(&suite, qemu::suite(&v2)).with_context(|| format!("writing {}", suite.display()))?;
+    std::fs::write(&bench, qemu::bench(&v1))
+        .with_context(|| format!("writing {}", bench.display()))?;
+    std::fs::write(&suite, qemu::suite(&v2))
+        .with_context(|| format!("writing {}", suite.display()))?;
     eprintln!("demo bench: {}", bench.display());
     eprintln!("demo suite: {}", suite.display());
     eprintln!("firmware:   {} and {}", v1.display(), v2.display());

@@ -38,7 +38,9 @@ impl Qemu {
             name: resource.to_string(),
             binary,
             machine: machine.clone(),
-            firmware: firmware.as_ref().map(|f| std::path::absolute(f).unwrap_or(f.into())),
+            firmware: firmware
+                .as_ref()
+                .map(|f| std::path::absolute(f).unwrap_or(f.into())),
             outlet: outlet.clone(),
             extra_args: extra_args.clone(),
             start_timeout: Duration::from_millis(*start_timeout_ms),
@@ -155,11 +157,7 @@ fn machine_probe(resource: &str, cfg: &BoardConfig) -> Probe {
                 .lines()
                 .any(|l| l.split_whitespace().next() == Some(cfg.machine.as_str()));
             if known {
-                Probe::Pass(format!(
-                    "{} emulates {}",
-                    cfg.binary.display(),
-                    cfg.machine
-                ))
+                Probe::Pass(format!("{} emulates {}", cfg.binary.display(), cfg.machine))
             } else {
                 Probe::Failed(HwError::open(
                     KIND,
@@ -177,7 +175,11 @@ fn machine_probe(resource: &str, cfg: &BoardConfig) -> Probe {
             KIND,
             "emulated board",
             resource,
-            format!("`{} -machine help` failed: {}", cfg.binary.display(), o.status),
+            format!(
+                "`{} -machine help` failed: {}",
+                cfg.binary.display(),
+                o.status
+            ),
         )),
         Err(e) => Probe::Failed(missing_emulator(
             resource,
@@ -197,7 +199,13 @@ mod tests {
     #[test]
     fn defaults_target_the_lm3s6965evb() {
         let p = params(r#"{"type": "qemu"}"#);
-        let Params::Qemu { machine, binary, outlet, .. } = &p else {
+        let Params::Qemu {
+            machine,
+            binary,
+            outlet,
+            ..
+        } = &p
+        else {
             panic!("not qemu")
         };
         assert_eq!(machine, "lm3s6965evb");

@@ -136,7 +136,11 @@ impl Board for QemuBoard {
     fn flash(&mut self, image: &Path) -> Result<Flashed, HwError> {
         self.stop();
         let (stored, sha256) = emulator::store_image(self.dir.path(), image).map_err(|e| {
-            HwError::io(KIND, "flash", format!("cannot read {}: {e}", image.display()))
+            HwError::io(
+                KIND,
+                "flash",
+                format!("cannot read {}: {e}", image.display()),
+            )
         })?;
         self.image = Some(stored);
         let argv = self.start()?.argv.clone();

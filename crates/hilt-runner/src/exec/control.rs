@@ -153,7 +153,11 @@ impl Exec<'_> {
         );
         match &result {
             Ok(f) => {
-                text.push_str(&format!("sha256 {}\nargv {}\nboard restarted\n", f.sha256, f.argv.join(" ")));
+                text.push_str(&format!(
+                    "sha256 {}\nargv {}\nboard restarted\n",
+                    f.sha256,
+                    f.argv.join(" ")
+                ));
                 let _ = self.commands.append(&serde_json::json!({"argv": f.argv, "backend": "qemu", "artifact": artifact.display().to_string(), "sha256": f.sha256, "started_at": started_at, "exit_code": 0}));
             }
             Err(e) => {
@@ -179,7 +183,10 @@ impl Exec<'_> {
                     format!("flashing emulated board `{board}` failed: {e}"),
                 )
                 .with_artifact("flash_log", log.display().to_string());
-                d.insert("failure".into(), serde_json::to_value(&f).unwrap_or_default());
+                d.insert(
+                    "failure".into(),
+                    serde_json::to_value(&f).unwrap_or_default(),
+                );
                 ev.emit(EventKind::FLASH_FAILED, Some(f.summary()), d);
                 Err(StepError::Run(f))
             }
@@ -193,7 +200,9 @@ impl Exec<'_> {
             _ => {
                 return Err(StepError::Run(Failure::new(
                     Category::ConfigError,
-                    format!("reset method `qemu` of node `{node}` needs `flash: {{backend: qemu, board: …}}`"),
+                    format!(
+                        "reset method `qemu` of node `{node}` needs `flash: {{backend: qemu, board: …}}`"
+                    ),
                 )));
             }
         };
@@ -213,7 +222,10 @@ impl Exec<'_> {
         };
         append_log(
             &log,
-            &format!("{} qemu reset (QMP system_reset) board {board}: {outcome}\n", hilt_model::run::now()),
+            &format!(
+                "{} qemu reset (QMP system_reset) board {board}: {outcome}\n",
+                hilt_model::run::now()
+            ),
         );
         result.map_err(|e| {
             StepError::Run(
@@ -299,7 +311,11 @@ fn append_log(path: &Path, text: &str) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Ok(mut f) = std::fs::File::options().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = f.write_all(text.as_bytes());
     }
 }
