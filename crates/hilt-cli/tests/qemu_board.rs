@@ -296,17 +296,14 @@ fn configured_firmware_boots_for_self_identification() {
     assert_eq!(dut["verification_status"], "verified", "{dut}");
 }
 
-#[test]
-fn sigterm_mid_run_leaves_no_emulator() {
-    let Some((v1, _)) = firmware() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let m = marker("sigterm");
-    let bench = write_bench(dir.path(), &m, "");
+/// Starts a run that flashes v1 and then waits a minute; returns once its emulator runs.
+fn start_waiting_run(dir: &Path, m: &str, v1: &Path) -> std::process::Child {
+    let bench = write_bench(dir, m, "");
     let suite = write_suite(
-        dir.path(),
+        dir,
         "  - name: waits\n    steps:\n      - flash: {node: dut}\n      - send_uart: {node: dut, transport: console, data: \"hang\\n\"}\n      - expect_uart: {node: dut, transport: console, contains: \"never\", within_ms: 60000}\n",
     );
-    let mut child = run_cmd(dir.path(), &bench, &suite)
+    let mut child = run_cmd(dir, &bench, &suite)
         .arg("--artifact")
         .arg(v1)
         .stdout(std::process::Stdio::null())
@@ -314,29 +311,64 @@ fn sigterm_mid_run_leaves_no_emulator() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while emulators(&m).is_empty() {
+    while emulators(m).is_empty() {
         assert!(Instant::now() < deadline, "the emulator never started");
         assert!(child.try_wait().unwrap().is_none(), "hilt exited early");
         std::thread::sleep(Duration::from_millis(50));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    child
+}
+
+fn signal_and_wait(child: &mut std::process::Child, sig: nix::sys::signal::Signal) -> i32 {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            use std::os::unix::process::ExitStatusExt;
+            return s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
         }
-        assert!(Instant::now() < deadline, "hilt did not stop after SIGTERM");
+        assert!(Instant::now() < deadline, "hilt did not stop after {sig}");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(130), "a cancelled run exits 130");
+    }
+}
+
+/// Waits (bounded) for the emulators with `marker` to be gone.
+fn assert_emulator_gone_soon(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !emulators(marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_emulator(marker);
+}
+
+#[test]
+fn sigterm_mid_run_leaves_no_emulator() {
+    let Some((v1, _)) = firmware() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("sigterm");
+    let mut child = start_waiting_run(dir.path(), &m, v1);
+    let code = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, 130, "a cancelled run exits 130");
     assert_no_emulator(&m);
     let run = last_run(&dir.path().join("results"));
     assert_complete(&run);
     assert_eq!(json(&run.join("results.json"))["status"], "cancelled");
+}
+
+#[test]
+fn sigkill_of_hilt_takes_the_emulator_with_it() {
+    let Some((v1, _)) = firmware() else { return };
+    assert!(
+        hilt_hw::process::which("setpriv").is_some(),
+        "setpriv (util-linux) gives the emulator its parent-death signal"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("sigkill");
+    let mut child = start_waiting_run(dir.path(), &m, v1);
+    let code = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(code, 128 + 9);
+    // No destructor ran: the kernel's parent-death signal stops the emulator.
+    assert_emulator_gone_soon(&m);
 }
 
 #[test]
