@@ -83,17 +83,29 @@ impl Drop for Relay {
 }
 
 /// The relay loop: sleeps in `poll` on the pty master, the wake-up socket and the
-/// emulator's UART socket.
-fn pump(mut master: File, mut wake: UnixStream, rx: Receiver<Msg>) {
+/// emulator's UART socket. Both data descriptors are non-blocking, so a stop request is
+/// always seen: output the pty cannot take yet waits in `pending` (and the emulator's
+/// socket is not read meanwhile: back-pressure, no loss); input for an emulator that
+/// does not read it (a full socket) is dropped, like bytes sent to a hung device.
+fn pump(master: File, mut wake: UnixStream, rx: Receiver<Msg>) {
+    if set_nonblocking(&master).is_err() {
+        return;
+    }
+    let mut master = master;
     let mut uart: Option<UnixStream> = None;
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let (master_ready, wake_ready, uart_ready) = {
+        let (master_in, wake_ready, uart_ready) = {
+            let mut master_flags = PollFlags::POLLIN;
+            if !pending.is_empty() {
+                master_flags |= PollFlags::POLLOUT;
+            }
             let mut fds = vec![
-                PollFd::new(master.as_fd(), PollFlags::POLLIN),
+                PollFd::new(master.as_fd(), master_flags),
                 PollFd::new(wake.as_fd(), PollFlags::POLLIN),
             ];
-            if let Some(u) = &uart {
+            if let Some(u) = uart.as_ref().filter(|_| pending.is_empty()) {
                 fds.push(PollFd::new(u.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::NONE) {
@@ -101,11 +113,12 @@ fn pump(mut master: File, mut wake: UnixStream, rx: Receiver<Msg>) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             }
-            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let has = |f: &PollFd, flag: PollFlags| f.revents().is_some_and(|r| r.intersects(flag));
+            let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
             (
-                ready(&fds[0]),
-                ready(&fds[1]),
-                fds.get(2).is_some_and(ready),
+                has(&fds[0], PollFlags::POLLIN),
+                has(&fds[1], any),
+                fds.get(2).is_some_and(|f| has(f, any)),
             )
         };
         if wake_ready {
@@ -113,34 +126,128 @@ fn pump(mut master: File, mut wake: UnixStream, rx: Receiver<Msg>) {
             let _ = wake.read(&mut drain);
             loop {
                 match rx.try_recv() {
-                    Ok(Msg::Connect(u)) => uart = Some(u),
+                    Ok(Msg::Connect(u)) => {
+                        uart = u.set_nonblocking(true).is_ok().then_some(u);
+                    }
                     Ok(Msg::Disconnect) => uart = None,
                     Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => return,
                     Err(TryRecvError::Empty) => break,
                 }
             }
         }
-        if master_ready {
+        if master_in {
             match master.read(&mut buf) {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return,
                 Ok(n) => {
-                    if let Some(u) = &mut uart
-                        && u.write_all(&buf[..n]).is_err()
-                    {
-                        uart = None;
+                    if let Some(u) = &mut uart {
+                        match u.write(&buf[..n]) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(_) => uart = None,
+                        }
                     }
                 }
+                Err(e) if retry(&e) => {}
+                Err(_) => return,
             }
         }
         if uart_ready && let Some(u) = &mut uart {
             match u.read(&mut buf) {
-                Ok(0) | Err(_) => uart = None,
-                Ok(n) => {
-                    if master.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
+                Ok(0) => uart = None,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if retry(&e) => {}
+                Err(_) => uart = None,
             }
         }
+        if !pending.is_empty() {
+            match master.write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(e) if retry(&e) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+fn set_nonblocking(f: &File) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = fcntl(f, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(f, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn read_some(port: &mut File, want: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < want && Instant::now() < deadline {
+            let mut fds = [PollFd::new(port.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) > 0 {
+                let n = port.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn bytes_flow_both_ways_and_survive_a_reconnect() {
+        let mut relay = Relay::start("t").unwrap();
+        let mut port = File::options()
+            .read(true)
+            .write(true)
+            .open(relay.path())
+            .unwrap();
+        for round in 0..2 {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            relay.connect(theirs);
+            let mut ours = ours;
+            ours.write_all(format!("banner {round}\r\n").as_bytes())
+                .unwrap();
+            assert_eq!(
+                read_some(&mut port, 10),
+                format!("banner {round}\r\n").as_bytes()
+            );
+            port.write_all(b"ping\n").unwrap();
+            let mut got = [0u8; 5];
+            ours.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            ours.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"ping\n");
+            relay.disconnect();
+        }
+    }
+
+    #[test]
+    fn stopping_never_waits_on_a_full_pty() {
+        let mut relay = Relay::start("full").unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        relay.connect(theirs);
+        // Nobody reads the pty: its buffer fills and the relay holds the rest back.
+        ours.set_nonblocking(true).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            if ours.write(&chunk).is_err() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        drop(relay);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }
