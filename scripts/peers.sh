@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers hilt's tests talk to, idempotently. Sourced by scripts/test.
 #   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios
+#   - QEMU (qemu-system-arm) and the Arm cross compiler (gcc-arm-none-eabi) for the
+#     emulated-board scenarios (firmware/ is built by the tests)
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
 #     moto in server mode as the S3-protocol peer; pymodbus + pyserial as the independent
 #     Modbus peer for crates/hilt-cli/tests/modbus.rs):
@@ -21,10 +23,15 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # OpenSSH for the remote-host tests (tests/ssh_hosts.rs start their own sshd on loopback).
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+# The emulated Cortex-M board and its firmware's compiler. Installing Debian's
+# qemu-system-arm replaces a preinstalled qemu-utils backport; nothing here needs qemu-img.
+command -v qemu-system-arm >/dev/null 2>&1 || need_apt+=(qemu-system-arm)
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "peers: installing ${need_apt[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null; }
   else
     echo "peers: missing ${need_apt[*]}; install them (as root) and re-run" >&2
     exit 1

@@ -13,6 +13,7 @@ mod child;
 mod demo;
 mod env;
 mod modbus_scpi;
+mod qemu;
 mod roundtrip;
 mod runner_overhead;
 mod server_dispatch;
@@ -138,6 +139,15 @@ enum Cmd {
         /// Transactions per client [default: 20000, quick: 1000].
         #[arg(long)]
         transactions: Option<usize>,
+    },
+    /// The QEMU board: boot/reset/flash → banner, and ping → pong vs the pty sim device.
+    Qemu {
+        /// Samples per lifecycle measurement [default: 20, quick: 3].
+        #[arg(long)]
+        runs: Option<usize>,
+        /// ping → pong exchanges per round [default: 300, quick: 50].
+        #[arg(long)]
+        iterations: Option<usize>,
     },
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
@@ -327,6 +337,16 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
         ),
         Cmd::AgentPlain(a) => ("agent-plain", agent_plain::run(env, &a, q)),
         Cmd::SuiteLoad(a) => ("suite-load", suite_load::run(env, &a, q)),
+        Cmd::Qemu { runs, iterations } => (
+            "qemu",
+            qemu::run(
+                env,
+                &qemu::Args {
+                    runs: pick(runs, q, 20, 3),
+                    iterations: pick(iterations, q, 300, 50),
+                },
+            ),
+        ),
         Cmd::ServerDispatch(a) => ("server-dispatch", server_dispatch::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))

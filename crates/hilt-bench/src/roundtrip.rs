@@ -110,7 +110,7 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     Ok(t)
 }
 
-fn suite_yaml(n: usize) -> String {
+pub(crate) fn suite_yaml(n: usize) -> String {
     let mut s = String::from(
         "version: 1\nsuite: {name: roundtrip}\ntests:\n  - name: ping pong\n    steps:\n",
     );
@@ -121,7 +121,7 @@ fn suite_yaml(n: usize) -> String {
     s
 }
 
-fn hilt_round(bench: &Path, suite: &Path, results: &Path) -> anyhow::Result<Vec<f64>> {
+pub(crate) fn hilt_round(bench: &Path, suite: &Path, results: &Path) -> anyhow::Result<Vec<f64>> {
     let mut clock = PairClock::default();
     let out = run_in_process(bench, suite, results, &mut clock)?;
     if out.exit_code != 0 {

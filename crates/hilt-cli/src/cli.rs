@@ -138,6 +138,11 @@ pub struct DemoArgs {
     /// Add a test that fails on purpose, to show how a failure is explained.
     #[arg(long)]
     pub fail: bool,
+    /// Run real firmware on an emulated Cortex-M board (QEMU lm3s6965evb) instead of the
+    /// simulated device: flash, boot, commands, reset, a second firmware version and a
+    /// firmware fault. Needs qemu-system-arm and gcc-arm-none-eabi.
+    #[arg(long, conflicts_with = "fail")]
+    pub qemu: bool,
 }
 
 #[derive(Subcommand)]

@@ -17,6 +17,8 @@ pub enum FlashError {
     EsptoolReset,
     #[error("reset method `{0}` needs the node's `flash` block for its connection settings")]
     NoFlashBlock(&'static str),
+    #[error("backend `qemu` flashes an emulated board by restarting it; it runs no tool")]
+    Emulated,
 }
 
 /// A command to run, plus an optional script file the command reads (J-Link).
@@ -178,6 +180,7 @@ pub fn flash_command(
             argv.extend([s("write_flash"), address.unwrap_or_default(), file]);
             argv
         }
+        FlashBackend::Qemu { .. } => return Err(FlashError::Emulated),
     };
     Ok(ToolCommand { argv, script })
 }
@@ -191,7 +194,7 @@ pub fn reset_command(
 ) -> Result<Option<ToolCommand>, FlashError> {
     let need = |name| flash.ok_or(FlashError::NoFlashBlock(name));
     let cmd = match method {
-        ResetMethod::None | ResetMethod::Gpio => return Ok(None),
+        ResetMethod::None | ResetMethod::Gpio | ResetMethod::Qemu => return Ok(None),
         ResetMethod::Esptool => return Err(FlashError::EsptoolReset),
         ResetMethod::Openocd => {
             let f = need("openocd")?;

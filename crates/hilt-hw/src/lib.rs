@@ -3,6 +3,7 @@
 //! Every resource has a real implementation and a simulated one; the runner picks one from
 //! the bench file and never knows which it holds.
 
+pub mod board;
 pub mod cancel;
 pub mod drivers;
 mod error;
@@ -15,6 +16,7 @@ pub mod modbus;
 pub mod ports;
 pub mod power;
 pub mod process;
+pub mod qemu;
 pub mod scpi;
 pub mod serial;
 pub mod sim_link;

@@ -8,4 +8,8 @@ pub trait PowerSwitch: Send {
     fn get(&mut self, outlet: &str) -> Result<Option<bool>, HwError>;
     /// Settle times in ms after switching (on, off).
     fn settle_ms(&self) -> (u64, u64);
+    /// The emulated board this switch powers, when it is one (`qemu`).
+    fn board(&mut self) -> Option<&mut dyn crate::board::Board> {
+        None
+    }
 }

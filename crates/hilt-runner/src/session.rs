@@ -1,10 +1,11 @@
 //! The hardware a run holds: only the transports, GPIO lines, power switches and
 //! instruments the suite references (plus self-identification transports).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use hilt_hw::ResourceKind;
+use hilt_hw::board::Board;
 use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
@@ -13,7 +14,7 @@ use hilt_hw::measurement::Instrument;
 use hilt_hw::modbus::ModbusLink;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
-use hilt_model::bench::{Bench, Transport};
+use hilt_model::bench::{Bench, FlashBackend, Transport};
 use hilt_model::run::{EventKind, Failure};
 
 use crate::classify::hw_failure;
@@ -75,22 +76,26 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
     }
 }
 
-/// Opens one UART transport and starts its reader (`None`: not a UART transport).
+/// Opens one UART transport and starts its reader (`None`: not a UART transport). A port
+/// `qemu:<board>` is that emulated board's pty (`board_uart` finds it).
 fn open_uart(
     bench: &Bench,
     node: &str,
     name: &str,
     logs: &Path,
     ev: &mut Events,
+    board_uart: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Result<Option<Uart>, Failure> {
-    let Some(Transport::Uart {
-        port,
-        baud,
-        bytesize,
-        parity,
-        stopbits,
-        ..
-    }) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
+    let Some(
+        t @ Transport::Uart {
+            port,
+            baud,
+            bytesize,
+            parity,
+            stopbits,
+            ..
+        },
+    ) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
     else {
         return Ok(None);
     };
@@ -100,22 +105,37 @@ fn open_uart(
         .join(format!("transport-{name}.log"));
     let d = data!("node_name" => node, "transport_name" => name, "transport_backend" => "uart", "log_path" => log_path.display().to_string());
     ev.emit(EventKind::TRANSPORT_STARTING, None, d.clone());
-    let settings = SerialSettings {
-        port: port.clone(),
-        baud: *baud,
-        bytesize: *bytesize,
-        parity: *parity,
-        stopbits: *stopbits,
-    };
     let fail = |e: &hilt_hw::HwError| {
         hw_failure(e)
             .with_detail("node", node.to_string())
             .with_detail("transport", name.to_string())
             .with_detail("port", port.clone())
     };
+    let device = match t.qemu_board() {
+        Some(board) => board_uart(board).ok_or_else(|| {
+            fail(&hilt_hw::HwError::open(
+                ResourceKind::Serial,
+                "serial port",
+                port.clone(),
+                format!("resource `{board}` is not an emulated board"),
+            ))
+        })?,
+        None => port.clone(),
+    };
+    let settings = SerialSettings {
+        port: device.clone(),
+        baud: *baud,
+        bytesize: *bytesize,
+        parity: *parity,
+        stopbits: *stopbits,
+    };
     let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
     let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-    log.line(&format!("OPEN {port} baud={baud}"));
+    if device == *port {
+        log.line(&format!("OPEN {port} baud={baud}"));
+    } else {
+        log.line(&format!("OPEN {port} ({device}) baud={baud}"));
+    }
     let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
         fail(&hilt_hw::HwError::io(
             ResourceKind::Serial,
@@ -137,6 +157,15 @@ impl Session {
     ) -> Result<Session, Failure> {
         let mut s = Session::default();
         let logs = dir.join("logs");
+        // Emulated boards first: their UART (a pty) exists once the board is open.
+        let boards = boards(bench, uses);
+        for res in uses
+            .resources
+            .iter()
+            .filter(|r| boards.contains(r.as_str()))
+        {
+            s.open_resource(bench, res, &logs, ev)?;
+        }
         for (node, name) in &uses.transports {
             let Some(t) = bench.nodes.get(node).and_then(|n| n.transports.get(name)) else {
                 continue;
@@ -145,7 +174,7 @@ impl Session {
                 s.open_transport(driver, node, name, t, &logs, ev)?;
                 continue;
             }
-            if let Some(uart) = open_uart(bench, node, name, &logs, ev)? {
+            if let Some(uart) = open_uart(bench, node, name, &logs, ev, &mut |b| s.board_uart(b))? {
                 s.uarts.insert((node.clone(), name.clone()), uart);
             }
         }
@@ -167,33 +196,20 @@ impl Session {
                 data!("node_name" => node, "gpio_log_path" => log_path.display().to_string()),
             );
         }
-        for res in &uses.resources {
-            let Some(kind) = resource_kind(bench, res) else {
-                continue;
-            };
-            let log_path = logs.join("resources").join(res).join(resource_log(kind));
-            let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            let opened = open_resource(res, &bench.resources[res].driver)
-                .map_err(|e| hw_failure(&e).with_detail("resource", res.clone()))?;
-            log.line("START");
-            let path = log_path.display().to_string();
-            match opened {
-                Opened::Power(switch) => {
-                    s.power.insert(res.clone(), PowerRes { switch, log });
-                    ev.emit(
-                        EventKind::POWER_STARTED,
-                        None,
-                        data!("resource_name" => res, "power_log_path" => path),
-                    );
-                }
-                Opened::Instrument(inst) => {
-                    s.instruments
-                        .insert(res.clone(), InstrumentRes { inst, log });
-                    ev.emit(
-                        EventKind::MEASUREMENT_STARTED,
-                        None,
-                        data!("resource_name" => res, "measurement_log_path" => path),
-                    );
+        for res in uses
+            .resources
+            .iter()
+            .filter(|r| !boards.contains(r.as_str()))
+        {
+            s.open_resource(bench, res, &logs, ev)?;
+        }
+        // With the UARTs listening, boards with configured firmware boot.
+        for (res, p) in &mut s.power {
+            if let Some(board) = p.switch.board() {
+                match board.boot() {
+                    Ok(true) => p.log.line("BOOT configured firmware"),
+                    Ok(false) => p.log.line("OFF until flashed"),
+                    Err(e) => return Err(hw_failure(&e).with_detail("resource", res.clone())),
                 }
             }
         }
@@ -247,7 +263,9 @@ impl Session {
         ev: &mut Events,
     ) -> Result<(), Failure> {
         for t in names {
-            if let Some(uart) = open_uart(bench, node, &t, &dir.join("logs"), ev)? {
+            let logs = dir.join("logs");
+            if let Some(uart) = open_uart(bench, node, &t, &logs, ev, &mut |b| self.board_uart(b))?
+            {
                 self.uarts.insert((node.to_string(), t), uart);
             }
         }
@@ -303,6 +321,59 @@ impl Session {
         Ok(())
     }
 
+    fn open_resource(
+        &mut self,
+        bench: &Bench,
+        res: &str,
+        logs: &Path,
+        ev: &mut Events,
+    ) -> Result<(), Failure> {
+        let Some(kind) = resource_kind(bench, res) else {
+            return Ok(());
+        };
+        let log_path = logs.join("resources").join(res).join(resource_log(kind));
+        let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
+        let opened = open_resource(res, &bench.resources[res].driver)
+            .map_err(|e| hw_failure(&e).with_detail("resource", res.to_string()))?;
+        log.line("START");
+        let path = log_path.display().to_string();
+        match opened {
+            Opened::Power(mut switch) => {
+                if let Some(board) = switch.board() {
+                    board.set_log(log_path.with_file_name("emulator.log"));
+                    log.line(&format!("UART {}", board.uart_path().display()));
+                }
+                self.power.insert(res.to_string(), PowerRes { switch, log });
+                ev.emit(
+                    EventKind::POWER_STARTED,
+                    None,
+                    data!("resource_name" => res, "power_log_path" => path),
+                );
+            }
+            Opened::Instrument(inst) => {
+                self.instruments
+                    .insert(res.to_string(), InstrumentRes { inst, log });
+                ev.emit(
+                    EventKind::MEASUREMENT_STARTED,
+                    None,
+                    data!("resource_name" => res, "measurement_log_path" => path),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The pty of an opened emulated board's UART.
+    fn board_uart(&mut self, board: &str) -> Option<String> {
+        let p = self.power.get_mut(board)?;
+        Some(p.switch.board()?.uart_path().display().to_string())
+    }
+
+    /// The emulated board behind a node's `flash: {backend: qemu, board}`.
+    pub fn board(&mut self, name: &str) -> Option<&mut dyn Board> {
+        self.power.get_mut(name)?.switch.board()
+    }
+
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
         for ((node, name), mut m) in std::mem::take(&mut self.modbus) {
@@ -346,6 +417,32 @@ impl Session {
             );
         }
     }
+}
+
+/// The `qemu` resources the used nodes reach: by a UART port or a flash block.
+fn boards<'b>(bench: &'b Bench, uses: &Uses) -> BTreeSet<&'b str> {
+    let mut out = BTreeSet::new();
+    for (node, name) in &uses.transports {
+        if let Some(b) = bench
+            .nodes
+            .get(node)
+            .and_then(|n| n.transports.get(name))
+            .and_then(Transport::qemu_board)
+        {
+            out.insert(b);
+        }
+    }
+    for node in &uses.nodes {
+        if let Some(FlashBackend::Qemu { board }) = bench
+            .nodes
+            .get(node)
+            .and_then(|n| n.flash.as_ref())
+            .map(|f| &f.backend)
+        {
+            out.insert(board.as_str());
+        }
+    }
+    out
 }
 
 fn io_failure(path: &Path, e: std::io::Error) -> Failure {

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+pub mod qemu;
+
 pub const BENCH: &str = include_str!("bench.yaml");
 pub const SUITE: &str = include_str!("suite.yaml");
 pub const FAILING_TEST: &str = include_str!("fail.yaml");

@@ -23,6 +23,9 @@ pub struct Device {
     pub powered: Option<bool>,
     /// A fault injected once the device has booted (`silent`, `hang`).
     pub fault: Option<String>,
+    /// `v1` or `v2`: instead of the simulated device, hilt's firmware of that version on a
+    /// QEMU board (`{{PORT}}` is the board's pty).
+    pub qemu: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +96,7 @@ impl Case {
                 latency_ms: d["latency_ms"].as_u64(),
                 powered: d["powered"].as_bool(),
                 fault: d["fault"].as_str().map(str::to_string),
+                qemu: d["qemu"].as_str().map(str::to_string),
             },
             files: meta["files"]
                 .as_object()

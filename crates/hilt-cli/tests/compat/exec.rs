@@ -99,12 +99,19 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
         .scpi
         .then(|| hilt_sim::ScpiSim::start("127.0.0.1:0").unwrap());
     let scpi_address = scpi.as_ref().map(|s| s.address()).unwrap_or_default();
+    // A QEMU board instead: its pty is the port, it boots before the tool starts, and
+    // it is stopped (emulator killed) when this function returns.
+    let mut board = d.qemu.as_deref().map(|v| qemu_board(&case.name, v));
+    let port = match &mut board {
+        Some(b) => b.board().unwrap().uart_path().to_path_buf(),
+        None => link.clone(),
+    };
     let fill = |text: &str| {
         text.replace("{{SCPI}}", &scpi_address)
             .replace("{{MODBUS_HOST}}", &mb_host)
             .replace("{{MODBUS_PORT}}", &mb_port)
             .replace("{{MODBUS_RTU}}", &rtu_link.display().to_string())
-            .replace("{{PORT}}", &link.display().to_string())
+            .replace("{{PORT}}", &port.display().to_string())
             .replace("{{CONTROL}}", &control.display().to_string())
             .replace("{{DIR}}", &dir.display().to_string())
     };
@@ -149,6 +156,7 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
     drop(dut);
     drop(modbus);
     drop(scpi);
+    drop(board);
     Outcome {
         exit,
         results: results_json(&results_dir),
@@ -186,4 +194,48 @@ fn results_json(root: &Path) -> Option<Value> {
         .find(|p| p.join("results.json").is_file())?;
     let text = std::fs::read_to_string(run.join("results.json")).unwrap();
     Some(serde_json::from_str(&text).unwrap())
+}
+
+/// Whether the QEMU cases can run here (emulator and cross compiler installed).
+pub fn qemu_available() -> bool {
+    ["qemu-system-arm", "arm-none-eabi-gcc"]
+        .iter()
+        .all(|t| hilt_hw::process::which(t).is_some())
+}
+
+/// hilt's firmware, built once per test binary into the cargo temp dir.
+fn firmware_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("differential-firmware");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/build.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "firmware/build.sh failed: {status}");
+        out
+    })
+}
+
+/// A booted QEMU board running firmware `version` (`v1`, `v2`).
+fn qemu_board(case: &str, version: &str) -> Box<dyn hilt_hw::power::PowerSwitch> {
+    let image = firmware_dir().join(format!("hilt-fw-{version}.elf"));
+    assert!(image.is_file(), "{case}: no firmware {}", image.display());
+    let params: hilt_model::bench::ResourceDriver = serde_json::from_value(
+        serde_json::json!({"type": "qemu", "firmware": image.display().to_string()}),
+    )
+    .unwrap();
+    let hilt_hw::drivers::Opened::Power(mut switch) =
+        hilt_hw::drivers::open_resource("board", &params).unwrap()
+    else {
+        panic!("{case}: the qemu driver did not open a board");
+    };
+    assert!(
+        switch.board().unwrap().boot().unwrap(),
+        "{case}: board did not boot"
+    );
+    switch
 }

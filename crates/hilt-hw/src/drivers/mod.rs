@@ -19,6 +19,7 @@ mod mock_measurement;
 mod mock_power;
 mod modbus_rtu;
 mod modbus_tcp;
+mod qemu;
 mod scpi_measurement;
 mod scpi_power_supply;
 mod script_measurement;
@@ -47,6 +48,7 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &script_measurement::ScriptMeasurement,
     &serial_measurement::SerialMeasurement,
     &usb_relay_serial::UsbRelaySerial,
+    &qemu::Qemu,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).

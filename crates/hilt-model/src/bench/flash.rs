@@ -56,6 +56,12 @@ pub enum FlashBackend {
         #[serde(default)]
         extra_args: Vec<String>,
     },
+    /// hilt extension: flash an emulated board (a `qemu` resource) by restarting its
+    /// emulator with the artifact (an ELF).
+    Qemu {
+        /// The `qemu` resource that emulates this node.
+        board: String,
+    },
 }
 
 impl FlashBackend {
@@ -65,6 +71,7 @@ impl FlashBackend {
             FlashBackend::Cubeprog { .. } => "cubeprog",
             FlashBackend::Jlink { .. } => "jlink",
             FlashBackend::Esptool { .. } => "esptool",
+            FlashBackend::Qemu { .. } => "qemu",
         }
     }
 
@@ -81,6 +88,7 @@ pub fn tool_for(name: &str) -> &'static str {
         "cubeprog" => "STM32_Programmer_CLI",
         "jlink" => "JLinkExe",
         "esptool" => "esptool.py",
+        "qemu" => "qemu-system-arm",
         _ => "",
     }
 }
@@ -110,6 +118,9 @@ pub enum ResetMethod {
     Esptool,
     /// hilt extension: pulse a GPIO output line of the node (`line`, `pulse_ms`).
     Gpio,
+    /// hilt extension: reset an emulated board (the flash block's `board`) through its
+    /// QEMU monitor (`system_reset`).
+    Qemu,
     #[default]
     None,
 }
@@ -122,6 +133,7 @@ impl ResetMethod {
             ResetMethod::Jlink => "jlink",
             ResetMethod::Esptool => "esptool",
             ResetMethod::Gpio => "gpio",
+            ResetMethod::Qemu => "qemu",
             ResetMethod::None => "none",
         }
     }

@@ -20,7 +20,7 @@ pub use safety::{
     ExternalPolicy, ExternalTarget, FaultGpioRule, FaultInjectionPolicy, FaultPowerRule,
     FaultUartRule, Safety,
 };
-pub use transport::{CanFilter, Parity, Transport};
+pub use transport::{CanFilter, Parity, QEMU_PORT_PREFIX, Transport};
 
 use crate::defaults;
 

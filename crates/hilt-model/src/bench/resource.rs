@@ -85,6 +85,36 @@ pub enum ResourceDriver {
         #[serde(default = "defaults::u64_::<250>")]
         off_settle_ms: u64,
     },
+    /// hilt extension: an emulated microcontroller board (QEMU). Its one outlet is the
+    /// emulator itself (power off = stop, on = start with the last flashed firmware); a
+    /// node reaches its UART as `port: "qemu:<resource>"`, flashes it with
+    /// `flash: {backend: qemu, board: <resource>}` and resets it with `reset: {method: qemu}`.
+    Qemu {
+        /// The QEMU machine (`-machine`); hilt's firmware targets `lm3s6965evb`.
+        #[serde(default = "default_qemu_machine")]
+        machine: String,
+        /// The emulator executable, looked up on PATH.
+        #[serde(default = "default_qemu_binary")]
+        binary: String,
+        /// Firmware (ELF) the board boots when the run starts; without it the board
+        /// stays off until a `flash` step (or power on after one). Relative paths are
+        /// resolved from the working directory.
+        #[serde(default)]
+        firmware: Option<String>,
+        /// The outlet name `power_*` steps use.
+        #[serde(default = "default_qemu_outlet")]
+        outlet: String,
+        /// More emulator arguments, appended as given (no shell).
+        #[serde(default)]
+        extra_args: Vec<String>,
+        /// How long the emulator may take to connect its UART and monitor after starting.
+        #[serde(default = "defaults::u64_::<10000>")]
+        start_timeout_ms: u64,
+        #[serde(default)]
+        on_settle_ms: u64,
+        #[serde(default)]
+        off_settle_ms: u64,
+    },
     /// Legacy placeholder; not a usable power controller.
     Gpio {
         #[serde(default)]
@@ -248,6 +278,7 @@ impl ResourceDriver {
             ResourceDriver::GpioPower { .. } => "gpio_power",
             ResourceDriver::HttpRelay { .. } => "http_relay",
             ResourceDriver::UsbRelaySerial { .. } => "usb_relay_serial",
+            ResourceDriver::Qemu { .. } => "qemu",
             ResourceDriver::Gpio { .. } => "gpio",
             ResourceDriver::Scpi { .. } => "scpi",
             ResourceDriver::MockMeasurement { .. } => "mock_measurement",
@@ -277,6 +308,7 @@ impl ResourceDriver {
             ResourceDriver::GpioPower { outlets, .. } => outlets.keys().cloned().collect(),
             ResourceDriver::HttpRelay { outlets, .. } => outlets.keys().cloned().collect(),
             ResourceDriver::UsbRelaySerial { outlets, .. } => outlets.keys().cloned().collect(),
+            ResourceDriver::Qemu { outlet, .. } => vec![outlet.clone()],
             _ => Vec::new(),
         }
     }
@@ -288,6 +320,7 @@ pub const POWER_TYPES: &[&str] = &[
     "gpio_power",
     "http_relay",
     "usb_relay_serial",
+    "qemu",
     "gpio",
     "scpi",
 ];
@@ -304,6 +337,15 @@ pub const MEASUREMENT_TYPES: &[&str] = &[
 
 fn default_outlets() -> BTreeMap<String, bool> {
     BTreeMap::from([("main".to_string(), false)])
+}
+fn default_qemu_machine() -> String {
+    "lm3s6965evb".to_string()
+}
+fn default_qemu_binary() -> String {
+    "qemu-system-arm".to_string()
+}
+fn default_qemu_outlet() -> String {
+    "dut".to_string()
 }
 fn default_get() -> String {
     "GET".to_string()

@@ -68,7 +68,19 @@ pub enum Transport {
     },
 }
 
+/// hilt extension: a UART `port` of the form `qemu:<resource>` is the UART of an emulated
+/// board (a `qemu` resource), reached through the pseudo-terminal the board provides.
+pub const QEMU_PORT_PREFIX: &str = "qemu:";
+
 impl Transport {
+    /// The `qemu` resource whose UART this is (`port: "qemu:<resource>"`).
+    pub fn qemu_board(&self) -> Option<&str> {
+        match self {
+            Transport::Uart { port, .. } => port.strip_prefix(QEMU_PORT_PREFIX),
+            _ => None,
+        }
+    }
+
     /// The `backend` discriminator as written in YAML.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -5,7 +5,12 @@ use crate::diag::Diags;
 
 use super::{positive, range};
 
-const POWER_KINDS: &[&str] = &["power_controller", "relay_controller", "power_supply"];
+const POWER_KINDS: &[&str] = &[
+    "power_controller",
+    "relay_controller",
+    "power_supply",
+    "emulator",
+];
 
 pub fn bench(d: &mut Diags, b: &Bench) {
     if b.bench.name.trim().is_empty() {
@@ -40,6 +45,12 @@ pub fn bench(d: &mut Diags, b: &Bench) {
         }
         for (t, tr) in &node.transports {
             transport(d, &format!("{p}.transports.{t}"), tr);
+            if let Some(board) = tr.qemu_board() {
+                qemu_board(d, b, &format!("{p}.transports.{t}.port"), board);
+            }
+        }
+        if let Some(FlashBackend::Qemu { board }) = node.flash.as_ref().map(|f| &f.backend) {
+            qemu_board(d, b, &format!("{p}.flash.board"), board);
         }
         for (l, line) in &node.gpio {
             let lp = format!("{p}.gpio.{l}");
@@ -213,6 +224,24 @@ fn transport(d: &mut Diags, p: &str, t: &Transport) {
                 32,
             );
         }
+    }
+}
+
+/// `board` must name a `qemu` resource.
+fn qemu_board(d: &mut Diags, b: &Bench, field: &str, board: &str) {
+    match b.resources.get(board) {
+        Some(r) if matches!(r.driver, ResourceDriver::Qemu { .. }) => {}
+        Some(r) => d.error(
+            field,
+            format!(
+                "resource `{board}` has driver `{}`; an emulated board needs driver `qemu`",
+                r.driver.type_name()
+            ),
+        ),
+        None => d.error(
+            field,
+            format!("resource `{board}` is not defined under `resources` (a `qemu` board)"),
+        ),
     }
 }
 

@@ -1,13 +1,15 @@
 //! reset and flash: external tools under the command ledger, or a GPIO reset pulse.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hilt_hw::flash::{FlashError, ToolCommand, flash_command, reset_command};
 use hilt_hw::process::{self, CommandSpec, ProcessError};
-use hilt_model::bench::ResetMethod;
+use hilt_model::bench::{FlashBackend, ResetMethod};
 use hilt_model::run::{Category, EventKind, Failure};
 use hilt_model::suite::FlashStep;
+
+use serde_json::{Map, Value};
 
 use super::{Exec, StepError, StepResult};
 use crate::data;
@@ -35,7 +37,10 @@ impl Exec<'_> {
             None,
             data!("node_name" => node, "reset_method" => method.as_str()),
         );
-        if method == ResetMethod::Gpio {
+        if method == ResetMethod::Qemu {
+            // The board resets at once; its banner tells the suite when it is up.
+            self.board_reset(node)?;
+        } else if method == ResetMethod::Gpio {
             let line = n.reset.line.clone().unwrap_or_default();
             let pulse = Duration::from_millis(n.reset.pulse_ms.unwrap_or(10));
             self.gpio_write(node, &line, true)?;
@@ -92,6 +97,9 @@ impl Exec<'_> {
         let log = self.node_log(node, "flash.log");
         let d = data!("node_name" => node, "flash_backend" => flash.backend.name(), "artifact" => artifact.display().to_string(), "flash_log_path" => log.display().to_string());
         ev.emit(EventKind::FLASH_STARTED, None, d.clone());
+        if let FlashBackend::Qemu { board } = &flash.backend {
+            return self.board_flash(node, board, &artifact, d, ev);
+        }
         let script = self.node_log(node, "flash.jlink");
         let cmd = flash_command(&flash, &artifact, &script)
             .map_err(|e| StepError::Run(flash_config_failure(e)))?;
@@ -130,6 +138,119 @@ impl Exec<'_> {
         ev.emit(EventKind::FLASH_FINISHED, None, d.clone());
         self.sleep(AFTER_FLASH)?;
         Ok(d)
+    }
+
+    /// Flashes an emulated board: restart it with the image, its SHA-256 in flash.log.
+    fn board_flash(
+        &mut self,
+        node: &str,
+        board: &str,
+        artifact: &Path,
+        mut d: Map<String, Value>,
+        ev: &mut Events,
+    ) -> StepResult {
+        let log = self.node_log(node, "flash.log");
+        let started = std::time::Instant::now();
+        let started_at = hilt_model::run::now();
+        let result = match self.session.board(board) {
+            Some(b) => b.flash(artifact),
+            None => {
+                return Err(StepError::Run(Failure::new(
+                    Category::ConfigError,
+                    format!("flash board `{board}` of node `{node}` is not an open emulated board"),
+                )));
+            }
+        };
+        let mut text = format!(
+            "{} qemu flash {} (board {board})\n",
+            hilt_model::run::now(),
+            artifact.display()
+        );
+        match &result {
+            Ok(f) => {
+                text.push_str(&format!(
+                    "sha256 {}\nargv {}\nboard restarted\n",
+                    f.sha256,
+                    f.argv.join(" ")
+                ));
+                let _ = self.commands.append(&serde_json::json!({"argv": f.argv, "backend": "qemu", "artifact": artifact.display().to_string(), "sha256": f.sha256, "started_at": started_at, "exit_code": 0}));
+            }
+            Err(e) => {
+                text.push_str(&format!("failed: {e}\n"));
+                let _ = self.commands.append(&serde_json::json!({"backend": "qemu", "artifact": artifact.display().to_string(), "error": e.to_string(), "started_at": started_at}));
+            }
+        }
+        let _ = self.commands.flush();
+        append_log(&log, &text);
+        match result {
+            Ok(f) => {
+                d.insert("sha256".into(), f.sha256.into());
+                d.insert(
+                    "duration_s".into(),
+                    hilt_model::run::round3(started.elapsed().as_secs_f64()).into(),
+                );
+                ev.emit(EventKind::FLASH_FINISHED, None, d.clone());
+                Ok(d)
+            }
+            Err(e) => {
+                let f = Failure::new(
+                    Category::FlashFailed,
+                    format!("flashing emulated board `{board}` failed: {e}"),
+                )
+                .with_artifact("flash_log", log.display().to_string());
+                d.insert(
+                    "failure".into(),
+                    serde_json::to_value(&f).unwrap_or_default(),
+                );
+                ev.emit(EventKind::FLASH_FAILED, Some(f.summary()), d);
+                Err(StepError::Run(f))
+            }
+        }
+    }
+
+    /// Resets an emulated board (the node's flash `board`) through its monitor.
+    fn board_reset(&mut self, node: &str) -> Result<(), StepError> {
+        let board = match self.bench.nodes[node].flash.as_ref().map(|f| &f.backend) {
+            Some(FlashBackend::Qemu { board }) => board.clone(),
+            _ => {
+                return Err(StepError::Run(Failure::new(
+                    Category::ConfigError,
+                    format!(
+                        "reset method `qemu` of node `{node}` needs `flash: {{backend: qemu, board: …}}`"
+                    ),
+                )));
+            }
+        };
+        let log = self.node_log(node, "flash.log");
+        let result = match self.session.board(&board) {
+            Some(b) => b.reset(),
+            None => {
+                return Err(StepError::Run(Failure::new(
+                    Category::ConfigError,
+                    format!("board `{board}` of node `{node}` is not an open emulated board"),
+                )));
+            }
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        append_log(
+            &log,
+            &format!(
+                "{} qemu reset (QMP system_reset) board {board}: {outcome}\n",
+                hilt_model::run::now()
+            ),
+        );
+        result.map_err(|e| {
+            StepError::Run(
+                Failure::new(
+                    Category::FlashFailed,
+                    format!("resetting emulated board `{board}` failed: {e}"),
+                )
+                .with_artifact("flash_log", log.display().to_string()),
+            )
+        })
     }
 
     /// Runs a flash/reset tool with output appended to the node's flash.log, recorded in the
@@ -200,12 +321,28 @@ impl Exec<'_> {
     }
 }
 
+fn append_log(path: &Path, text: &str) {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
 fn flash_config_failure(e: FlashError) -> Failure {
     let cat = match e {
         FlashError::Suffix(_) | FlashError::NeedsAddress(_) | FlashError::EsptoolNeedsBin(_) => {
             Category::ArtifactError
         }
-        FlashError::EsptoolReset | FlashError::NoFlashBlock(_) => Category::ConfigError,
+        FlashError::EsptoolReset | FlashError::NoFlashBlock(_) | FlashError::Emulated => {
+            Category::ConfigError
+        }
     };
     Failure::new(cat, e.to_string())
 }

@@ -126,6 +126,8 @@ fn flash(bench: &Bench, node: &str, specs: &mut Vec<LockSpec>) {
             .with_detail("backend", f.backend.name())
     };
     match &f.backend {
+        // The board resource (a `qemu` driver) carries the lock.
+        FlashBackend::Qemu { .. } => {}
         FlashBackend::Esptool { port, .. } => {
             let spec = base(format!("serial:{port}"), port.clone(), "flash_serial");
             serial(specs, port, spec);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use hilt_model::bench::Bench;
+use hilt_model::bench::{Bench, FlashBackend};
 use hilt_model::suite::{Step, Suite};
 
 /// The bench objects a suite touches.
@@ -85,6 +85,20 @@ impl Uses {
             }
             if let Some(si) = n.dut.as_ref().and_then(|d| d.self_identification.as_ref()) {
                 u.transports.insert((node.clone(), si.transport.clone()));
+            }
+            // hilt extension: an emulated node's board is opened whenever the node is used.
+            if let Some(FlashBackend::Qemu { board }) = n.flash.as_ref().map(|f| &f.backend) {
+                u.resources.insert(board.clone());
+            }
+        }
+        for (node, name) in &u.transports {
+            if let Some(board) = bench
+                .nodes
+                .get(node)
+                .and_then(|n| n.transports.get(name))
+                .and_then(|t| t.qemu_board())
+            {
+                u.resources.insert(board.to_string());
             }
         }
         u

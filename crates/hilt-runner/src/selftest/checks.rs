@@ -165,8 +165,16 @@ fn tool_check(id: String, title: String, tool: &str) -> Check {
             title,
             "FLASH_TOOL_UNAVAILABLE",
             format!("`{tool}` is not on PATH"),
-            format!("install {tool} or add it to PATH"),
+            install_hint(tool),
         ),
+    }
+}
+
+/// How to get a missing tool; the exact install line where hilt knows it.
+fn install_hint(tool: &str) -> String {
+    match tool {
+        "qemu-system-arm" => format!("install it with: {}", hilt_hw::qemu::INSTALL_QEMU),
+        _ => format!("install {tool} or add it to PATH"),
     }
 }
 
