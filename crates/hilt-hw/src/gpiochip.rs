@@ -4,6 +4,9 @@
 //!
 //! - `sim:<name>`: an in-memory chip from a process-wide registry ([`sim_chip`]). Tests and
 //!   demos drive its input lines and read its output lines through a [`SimChip`] handle.
+//! - `sim:loopback<rest>`: a simulated chip whose output line `2k` is wired to input line
+//!   `2k+1`: setting the output drives the input to the same level [`LOOPBACK_DELAY`]
+//!   later. A test hook for processes (an agent) whose chip no test can drive directly.
 //! - anything else (`/dev/gpiochip0`, …): the local GPIO character device. This build has
 //!   no character-device backend, so requesting lines fails with
 //!   [`ChipError::Unsupported`]; a real backend implements [`GpioChip`] and [`ChipLines`]
@@ -37,6 +40,12 @@ pub const SIM_PREFIX: &str = "sim:";
 
 /// Lines of a simulated chip unless [`SimChip::set_num_lines`] says otherwise.
 pub const SIM_DEFAULT_LINES: u32 = 64;
+
+/// Name prefix (after `sim:`) of simulated chips that wire output `2k` to input `2k+1`.
+pub const SIM_LOOPBACK_PREFIX: &str = "loopback";
+
+/// How long a loopback chip's input takes to follow its output.
+pub const LOOPBACK_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Edge events a simulated line queues before the oldest are dropped.
 const SIM_EVENT_QUEUE: usize = 1024;
@@ -276,6 +285,11 @@ impl SimChip {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `true` for a `sim:loopback…` chip (output `2k` drives input `2k+1`).
+    pub fn is_loopback(&self) -> bool {
+        self.path[SIM_PREFIX.len()..].starts_with(SIM_LOOPBACK_PREFIX)
+    }
+
     /// Lines the chip has (0..n); requests beyond fail like a real chip.
     pub fn set_num_lines(&self, n: u32) {
         self.state().num_lines = n;
@@ -444,9 +458,18 @@ impl SimLines {
 impl ChipLines for SimLines {
     fn set(&mut self, line: u32, level: bool) -> Result<(), ChipError> {
         self.check(line, Direction::Output)?;
-        let mut st = self.chip.state();
-        if let Some(l) = st.lines.get_mut(&line) {
-            l.level = level;
+        {
+            let mut st = self.chip.state();
+            if let Some(l) = st.lines.get_mut(&line) {
+                l.level = level;
+            }
+        }
+        if line % 2 == 0 && self.chip.is_loopback() {
+            let chip = self.chip.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(LOOPBACK_DELAY);
+                chip.drive(line + 1, level);
+            });
         }
         Ok(())
     }
@@ -605,6 +628,32 @@ mod tests {
         );
         assert!(open_chip("sim:").is_err());
         assert!(open_chip(" ").is_err());
+    }
+
+    #[test]
+    fn a_loopback_chip_wires_even_outputs_to_the_next_input() {
+        let chip = open_chip("sim:loopback-unit").unwrap();
+        let mut lines = chip
+            .request(
+                &[
+                    req(2, Direction::Output, None),
+                    req(3, Direction::Input, None),
+                ],
+                "t",
+            )
+            .unwrap();
+        lines.set(2, true).unwrap();
+        assert!(
+            !lines.get(3).unwrap(),
+            "the input follows only after the delay"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !lines.get(3).unwrap() {
+            assert!(std::time::Instant::now() < deadline, "input never followed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(lines.read_edges(3).unwrap(), Some(vec![Transition::Rising]));
+        assert!(!sim_chip("unit-basic").is_loopback());
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //! needs to run. See ARCHITECTURE.md, "How to add a driver, in five steps".
 
 mod http_relay;
+mod local_gpio;
 mod mock_gpio;
 mod mock_measurement;
 mod mock_power;
+mod remote_gpio;
 
 use std::collections::BTreeMap;
 
@@ -35,7 +37,11 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
-pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[&mock_gpio::MockGpio];
+pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[
+    &mock_gpio::MockGpio,
+    &local_gpio::LocalGpio,
+    &remote_gpio::RemoteGpio,
+];
 
 /// The resource driver for a `driver.type` tag, when this build has it.
 pub fn resource_driver(tag: &str) -> Option<&'static dyn ResourceDriver> {
