@@ -7,10 +7,10 @@
 //! - `sim:loopback<rest>`: a simulated chip whose output line `2k` is wired to input line
 //!   `2k+1`: setting the output drives the input to the same level [`LOOPBACK_DELAY`]
 //!   later. A test hook for processes (an agent) whose chip no test can drive directly.
-//! - anything else (`/dev/gpiochip0`, …): the local GPIO character device. This build has
-//!   no character-device backend, so requesting lines fails with
-//!   [`ChipError::Unsupported`]; a real backend implements [`GpioChip`] and [`ChipLines`]
-//!   and is returned from [`open_chip`].
+//! - anything else (`/dev/gpiochip0`, …): the Linux GPIO character device ([`LocalChip`],
+//!   uAPI v2 through the `gpiocdev` crate). Its logic sits on a small internal trait of
+//!   character-device calls, unit-tested with a fake (this project's kernels have no GPIO
+//!   chip and no gpio-sim).
 //!
 //! Levels are **physical**; the client applies `active_high`.
 //!
@@ -34,6 +34,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use hilt_model::bench::{Bias, Direction, Edge};
+
+mod cdev;
+mod local;
+
+pub use local::LocalChip;
 
 /// Prefix of simulated chip paths.
 pub const SIM_PREFIX: &str = "sim:";
@@ -172,42 +177,7 @@ pub fn open_chip(path: &str) -> Result<Box<dyn GpioChip>, ChipError> {
     if path.trim().is_empty() {
         return Err(ChipError::Unsupported("the GPIO chip path is empty".into()));
     }
-    Ok(Box::new(LocalChip {
-        path: path.to_owned(),
-    }))
-}
-
-/// The local GPIO character device (`/dev/gpiochipN`). Not available in this build.
-pub struct LocalChip {
-    path: String,
-}
-
-impl GpioChip for LocalChip {
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn check(&self, _lines: &[LineRequest]) -> Result<(), ChipError> {
-        Err(self.unsupported())
-    }
-
-    fn request(
-        &self,
-        _lines: &[LineRequest],
-        _consumer: &str,
-    ) -> Result<Box<dyn ChipLines>, ChipError> {
-        Err(self.unsupported())
-    }
-}
-
-impl LocalChip {
-    fn unsupported(&self) -> ChipError {
-        ChipError::Unsupported(format!(
-            "cannot open GPIO chip {}: GPIO character devices are not supported by this build \
-             (use a `sim:<name>` chip for simulation)",
-            self.path
-        ))
-    }
+    Ok(Box::new(LocalChip::new(path)))
 }
 
 /// Returns the simulated chip `name` (without the `sim:` prefix), creating it on first use.
@@ -615,17 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn local_chips_are_not_supported() {
-        let chip = open_chip("/dev/gpiochip0").unwrap();
-        let err = chip
-            .request(&[req(17, Direction::Output, None)], "t")
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string()
-                .contains("GPIO character devices are not supported by this build"),
-            "{err}"
-        );
+    fn bad_chip_paths() {
         assert!(open_chip("sim:").is_err());
         assert!(open_chip(" ").is_err());
     }
