@@ -109,9 +109,42 @@ fn gpio_steps_drive_a_remote_agents_lines() {
         .collect();
     let want = format!("gpio:remote:127.0.0.1:{}:sim:loopback-cli:4", port_of(&a));
     assert!(keys.contains(&want.as_str()), "{keys:?}");
-    // The session was stopped at the end of the run: a new one can take the same lines.
-    let (code, err, _) = run_hilt(&dir, &bench, &suite, Some(TOKEN));
-    assert_eq!(code, 0, "second run: {err}");
+    // The edge waits ran on the agent (wait_edge), not as sampled gets.
+    let logs = session_logs(&tmp.path().join("agent"));
+    assert!(logs.contains("wait_edge 5 edge=rising"), "{logs}");
+    assert!(
+        logs.contains("wait_edge 7 edge=falling"),
+        "active-low: logical rising is physical falling\n{logs}"
+    );
+    // The session was stopped at the end of the run: a new one can take the same lines;
+    // an edge that never comes is a GPIO expectation failure after within_ms.
+    let suite = write_suite(
+        &dir,
+        "      - gpio_wait_edge: {node: dut, line: led_seen, edge: rising, within_ms: 700}\n",
+    );
+    let started = std::time::Instant::now();
+    let (code, err, run) = run_hilt(&dir, &bench, &suite, Some(TOKEN));
+    let r = json(&run.join("results.json"));
+    assert_eq!(code, 1, "{err}\n{r:#}");
+    assert_eq!(r["failure"]["category"], "GPIO_EXPECTATION_FAILED", "{r:#}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(700));
+}
+
+/// Every GPIO session log the agent wrote under its root.
+fn session_logs(root: &Path) -> String {
+    let mut out = String::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().contains("gpio") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
 }
 
 #[test]

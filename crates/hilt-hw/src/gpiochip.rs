@@ -161,6 +161,20 @@ pub trait ChipLines: Send {
     /// first. `Ok(None)` when the backend queues no events for the line; callers then
     /// detect edges by sampling [`ChipLines::get`].
     fn read_edges(&mut self, line: u32) -> Result<Option<Vec<Transition>>, ChipError>;
+
+    /// Waits up to `timeout` for a transition of an input line that `edge` accepts,
+    /// counting only transitions after the call starts: `Ok(Some(matched))`. `Ok(None)`
+    /// when the backend does not wait itself (the default); callers then use
+    /// [`ChipLines::read_edges`] or sample [`ChipLines::get`]. A backend behind a network
+    /// (remote_gpio) waits where the line is, so no edge is lost between two samples.
+    fn wait_edge(
+        &mut self,
+        _line: u32,
+        _edge: Edge,
+        _timeout: std::time::Duration,
+    ) -> Result<Option<bool>, ChipError> {
+        Ok(None)
+    }
 }
 
 /// Opens a chip by path: `sim:<name>` is a simulated chip, anything else the local GPIO

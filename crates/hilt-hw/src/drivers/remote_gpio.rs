@@ -5,15 +5,17 @@
 //! (`session/start`) and sets the outputs to their logical-inactive level; `set`/`get` are
 //! one request each; dropping the lines stops the session. The bearer token comes from
 //! the environment variable named by `token_env` (unset or empty: a configuration error at
-//! the field). Every request times out after `timeout_ms/1000 + 2` s (2 s: hilt sends no
-//! waits; the runner samples `get` for `gpio_expect` and `gpio_wait_edge`). A node uses one
+//! the field). Every request times out after `timeout_ms/1000 + 2` s (2 s for all but
+//! `wait_edge`, which the runner sends in slices of at most 500 ms so a cancel is seen; `gpio_expect` samples `get`). A node uses one
 //! (host, port, token_env, chip); each line number appears once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hilt_api::{GpioChannel, GpioGet, GpioLevel, GpioLineConfig, GpioSet, GpioStart, GpioStop};
-use hilt_model::bench::{Direction, GpioBackend, GpioLine};
+use hilt_api::{
+    GpioChannel, GpioGet, GpioLevel, GpioLineConfig, GpioSet, GpioStart, GpioStop, GpioWaitEdge,
+};
+use hilt_model::bench::{Direction, Edge, GpioBackend, GpioLine};
 
 use super::local_gpio::{inactive_level, line_requests};
 use super::{GpioDriver, Problem};
@@ -288,10 +290,24 @@ impl Client {
         body: &impl serde::Serialize,
         session: Option<&str>,
     ) -> Result<serde_json::Value, String> {
+        self.post_waiting(path, body, session, 0)
+    }
+
+    /// [`Client::post`] for a call that waits up to `timeout_ms` on the agent.
+    fn post_waiting(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        session: Option<&str>,
+        timeout_ms: u64,
+    ) -> Result<serde_json::Value, String> {
         let text = serde_json::to_string(body).map_err(|e| e.to_string())?;
         let resp = self
             .http
             .post(self.url(path))
+            .config()
+            .timeout_global(Some(call_timeout(timeout_ms)))
+            .build()
             .header("Authorization", format!("Bearer {}", self.token))
             .content_type("application/json")
             .send(text.as_str());
@@ -394,6 +410,35 @@ impl ChipLines for RemoteLines {
 
     fn read_edges(&mut self, _line: u32) -> Result<Option<Vec<Transition>>, ChipError> {
         Ok(None)
+    }
+
+    fn wait_edge(
+        &mut self,
+        line: u32,
+        edge: Edge,
+        timeout: Duration,
+    ) -> Result<Option<bool>, ChipError> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let body = GpioWaitEdge {
+            session_id: self.session_id.clone(),
+            channel: GpioChannel::Number(line.into()),
+            edge,
+            timeout_ms,
+        };
+        let answer = self
+            .client
+            .post_waiting(
+                "/v1/gpio/wait_edge",
+                &body,
+                Some(&self.session_id),
+                timeout_ms,
+            )
+            .map_err(|e| self.io(e))?;
+        answer
+            .get("matched")
+            .and_then(|v| v.as_bool())
+            .map(Some)
+            .ok_or_else(|| self.io(format!("wait_edge answered without `matched`: {answer}")))
     }
 }
 
