@@ -164,16 +164,32 @@ pub trait ChipLines: Send {
 
     /// Waits up to `timeout` for a transition of an input line that `edge` accepts,
     /// counting only transitions after the call starts: `Ok(Some(matched))`. `Ok(None)`
-    /// when the backend does not wait itself (the default); callers then use
-    /// [`ChipLines::read_edges`] or sample [`ChipLines::get`]. A backend behind a network
-    /// (remote_gpio) waits where the line is, so no edge is lost between two samples.
+    /// when the backend queues no events for the line; callers then sample
+    /// [`ChipLines::get`]. By default this drains [`ChipLines::read_edges`] every
+    /// millisecond (a pulse shorter than a sample is still seen); a backend behind a
+    /// network (remote_gpio) waits where the line is instead.
     fn wait_edge(
         &mut self,
-        _line: u32,
-        _edge: Edge,
-        _timeout: std::time::Duration,
+        line: u32,
+        edge: Edge,
+        timeout: std::time::Duration,
     ) -> Result<Option<bool>, ChipError> {
-        Ok(None)
+        // Transitions before the wait do not count.
+        if self.read_edges(line)?.is_none() {
+            return Ok(None);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self.read_edges(line)?.unwrap_or_default();
+            if seen.iter().any(|t| t.matches(edge)) {
+                return Ok(Some(true));
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(Some(false));
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(1)));
+        }
     }
 }
 
@@ -596,6 +612,30 @@ mod tests {
             lines.read_edges(4).unwrap(),
             Some(vec![Transition::Rising, Transition::Falling])
         );
+    }
+
+    #[test]
+    fn waits_see_a_pulse_and_ignore_earlier_edges() {
+        let chip = open_chip("sim:unit-wait").unwrap();
+        let sim = sim_chip("unit-wait");
+        let mut lines = chip
+            .request(&[req(2, Direction::Input, None)], "t")
+            .unwrap();
+        sim.drive(2, true); // before the wait: not counted
+        let short = std::time::Duration::from_millis(30);
+        assert_eq!(
+            lines.wait_edge(2, Edge::Rising, short).unwrap(),
+            Some(false)
+        );
+        let pulse = sim.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            pulse.drive(2, false);
+            pulse.drive(2, true); // a pulse far shorter than a sample
+        });
+        let long = std::time::Duration::from_secs(5);
+        assert_eq!(lines.wait_edge(2, Edge::Falling, long).unwrap(), Some(true));
+        t.join().unwrap();
     }
 
     #[test]
