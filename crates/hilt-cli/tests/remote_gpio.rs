@@ -20,7 +20,7 @@ fn write_bench(dir: &Path, port: u16, token_env: &str) -> PathBuf {
         )
     };
     let text = format!(
-        "version: 1\nbench: {{name: remote rig}}\nnodes:\n  dut:\n    kind: mcu\n    gpio:\n      \
+        "version: 1\nbench: {{name: remote rig}}\ndefaults: {{node: dut}}\nnodes:\n  dut:\n    kind: mcu\n    gpio:\n      \
          led: {}\n      led_seen: {}\n      nreset: {}\n      nreset_seen: {}\n",
         line(4, "output", ""),
         line(5, "input", ", edge: both"),
@@ -148,6 +148,55 @@ fn session_logs(root: &Path) -> String {
 }
 
 #[test]
+fn self_test_opens_the_remote_lines_without_driving_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = agent(&tmp.path().join("agent"));
+    let bench = write_bench(tmp.path(), port_of(&a), TOKEN_ENV);
+    let out = hilt()
+        .env(TOKEN_ENV, TOKEN)
+        .env("HILT_LOCK_DIR", tmp.path().join("locks"))
+        .args([
+            "bench",
+            "self-test",
+            "--open-hardware",
+            "--read-inputs",
+            "--json",
+            "--bench",
+        ])
+        .arg(&bench)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["health_status"], "healthy", "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let check = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
+    };
+    assert_eq!(check("node.dut.gpio.start")["status"], "pass");
+    assert_eq!(check("node.dut.gpio.led_seen.read")["status"], "pass");
+    // Only the inputs were requested: no output was driven.
+    let logs = session_logs(&tmp.path().join("agent"));
+    assert!(
+        logs.contains("lines=[5:input,edge=both 7:input,edge=both]"),
+        "{logs}"
+    );
+    // Without the token the static check fails, naming the variable.
+    let out = hilt()
+        .env_remove(TOKEN_ENV)
+        .env("HILT_LOCK_DIR", tmp.path().join("locks"))
+        .args(["bench", "self-test", "--json", "--bench"])
+        .arg(&bench)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("node.dut.gpio.led.token"), "{text}");
+    assert!(text.contains(TOKEN_ENV), "{text}");
+}
+
+#[test]
 fn a_wrong_token_is_a_clear_refusal_naming_the_variable() {
     let tmp = tempfile::tempdir().unwrap();
     let a = agent(&tmp.path().join("agent"));
@@ -201,7 +250,7 @@ fn an_unset_token_env_is_a_located_configuration_error() {
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains(&format!(
-            "bench.yaml:7:75: nodes.dut.gpio.led.token_env: environment variable `{TOKEN_ENV}` (named by token_env) is not set"
+            "bench.yaml:8:75: nodes.dut.gpio.led.token_env: environment variable `{TOKEN_ENV}` (named by token_env) is not set"
         )),
         "{err}"
     );
