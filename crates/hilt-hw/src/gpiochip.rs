@@ -464,7 +464,7 @@ impl ChipLines for SimLines {
                 l.level = level;
             }
         }
-        if line % 2 == 0 && self.chip.is_loopback() {
+        if line.is_multiple_of(2) && self.chip.is_loopback() {
             let chip = self.chip.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(LOOPBACK_DELAY);
