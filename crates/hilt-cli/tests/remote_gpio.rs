@@ -164,6 +164,8 @@ fn self_test_opens_the_remote_lines_without_driving_outputs() {
             "--bench",
         ])
         .arg(&bench)
+        .arg("--log-dir")
+        .arg(tmp.path().join("health"))
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -183,12 +185,41 @@ fn self_test_opens_the_remote_lines_without_driving_outputs() {
         logs.contains("lines=[5:input,edge=both 7:input,edge=both]"),
         "{logs}"
     );
+    // A node with only outputs: the agent is asked for health, no line is taken.
+    let text = std::fs::read_to_string(&bench).unwrap();
+    let outputs_only: String = text
+        .lines()
+        .filter(|l| !l.contains("direction: input"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let outs = tmp.path().join("outputs.yaml");
+    std::fs::write(&outs, outputs_only).unwrap();
+    let out = hilt()
+        .env(TOKEN_ENV, TOKEN)
+        .env("HILT_LOCK_DIR", tmp.path().join("locks"))
+        .args([
+            "bench",
+            "self-test",
+            "--open-hardware",
+            "--read-inputs",
+            "--json",
+            "--bench",
+        ])
+        .arg(&outs)
+        .arg("--log-dir")
+        .arg(tmp.path().join("health"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["health_status"], "healthy", "{report:#}");
     // Without the token the static check fails, naming the variable.
     let out = hilt()
         .env_remove(TOKEN_ENV)
         .env("HILT_LOCK_DIR", tmp.path().join("locks"))
         .args(["bench", "self-test", "--json", "--bench"])
         .arg(&bench)
+        .arg("--log-dir")
+        .arg(tmp.path().join("health"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

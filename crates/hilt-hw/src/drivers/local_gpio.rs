@@ -12,7 +12,7 @@ use hilt_model::bench::{Direction, GpioBackend, GpioLine};
 
 use super::{GpioDriver, Problem};
 use crate::gpio::NodeLines;
-use crate::gpiochip::{LineRequest, open_chip};
+use crate::gpiochip::{ChipError, ChipLines, LineRequest, Transition, open_chip};
 use crate::locks::LockSpec;
 use crate::{HwError, ResourceKind};
 
@@ -132,6 +132,10 @@ impl GpioDriver for LocalGpio {
         let (requests, offsets) = line_requests(node, numbered.into_iter()).map_err(fail)?;
         let chip = open_chip(chip_path).map_err(|e| fail(e.to_string()))?;
         chip.check(&requests).map_err(|e| fail(e.to_string()))?;
+        if requests.is_empty() {
+            // A self-test of a node with only outputs: the chip is there, nothing to take.
+            return Ok(NodeLines::new(chip_path, Box::new(NoLines), offsets));
+        }
         let mut handle = chip
             .request(&requests, CONSUMER)
             .map_err(|e| fail(e.to_string()))?;
@@ -145,6 +149,26 @@ impl GpioDriver for LocalGpio {
             }
         }
         Ok(NodeLines::new(chip_path, handle, offsets))
+    }
+}
+
+/// The lines of a node that requested none (a self-test of outputs only).
+pub(crate) struct NoLines;
+
+impl ChipLines for NoLines {
+    fn set(&mut self, line: u32, _level: bool) -> Result<(), ChipError> {
+        Err(ChipError::NotRequested {
+            chip: "(none)".into(),
+            line,
+        })
+    }
+
+    fn get(&mut self, line: u32) -> Result<bool, ChipError> {
+        self.set(line, false).map(|_| false)
+    }
+
+    fn read_edges(&mut self, line: u32) -> Result<Option<Vec<Transition>>, ChipError> {
+        self.set(line, false).map(|_| None)
     }
 }
 
@@ -217,6 +241,26 @@ mod tests {
         let mut opened = LocalGpio.open("n", &lines, false).unwrap();
         assert!(!sim.is_requested(4) && sim.is_requested(6));
         assert!(!opened.get("button").unwrap());
+    }
+
+    #[test]
+    fn self_test_of_outputs_only_checks_the_chip() {
+        let lines = BTreeMap::from([(
+            "led".to_string(),
+            line("sim:lg-outs", 4, Direction::Output, true),
+        )]);
+        LocalGpio.open("n", &lines, false).unwrap();
+        assert!(!sim_chip("lg-outs").is_requested(4));
+        let missing = BTreeMap::from([(
+            "led".to_string(),
+            line("/dev/hilt-no-gpiochip", 4, Direction::Output, true),
+        )]);
+        let e = LocalGpio
+            .open("n", &missing, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no such device"), "{e}");
     }
 
     #[test]
