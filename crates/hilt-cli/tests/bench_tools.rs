@@ -55,7 +55,7 @@ fn every_preset_writes_files_that_load_and_never_overwrites() {
                 );
             }
         }
-        if matches!(preset, "nucleo" | "esp32" | "modbus-plc") {
+        if matches!(preset, "nucleo" | "esp32" | "modbus-plc" | "linux-gpio") {
             assert!(v.status.success(), "{preset}: {}", text(&v));
         }
         // A second init keeps the user's edits.

@@ -4,6 +4,9 @@
 //! `active_high`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hilt_model::bench::Edge;
 
 use crate::gpiochip::{ChipError, ChipLines};
 use crate::{HwError, ResourceKind};
@@ -48,6 +51,18 @@ impl NodeLines {
     pub fn get(&mut self, name: &str) -> Result<bool, HwError> {
         let n = self.offset(name)?;
         self.lines.get(n).map_err(chip_error)
+    }
+
+    /// Waits for a physical edge where the backend can ([`ChipLines::wait_edge`]);
+    /// `Ok(None)` when it cannot and the caller samples [`NodeLines::get`].
+    pub fn wait_edge(
+        &mut self,
+        name: &str,
+        edge: Edge,
+        timeout: Duration,
+    ) -> Result<Option<bool>, HwError> {
+        let n = self.offset(name)?;
+        self.lines.wait_edge(n, edge, timeout).map_err(chip_error)
     }
 }
 

@@ -4,10 +4,13 @@
 //!
 //! - `sim:<name>`: an in-memory chip from a process-wide registry ([`sim_chip`]). Tests and
 //!   demos drive its input lines and read its output lines through a [`SimChip`] handle.
-//! - anything else (`/dev/gpiochip0`, …): the local GPIO character device. This build has
-//!   no character-device backend, so requesting lines fails with
-//!   [`ChipError::Unsupported`]; a real backend implements [`GpioChip`] and [`ChipLines`]
-//!   and is returned from [`open_chip`].
+//! - `sim:loopback<rest>`: a simulated chip whose output line `2k` is wired to input line
+//!   `2k+1`: setting the output drives the input to the same level [`LOOPBACK_DELAY`]
+//!   later. A test hook for processes (an agent) whose chip no test can drive directly.
+//! - anything else (`/dev/gpiochip0`, …): the Linux GPIO character device ([`LocalChip`],
+//!   uAPI v2 through the `gpiocdev` crate). Its logic sits on a small internal trait of
+//!   character-device calls, unit-tested with a fake (this project's kernels have no GPIO
+//!   chip and no gpio-sim).
 //!
 //! Levels are **physical**; the client applies `active_high`.
 //!
@@ -32,11 +35,22 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use hilt_model::bench::{Bias, Direction, Edge};
 
+mod cdev;
+mod local;
+
+pub use local::LocalChip;
+
 /// Prefix of simulated chip paths.
 pub const SIM_PREFIX: &str = "sim:";
 
 /// Lines of a simulated chip unless [`SimChip::set_num_lines`] says otherwise.
 pub const SIM_DEFAULT_LINES: u32 = 64;
+
+/// Name prefix (after `sim:`) of simulated chips that wire output `2k` to input `2k+1`.
+pub const SIM_LOOPBACK_PREFIX: &str = "loopback";
+
+/// How long a loopback chip's input takes to follow its output.
+pub const LOOPBACK_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Edge events a simulated line queues before the oldest are dropped.
 const SIM_EVENT_QUEUE: usize = 1024;
@@ -147,6 +161,36 @@ pub trait ChipLines: Send {
     /// first. `Ok(None)` when the backend queues no events for the line; callers then
     /// detect edges by sampling [`ChipLines::get`].
     fn read_edges(&mut self, line: u32) -> Result<Option<Vec<Transition>>, ChipError>;
+
+    /// Waits up to `timeout` for a transition of an input line that `edge` accepts,
+    /// counting only transitions after the call starts: `Ok(Some(matched))`. `Ok(None)`
+    /// when the backend queues no events for the line; callers then sample
+    /// [`ChipLines::get`]. By default this drains [`ChipLines::read_edges`] every
+    /// millisecond (a pulse shorter than a sample is still seen); a backend behind a
+    /// network (remote_gpio) waits where the line is instead.
+    fn wait_edge(
+        &mut self,
+        line: u32,
+        edge: Edge,
+        timeout: std::time::Duration,
+    ) -> Result<Option<bool>, ChipError> {
+        // Transitions before the wait do not count.
+        if self.read_edges(line)?.is_none() {
+            return Ok(None);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self.read_edges(line)?.unwrap_or_default();
+            if seen.iter().any(|t| t.matches(edge)) {
+                return Ok(Some(true));
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(Some(false));
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(1)));
+        }
+    }
 }
 
 /// Opens a chip by path: `sim:<name>` is a simulated chip, anything else the local GPIO
@@ -163,42 +207,7 @@ pub fn open_chip(path: &str) -> Result<Box<dyn GpioChip>, ChipError> {
     if path.trim().is_empty() {
         return Err(ChipError::Unsupported("the GPIO chip path is empty".into()));
     }
-    Ok(Box::new(LocalChip {
-        path: path.to_owned(),
-    }))
-}
-
-/// The local GPIO character device (`/dev/gpiochipN`). Not available in this build.
-pub struct LocalChip {
-    path: String,
-}
-
-impl GpioChip for LocalChip {
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn check(&self, _lines: &[LineRequest]) -> Result<(), ChipError> {
-        Err(self.unsupported())
-    }
-
-    fn request(
-        &self,
-        _lines: &[LineRequest],
-        _consumer: &str,
-    ) -> Result<Box<dyn ChipLines>, ChipError> {
-        Err(self.unsupported())
-    }
-}
-
-impl LocalChip {
-    fn unsupported(&self) -> ChipError {
-        ChipError::Unsupported(format!(
-            "cannot open GPIO chip {}: GPIO character devices are not supported by this build \
-             (use a `sim:<name>` chip for simulation)",
-            self.path
-        ))
-    }
+    Ok(Box::new(LocalChip::new(path)))
 }
 
 /// Returns the simulated chip `name` (without the `sim:` prefix), creating it on first use.
@@ -274,6 +283,11 @@ impl SimLine {
 impl SimChip {
     fn state(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `true` for a `sim:loopback…` chip (output `2k` drives input `2k+1`).
+    pub fn is_loopback(&self) -> bool {
+        self.path[SIM_PREFIX.len()..].starts_with(SIM_LOOPBACK_PREFIX)
     }
 
     /// Lines the chip has (0..n); requests beyond fail like a real chip.
@@ -444,9 +458,18 @@ impl SimLines {
 impl ChipLines for SimLines {
     fn set(&mut self, line: u32, level: bool) -> Result<(), ChipError> {
         self.check(line, Direction::Output)?;
-        let mut st = self.chip.state();
-        if let Some(l) = st.lines.get_mut(&line) {
-            l.level = level;
+        {
+            let mut st = self.chip.state();
+            if let Some(l) = st.lines.get_mut(&line) {
+                l.level = level;
+            }
+        }
+        if line.is_multiple_of(2) && self.chip.is_loopback() {
+            let chip = self.chip.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(LOOPBACK_DELAY);
+                chip.drive(line + 1, level);
+            });
         }
         Ok(())
     }
@@ -592,19 +615,59 @@ mod tests {
     }
 
     #[test]
-    fn local_chips_are_not_supported() {
-        let chip = open_chip("/dev/gpiochip0").unwrap();
-        let err = chip
-            .request(&[req(17, Direction::Output, None)], "t")
-            .err()
+    fn waits_see_a_pulse_and_ignore_earlier_edges() {
+        let chip = open_chip("sim:unit-wait").unwrap();
+        let sim = sim_chip("unit-wait");
+        let mut lines = chip
+            .request(&[req(2, Direction::Input, None)], "t")
             .unwrap();
-        assert!(
-            err.to_string()
-                .contains("GPIO character devices are not supported by this build"),
-            "{err}"
+        sim.drive(2, true); // before the wait: not counted
+        let short = std::time::Duration::from_millis(30);
+        assert_eq!(
+            lines.wait_edge(2, Edge::Rising, short).unwrap(),
+            Some(false)
         );
+        let pulse = sim.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            pulse.drive(2, false);
+            pulse.drive(2, true); // a pulse far shorter than a sample
+        });
+        let long = std::time::Duration::from_secs(5);
+        assert_eq!(lines.wait_edge(2, Edge::Falling, long).unwrap(), Some(true));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn bad_chip_paths() {
         assert!(open_chip("sim:").is_err());
         assert!(open_chip(" ").is_err());
+    }
+
+    #[test]
+    fn a_loopback_chip_wires_even_outputs_to_the_next_input() {
+        let chip = open_chip("sim:loopback-unit").unwrap();
+        let mut lines = chip
+            .request(
+                &[
+                    req(2, Direction::Output, None),
+                    req(3, Direction::Input, None),
+                ],
+                "t",
+            )
+            .unwrap();
+        lines.set(2, true).unwrap();
+        assert!(
+            !lines.get(3).unwrap(),
+            "the input follows only after the delay"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !lines.get(3).unwrap() {
+            assert!(std::time::Instant::now() < deadline, "input never followed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(lines.read_edges(3).unwrap(), Some(vec![Transition::Rising]));
+        assert!(!sim_chip("unit-basic").is_loopback());
     }
 
     #[test]

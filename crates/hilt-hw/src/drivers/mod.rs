@@ -14,12 +14,14 @@
 
 mod http_measurement;
 mod http_relay;
+mod local_gpio;
 mod mock_gpio;
 mod mock_measurement;
 mod mock_power;
 mod modbus_rtu;
 mod modbus_tcp;
 mod qemu;
+mod remote_gpio;
 mod scpi_measurement;
 mod scpi_power_supply;
 mod script_measurement;
@@ -52,7 +54,11 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
-pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[&mock_gpio::MockGpio];
+pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[
+    &mock_gpio::MockGpio,
+    &local_gpio::LocalGpio,
+    &remote_gpio::RemoteGpio,
+];
 
 /// Every transport driver of this build beyond the UART, which the runner owns
 /// (`nodes.<n>.transports.<t>.backend`).

@@ -12,6 +12,8 @@ use crate::classify::hw_failure;
 use crate::data;
 
 const POLL: Duration = Duration::from_millis(1);
+/// Longest single wait handed to a backend that waits itself.
+const EDGE_SLICE: Duration = Duration::from_millis(500);
 
 impl Exec<'_> {
     fn line_cfg(&self, node: &str, line: &str) -> Result<GpioLine, StepError> {
@@ -140,25 +142,92 @@ impl Exec<'_> {
         }
     }
 
+    /// Waits on the backend itself where it can (remote_gpio waits on the agent, so no
+    /// edge falls between two samples), in slices so a cancel is seen. `None`: the backend
+    /// cannot wait and the caller samples.
+    fn backend_edge(
+        &mut self,
+        s: &GpioWaitEdge,
+        deadline: Instant,
+    ) -> Result<Option<bool>, StepError> {
+        let cfg = self.line_cfg(&s.node, &s.line)?;
+        // Logical edges of an active-low line are the opposite physical edges.
+        let physical = match (cfg.active_high, s.edge) {
+            (true, e) | (false, e @ Edge::Both) => e,
+            (false, Edge::Rising) => Edge::Falling,
+            (false, Edge::Falling) => Edge::Rising,
+        };
+        let log_path = self.gpio_log_path(&s.node);
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(StepError::Cancelled);
+            }
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(EDGE_SLICE);
+            let g = self
+                .session
+                .gpio
+                .get_mut(&s.node)
+                .ok_or_else(|| not_open(&s.node))?;
+            let waited = g.lines.wait_edge(&s.line, physical, slice).map_err(|e| {
+                StepError::Run(
+                    hw_failure(&e)
+                        .with_detail("node", s.node.clone())
+                        .with_detail("line", s.line.clone())
+                        .with_artifact("gpio_log", log_path.clone()),
+                )
+            })?;
+            match waited {
+                None => return Ok(None),
+                Some(true) => return Ok(Some(true)),
+                Some(false) if Instant::now() >= deadline => return Ok(Some(false)),
+                Some(false) => {}
+            }
+        }
+    }
+
+    fn edge_timed_out(&mut self, s: &GpioWaitEdge, within: Duration) -> StepError {
+        self.log_gpio(
+            &s.node,
+            &format!("WAIT_EDGE {} edge={} timed out", s.line, s.edge.as_str()),
+        );
+        StepError::Test(self.gpio_miss(
+            &s.node,
+            format!(
+                "GPIO edge wait timed out on {}.{}: edge={} within {} ms",
+                s.node,
+                s.line,
+                s.edge.as_str(),
+                within.as_millis()
+            ),
+        ))
+    }
+
     pub(super) fn gpio_wait_edge(&mut self, s: &GpioWaitEdge, within: Duration) -> StepResult {
         let deadline = Instant::now() + within;
+        match self.backend_edge(s, deadline)? {
+            Some(true) => {
+                // The level after the edge tells which edge `both` saw.
+                let v = self.gpio_read(&s.node, &s.line, false)?;
+                let e = match s.edge {
+                    Edge::Both if v => Edge::Rising,
+                    Edge::Both => Edge::Falling,
+                    e => e,
+                };
+                self.log_gpio(
+                    &s.node,
+                    &format!("WAIT_EDGE {} edge={} seen", s.line, e.as_str()),
+                );
+                return Ok(data!("node_name" => s.node, "line" => s.line, "edge" => e.as_str()));
+            }
+            Some(false) => return Err(self.edge_timed_out(s, within)),
+            None => {}
+        }
         let mut prev = self.gpio_read(&s.node, &s.line, true)?;
         loop {
             if Instant::now() >= deadline {
-                self.log_gpio(
-                    &s.node,
-                    &format!("WAIT_EDGE {} edge={} timed out", s.line, s.edge.as_str()),
-                );
-                return Err(StepError::Test(self.gpio_miss(
-                    &s.node,
-                    format!(
-                        "GPIO edge wait timed out on {}.{}: edge={} within {} ms",
-                        s.node,
-                        s.line,
-                        s.edge.as_str(),
-                        within.as_millis()
-                    ),
-                )));
+                return Err(self.edge_timed_out(s, within));
             }
             self.sleep(POLL)?;
             let v = self.gpio_read(&s.node, &s.line, false)?;

@@ -282,7 +282,10 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
         }
         for (l, line) in &node.gpio {
             match &line.backend {
-                GpioBackend::LocalGpio { chip, .. } if !Path::new(chip).exists() => {
+                GpioBackend::LocalGpio { chip, .. }
+                    if !chip.starts_with(hilt_hw::gpiochip::SIM_PREFIX)
+                        && !Path::new(chip).exists() =>
+                {
                     out.push(Check::fail(
                         format!("node.{n}.gpio.{l}"),
                         format!("{n}.{l} GPIO"),
