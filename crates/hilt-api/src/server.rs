@@ -93,6 +93,19 @@ pub struct Ack {
     pub ok: bool,
 }
 
+/// The answer to `POST /v1/agents/heartbeat` (BenchCI's cloud agent ignores it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeartbeatReply {
+    pub ok: bool,
+    /// hilt extension: runs held by this agent whose cancellation a user requested. The
+    /// agent stops them and completes them (any status; the server records `cancelled`).
+    /// Event calls for such a run answer 409 with `"code": "run_cancelled"`. A run not
+    /// completed within the server's cancel grace period is recorded cancelled anyway and
+    /// later reports on it are refused.
+    #[serde(default)]
+    pub cancel_run_ids: Vec<String>,
+}
+
 /// One bench as a cloud agent reports it: the §3.2 summary without `agent_id`, plus
 /// `node_names`. The keys the server schedules by are typed; the rest is kept as sent.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,7 +167,20 @@ pub struct Assignment {
     pub skip_flash: bool,
     pub verbose: bool,
     pub lease: Lease,
+    /// Firmware to fetch instead of `artifact_base64` (agent-api §6): plain `http://`,
+    /// streamed, at most 200 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_url: Option<String>,
+    /// Lower-case hex SHA-256 the fetched or decoded firmware must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_sha256: Option<String>,
 }
+
+/// hilt extension: the header a hilt cloud agent puts on its reports about a run (events,
+/// results archive, completion) with the `lease.fencing_token` of its assignment. A report
+/// whose token is not the run's current one is refused with 409 (a stale lease); BenchCI's
+/// agent sends no such header and is checked by agent and run state only.
+pub const FENCING_TOKEN_HEADER: &str = "X-Hilt-Fencing-Token";
 
 /// `GET /v1/agents/assignments/next`: `{"assignment": null}` when nothing came within the
 /// long-poll wait.
@@ -164,6 +190,13 @@ pub struct NextAssignment {
 }
 
 /// `POST /v1/agents/runs/{run_id}/events`.
+///
+/// hilt extension: an event with `seq` > 0 carries its agent's sequence number, counted
+/// from 1 within the run. The server stores each `(run, seq)` once and in order: events at
+/// or below the last stored seq are acknowledged and dropped (a replayed batch), and a
+/// batch whose first new event is not the next seq (a gap), or whose seqs do not rise by
+/// one, is refused with 409 and nothing of it is stored. Events without `seq` (BenchCI's
+/// agent) are appended as they come.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventBatch {
     pub events: Vec<RunEvent>,

@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod cloud;
 mod demo;
 mod remote;
 mod run;
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Agent(AgentCommand::Health(args)) => remote::health(args),
+        Command::Agent(AgentCommand::Cloud(args)) => cloud::run(args),
         Command::Benches(cmd) => remote::benches(cmd),
         Command::Schema { kind } => {
             let schema = match kind {

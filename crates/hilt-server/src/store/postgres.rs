@@ -4,7 +4,7 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Fut, NewRun, NewToken, Principal,
+    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun, NewToken, Principal,
     RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 

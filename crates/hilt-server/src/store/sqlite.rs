@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchReport, BenchRow, Completion, Fut, NewRun, NewToken, Principal,
+    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun, NewToken, Principal,
     RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 
