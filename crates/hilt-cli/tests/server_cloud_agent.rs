@@ -595,3 +595,55 @@ fn one_agent_serves_every_bench_of_an_agent_yaml_in_parallel() {
     assert!(started(&l.1) < finished(&r.1) && started(&r.1) < finished(&l.1), "{} {}", l.1, r.1);
     eprintln!("two benches, two runs of ~2.4 s each: {both:?} in all");
 }
+
+/// A user cancels a running run on the server (`hilt runs cancel`): the heartbeat answer
+/// (`cancel_run_ids`) or a 409 `run_cancelled` on its events reaches the agent, which
+/// cancels the runner and completes the run; the bench is free again. Needs a server with
+/// cancel (the scheduler's `POST /v1/runs/{id}/cancel`); skipped, saying so, without it.
+#[test]
+fn a_cancel_on_the_server_stops_the_run_on_the_agent() {
+    let help = hilt().args(["runs", "cancel", "--help"]).output().unwrap();
+    if !help.status.success() {
+        eprintln!("skipping: this build's server has no run cancel yet (hilt runs cancel)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_server, url) = start_server(&dir.join("data"), "127.0.0.1:0", 60);
+    let sim = common::Bench::start();
+    let token = agent_token(&url);
+    let _agent = start_agent(dir, &url, &token, &sim.bench, "sim-c", &sim.path("locks"));
+    let log = || agent_log(dir, "sim-c");
+    wait_for("bench synced", 60, &log, || {
+        bench_row(&url, "sim-c").filter(|b| b["health_status"] == "healthy")
+    });
+    let long = suite(dir, "long", 40);
+    let (o, run) = submit(&url, "sim-c", &long, false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = run["run_id"].as_str().unwrap().to_string();
+    wait_for("the run started", 60, &log, || {
+        let v = server_get(&url, &format!("/v1/runs/{id}"));
+        (v["status"] == "running").then_some(())
+    });
+    let t = Instant::now();
+    let o = client(&url, &["runs", "cancel", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = wait_for("the cancelled run ended", 30, &log, || {
+        let v = server_get(&url, &format!("/v1/runs/{id}"));
+        (v["status"] == "failed").then_some(v)
+    });
+    eprintln!("cancel → run ended in {:?}", t.elapsed());
+    assert_eq!(v["cancelled"], true, "{v}");
+    // Well before the suite's own 16 s: the agent stopped the runner.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}\n{}", t.elapsed(), log());
+    wait_for("the agent completed it", 20, &log, || {
+        log().contains(&format!("run {id}: completed")).then_some(())
+    });
+    let results = dir.join("agent-sim-c/cloud-runs").join(&id).join("results/results.json");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(r["status"], "cancelled", "{r}");
+    let row = wait_for("bench idle", 20, &log, || {
+        bench_row(&url, "sim-c").filter(|b| b["status"] == "idle")
+    });
+    assert_eq!(row["current_run_id"], Value::Null);
+}
