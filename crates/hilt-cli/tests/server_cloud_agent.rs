@@ -92,7 +92,14 @@ fn client(url: &str, args: &[&str]) -> std::process::Output {
 fn agent_token(url: &str) -> String {
     let o = client(
         url,
-        &["tokens", "create", "--workspace", "default", "--kind", "agent"],
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--kind",
+            "agent",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap().trim().to_string()
@@ -190,7 +197,12 @@ fn server_get(url: &str, path: &str) -> Value {
 }
 
 /// Waits until `f` gives a value (bounded).
-fn wait_for<T>(what: &str, secs: u64, log: &dyn Fn() -> String, mut f: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(
+    what: &str,
+    secs: u64,
+    log: &dyn Fn() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -261,7 +273,12 @@ fn assert_nothing_lost(events: &[Value], runner_log: &Path) {
         .unwrap_or_else(|e| panic!("{}: {e}", runner_log.display()))
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| !matches!(e["event_type"].as_str(), Some("run.finished" | "run.failed")))
+        .filter(|e| {
+            !matches!(
+                e["event_type"].as_str(),
+                Some("run.finished" | "run.failed")
+            )
+        })
         .map(|e| key(&e))
         .collect();
     let remote: Vec<String> = events.iter().map(key).collect();
@@ -274,9 +291,15 @@ fn assert_nothing_lost(events: &[Value], runner_log: &Path) {
         on_server.len(),
         local.len(),
         "events lost: {:?}",
-        local.iter().filter(|l| !remote.contains(l)).collect::<Vec<_>>()
+        local
+            .iter()
+            .filter(|l| !remote.contains(l))
+            .collect::<Vec<_>>()
     );
-    assert!(on_server.iter().zip(&local).all(|(a, b)| *a == b), "events out of order");
+    assert!(
+        on_server.iter().zip(&local).all(|(a, b)| *a == b),
+        "events out of order"
+    );
 }
 
 #[test]
@@ -300,12 +323,24 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
     assert_eq!(row["health_status"], "healthy", "{row}\n{}", log());
     assert_eq!(row["summary"]["tags"], serde_json::json!(["sim"]), "{row}");
     assert_eq!(row["summary"]["capabilities"]["has_gpio"], true, "{row}");
-    assert_eq!(row["summary"]["node_names"], serde_json::json!(["dut"]), "{row}");
+    assert_eq!(
+        row["summary"]["node_names"],
+        serde_json::json!(["dut"]),
+        "{row}"
+    );
     let agents = server_get(&url, "/v1/agents");
     let a = &agents["agents"][0];
     assert_eq!(a["name"], "lab-sim-a", "{agents}");
-    assert!(a["machine_id"].as_str().unwrap().starts_with("hilt_machine_"));
-    assert!(a["version"].as_str().unwrap().starts_with("hilt/"), "{agents}");
+    assert!(
+        a["machine_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("hilt_machine_")
+    );
+    assert!(
+        a["version"].as_str().unwrap().starts_with("hilt/"),
+        "{agents}"
+    );
 
     // 1. A passing run, submitted and awaited by the CLI.
     let quick = suite(dir, "quick", 0);
@@ -315,10 +350,19 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
     assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
     assert_eq!(run["status"], "done");
     assert_eq!(run["exit_code"], 0);
-    assert!(run["artifacts"]["size_bytes"].as_i64().unwrap() > 0, "{run}");
+    assert!(
+        run["artifacts"]["size_bytes"].as_i64().unwrap() > 0,
+        "{run}"
+    );
     let id = run["run_id"].as_str().unwrap().to_string();
     let ev = events(&url, &id);
-    for k in ["run.preparing", "run.started", "test.started", "step.finished", "test.finished"] {
+    for k in [
+        "run.preparing",
+        "run.started",
+        "test.started",
+        "step.finished",
+        "test.finished",
+    ] {
         assert_eq!(count(&ev, k).min(1), 1, "{k} missing");
     }
     assert_eq!(count(&ev, "run.started"), 1);
@@ -326,7 +370,10 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
     let last = ev.last().unwrap();
     assert_eq!(last["event_type"], "run.finished");
     assert_eq!(last["data"]["exit_code"], 0);
-    let runner_log = dir.join("agent-sim-a/cloud-runs").join(&id).join("results/events.jsonl");
+    let runner_log = dir
+        .join("agent-sim-a/cloud-runs")
+        .join(&id)
+        .join("results/events.jsonl");
     assert_nothing_lost(&ev, &runner_log);
 
     // 2. A second agent whose bench fails its self-test: synced failing, nothing scheduled.
@@ -372,9 +419,15 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
     assert_eq!(count(&ev, "run.started"), 1);
     assert_eq!(count(&ev, "run.finished"), 1);
     assert_eq!(ev.last().unwrap()["event_type"], "run.finished");
-    let runner_log = dir.join("agent-sim-a/cloud-runs").join(&id).join("results/events.jsonl");
+    let runner_log = dir
+        .join("agent-sim-a/cloud-runs")
+        .join(&id)
+        .join("results/events.jsonl");
     assert_nothing_lost(&ev, &runner_log);
-    eprintln!("long run: {} events, all stored once across a server restart", ev.len());
+    eprintln!(
+        "long run: {} events, all stored once across a server restart",
+        ev.len()
+    );
     assert!(
         log().contains("kept for retry"),
         "the agent never noticed the restart\n{}",
@@ -422,13 +475,23 @@ fn a_revoked_or_wrong_token_stops_the_agent_with_a_clear_error() {
     let dir = tmp.path();
     let (_server, url) = start_server(&dir.join("data"), "127.0.0.1:0", 60);
     let sim = common::Bench::start();
-    let mut agent = start_agent(dir, &url, "hilt_wrong", &sim.bench, "sim-x", &sim.path("locks"));
+    let mut agent = start_agent(
+        dir,
+        &url,
+        "hilt_wrong",
+        &sim.bench,
+        "sim-x",
+        &sim.path("locks"),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = agent.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the agent kept running with a wrong token");
+        assert!(
+            Instant::now() < deadline,
+            "the agent kept running with a wrong token"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let log = agent_log(dir, "sim-x");
@@ -456,7 +519,11 @@ fn signals_cancel_and_complete_the_run_and_bad_flags_exit_2() {
         if let Some(s) = agent.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "SIGTERM did not stop the agent\n{}", log());
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM did not stop the agent\n{}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(143), "{}", log());
@@ -482,7 +549,11 @@ fn signals_cancel_and_complete_the_run_and_bad_flags_exit_2() {
         if let Some(s) = agent.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "SIGINT did not stop the agent\n{}", log());
+        assert!(
+            Instant::now() < deadline,
+            "SIGINT did not stop the agent\n{}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130), "{}", log());
@@ -495,7 +566,11 @@ fn signals_cancel_and_complete_the_run_and_bad_flags_exit_2() {
     assert_eq!(row["status"], "idle", "{row}");
 
     // No server, no token, no bench: clear usage errors.
-    let o = hilt().args(["agent", "cloud", "--bench"]).arg(&sim.bench).output().unwrap();
+    let o = hilt()
+        .args(["agent", "cloud", "--bench"])
+        .arg(&sim.bench)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("HILT_SERVER"));
     let o = hilt()
@@ -511,7 +586,9 @@ fn signals_cancel_and_complete_the_run_and_bad_flags_exit_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let o = hilt()
-        .args(["agent", "cloud", "--server", "ftp://x", "--token", "t", "--bench"])
+        .args([
+            "agent", "cloud", "--server", "ftp://x", "--token", "t", "--bench",
+        ])
         .arg(&sim.bench)
         .output()
         .unwrap();
@@ -557,7 +634,15 @@ fn one_agent_serves_every_bench_of_an_agent_yaml_in_parallel() {
         hilt()
             .args(["agent", "cloud", "--config"])
             .arg(&config)
-            .args(["--server", &url, "--token", &token, "--tag", "sim", "--work-dir"])
+            .args([
+                "--server",
+                &url,
+                "--token",
+                &token,
+                "--tag",
+                "sim",
+                "--work-dir",
+            ])
             .arg(&work)
             .env("HILT_LOCK_DIR", a.path("locks"))
             .env("HILT_LOG", "info")
@@ -573,8 +658,14 @@ fn one_agent_serves_every_bench_of_an_agent_yaml_in_parallel() {
         });
         assert_eq!(row["health_status"], "healthy", "{row}\n{}", log());
     }
-    assert_eq!(bench_row(&url, "left").unwrap()["summary"]["tags"], serde_json::json!(["lab", "sim"]));
-    assert_eq!(server_get(&url, "/v1/agents")["agents"][0]["name"], "Lab Pi");
+    assert_eq!(
+        bench_row(&url, "left").unwrap()["summary"]["tags"],
+        serde_json::json!(["lab", "sim"])
+    );
+    assert_eq!(
+        server_get(&url, "/v1/agents")["agents"][0]["name"],
+        "Lab Pi"
+    );
 
     // A run on each bench at once: they execute side by side, not one after the other.
     let long = suite(dir, "long", 6);
@@ -592,7 +683,12 @@ fn one_agent_serves_every_bench_of_an_agent_yaml_in_parallel() {
     let started = |run: &Value| run["started_at"].as_str().unwrap().to_string();
     let finished = |run: &Value| run["finished_at"].as_str().unwrap().to_string();
     // Overlapping: each started before the other finished.
-    assert!(started(&l.1) < finished(&r.1) && started(&r.1) < finished(&l.1), "{} {}", l.1, r.1);
+    assert!(
+        started(&l.1) < finished(&r.1) && started(&r.1) < finished(&l.1),
+        "{} {}",
+        l.1,
+        r.1
+    );
     eprintln!("two benches, two runs of ~2.4 s each: {both:?} in all");
 }
 
@@ -635,11 +731,21 @@ fn a_cancel_on_the_server_stops_the_run_on_the_agent() {
     eprintln!("cancel → run ended in {:?}", t.elapsed());
     assert_eq!(v["cancelled"], true, "{v}");
     // Well before the suite's own 16 s: the agent stopped the runner.
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}\n{}", t.elapsed(), log());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "{:?}\n{}",
+        t.elapsed(),
+        log()
+    );
     wait_for("the agent completed it", 20, &log, || {
-        log().contains(&format!("run {id}: completed")).then_some(())
+        log()
+            .contains(&format!("run {id}: completed"))
+            .then_some(())
     });
-    let results = dir.join("agent-sim-c/cloud-runs").join(&id).join("results/results.json");
+    let results = dir
+        .join("agent-sim-c/cloud-runs")
+        .join(&id)
+        .join("results/results.json");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(r["status"], "cancelled", "{r}");
     let row = wait_for("bench idle", 20, &log, || {

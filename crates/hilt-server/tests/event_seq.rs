@@ -120,9 +120,21 @@ fn duplicated_and_out_of_order_batches_are_stored_once_in_order(db: Db) {
 fn reports_under_a_stale_fencing_token_are_refused(db: Db) {
     let (s, agent, run, fence) = held_run(&db);
     let base = format!("/v1/agents/runs/{run}");
-    let r = post(&s, &agent, &format!("{base}/events"), Some(fence + 1), batch(&[1]));
+    let r = post(
+        &s,
+        &agent,
+        &format!("{base}/events"),
+        Some(fence + 1),
+        batch(&[1]),
+    );
     assert!(r.error(409).contains("stale lease"), "{}", r.text);
-    let r = post(&s, &agent, &format!("{base}/events"), Some(fence - 1), batch(&[1]));
+    let r = post(
+        &s,
+        &agent,
+        &format!("{base}/events"),
+        Some(fence - 1),
+        batch(&[1]),
+    );
     assert!(r.error(409).contains("stale lease"), "{}", r.text);
     assert!(stored(&s, &run).is_empty());
     let r = s.call(
@@ -137,20 +149,46 @@ fn reports_under_a_stale_fencing_token_are_refused(db: Db) {
     );
     r.error(400);
     let done = json!({"status": "done", "exit_code": 0});
-    let r = post(&s, &agent, &format!("{base}/complete"), Some(fence + 7), done.clone());
+    let r = post(
+        &s,
+        &agent,
+        &format!("{base}/complete"),
+        Some(fence + 7),
+        done.clone(),
+    );
     assert!(r.error(409).contains("stale lease"), "{}", r.text);
     let v = s.user(BOOT, "GET", &format!("/v1/runs/{run}"), None).json();
     assert_eq!(v["status"], "preparing", "{v}");
     // The current token is accepted; a repeat under a stale one is not acknowledged.
     assert_eq!(
-        post(&s, &agent, &format!("{base}/events"), Some(fence), batch(&[1])).status,
+        post(
+            &s,
+            &agent,
+            &format!("{base}/events"),
+            Some(fence),
+            batch(&[1])
+        )
+        .status,
         200
     );
     assert_eq!(
-        post(&s, &agent, &format!("{base}/complete"), Some(fence), done.clone()).status,
+        post(
+            &s,
+            &agent,
+            &format!("{base}/complete"),
+            Some(fence),
+            done.clone()
+        )
+        .status,
         200
     );
-    let r = post(&s, &agent, &format!("{base}/complete"), Some(fence + 1), done);
+    let r = post(
+        &s,
+        &agent,
+        &format!("{base}/complete"),
+        Some(fence + 1),
+        done,
+    );
     r.error(409);
     let v = s.user(BOOT, "GET", &format!("/v1/runs/{run}"), None).json();
     assert_eq!(v["status"], "done", "{v}");

@@ -39,7 +39,11 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let half = nominal / 2;
         let spread = (nominal - half).as_nanos() as u64;
-        let jitter = if spread == 0 { 0 } else { random() % (spread + 1) };
+        let jitter = if spread == 0 {
+            0
+        } else {
+            random() % (spread + 1)
+        };
         half + Duration::from_nanos(jitter)
     }
 
@@ -50,6 +54,11 @@ impl Backoff {
 
     pub fn attempts(&self) -> u32 {
         self.attempt
+    }
+
+    /// Whether the failure just counted is worth a log line: the first, then every tenth.
+    pub fn worth_logging(&self) -> bool {
+        self.attempt == 1 || self.attempt.is_multiple_of(10)
     }
 }
 
@@ -76,7 +85,10 @@ mod tests {
         let mut nominal = Duration::from_millis(100);
         for _ in 0..12 {
             let d = b.next_delay();
-            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{nominal:?}/2, {nominal:?}]");
+            assert!(
+                d >= nominal / 2 && d <= nominal,
+                "{d:?} outside [{nominal:?}/2, {nominal:?}]"
+            );
             nominal = (nominal * 2).min(Duration::from_secs(2));
         }
         // Capped: many more attempts never exceed the maximum (and never overflow).

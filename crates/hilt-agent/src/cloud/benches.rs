@@ -124,7 +124,14 @@ pub fn cloud_summary(e: &BenchEntry, current_run: Option<&str>) -> CloudBench {
         bench_id: e.reg.id.clone(),
         name: Some(e.bench.bench.name.clone()),
         tags: e.reg.tags.clone(),
-        status: Some(if current_run.is_some() { "busy" } else { "idle" }.into()),
+        status: Some(
+            if current_run.is_some() {
+                "busy"
+            } else {
+                "idle"
+            }
+            .into(),
+        ),
         current_run_id: current_run.map(str::to_string),
         health_status: e.health["status"].as_str().map(str::to_string),
         rest: Default::default(),

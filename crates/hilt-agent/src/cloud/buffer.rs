@@ -27,8 +27,8 @@ struct Inner {
     pending: VecDeque<RunEvent>,
     in_flight: Vec<RunEvent>,
     next_seq: u64,
-    dropped: u64,
-    dropped_total: u64,
+    unreported: u64,
+    dropped_all: u64,
     closed: bool,
     cap: usize,
 }
@@ -40,8 +40,8 @@ impl EventBuffer {
                 pending: VecDeque::new(),
                 in_flight: Vec::new(),
                 next_seq: 1,
-                dropped: 0,
-                dropped_total: 0,
+                unreported: 0,
+                dropped_all: 0,
                 closed: false,
                 cap: cap.max(1),
             }),
@@ -57,8 +57,8 @@ impl EventBuffer {
         let mut g = self.lock();
         if g.pending.len() >= g.cap {
             g.pending.pop_front();
-            g.dropped += 1;
-            g.dropped_total += 1;
+            g.unreported += 1;
+            g.dropped_all += 1;
         }
         g.pending.push_back(e);
         drop(g);
@@ -94,8 +94,8 @@ impl EventBuffer {
                 .0;
         }
         let mut batch = Vec::with_capacity(max.min(g.pending.len() + 1));
-        if g.dropped > 0 {
-            let n = std::mem::take(&mut g.dropped);
+        if g.unreported > 0 {
+            let n = std::mem::take(&mut g.unreported);
             batch.push(RunEvent {
                 seq: 0,
                 timestamp: hilt_model::run::now(),
@@ -103,7 +103,10 @@ impl EventBuffer {
                 message: Some(format!(
                     "{n} events were dropped while the server was unreachable (buffer full)"
                 )),
-                data: json!({ "count": n }).as_object().cloned().unwrap_or_default(),
+                data: json!({ "count": n })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         while batch.len() < max.max(1) {
@@ -148,7 +151,7 @@ impl EventBuffer {
 
     /// Events dropped since the run began.
     pub fn dropped(&self) -> u64 {
-        self.lock().dropped_total
+        self.lock().dropped_all
     }
 }
 
@@ -180,7 +183,10 @@ mod tests {
         // Not acknowledged (a network error, a server restart): the same seqs again, even
         // with new events waiting behind it.
         buf.push(ev("c"));
-        assert_eq!(kinds(&buf.batch(10, Duration::ZERO).unwrap()), kinds(&first));
+        assert_eq!(
+            kinds(&buf.batch(10, Duration::ZERO).unwrap()),
+            kinds(&first)
+        );
         buf.ack();
         assert_eq!(
             kinds(&buf.batch(10, Duration::ZERO).unwrap()),
@@ -217,7 +223,10 @@ mod tests {
             buf.push(ev(k));
         }
         // The in-flight batch is never dropped.
-        assert_eq!(kinds(&buf.batch(10, Duration::ZERO).unwrap()), kinds(&inflight));
+        assert_eq!(
+            kinds(&buf.batch(10, Duration::ZERO).unwrap()),
+            kinds(&inflight)
+        );
         buf.ack();
         let next = buf.batch(10, Duration::ZERO).unwrap();
         assert_eq!(

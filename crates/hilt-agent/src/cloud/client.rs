@@ -157,12 +157,8 @@ impl Client {
     }
 
     pub fn events(&self, run_id: &str, fence: i64, b: &EventBatch) -> Result<(), CallError> {
-        self.post::<_, Ack>(
-            &format!("/v1/agents/runs/{run_id}/events"),
-            Some(fence),
-            b,
-        )
-        .map(|_| ())
+        self.post::<_, Ack>(&format!("/v1/agents/runs/{run_id}/events"), Some(fence), b)
+            .map(|_| ())
     }
 
     pub fn complete(&self, run_id: &str, fence: i64, c: &CompleteRun) -> Result<(), CallError> {

@@ -25,7 +25,9 @@ pub fn materialise(a: &Assignment, dir: &Path, note: Note<'_>) -> Result<Option<
     let (sha, source) = if let Some(b64) = &a.artifact_base64 {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|e| format!("FLASH_FAILED: the assignment's firmware is not valid base64: {e}"))?;
+            .map_err(|e| {
+                format!("FLASH_FAILED: the assignment's firmware is not valid base64: {e}")
+            })?;
         if bytes.len() as u64 > MAX_FIRMWARE {
             return Err(format!(
                 "FLASH_FAILED: the assignment's firmware is larger than {MAX_FIRMWARE} bytes"
@@ -80,13 +82,22 @@ fn fetch(url: &str, dest: &Path) -> Result<(u64, String), String> {
         .timeout_per_read(Some(Duration::from_secs(60)))
         .build()
         .new_agent();
-    let fail = |m: String| format!("FLASH_FAILED: cannot fetch the firmware from {}: {m}", redact(url));
+    let fail = |m: String| {
+        format!(
+            "FLASH_FAILED: cannot fetch the firmware from {}: {m}",
+            redact(url)
+        )
+    };
     let mut resp = http.get(url).call().map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(fail(format!("HTTP {status}")));
     }
-    let mut body = resp.body_mut().with_config().limit(MAX_FIRMWARE + 1).reader();
+    let mut body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_FIRMWARE + 1)
+        .reader();
     let mut out = std::fs::File::create(dest).map_err(|e| fail(e.to_string()))?;
     let mut hash = Sha256::new();
     let mut size = 0u64;
@@ -125,7 +136,13 @@ fn safe_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if clean.is_empty() || clean.chars().all(|c| c == '.') {
         "firmware.bin".into()

@@ -149,7 +149,10 @@ pub fn execute(
             "run {run_id}: {} (exit code {:?}){}",
             v.state.as_str(),
             v.exit_code,
-            v.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            v.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
 
         // The results archive, streamed from a file written next to the results.
@@ -172,10 +175,15 @@ pub fn execute(
             tracing::error!("run {run_id}: the event sender panicked");
         }
         if buf.dropped() > 0 {
-            tracing::warn!("run {run_id}: {} events were dropped (buffer full)", buf.dropped());
+            tracing::warn!(
+                "run {run_id}: {} events were dropped (buffer full)",
+                buf.dropped()
+            );
         }
         if lost.load(Ordering::SeqCst) {
-            tracing::warn!("run {run_id}: not completed: the server no longer accepts reports on it");
+            tracing::warn!(
+                "run {run_id}: not completed: the server no longer accepts reports on it"
+            );
             return;
         }
         let c = CompleteRun {
@@ -236,7 +244,10 @@ fn send_events(
             continue;
         }
         let n = batch.len();
-        match s.client.events(run_id, fence, &EventBatch { events: batch }) {
+        match s
+            .client
+            .events(run_id, fence, &EventBatch { events: batch })
+        {
             Ok(()) => {
                 if backoff.attempts() > 0 {
                     tracing::info!("run {run_id}: events reach the server again");
@@ -248,15 +259,12 @@ fn send_events(
                 if buf.is_closed() {
                     let since = *over.get_or_insert_with(Instant::now);
                     if since.elapsed() > s.settings.report_timeout {
-                        tracing::warn!(
-                            "run {run_id}: gave up sending {} events: {m}",
-                            buf.len()
-                        );
+                        tracing::warn!("run {run_id}: gave up sending {} events: {m}", buf.len());
                         return;
                     }
                 }
                 let wait = backoff.next_delay();
-                if backoff.attempts() == 1 || backoff.attempts() % 10 == 0 {
+                if backoff.worth_logging() {
                     tracing::warn!(
                         "run {run_id}: sending {n} events failed, kept for retry ({} waiting): {m}",
                         buf.len()

@@ -159,21 +159,25 @@ impl Session {
             let slots = self.slots();
             slots
                 .iter()
-                .map(|s| benches::cloud_summary(&s.entry, s.run.as_ref().map(|r| r.run_id.as_str())))
+                .map(|s| {
+                    benches::cloud_summary(&s.entry, s.run.as_ref().map(|r| r.run_id.as_str()))
+                })
                 .collect()
         };
         let reply = self.client.sync(&BenchSync { benches })?;
         let mut slots = self.slots();
         for m in reply.bench_id_mappings {
-            if let Some(s) = slots.iter_mut().find(|s| s.entry.reg.id == m.reported_bench_id) {
-                if s.server_id != m.bench_id {
-                    tracing::info!(
-                        "bench {} is known to the server as {}",
-                        s.entry.reg.id,
-                        m.bench_id
-                    );
-                    s.server_id = m.bench_id;
-                }
+            let renamed = slots
+                .iter_mut()
+                .find(|s| s.entry.reg.id == m.reported_bench_id)
+                .filter(|s| s.server_id != m.bench_id);
+            if let Some(s) = renamed {
+                tracing::info!(
+                    "bench {} is known to the server as {}",
+                    s.entry.reg.id,
+                    m.bench_id
+                );
+                s.server_id = m.bench_id;
             }
         }
         Ok(())
@@ -211,7 +215,7 @@ impl Session {
                     if Instant::now() + wait > deadline || self.dead.is_cancelled() {
                         return Err(CallError::Retry(format!("{what}: gave up: {m}")));
                     }
-                    if backoff.attempts() == 1 || backoff.attempts() % 10 == 0 {
+                    if backoff.worth_logging() {
                         tracing::warn!("{what} failed, retrying: {m}");
                     }
                     self.dead.wait_timeout(wait);
@@ -246,7 +250,10 @@ impl Session {
         let mut slots = self.slots();
         let Some(i) = slots.iter().position(|s| s.server_id == a.bench_id) else {
             drop(slots);
-            self.refuse(&a, "the bench of this assignment is not served by this agent");
+            self.refuse(
+                &a,
+                "the bench of this assignment is not served by this agent",
+            );
             return;
         };
         if let Some(r) = &slots[i].run {
@@ -301,10 +308,6 @@ impl Session {
         let _ = self.retry("complete", Duration::from_secs(30), || {
             self.client.complete(&a.run_id, a.lease.fencing_token, &c)
         });
-    }
-
-    fn any_running(&self) -> bool {
-        self.slots().iter().any(|s| s.run.is_some())
     }
 
     fn cancel_all(&self) {
@@ -370,8 +373,11 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
             }
             Err(e) => {
                 let wait = backoff.next_delay();
-                if backoff.attempts() == 1 || backoff.attempts() % 10 == 0 {
-                    tracing::warn!("cannot register with {}: {e}; retrying", session.client.base());
+                if backoff.worth_logging() {
+                    tracing::warn!(
+                        "cannot register with {}: {e}; retrying",
+                        session.client.base()
+                    );
                 }
                 if stop.token.wait_timeout(wait) {
                     break;
@@ -383,7 +389,13 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
         let ids: Vec<String> = session
             .slots()
             .iter()
-            .map(|s| format!("{} ({})", s.server_id, s.entry.health["status"].as_str().unwrap_or("unknown")))
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s.server_id,
+                    s.entry.health["status"].as_str().unwrap_or("unknown")
+                )
+            })
             .collect();
         tracing::info!(
             "registered with {} as {}: benches {}",
@@ -391,7 +403,11 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
             session.agent_name,
             ids.join(", ")
         );
-        println!("hilt agent cloud: serving {} for {}", ids.join(", "), session.client.base());
+        println!(
+            "hilt agent cloud: serving {} for {}",
+            ids.join(", "),
+            session.client.base()
+        );
     }
 
     let beats = CancelToken::new();
@@ -490,12 +506,11 @@ fn poll(s: &Arc<Session>) {
             Err(e @ CallError::Auth { .. }) => s.fail(&e),
             Err(e) => {
                 let wait = backoff.next_delay();
-                if backoff.attempts() == 1 || backoff.attempts() % 10 == 0 {
+                if backoff.worth_logging() {
                     tracing::warn!("assignment poll failed, retrying in {wait:?}: {e}");
                 }
                 s.stop.token.wait_timeout(wait);
             }
         }
     }
-    let _ = s.any_running();
 }

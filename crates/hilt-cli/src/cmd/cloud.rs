@@ -34,13 +34,19 @@ pub fn run(a: AgentCloudArgs) -> anyhow::Result<i32> {
             }
         },
     };
-    let Some(token) = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) else {
+    let Some(token) = token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+    else {
         eprintln!(
             "error: no agent token: pass --token or set HILT_AGENT_TOKEN (or BENCHCI_AGENT_TOKEN); create one with `hilt tokens create --kind agent`"
         );
         return Ok(exit::USAGE);
     };
-    for (name, v) in [("--poll-interval-s", a.poll_interval_s), ("--heartbeat-s", a.heartbeat_s)] {
+    for (name, v) in [
+        ("--poll-interval-s", a.poll_interval_s),
+        ("--heartbeat-s", a.heartbeat_s),
+    ] {
         if !v.is_finite() || v <= 0.0 || v > 3600.0 {
             eprintln!("error: {name} must be a number of seconds between 0 and 3600, got {v}");
             return Ok(exit::USAGE);
@@ -48,7 +54,10 @@ pub fn run(a: AgentCloudArgs) -> anyhow::Result<i32> {
     }
     let agent = AgentSettings::resolve(a.work_dir.clone(), None);
     if let Err(e) = std::fs::create_dir_all(&agent.work_dir) {
-        eprintln!("error: cannot create the work dir {}: {e}", agent.work_dir.display());
+        eprintln!(
+            "error: cannot create the work dir {}: {e}",
+            agent.work_dir.display()
+        );
         return Ok(exit::CONFIG_ERROR);
     }
     let machine_id = match a

@@ -187,19 +187,31 @@ mod tests {
         assert_eq!(sequence(0, &[Some(1), Some(2)]), Ok((vec![0, 1], 0)));
         // A replayed batch, and one that overlaps what is stored.
         assert_eq!(sequence(2, &[Some(1), Some(2)]), Ok((vec![], 2)));
-        assert_eq!(sequence(2, &[Some(2), Some(3), Some(4)]), Ok((vec![1, 2], 1)));
+        assert_eq!(
+            sequence(2, &[Some(2), Some(3), Some(4)]),
+            Ok((vec![1, 2], 1))
+        );
         // A batch from the future, and one out of order inside.
         assert_eq!(
             sequence(2, &[Some(4), Some(5)]),
-            Err(Appended::Gap { expected: 3, got: 4 })
+            Err(Appended::Gap {
+                expected: 3,
+                got: 4
+            })
         );
         assert_eq!(
             sequence(0, &[Some(1), Some(3)]),
-            Err(Appended::Gap { expected: 2, got: 3 })
+            Err(Appended::Gap {
+                expected: 2,
+                got: 3
+            })
         );
         assert_eq!(
             sequence(3, &[Some(4), Some(2)]),
-            Err(Appended::Gap { expected: 5, got: 2 })
+            Err(Appended::Gap {
+                expected: 5,
+                got: 2
+            })
         );
         // Unsequenced events (BenchCI) are always stored.
         assert_eq!(sequence(5, &[None, None]), Ok((vec![0, 1], 0)));

@@ -4,8 +4,8 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun, NewToken, Principal,
-    RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun,
+    NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 
 pub struct PgStore {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun, NewToken, Principal,
-    RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun,
+    NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
 };
 
 pub struct SqliteStore {
