@@ -220,6 +220,16 @@ fn bench_row(url: &str, id: &str) -> Option<Value> {
 }
 
 fn submit(url: &str, bench: &str, suite: &Path, wait: bool) -> (std::process::Output, Value) {
+    submit_with(url, bench, suite, wait, &[])
+}
+
+fn submit_with(
+    url: &str,
+    bench: &str,
+    suite: &Path,
+    wait: bool,
+    extra: &[&str],
+) -> (std::process::Output, Value) {
     let mut args = vec![
         "runs",
         "submit",
@@ -231,6 +241,7 @@ fn submit(url: &str, bench: &str, suite: &Path, wait: bool) -> (std::process::Ou
         "--timeout-s",
         "120",
     ];
+    args.extend_from_slice(extra);
     if wait {
         args.push("--wait");
     }
@@ -344,8 +355,12 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
 
     // 1. A passing run, submitted and awaited by the CLI.
     let quick = suite(dir, "quick", 0);
+    let firmware = dir.join("fw.bin");
+    let fw_bytes: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&firmware, &fw_bytes).unwrap();
+    let with_fw = ["--artifact", firmware.to_str().unwrap(), "--skip-flash"];
     let t = Instant::now();
-    let (o, run) = submit(&url, "sim-a", &quick, true);
+    let (o, run) = submit_with(&url, "sim-a", &quick, true, &with_fw);
     eprintln!("quick run: submit → done in {:?}", t.elapsed());
     assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
     assert_eq!(run["status"], "done");
@@ -375,6 +390,10 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
         .join(&id)
         .join("results/events.jsonl");
     assert_nothing_lost(&ev, &runner_log);
+    // The firmware came with the assignment (base64) and reached the runner intact.
+    let run_dir = dir.join("agent-sim-a/cloud-runs").join(&id);
+    let got = std::fs::read(run_dir.join("fw.bin")).unwrap();
+    assert!(got == fw_bytes, "the firmware changed on the way");
 
     // 2. A second agent whose bench fails its self-test: synced failing, nothing scheduled.
     let broken = dir.join("broken.yaml");
