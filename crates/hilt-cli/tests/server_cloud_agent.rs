@@ -516,6 +516,42 @@ fn a_revoked_or_wrong_token_stops_the_agent_with_a_clear_error() {
     let log = agent_log(dir, "sim-x");
     assert_eq!(status.code(), Some(2), "{log}");
     assert!(log.contains("refused the agent token (HTTP 403)"), "{log}");
+
+    // A token revoked while the agent runs: the next heartbeat is refused and it stops.
+    let o = client(
+        &url,
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--kind",
+            "agent",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let created = json_out(&o);
+    let token = created["token"].as_str().unwrap();
+    let mut agent = start_agent(dir, &url, token, &sim.bench, "sim-r", &sim.path("locks"));
+    let log = || agent_log(dir, "sim-r");
+    wait_for("bench synced", 60, &log, || bench_row(&url, "sim-r"));
+    let o = client(&url, &["tokens", "revoke", created["id"].as_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = agent.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent kept running with a revoked token\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(2), "{}", log());
+    assert!(log().contains("refused the agent token"), "{}", log());
 }
 
 #[test]
