@@ -88,6 +88,7 @@ pub fn execute(
     std::thread::scope(|sc| {
         let sender = sc.spawn(|| send_events(s, &run_id, fence, &buf, cancel, by_server, &lost));
         buf.push(event("run.preparing", None, Map::new()));
+        let mut started = false;
         let outcome = prepare(&a, &dir, &buf).and_then(|artifact| {
             let opts = RunOptions {
                 bench: bench.path.clone(),
@@ -106,11 +107,14 @@ pub fn execute(
                 runner_final: None,
             };
             let out = hilt_runner::run(&opts, &mut fwd, cancel).map_err(|e| e.to_string());
-            if !fwd.started {
-                buf.push(event(EventKind::RUN_STARTED, None, Map::new()));
-            }
+            started = fwd.started;
             out.map(|o| (o, fwd.runner_final.take().unwrap_or_default()))
         });
+        // Exactly one `run.started`: the runner's, or this one when it never got that far
+        // (a firmware that could not be fetched, a run directory that could not be made).
+        if !started {
+            buf.push(event(EventKind::RUN_STARTED, None, Map::new()));
+        }
         let signal = if by_server.load(Ordering::SeqCst) {
             None
         } else {
