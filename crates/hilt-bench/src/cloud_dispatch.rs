@@ -221,16 +221,22 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         format!("cloud-dispatch: one run at a time on hilt server (SQLite), {runs} runs per agent"),
         "benchci agent cloud (2 s poll)",
     );
-    let pct = |v: &[f64], p: f64| percentile(v, p);
-    let rows: [(&str, fn(&Samples) -> &Vec<f64>, f64, Option<f64>); 4] = [
-        ("submit → started p50 ms", |s| &s.started, 50.0, Some(50.0)),
-        ("submit → started p99 ms", |s| &s.started, 99.0, None),
-        ("submit → done p50 ms", |s| &s.done, 50.0, None),
-        ("submit → done p99 ms", |s| &s.done, 99.0, None),
+    let rows = [
+        ("submit → started p50 ms", false, 50.0, Some(50.0)),
+        ("submit → started p99 ms", false, 99.0, None),
+        ("submit → done p50 ms", true, 50.0, None),
+        ("submit → done p99 ms", true, 99.0, None),
     ];
-    for (name, pick, p, target) in rows {
-        let h = pct(pick(&hilt), p);
-        let b = benchci.as_ref().map(|s| pct(pick(s), p));
+    let pick = |s: &Samples, done: bool| {
+        if done {
+            s.done.clone()
+        } else {
+            s.started.clone()
+        }
+    };
+    for (name, done, p, target) in rows {
+        let h = percentile(&pick(&hilt, done), p);
+        let b = benchci.as_ref().map(|s| percentile(&pick(s, done), p));
         t.row(
             name,
             format!("{h:.1}"),
