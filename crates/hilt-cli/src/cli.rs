@@ -270,6 +270,10 @@ pub struct AgentCloudArgs {
     /// below the server's --lease-s).
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     pub heartbeat_s: f64,
+    /// A bench failing its self-test is tested again after this many seconds, then after
+    /// twice as long each time (up to 10 minutes), and serves again once it passes.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub retest_s: f64,
     /// How long end-of-run reports (events, results archive, completion) are retried while
     /// the server is unreachable, seconds.
     #[arg(long, value_name = "S", default_value_t = 900)]

@@ -808,3 +808,76 @@ fn a_cancel_on_the_server_stops_the_run_on_the_agent() {
     });
     assert_eq!(row["current_run_id"], Value::Null);
 }
+
+/// A bench whose device is not there yet fails its start-up self-test: synced `failing`, a
+/// run pinned to it stays queued. The agent tests it again with back-off; once the device
+/// appears the bench passes, is synced healthy and the queued run executes.
+#[test]
+fn a_failing_bench_returns_to_service_when_its_self_test_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_server, url) = start_server(&dir.join("data"), "127.0.0.1:0", 60);
+    let link = dir.join("late.tty");
+    let bench = dir.join("late.yaml");
+    std::fs::write(
+        &bench,
+        format!(
+            "version: 1\nbench: {{name: late bench}}\ndefaults: {{node: dut}}\nnodes:\n  dut:\n    \
+             kind: simulator\n    transports:\n      console: {{backend: uart, port: \"{}\", baud: 115200}}\n",
+            link.display()
+        ),
+    )
+    .unwrap();
+    let token = agent_token(&url);
+    let locks = dir.join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let work = dir.join("agent-late");
+    std::fs::create_dir_all(&work).unwrap();
+    let _agent = Proc(
+        hilt()
+            .args(["agent", "cloud", "--bench"])
+            .arg(&bench)
+            .args(["--bench-id", "late", "--retest-s", "0.3", "--work-dir"])
+            .arg(&work)
+            .env("HILT_SERVER", &url)
+            .env("HILT_AGENT_TOKEN", &token)
+            .env("HILT_LOCK_DIR", &locks)
+            .env("HILT_LOG", "info")
+            .stdout(std::fs::File::create(work.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || agent_log(dir, "late");
+    let row = wait_for("bench synced", 60, &log, || {
+        bench_row(&url, "late").filter(|b| b["health_status"] != Value::Null)
+    });
+    assert_eq!(row["health_status"], "failing", "{row}\n{}", log());
+    let quick = suite(dir, "quick", 0);
+    let (o, run) = submit(&url, "late", &quick, false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = run["run_id"].as_str().unwrap().to_string();
+    // Tested again meanwhile, still failing: the run waits.
+    wait_for("a second self-test", 30, &log, || {
+        log().contains("still failing its self-test").then_some(())
+    });
+    assert_eq!(
+        server_get(&url, &format!("/v1/runs/{id}"))["status"],
+        "queued"
+    );
+
+    // The device appears.
+    let dut = hilt_sim::SimDut::start(hilt_sim::DutConfig {
+        link: Some(link.clone()),
+        ..hilt_sim::DutConfig::default()
+    })
+    .unwrap();
+    dut.wait_ready(Duration::from_secs(5));
+    let run = wait_for("the queued run ran", 60, &log, || {
+        let v = server_get(&url, &format!("/v1/runs/{id}"));
+        (v["status"] == "done" || v["status"] == "failed").then_some(v)
+    });
+    assert_eq!(run["status"], "done", "{run}\n{}", log());
+    assert_eq!(bench_row(&url, "late").unwrap()["health_status"], "healthy");
+    assert!(log().contains("back in service"), "{}", log());
+}

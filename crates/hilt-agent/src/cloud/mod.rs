@@ -56,6 +56,8 @@ pub struct CloudSettings {
     /// BenchCI's `--poll-interval-s`: only the pause after a server that answered an empty
     /// poll at once (a backend without long-poll), never between long-polls.
     pub poll_interval: Duration,
+    /// First wait before a failing bench is self-tested again (doubling, up to 10 min).
+    pub retest: Duration,
     /// How long the end-of-run reports (events, archive, completion) are retried while the
     /// server is unreachable.
     pub report_timeout: Duration,
@@ -420,6 +422,11 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
         // Not joined: a long-poll in flight may take the server's whole wait to return.
         std::thread::spawn(move || poll(&s));
     }
+    {
+        // Not joined either: a self-test in progress finishes on its own.
+        let (s, beats) = (session.clone(), beats.clone());
+        std::thread::spawn(move || retest(&s, &beats));
+    }
 
     // Until a signal or a fatal error.
     while !stop.token.wait_timeout(Duration::from_secs(3600)) {}
@@ -454,6 +461,50 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
             128 + sig
         }
         (None, None) => 0,
+    }
+}
+
+/// A failing bench is self-tested again, while idle, with back-off (`retest`, doubling to
+/// ten minutes, jittered); when it passes it is synced and the server schedules on it again.
+fn retest(s: &Arc<Session>, beats: &CancelToken) {
+    let n = s.slots().len();
+    let mut backoff = vec![Backoff::new(s.settings.retest, Duration::from_secs(600)); n];
+    let mut next: Vec<Instant> = (0..n)
+        .map(|i| Instant::now() + backoff[i].next_delay())
+        .collect();
+    while !beats.wait_timeout(Duration::from_millis(250)) {
+        for i in 0..n {
+            let due = {
+                let slots = s.slots();
+                let slot = &slots[i];
+                let failing = slot.entry.health["status"] == "failing";
+                if !failing {
+                    backoff[i].reset();
+                }
+                (failing && slot.run.is_none() && Instant::now() >= next[i])
+                    .then(|| (slot.entry.reg.id.clone(), slot.entry.path.clone()))
+            };
+            let Some((id, path)) = due else {
+                continue;
+            };
+            let (health, report) = crate::registry::health_check(&s.settings.agent, &id, &path);
+            let status = health["status"].as_str().unwrap_or("unknown").to_string();
+            {
+                let mut slots = s.slots();
+                slots[i].entry.health = health;
+                slots[i].entry.report = report;
+            }
+            if status == "failing" {
+                next[i] = Instant::now() + backoff[i].next_delay();
+                tracing::info!(
+                    "bench {id}: still failing its self-test; next try in {:?}",
+                    next[i] - Instant::now()
+                );
+            } else {
+                tracing::info!("bench {id}: self-test {status}: back in service");
+                s.sync_soon();
+            }
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub fn run(a: AgentCloudArgs) -> anyhow::Result<i32> {
     for (name, v) in [
         ("--poll-interval-s", a.poll_interval_s),
         ("--heartbeat-s", a.heartbeat_s),
+        ("--retest-s", a.retest_s),
     ] {
         if !v.is_finite() || v <= 0.0 || v > 3600.0 {
             eprintln!("error: {name} must be a number of seconds between 0 and 3600, got {v}");
@@ -112,6 +113,7 @@ pub fn run(a: AgentCloudArgs) -> anyhow::Result<i32> {
         heartbeat: Duration::from_secs_f64(a.heartbeat_s),
         poll_interval: Duration::from_secs_f64(a.poll_interval_s),
         report_timeout: Duration::from_secs(a.report_timeout_s),
+        retest: Duration::from_secs_f64(a.retest_s),
     };
     let stop = Stop::new();
     if let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) {
