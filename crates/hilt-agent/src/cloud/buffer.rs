@@ -71,9 +71,10 @@ impl EventBuffer {
         self.cv.notify_all();
     }
 
-    /// The batch to send: the unacknowledged one again, else up to `max` waiting events
-    /// numbered now. Waits up to `wait` for an event; `None` when there is nothing to send.
-    pub fn batch(&self, max: usize, wait: Duration) -> Option<Vec<RunEvent>> {
+    /// The batch to send: the unacknowledged one again, else up to `max` waiting events,
+    /// about `max_bytes` of JSON at most (always at least one), numbered now. Waits up to
+    /// `wait` for an event; `None` when there is nothing to send.
+    pub fn batch(&self, max: usize, max_bytes: usize, wait: Duration) -> Option<Vec<RunEvent>> {
         let deadline = Instant::now() + wait;
         let mut g = self.lock();
         loop {
@@ -109,11 +110,19 @@ impl EventBuffer {
                     .unwrap_or_default(),
             });
         }
+        let mut bytes = 0;
         while batch.len() < max.max(1) {
-            let Some(e) = g.pending.pop_front() else {
+            let Some(e) = g.pending.front() else {
                 break;
             };
-            batch.push(e);
+            let size = serde_json::to_string(e).map_or(0, |t| t.len());
+            if !batch.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            if let Some(e) = g.pending.pop_front() {
+                batch.push(e);
+            }
         }
         for e in &mut batch {
             e.seq = g.next_seq;
@@ -121,6 +130,24 @@ impl EventBuffer {
         }
         g.in_flight = batch.clone();
         Some(batch)
+    }
+
+    /// The server refused the in-flight batch itself (too large, say): keep its seqs but
+    /// strip it to each event's type and `why`, so the run's numbering stays whole and the
+    /// loss is visible. False when it was stripped already.
+    pub fn strip_in_flight(&self, why: &str) -> bool {
+        let mut g = self.lock();
+        if g.in_flight
+            .iter()
+            .all(|e| e.data.is_empty() && e.message.as_deref() == Some(why))
+        {
+            return false;
+        }
+        for e in &mut g.in_flight {
+            e.data.clear();
+            e.message = Some(why.to_string());
+        }
+        true
     }
 
     /// The server stored the in-flight batch.
@@ -178,22 +205,25 @@ mod tests {
         let buf = EventBuffer::new(100);
         buf.push(ev("a"));
         buf.push(ev("b"));
-        let first = buf.batch(10, Duration::ZERO).unwrap();
+        let first = buf.batch(10, usize::MAX, Duration::ZERO).unwrap();
         assert_eq!(kinds(&first), [(1, "a".into()), (2, "b".into())]);
         // Not acknowledged (a network error, a server restart): the same seqs again, even
         // with new events waiting behind it.
         buf.push(ev("c"));
         assert_eq!(
-            kinds(&buf.batch(10, Duration::ZERO).unwrap()),
+            kinds(&buf.batch(10, usize::MAX, Duration::ZERO).unwrap()),
             kinds(&first)
         );
         buf.ack();
         assert_eq!(
-            kinds(&buf.batch(10, Duration::ZERO).unwrap()),
+            kinds(&buf.batch(10, usize::MAX, Duration::ZERO).unwrap()),
             [(3, "c".into())]
         );
         buf.ack();
-        assert!(buf.batch(10, Duration::from_millis(10)).is_none());
+        assert!(
+            buf.batch(10, usize::MAX, Duration::from_millis(10))
+                .is_none()
+        );
         assert!(!buf.drained());
         buf.close();
         assert!(buf.drained());
@@ -206,7 +236,7 @@ mod tests {
             buf.push(ev(&format!("e{i}")));
         }
         let mut seqs = Vec::new();
-        while let Some(b) = buf.batch(10, Duration::ZERO) {
+        while let Some(b) = buf.batch(10, usize::MAX, Duration::ZERO) {
             assert!(b.len() <= 10);
             seqs.extend(b.iter().map(|e| e.seq));
             buf.ack();
@@ -215,20 +245,55 @@ mod tests {
     }
 
     #[test]
+    fn batches_stay_under_the_byte_budget_but_never_empty() {
+        let buf = EventBuffer::new(100);
+        let mut big = ev("big");
+        big.message = Some("x".repeat(5000));
+        buf.push(big.clone());
+        buf.push(ev("a"));
+        buf.push(ev("b"));
+        // One oversized event still goes alone; small ones share a batch.
+        assert_eq!(
+            kinds(&buf.batch(10, 1000, Duration::ZERO).unwrap()),
+            [(1, "big".into())]
+        );
+        buf.ack();
+        assert_eq!(
+            kinds(&buf.batch(10, 1000, Duration::ZERO).unwrap()),
+            [(2, "a".into()), (3, "b".into())]
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_keeps_its_seqs_stripped() {
+        let buf = EventBuffer::new(100);
+        let mut e = ev("step.finished");
+        e.data.insert("rx".into(), json!([1, 2, 3]));
+        buf.push(e);
+        buf.batch(10, usize::MAX, Duration::ZERO).unwrap();
+        assert!(buf.strip_in_flight("refused"));
+        let again = buf.batch(10, usize::MAX, Duration::ZERO).unwrap();
+        assert_eq!(kinds(&again), [(1, "step.finished".into())]);
+        assert!(again[0].data.is_empty());
+        assert_eq!(again[0].message.as_deref(), Some("refused"));
+        assert!(!buf.strip_in_flight("refused"));
+    }
+
+    #[test]
     fn a_full_buffer_drops_the_oldest_and_says_so() {
         let buf = EventBuffer::new(3);
         buf.push(ev("a"));
-        let inflight = buf.batch(1, Duration::ZERO).unwrap();
+        let inflight = buf.batch(1, usize::MAX, Duration::ZERO).unwrap();
         for k in ["b", "c", "d", "e", "final"] {
             buf.push(ev(k));
         }
         // The in-flight batch is never dropped.
         assert_eq!(
-            kinds(&buf.batch(10, Duration::ZERO).unwrap()),
+            kinds(&buf.batch(10, usize::MAX, Duration::ZERO).unwrap()),
             kinds(&inflight)
         );
         buf.ack();
-        let next = buf.batch(10, Duration::ZERO).unwrap();
+        let next = buf.batch(10, usize::MAX, Duration::ZERO).unwrap();
         assert_eq!(
             kinds(&next),
             [
@@ -246,7 +311,7 @@ mod tests {
     fn a_waiting_sender_wakes_on_push_and_close() {
         let buf = std::sync::Arc::new(EventBuffer::new(10));
         let b2 = buf.clone();
-        let t = std::thread::spawn(move || b2.batch(10, Duration::from_secs(10)));
+        let t = std::thread::spawn(move || b2.batch(10, usize::MAX, Duration::from_secs(10)));
         std::thread::sleep(Duration::from_millis(50));
         let start = Instant::now();
         buf.push(ev("x"));
@@ -254,7 +319,7 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
         buf.ack();
         let b3 = buf.clone();
-        let t = std::thread::spawn(move || b3.batch(10, Duration::from_secs(10)));
+        let t = std::thread::spawn(move || b3.batch(10, usize::MAX, Duration::from_secs(10)));
         std::thread::sleep(Duration::from_millis(50));
         buf.close();
         assert!(t.join().unwrap().is_none());

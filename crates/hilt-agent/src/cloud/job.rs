@@ -23,8 +23,9 @@ use super::{Backoff, Session, firmware};
 
 /// Most events waiting for the server per run; beyond, the oldest are dropped (and said so).
 const BUFFER_CAP: usize = 100_000;
-/// Most events per call.
+/// Most events per call, and about the most JSON (the server takes 8 MiB bodies).
 const BATCH: usize = 500;
+const BATCH_BYTES: usize = 2 << 20;
 
 /// The bench a job runs on.
 pub struct BenchRef {
@@ -240,7 +241,7 @@ fn send_events(
         if buf.drained() || s.dead.is_cancelled() {
             return;
         }
-        let Some(batch) = buf.batch(BATCH, Duration::from_millis(500)) else {
+        let Some(batch) = buf.batch(BATCH, BATCH_BYTES, Duration::from_millis(500)) else {
             continue;
         };
         if lost.load(Ordering::SeqCst) {
@@ -282,6 +283,19 @@ fn send_events(
                 cancel.cancel();
                 // The server takes no more events for a cancelled run.
                 buf.ack();
+            }
+            // The batch itself is refused (too large, say): sent again stripped to the
+            // event types under the same seqs; the run goes on.
+            Err(CallError::Refused { status, message })
+                if status != 404
+                    && status != 409
+                    && buf.strip_in_flight(&format!(
+                        "event content refused by the server (HTTP {status})"
+                    )) =>
+            {
+                tracing::warn!(
+                    "run {run_id}: the server refused {n} events (HTTP {status}: {message}); sending them without their data"
+                );
             }
             Err(CallError::Refused { status, message }) => {
                 tracing::warn!(
