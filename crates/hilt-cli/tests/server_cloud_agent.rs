@@ -9,6 +9,10 @@
 //!   the runner's own events.jsonl on the agent);
 //! - the agent is killed (SIGKILL) mid-run: the run fails AGENT_LOST with exit code -1
 //!   within the server's lease window (`--lease-s 3`).
+//!
+//! That scenario runs on SQLite and on PostgreSQL (a throwaway cluster, as the server's
+//! own scenario tests; skipped with a message without PostgreSQL unless
+//! HILT_REQUIRE_PEERS=1).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,6 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../../hilt-server/tests/common/postgres.rs"]
+mod postgres;
 
 use serde_json::Value;
 
@@ -54,11 +60,20 @@ fn hilt() -> Command {
 
 /// `hilt server` on `bind`; returns the process and its URL.
 fn start_server(data: &Path, bind: &str, lease_s: u32) -> (Proc, String) {
-    let mut child = hilt()
-        .args(["server", "--bind", bind, "--long-poll-s", "5", "--lease-s"])
+    start_server_on(data, None, bind, lease_s)
+}
+
+/// The same on a database (`None`: the SQLite file in the data dir).
+fn start_server_on(data: &Path, db: Option<&str>, bind: &str, lease_s: u32) -> (Proc, String) {
+    let mut cmd = hilt();
+    cmd.args(["server", "--bind", bind, "--long-poll-s", "5", "--lease-s"])
         .arg(lease_s.to_string())
         .arg("--data-dir")
-        .arg(data)
+        .arg(data);
+    if let Some(url) = db {
+        cmd.args(["--database", url]);
+    }
+    let mut child = cmd
         .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -314,11 +329,22 @@ fn assert_nothing_lost(events: &[Value], runner_log: &Path) {
 }
 
 #[test]
-fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
+fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss_sqlite() {
+    runs_through_restarts_and_loss(None);
+}
+
+#[test]
+fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss_postgres() {
+    if let Some(db) = postgres::fresh_database() {
+        runs_through_restarts_and_loss(Some(&db));
+    }
+}
+
+fn runs_through_restarts_and_loss(db: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let data = dir.join("data");
-    let (mut server, url) = start_server(&data, "127.0.0.1:0", 60);
+    let (mut server, url) = start_server_on(&data, db, "127.0.0.1:0", 60);
     let bind = url.trim_start_matches("http://").to_string();
 
     let sim = common::Bench::start();
@@ -425,7 +451,7 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
     });
     server.kill9();
     std::thread::sleep(Duration::from_millis(1500));
-    let (s2, url2) = start_server(&data, &bind, 60);
+    let (s2, url2) = start_server_on(&data, db, &bind, 60);
     server = s2;
     assert_eq!(url2, url);
     let run = wait_for("the long run completed", 90, &log, || {
@@ -459,7 +485,7 @@ fn hilt_cloud_agent_runs_assignments_through_restarts_and_loss() {
 
     // 4. The agent is killed mid-run: AGENT_LOST, exit -1, within the lease window.
     server.kill9();
-    let (s3, _) = start_server(&data, &bind, 3);
+    let (s3, _) = start_server_on(&data, db, &bind, 3);
     server = s3;
     let (o, run) = submit(&url, "sim-a", &long, false);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
