@@ -515,7 +515,7 @@ fn runs_through_restarts_and_loss(db: Option<&str>) {
 }
 
 #[test]
-fn a_revoked_or_wrong_token_stops_the_agent_with_a_clear_error() {
+fn a_wrong_revoked_or_foreign_token_stops_the_agent_with_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (_server, url) = start_server(&dir.join("data"), "127.0.0.1:0", 60);
@@ -578,6 +578,23 @@ fn a_revoked_or_wrong_token_stops_the_agent_with_a_clear_error() {
     };
     assert_eq!(status.code(), Some(2), "{}", log());
     assert!(log().contains("refused the agent token"), "{}", log());
+
+    // One token, a second machine (its own machine id): refused 409, the agent stops.
+    let token = agent_token(&url);
+    let _first = start_agent(dir, &url, &token, &sim.bench, "sim-m1", &sim.path("locks"));
+    wait_for("bench synced", 60, &log, || bench_row(&url, "sim-m1"));
+    let mut second = start_agent(dir, &url, &token, &sim.bench, "sim-m2", &sim.path("locks"));
+    let log2 = || agent_log(dir, "sim-m2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = second.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "a second machine kept running\n{}", log2());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(2), "{}", log2());
+    assert!(log2().contains("HTTP 409"), "{}", log2());
 }
 
 #[test]

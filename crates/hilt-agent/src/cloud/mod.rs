@@ -369,7 +369,8 @@ pub fn run(settings: CloudSettings, stop: Arc<Stop>) -> i32 {
     loop {
         match session.heartbeat().and_then(|_| session.sync()) {
             Ok(()) => break,
-            Err(e @ CallError::Auth { .. }) => {
+            // A wrong token, or one bound to another machine (409): retrying cannot help.
+            Err(e @ (CallError::Auth { .. } | CallError::Refused { .. })) => {
                 session.fail(&e);
                 break;
             }
