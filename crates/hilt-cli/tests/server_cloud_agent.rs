@@ -590,7 +590,11 @@ fn a_wrong_revoked_or_foreign_token_stops_the_agent_with_a_clear_error() {
         if let Some(s) = second.0.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "a second machine kept running\n{}", log2());
+        assert!(
+            Instant::now() < deadline,
+            "a second machine kept running\n{}",
+            log2()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status.code(), Some(2), "{}", log2());
