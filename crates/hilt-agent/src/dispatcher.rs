@@ -128,10 +128,39 @@ pub enum Msg {
     Release {
         holder: String,
     },
+    /// An executing run's worker thread panicked before it recorded the end: the run fails
+    /// (internal error) and its bench and resources are freed.
+    WorkerPanicked {
+        id: String,
+        what: String,
+    },
     /// The agent is stopping or restarting.
     Stop(crate::Control),
     /// Prune what the retention policy no longer keeps.
     Prune,
+}
+
+/// Runs `work` (one run's worker) on a blocking thread; if it panics, the dispatcher hears
+/// of it ([`Msg::WorkerPanicked`]) so the run ends and its bench does not stay busy forever.
+fn spawn_worker(dispatcher: Handle, id: String, work: impl FnOnce() + Send + 'static) {
+    let worker = tokio::task::spawn_blocking(work);
+    tokio::spawn(async move {
+        if let Err(e) = worker.await
+            && e.is_panic()
+        {
+            let what = panic_text(e.into_panic());
+            tracing::error!(run_id = %id, panic = %what, "the run's worker panicked");
+            dispatcher.send(Msg::WorkerPanicked { id, what });
+        }
+    });
+}
+
+/// The text of a panic payload (`panic!` with a message or a format string).
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// The senders' side.
@@ -352,9 +381,49 @@ impl Dispatcher {
                 self.agent.runs.write().busy.retain(|_, v| v != &holder);
                 self.start_ready();
             }
+            Msg::WorkerPanicked { id, what } => self.worker_panicked(&id, &what),
             Msg::Stop(s) => self.begin_stop(s),
             Msg::Prune => self.prune(false),
         }
+    }
+
+    /// Ends a run whose worker panicked (unless it already recorded its end): one final
+    /// `run.failed` event (internal error, exit code 70), its record, and its bench and
+    /// resource keys freed for the next run.
+    fn worker_panicked(&mut self, id: &str, what: &str) {
+        let Some(c) = self.ctl.remove(id) else {
+            return;
+        };
+        self.agent.runs.write().busy.retain(|_, v| v != id);
+        let Some(mut rec) = self.agent.runs.read().record_of(id) else {
+            self.start_ready();
+            return;
+        };
+        if !rec.status.is_terminal() && !c.log.ended() {
+            let f = hilt_model::run::Failure::new(
+                hilt_model::run::Category::UnknownError,
+                format!("internal error: the agent's worker for this run panicked: {what}"),
+            )
+            .with_source(hilt_model::run::Source::AgentCloud);
+            rec.status = RunState::Failed;
+            rec.finished_at = Some(hilt_model::run::now());
+            rec.exit_code = Some(hilt_runner::classify::exit::INTERNAL);
+            rec.error = Some(f.summary());
+            rec.failure = Some(serde_json::to_value(&f).unwrap_or_default());
+            let mut data = Map::new();
+            data.insert("exit_code".into(), rec.exit_code.into());
+            data.insert("failure".into(), rec.failure.clone().unwrap_or_default());
+            let dir = self.agent.settings.run_dir(id);
+            let error = rec.error.clone();
+            let agent = &self.agent;
+            c.log
+                .finish(&dir, rec, None, "run.failed", error, data, |rec, saved| {
+                    agent.runs.write().finish(rec, saved)
+                });
+            self.agent.metrics.finished(RunState::Failed);
+        }
+        self.start_ready();
+        self.prune(false);
     }
 
     /// Cancels a queued run (out of the queue, final state and event) or signals an
@@ -475,7 +544,10 @@ impl Dispatcher {
         }
         for job in jobs {
             let agent = self.agent.clone();
-            tokio::task::spawn_blocking(move || crate::worker::execute(&agent, job));
+            let id = job.rec.run_id.clone();
+            spawn_worker(self.agent.dispatcher.clone(), id, move || {
+                crate::worker::execute(&agent, job)
+            });
         }
     }
 
@@ -589,5 +661,32 @@ impl Runs {
             e.log = None;
             e.rec = (!saved).then(|| Box::new(rec));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_worker_is_reported_to_the_dispatcher() {
+        let (handle, mut inbox) = channel();
+        spawn_worker(handle.clone(), "r1".into(), || panic!("boom {}", 7));
+        spawn_worker(handle, "r2".into(), || {});
+        let m = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .expect("the panic is reported")
+            .expect("a message");
+        match m {
+            Msg::WorkerPanicked { id, what } => {
+                assert_eq!(id, "r1");
+                assert_eq!(what, "boom 7");
+            }
+            _ => panic!("unexpected message"),
+        }
+        // A worker that returns normally sends nothing (the run reports its own end).
+        // (The channel closes once both workers are done: `None`, or still open: timeout.)
+        let next = tokio::time::timeout(Duration::from_millis(500), inbox.recv()).await;
+        assert!(matches!(next, Err(_) | Ok(None)));
     }
 }

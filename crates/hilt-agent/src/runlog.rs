@@ -65,6 +65,14 @@ impl RunLog {
             .collect()
     }
 
+    /// The log already holds the run's final event.
+    pub fn ended(&self) -> bool {
+        self.inner()
+            .events
+            .last()
+            .is_some_and(record::is_terminal_event)
+    }
+
     /// The test and step the run is in (from its events so far).
     pub fn current(&self) -> (Option<String>, Option<String>) {
         let inner = self.inner();

@@ -1,6 +1,7 @@
 //! Accepting runs: files are written and the record is durable before the client gets its
 //! run id, so an acknowledged run survives a crash.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +15,7 @@ use crate::state::{Agent, UPLOADED_LOCK, new_run_id};
 /// A validated submission whose files are already in `dir`.
 pub struct Submission {
     pub run_id: String,
-    pub dir: std::path::PathBuf,
+    pub dir: PathBuf,
     pub bench_id: Option<String>,
     pub artifact: Option<String>,
     pub skip_flash: bool,
@@ -31,7 +32,7 @@ pub struct Submission {
 /// told). BenchCI's agent refuses such a run whatever the suite; a suite that never
 /// flashes has no use for an artifact. The answer comes from the plan, not a second parse.
 pub async fn plan(
-    dir: &std::path::Path,
+    dir: &Path,
     skip_flash: bool,
     needs_artifact: bool,
 ) -> Result<hilt_runner::Plan, ApiError> {
@@ -80,7 +81,7 @@ fn flashes(suite: &hilt_model::suite::Suite) -> bool {
 }
 
 /// Reserves a run id and its directory.
-pub fn new_run_dir(agent: &Agent) -> Result<(String, std::path::PathBuf), ApiError> {
+pub fn new_run_dir(agent: &Agent) -> Result<(String, PathBuf), ApiError> {
     if !agent.accepting.load(Ordering::SeqCst) {
         return Err(ApiError::Unavailable(
             "the agent is shutting down and accepts no new runs".into(),
@@ -104,9 +105,32 @@ pub fn new_run_dir(agent: &Agent) -> Result<(String, std::path::PathBuf), ApiErr
     Ok((id, dir))
 }
 
+/// Removes a half-written run directory when a submission is refused before the dispatcher
+/// has the run; from then on the directory is the run's (a worker may be in it).
+pub struct Cleanup(Option<PathBuf>);
+
+impl Cleanup {
+    pub fn new(dir: &Path) -> Cleanup {
+        Cleanup(Some(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// Records the run as queued, logs `run.queued`, hands it to the dispatcher and returns
-/// the record and the queue depth once all of it is durable.
-pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, usize), ApiError> {
+/// the record and the queue depth once all of it is durable. `cleanup` is disarmed as soon
+/// as the dispatcher has the run.
+pub async fn enqueue(
+    agent: &Arc<Agent>,
+    s: Submission,
+    cleanup: &mut Cleanup,
+) -> Result<(RunRecord, usize), ApiError> {
     let mode = if s.bench_id.is_some() {
         "registered"
     } else {
@@ -154,6 +178,7 @@ pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, us
     let log = Arc::new(RunLog::open(&s.dir, Vec::new()));
     log.append("run.queued", None, data, |_| {});
     let depth = agent.dispatcher.submit(rec.clone(), log, s.plan).await?;
+    cleanup.0 = None;
     // Acknowledged only once durable: one round of syncs, overlapping the run's start.
     let (dir, runs_dir) = (s.dir.clone(), agent.settings.runs_dir());
     let synced = tokio::task::spawn_blocking(move || record::sync_accepted(&dir, &runs_dir))
@@ -161,8 +186,13 @@ pub async fn enqueue(agent: &Arc<Agent>, s: Submission) -> Result<(RunRecord, us
         .map_err(std::io::Error::other)
         .and_then(|r| r);
     if let Err(e) = synced {
+        // The run may already be executing: cancel it and keep its directory (its record
+        // and events say what happened).
         let _ = agent.dispatcher.cancel(&rec.run_id).await;
-        return Err(ApiError::Internal(format!("cannot persist the run: {e}")));
+        return Err(ApiError::Internal(format!(
+            "cannot persist the run {}: it was cancelled: {e}",
+            rec.run_id
+        )));
     }
     Ok((rec, depth))
 }

@@ -7,6 +7,10 @@ pub struct ErrorBody {
     pub error: String,
     /// The same text (BenchCI's framework errors use `detail`).
     pub detail: String,
+    /// hilt extension: a machine-readable reason where a client must act on it
+    /// (`run_cancelled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl ErrorBody {
@@ -15,6 +19,12 @@ impl ErrorBody {
         ErrorBody {
             detail: error.clone(),
             error,
+            code: None,
         }
+    }
+
+    pub fn with_code(mut self, code: &str) -> ErrorBody {
+        self.code = Some(code.to_string());
+        self
     }
 }

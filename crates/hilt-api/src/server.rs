@@ -162,18 +162,22 @@ pub struct Assignment {
     pub bench_id: String,
     pub agent_id: String,
     pub suite_yaml: String,
+    /// Inline firmware (hilt server sends `firmware_url` instead).
     pub artifact_base64: Option<String>,
     pub artifact_filename: Option<String>,
+    /// Where the agent downloads the run's firmware (a plain GET; the URL carries a key
+    /// valid while this agent holds the run's current lease).
+    #[serde(default)]
+    pub firmware_url: Option<String>,
+    /// `firmware_url` with its key replaced by `<redacted>`, for logs and events.
+    #[serde(default)]
+    pub firmware_url_redacted: Option<String>,
+    /// SHA-256 of the firmware, lower-case hex; the agent checks the download against it.
+    #[serde(default)]
+    pub firmware_sha256: Option<String>,
     pub skip_flash: bool,
     pub verbose: bool,
     pub lease: Lease,
-    /// Firmware to fetch instead of `artifact_base64` (agent-api §6): plain `http://`,
-    /// streamed, at most 200 MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firmware_url: Option<String>,
-    /// Lower-case hex SHA-256 the fetched or decoded firmware must have.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firmware_sha256: Option<String>,
 }
 
 /// hilt extension: the header a hilt cloud agent puts on its reports about a run (events,
@@ -223,6 +227,52 @@ pub struct CompleteRun {
     pub evidence: Option<Value>,
 }
 
+/// `POST /v1/runs` (and `/v1/runs/json`) on the server: a run for one bench (`bench_id`,
+/// the agent API's JSON submission) or for any bench carrying all `tags` and
+/// `capabilities`. Exactly one of `bench_id` and `tags`/`capabilities` is given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubmitRun {
+    #[serde(default)]
+    pub bench_id: Option<String>,
+    /// Every tag the bench must carry (its summary's `tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Every capability the bench must have: `gpio`, `power`, `measurements`,
+    /// `transport:<t>`, `flash:<backend>`, `power:<backend>`, `measurement:<backend>`
+    /// (derived from the summary's `capabilities`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Higher first; FIFO within a priority. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    pub suite_yaml: String,
+    #[serde(default)]
+    pub artifact_relpath: Option<String>,
+    #[serde(default)]
+    pub artifact_filename: Option<String>,
+    #[serde(default)]
+    pub artifact_base64: Option<String>,
+    #[serde(default)]
+    pub skip_flash: bool,
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+/// Why a queued run waits, where it stands, and when it may start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueueInfo {
+    /// `waiting: bench X is failing`, `waiting: bench X is busy with run R`, `waiting: no
+    /// online bench with tags a,b`, `waiting: agent of bench X offline`, …
+    pub reason: String,
+    /// 1 = next: queued runs ahead of it (higher priority, or same priority and older)
+    /// that could take one of its benches, plus one.
+    pub position: u64,
+    /// RFC 3339; absent when no candidate bench is online and schedulable.
+    pub estimated_start_at: Option<String>,
+    /// How the estimate was made.
+    pub estimate_basis: Option<String>,
+}
+
 /// The results archive a cloud agent uploaded for a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredArtifacts {
@@ -235,9 +285,25 @@ pub struct StoredArtifacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerRun {
     pub run_id: String,
+    /// The wire state: `cancelled` runs say `failed` here and `cancelled: true`.
     pub status: RunState,
+    #[serde(default)]
+    pub cancelled: bool,
+    /// A cancel was requested while the run was executing; its agent has not ended it yet.
+    #[serde(default)]
+    pub cancel_requested: bool,
     pub mode: String,
-    pub bench_id: String,
+    /// The bench asked for, or (a run by tags) the bench it was assigned to.
+    pub bench_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub priority: i32,
+    /// While queued.
+    #[serde(default)]
+    pub queue: Option<QueueInfo>,
     pub agent_id: Option<String>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
@@ -264,6 +330,20 @@ pub struct ServerBench {
     pub status: String,
     pub current_run_id: Option<String>,
     pub health_status: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The agent was seen within the lease window.
+    #[serde(default)]
+    pub agent_online: bool,
+    #[serde(default)]
+    pub agent_last_seen_at: Option<String>,
+    /// Warnings of a degraded bench and what each concerns (`resource:<r>`,
+    /// `transport:<node>.<t>`, `gpio:<node>`, `flash:<node>`, `node:<node>`, or `bench`).
+    #[serde(default)]
+    pub warnings: Vec<HealthConcern>,
+    /// `GET /v1/benches/{id}` only: every health change, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_history: Option<Vec<HealthChange>>,
     pub updated_at: String,
     /// The summary as the agent sent it.
     #[schema(value_type = Object, additional_properties)]
@@ -285,9 +365,83 @@ pub struct ServerAgent {
     pub version: Option<String>,
     pub region: Option<String>,
     pub last_seen_at: String,
+    /// Seen within the lease window (else lost: its benches get no runs).
+    #[serde(default)]
+    pub online: bool,
+}
+
+/// One warning or failing check of a bench's health and the part of the bench it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthConcern {
+    pub check_id: String,
+    pub concerns: String,
+    pub message: Option<String>,
+}
+
+/// A bench's health as it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthChange {
+    pub status: String,
+    pub summary: Option<String>,
+    pub changed_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerAgentList {
     pub agents: Vec<ServerAgent>,
+}
+
+/// `GET /health` of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerHealth {
+    pub ok: bool,
+    /// `hilt-server`.
+    pub service: String,
+    pub version: String,
+}
+
+/// `POST /v1/runs` as `multipart/form-data`: the firmware is streamed to the artifact
+/// store instead of riding base64 inside JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerMultipartRun {
+    /// A bench id, or else `tags` and/or `capabilities`.
+    pub bench_id: Option<String>,
+    /// Comma-separated tags every candidate bench carries.
+    pub tags: Option<String>,
+    /// Comma-separated capabilities every candidate bench has.
+    pub capabilities: Option<String>,
+    /// Higher first; FIFO within a priority (default 0).
+    pub priority: Option<i32>,
+    /// The suite YAML (text or a file part).
+    pub suite_yaml: String,
+    /// Firmware (`.elf`/`.hex`/`.bin`; the part's file name is kept).
+    #[schema(value_type = Option<String>, format = Binary)]
+    pub artifact: Option<Vec<u8>>,
+    /// `true` or `false`.
+    pub skip_flash: Option<bool>,
+    pub verbose: Option<bool>,
+}
+
+/// `POST /v1/agents/runs/{run_id}/artifacts` (agent-api §6): the zipped results.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResultsUpload {
+    #[schema(value_type = String, format = Binary)]
+    pub artifact_zip: Vec<u8>,
+}
+
+/// A file's bytes (the results archive, a firmware image).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
+/// `GET /openapi.json`: this document (OpenAPI 3.1).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OpenApiDocument {
+    pub openapi: String,
+    #[schema(value_type = Object, additional_properties)]
+    pub info: Value,
+    #[schema(value_type = Object, additional_properties)]
+    pub paths: Value,
+    #[schema(value_type = Object, additional_properties)]
+    pub components: Value,
 }

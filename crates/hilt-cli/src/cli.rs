@@ -26,6 +26,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Create a demo bench and suite, start a simulated device, and run the suite.
     Demo(DemoArgs),
+    /// Write a starter bench.yaml and suite.yaml for a common board (--preset).
+    Init(crate::cmd::init::InitArgs),
+    /// What a bench needs from this machine: serial ports, tools, a bench's resources.
+    Doctor(crate::cmd::doctor::DoctorArgs),
+    /// Read a measurement instrument of a bench (under the run's resource locks).
+    Measure(crate::cmd::measure::MeasureArgs),
     /// Simulated hardware for demos and tests.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -41,7 +47,7 @@ pub enum Command {
     /// Benches registered on an agent.
     #[command(subcommand)]
     Benches(BenchesCommand),
-    /// The central server: workspaces, tokens, cloud agents, runs by bench id (preview).
+    /// The central server: workspaces, tokens, cloud agents, runs by bench id or tags.
     Server(crate::server_cli::ServerArgs),
     /// Workspaces of a server.
     #[command(subcommand)]
@@ -49,6 +55,9 @@ pub enum Command {
     /// Tokens of a server (agent and user/CI tokens).
     #[command(subcommand)]
     Tokens(crate::server_cli::TokensCommand),
+    /// Cloud agents of a server.
+    #[command(subcommand)]
+    Agents(crate::server_cli::AgentsCommand),
     /// Print the JSON Schema of a file format (for editors).
     Schema {
         #[arg(value_enum)]
@@ -196,8 +205,23 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Submit a run to a server by bench id (HILT_SERVER, HILT_TOKEN).
+    /// Submit a run to a server by bench id or tags (HILT_SERVER, HILT_TOKEN).
     Submit(crate::server_cli::RunsSubmitArgs),
+    /// Cancel a run of a server: a queued run at once, a running one through its agent.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        conn: crate::server_cli::ServerConn,
+    },
+    /// Download the results archive of a finished run of a server.
+    Download {
+        id: String,
+        /// Where to write the zip (default hilt_<run_id>_artifacts.zip).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        conn: crate::server_cli::ServerConn,
+    },
     /// One run of a server.
     Show {
         id: String,
@@ -297,28 +321,40 @@ pub struct AgentHealthArgs {
 
 #[derive(Subcommand)]
 pub enum BenchesCommand {
-    /// One line per bench: id, name, status, health, transports.
-    List(AgentConn),
-    /// One bench in detail.
+    /// One line per bench: id, name, status, health, transports (of an agent), or health,
+    /// status, tags, agent and last seen (of a server).
+    List(BenchesConn),
+    /// One bench in detail (of a server: with its warnings and health history).
     Show {
         /// The bench id.
         id: String,
         #[command(flatten)]
-        conn: AgentConn,
+        conn: BenchesConn,
     },
 }
 
-/// Which agent to ask.
+/// Which agent (`--agent`) or server (`--server`, HILT_SERVER) to ask.
 #[derive(Args)]
-pub struct AgentConn {
+pub struct BenchesConn {
     /// The agent (http://host:port).
     #[arg(long, value_name = "URL")]
-    pub agent: String,
-    /// Bearer token (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
+    pub agent: Option<String>,
+    /// A hilt server (http://host:port), when no --agent is given.
+    #[arg(long, env = "HILT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token (agent: default HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN; server:
+    /// default HILT_TOKEN).
     #[arg(long, value_name = "T")]
     pub token: Option<String>,
-    /// Print the agent's JSON.
+    /// Print the JSON answer.
     #[arg(long)]
+    pub json: bool,
+}
+
+/// Which agent to ask.
+pub struct AgentConn {
+    pub agent: String,
+    pub token: Option<String>,
     pub json: bool,
 }
 

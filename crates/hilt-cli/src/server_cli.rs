@@ -1,9 +1,12 @@
 //! The clap surface of `hilt server` and of the commands that talk to a server
-//! (`hilt workspaces`, `hilt tokens`, `hilt runs submit|show|list|events`).
+//! (`hilt workspaces`, `hilt tokens`, `hilt agents`, `hilt runs
+//! submit|show|list|events|cancel|download`).
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 #[derive(Args)]
 pub struct ServerArgs {
@@ -26,6 +29,56 @@ pub struct ServerArgs {
     /// Largest results archive an agent may upload, bytes.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     pub max_artifacts_bytes: u64,
+    /// Where firmware and results archives are kept: a directory, or
+    /// s3://BUCKET[/PREFIX] with endpoint, region and credentials from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (default: the data dir).
+    #[arg(long, env = "HILT_SERVER_ARTIFACTS", value_name = "URL")]
+    pub artifacts: Option<String>,
+    /// Ended runs older than this many days are deleted with their artifacts.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    pub retain_days: u64,
+    /// Keep at most this many runs per workspace: older ended runs are deleted with their
+    /// artifacts (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_runs: Option<u64>,
+    /// Serve /metrics without a token (otherwise it needs an admin token).
+    #[arg(long)]
+    pub metrics_public: bool,
+    /// How long an agent has to stop a cancelled run before it is recorded cancelled
+    /// anyway, seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cancel_grace_s: u64,
+    /// Remove agents (and their benches; runs are kept) silent this long: a number with
+    /// a unit, s, m, h or d (`7d`, `36h`).
+    #[arg(long, default_value = "7d", value_parser = parse_span)]
+    pub agent_forget_after: Duration,
+}
+
+/// `90s`, `15m`, `36h`, `7d` (a bare number is seconds).
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 15m, 36h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use s, m, h or d"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err("the duration must be more than zero".into());
+    }
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Which server to ask, with which token.
@@ -80,10 +133,21 @@ pub enum TokensCommand {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["bench_id", "tags", "capabilities"])))]
 pub struct RunsSubmitArgs {
     /// The bench, by the id its agent synced.
-    #[arg(long, value_name = "ID")]
-    pub bench_id: String,
+    #[arg(long, value_name = "ID", conflicts_with_all = ["tags", "capabilities"])]
+    pub bench_id: Option<String>,
+    /// Any bench carrying all these tags (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub tags: Vec<String>,
+    /// Any bench with all these capabilities (comma-separated: gpio, power, measurements,
+    /// transport:<t>, flash:<backend>, power:<backend>, measurement:<backend>).
+    #[arg(long, value_delimiter = ',', value_name = "C,D")]
+    pub capabilities: Vec<String>,
+    /// Higher runs first; first come, first served within a priority.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
     /// The suite file.
     #[arg(long, short = 's')]
     pub suite: PathBuf,
@@ -93,8 +157,9 @@ pub struct RunsSubmitArgs {
     /// Skip `flash` steps.
     #[arg(long)]
     pub skip_flash: bool,
-    /// Wait until the run ends; the exit code is then the run's (0 done, 1 tests failed,
-    /// 4 agent lost, 5 other failure).
+    /// Wait until the run ends, showing its queue reason while queued and its events while
+    /// running; the exit code is then the run's (0 done, 1 tests failed, 3 configuration,
+    /// 4 agent lost, 5 other failure, 130 cancelled).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds (exit 5).
@@ -102,4 +167,10 @@ pub struct RunsSubmitArgs {
     pub timeout_s: u64,
     #[command(flatten)]
     pub conn: ServerConn,
+}
+
+#[derive(Subcommand)]
+pub enum AgentsCommand {
+    /// One line per cloud agent: id, name, machine, last seen, online or lost.
+    List(ServerConn),
 }

@@ -110,3 +110,58 @@ fn missing_artifact_is_a_configuration_problem() {
         .code(3)
         .stderr(predicate::str::contains("Firmware artifact problem"));
 }
+
+/// esptool programs through the console's own adapter: the console lets go of the port for
+/// the tool and opens it again when the tool is done (what the device printed in between,
+/// while the tool held the port, is the tool's, as on a real adapter). The fake esptool takes the port
+/// the way a programmer does (an exclusive lock, then it talks to the chip): while the
+/// console held the port it was refused.
+#[test]
+fn esptool_gets_the_console_port_and_the_console_opens_it_again() {
+    let b = Bench::start();
+    let port = b.path("dut.tty");
+    let text = std::fs::read_to_string(&b.bench).unwrap().replace(
+        "    reset: {method: gpio, line: reset, pulse_ms: 5}\n",
+        &format!(
+            "    reset: {{method: gpio, line: reset, pulse_ms: 5}}\n    flash: {{backend: esptool, port: \"{}\", baud: 460800, address: \"0x10000\"}}\n",
+            port.display()
+        ),
+    );
+    std::fs::write(&b.bench, text).unwrap();
+    let tools = b.path("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let fake = tools.join("esptool.py");
+    std::fs::write(
+        &fake,
+        "#!/usr/bin/env python3\n\
+import fcntl, os, sys\n\
+port = sys.argv[sys.argv.index('--port') + 1]\n\
+fd = os.open(port, os.O_RDWR | os.O_NOCTTY)\n\
+try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+except OSError:\n    print('port busy: another program holds ' + port)\n    sys.exit(2)\n\
+os.write(fd, b'reboot\\n')\n\
+print('Hash of data verified.')\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(b.path("app.bin"), b"\xe9 esp image").unwrap();
+    let suite = b.suite(
+        "s.yaml",
+        "  - name: flash over the console's adapter\n    steps:\n      - flash: {node: dut}\n      - send_uart: {node: dut, transport: console, data: \"ping\\n\"}\n      - expect_uart: {node: dut, transport: console, contains: pong, within_ms: 1000}\n",
+    );
+    let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap());
+    b.run(&suite)
+        .arg("--artifact")
+        .arg(b.path("app.bin"))
+        .env("PATH", path)
+        .assert()
+        .success();
+    let run = last_run(&b.path("results"));
+    let flash_log = std::fs::read_to_string(run.join("logs/nodes/dut/flash.log")).unwrap();
+    assert!(flash_log.contains("Hash of data verified."), "{flash_log}");
+    let console =
+        std::fs::read_to_string(run.join("logs/nodes/dut/transport-console.log")).unwrap();
+    assert!(console.contains("CLOSE for the flash tool"), "{console}");
+    assert_eq!(console.matches("OPEN ").count(), 2, "{console}");
+}

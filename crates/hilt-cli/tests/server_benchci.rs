@@ -2,7 +2,11 @@
 //! through the real binaries: the server starts with a bootstrap token, an agent token is
 //! made with `hilt tokens create`, BenchCI's agent registers a simulated bench (a sim DUT on
 //! a real pty), and `hilt runs submit --bench-id … --wait` runs a passing suite (done, its
-//! events and results archive stored) and a failing one (failed, with its category).
+//! events and results archive stored), a failing one (failed, with its category), one
+//! with firmware, which BenchCI's agent fetches by the assignment's `firmware_url` and
+//! checks against its `firmware_sha256`, and a run submitted by the agent's `--tag` and
+//! cancelled while BenchCI runs it (BenchCI ignores the cancel, the server records the run
+//! cancelled, the waiting CLI exits 130).
 //!
 //! Without `benchci` on PATH the test skips with a message, unless HILT_REQUIRE_PEERS=1.
 
@@ -150,6 +154,8 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
                 "sim-a",
                 "--agent-name",
                 "lab-1",
+                "--tag",
+                "sim",
                 "--poll-interval-s",
                 "0.2",
             ])
@@ -257,7 +263,44 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains(category), "{stderr}");
 
-    // The run list has both, newest first.
+    // Firmware with a run: the assignment names it by URL (never inline); BenchCI's agent
+    // downloads it with a plain GET, checks its SHA-256 against the assignment's and says
+    // so in its events (the suite skips flashing: the sim DUT has no flash tool).
+    let firmware: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let fw = dir.join("app.bin");
+    std::fs::write(&fw, &firmware).unwrap();
+    let (o, run) = submit_wait_with(
+        &url,
+        &pass,
+        &["--artifact", fw.to_str().unwrap(), "--skip-flash"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{run}\n{}", log());
+    let id = run["run_id"].as_str().unwrap();
+    let events = json_out(&client(&url, &["runs", "events", id, "--json"]));
+    let find = |kind: &str| {
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event: {events}"))
+            .clone()
+    };
+    let fetched = find("artifact.external_fetch_finished");
+    assert_eq!(
+        fetched["data"]["firmware_size_bytes"],
+        firmware.len(),
+        "{fetched}"
+    );
+    let verified = find("artifact.hash_verified");
+    assert_eq!(verified["data"]["source"], "external_url");
+    assert_eq!(
+        verified["data"]["firmware_sha256"],
+        sha256_hex(&firmware).as_str(),
+        "{verified}"
+    );
+
+    // The run list has all three, newest first.
     let o = client(&url, &["runs", "list", "--json"]);
     let list = json_out(&o);
     let states: Vec<&str> = list["runs"]
@@ -266,11 +309,66 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["failed", "done"]);
+    assert_eq!(states, ["done", "failed", "done"]);
+
+    // By tag, cancelled while BenchCI's agent runs it: BenchCI ignores the cancel and
+    // finishes, the server records the run cancelled, and the waiting CLI exits 130.
+    let slow = suite(dir, "slow", "never-sent");
+    let slow_text = std::fs::read_to_string(&slow)
+        .unwrap()
+        .replace("within_ms: 1000", "within_ms: 4000");
+    std::fs::write(&slow, slow_text).unwrap();
+    let waiter = hilt()
+        .args(["runs", "submit", "--tags", "sim", "--suite"])
+        .arg(&slow)
+        .args(["--wait", "--json", "--timeout-s", "120"])
+        .env("HILT_SERVER", &url)
+        .env("HILT_TOKEN", BOOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let v = server_get(&url, "/v1/runs");
+        let newest = &v["runs"][0];
+        if states.len() < v["runs"].as_array().unwrap().len() && newest["status"] == "running" {
+            break newest["run_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tag run never ran: {v}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = client(&url, &["runs", "cancel", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = waiter.wait_with_output().unwrap();
+    let run = json_out(&o);
+    assert_eq!(o.status.code(), Some(130), "{run}\n{}", log());
+    assert_eq!(run["cancelled"], true, "{run}");
+    assert_eq!(run["bench_id"], "sim-a", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by a user; the agent reported"),
+        "{run}"
+    );
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
 }
 
 /// `hilt runs submit --bench-id sim-a --suite S --wait --json`: the output and the final run.
 fn submit_wait(url: &str, suite: &Path) -> (std::process::Output, Value) {
+    submit_wait_with(url, suite, &[])
+}
+
+fn submit_wait_with(url: &str, suite: &Path, more: &[&str]) -> (std::process::Output, Value) {
     let suite = suite.to_str().unwrap();
     let args = [
         "runs",
@@ -282,7 +380,7 @@ fn submit_wait(url: &str, suite: &Path) -> (std::process::Output, Value) {
         "--wait",
         "--json",
     ];
-    let o = client(url, &[&args[..], &["--timeout-s", "120"]].concat());
+    let o = client(url, &[&args[..], more, &["--timeout-s", "120"]].concat());
     let run = json_out(&o);
     (o, run)
 }
@@ -303,4 +401,46 @@ fn server_get(url: &str, path: &str) -> Value {
     s.read_to_string(&mut text).unwrap();
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+}
+
+/// An artifact store the server cannot use stops it before it listens: a clear error and
+/// exit code 3 (needs no peer: nothing listens at the S3 endpoint).
+#[test]
+fn hilt_server_refuses_an_unusable_artifact_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (url, expect) in [
+        ("gs://bucket", "unsupported --artifacts URL \"gs://bucket\""),
+        (
+            "s3://bucket/prefix",
+            "cannot use the artifact store s3://bucket/prefix",
+        ),
+    ] {
+        let t = Instant::now();
+        let o = hilt()
+            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--artifacts", url])
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(3), "{url}: {out}\n{err}");
+        assert!(err.contains(expect), "{url}: {err}");
+        assert!(!out.contains("listening"), "{url}: said it listens: {out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{url}: {:?}",
+            t.elapsed()
+        );
+    }
 }

@@ -11,6 +11,7 @@ pub mod gpio;
 pub mod gpiochip;
 pub mod locks;
 pub mod measurement;
+pub mod ports;
 pub mod power;
 pub mod process;
 pub mod serial;

@@ -1,4 +1,4 @@
-//! evidence.json, metadata.json and evidence.html (run-results spec §7).
+//! evidence.json and metadata.json (run-results spec §7); evidence.html is `report::page`.
 
 use std::path::Path;
 
@@ -303,70 +303,6 @@ fn environment() -> Value {
         "node": s(|u| u.nodename()),
         "cwd": std::env::current_dir().ok().map(|p| p.display().to_string()),
     })
-}
-
-/// A small self-contained HTML page a person can open from the results directory.
-pub fn html(r: &RunResults) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let mut rows = String::new();
-    for t in &r.tests {
-        let (cls, word) = if t.passed {
-            ("pass", "passed")
-        } else {
-            ("fail", "failed")
-        };
-        let why = t
-            .failure
-            .as_ref()
-            .map(|f| {
-                format!(
-                    "<b>{}</b> [{}]: {}",
-                    esc(&f.title),
-                    f.source.label(),
-                    esc(&f.message)
-                )
-            })
-            .unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr class=\"{cls}\"><td>{}</td><td>{word}</td><td>{:.3}</td><td>{why}</td></tr>\n",
-            esc(&t.name),
-            t.duration_s
-        ));
-    }
-    let failure = r
-        .failure
-        .as_ref()
-        .map(|f| {
-            let sug: String = f
-                .suggestions
-                .iter()
-                .map(|s| format!("<li>{}</li>", esc(s)))
-                .collect();
-            format!(
-                "<section><h2>{} — {}</h2><p>{}</p><p>{}</p><ul>{sug}</ul></section>",
-                esc(&f.title),
-                f.source.label(),
-                esc(&f.message),
-                esc(&f.explanation)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{suite} — {status}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}.pass td:nth-child(2){{color:#080}}.fail td:nth-child(2){{color:#b00}}</style></head><body><h1>{suite} on {bench}: {status}</h1><p>{passed} passed, {failed} failed of {total} · {dur:.3} s · {start}</p>{failure}<table><tr><th>test</th><th>result</th><th>seconds</th><th>failure</th></tr>{rows}</table></body></html>\n",
-        suite = esc(&r.suite),
-        bench = esc(&r.bench),
-        status = r.status.as_str(),
-        passed = r.summary.passed,
-        failed = r.summary.failed,
-        total = r.summary.total,
-        dur = r.duration_s,
-        start = r.started_at,
-    )
 }
 
 #[cfg(test)]

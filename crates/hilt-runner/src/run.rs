@@ -581,13 +581,13 @@ fn write_documents(
         &crate::evidence::sort_keys(ev.clone()),
     );
     let _ = write_json_atomic(&dir.join("metadata.json"), &crate::evidence::metadata(&ev));
-    let _ = write_atomic(
-        &dir.join("evidence.html"),
-        crate::evidence::html(r).as_bytes(),
-        false,
-    );
     // results.json carries the full evidence object too (spec §2).
     r.evidence = ev;
+    let _ = write_atomic(
+        &dir.join("evidence.html"),
+        crate::report::evidence_html(r, &r.evidence, dir).as_bytes(),
+        false,
+    );
     let _ = write_json_atomic(&dir.join("results.json"), &*r);
 }
 

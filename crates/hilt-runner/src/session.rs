@@ -62,6 +62,58 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
     }
 }
 
+/// Opens one UART transport and starts its reader (`None`: not a UART transport).
+fn open_uart(
+    bench: &Bench,
+    node: &str,
+    name: &str,
+    logs: &Path,
+    ev: &mut Events,
+) -> Result<Option<Uart>, Failure> {
+    let Some(Transport::Uart {
+        port,
+        baud,
+        bytesize,
+        parity,
+        stopbits,
+        ..
+    }) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
+    else {
+        return Ok(None);
+    };
+    let log_path = logs
+        .join("nodes")
+        .join(node)
+        .join(format!("transport-{name}.log"));
+    let d = data!("node_name" => node, "transport_name" => name, "transport_backend" => "uart", "log_path" => log_path.display().to_string());
+    ev.emit(EventKind::TRANSPORT_STARTING, None, d.clone());
+    let settings = SerialSettings {
+        port: port.clone(),
+        baud: *baud,
+        bytesize: *bytesize,
+        parity: *parity,
+        stopbits: *stopbits,
+    };
+    let fail = |e: &hilt_hw::HwError| {
+        hw_failure(e)
+            .with_detail("node", node.to_string())
+            .with_detail("transport", name.to_string())
+            .with_detail("port", port.clone())
+    };
+    let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
+    let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
+    log.line(&format!("OPEN {port} baud={baud}"));
+    let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
+        fail(&hilt_hw::HwError::io(
+            ResourceKind::Serial,
+            "serial port",
+            e,
+        ))
+    })?;
+    ev.emit(EventKind::TRANSPORT_STARTED, None, d);
+    Ok(Some(uart))
+}
+
 impl Session {
     /// Opens everything the suite uses. On failure, what was opened is closed by Drop.
     pub fn open(
@@ -73,48 +125,9 @@ impl Session {
         let mut s = Session::default();
         let logs = dir.join("logs");
         for (node, name) in &uses.transports {
-            let Some(Transport::Uart {
-                port,
-                baud,
-                bytesize,
-                parity,
-                stopbits,
-                ..
-            }) = bench.nodes.get(node).and_then(|n| n.transports.get(name))
-            else {
-                continue;
-            };
-            let log_path = logs
-                .join("nodes")
-                .join(node)
-                .join(format!("transport-{name}.log"));
-            let d = data!("node_name" => node, "transport_name" => name, "transport_backend" => "uart", "log_path" => log_path.display().to_string());
-            ev.emit(EventKind::TRANSPORT_STARTING, None, d.clone());
-            let settings = SerialSettings {
-                port: port.clone(),
-                baud: *baud,
-                bytesize: *bytesize,
-                parity: *parity,
-                stopbits: *stopbits,
-            };
-            let fail = |e: &hilt_hw::HwError| {
-                hw_failure(e)
-                    .with_detail("node", node.clone())
-                    .with_detail("transport", name.clone())
-                    .with_detail("port", port.clone())
-            };
-            let port_handle = hilt_hw::serial::open(&settings).map_err(|e| fail(&e))?;
-            let mut log = LogFile::open(&log_path).map_err(|e| io_failure(&log_path, e))?;
-            log.line(&format!("OPEN {port} baud={baud}"));
-            let uart = Uart::start(port_handle, log, &format!("{node}.{name}")).map_err(|e| {
-                fail(&hilt_hw::HwError::io(
-                    ResourceKind::Serial,
-                    "serial port",
-                    e,
-                ))
-            })?;
-            s.uarts.insert((node.clone(), name.clone()), uart);
-            ev.emit(EventKind::TRANSPORT_STARTED, None, d);
+            if let Some(uart) = open_uart(bench, node, name, &logs, ev)? {
+                s.uarts.insert((node.clone(), name.clone()), uart);
+            }
         }
         for node in &uses.gpio_nodes {
             let log_path = logs.join("nodes").join(node).join("gpio.log");
@@ -165,6 +178,60 @@ impl Session {
             }
         }
         Ok(s)
+    }
+
+    /// Closes the UART transports of `node` on serial port `port` (a flash tool is about to
+    /// use it: esptool programs through the console's own adapter) and returns their names
+    /// for [`Session::reopen_uarts`].
+    pub fn release_port(
+        &mut self,
+        node: &str,
+        port: &str,
+        bench: &Bench,
+        ev: &mut Events,
+    ) -> Vec<String> {
+        let same = |p: &str| {
+            p == port
+                || matches!((std::fs::canonicalize(p), std::fs::canonicalize(port)), (Ok(a), Ok(b)) if a == b)
+        };
+        let names: Vec<String> = self
+            .uarts
+            .keys()
+            .filter(|(n, t)| {
+                n == node
+                    && matches!(bench.nodes[node].transports.get(t), Some(Transport::Uart { port: p, .. }) if same(p))
+            })
+            .map(|(_, t)| t.clone())
+            .collect();
+        for t in &names {
+            if let Some(mut u) = self.uarts.remove(&(node.to_string(), t.clone())) {
+                u.note("CLOSE for the flash tool");
+                u.stop();
+                ev.emit(
+                    EventKind::TRANSPORT_STOPPED,
+                    Some("port handed to the flash tool".into()),
+                    data!("node_name" => node, "transport_name" => t),
+                );
+            }
+        }
+        names
+    }
+
+    /// Opens again the transports [`Session::release_port`] closed (logs are appended to).
+    pub fn reopen_uarts(
+        &mut self,
+        node: &str,
+        names: Vec<String>,
+        bench: &Bench,
+        dir: &Path,
+        ev: &mut Events,
+    ) -> Result<(), Failure> {
+        for t in names {
+            if let Some(uart) = open_uart(bench, node, &t, &dir.join("logs"), ev)? {
+                self.uarts.insert((node.to_string(), t), uart);
+            }
+        }
+        Ok(())
     }
 
     /// Stops readers and flushes logs, emitting the matching events.

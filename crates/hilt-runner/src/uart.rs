@@ -254,6 +254,14 @@ impl Uart {
             .path_string()
     }
 
+    /// A line of the bench's own in the transport log (`<timestamp> <text>`).
+    pub fn note(&self, text: &str) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(text);
+    }
+
     /// Stops the reader and flushes the log.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -5,9 +5,12 @@
 //! shutdown future, so tests bind port 0 and stop it without signals.
 
 pub mod api;
-mod files;
+pub mod artifacts;
 pub mod ids;
 mod lease;
+pub mod metrics;
+pub mod retention;
+pub mod sched;
 pub mod settings;
 pub mod store;
 
@@ -30,6 +33,8 @@ pub enum ServerError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Artifacts(#[from] artifacts::ArtifactsError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -38,6 +43,9 @@ pub enum ServerError {
 pub struct App {
     pub settings: ServerSettings,
     pub store: Box<dyn Store>,
+    /// Firmware and results archives (`--artifacts`).
+    pub artifacts: artifacts::Artifacts,
+    pub metrics: metrics::Metrics,
     /// One wake-up per agent: a long-polling agent is woken when a run for one of its
     /// benches is queued or one of its benches frees up, and no other agent is.
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -52,6 +60,12 @@ impl App {
 
     pub fn wake(&self, agent_id: &str) {
         self.waker(agent_id).notify_waiters();
+    }
+
+    pub fn wake_agents(&self, agent_ids: &[String]) {
+        for a in agent_ids {
+            self.wake(a);
+        }
     }
 
     pub fn wake_all(&self) {
@@ -80,6 +94,13 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    run(listener, open(settings).await?, shutdown).await
+}
+
+/// Everything [`serve`] needs before it listens: the data dir, the database (migrated, the
+/// bootstrap token applied) and the artifact store (checked). The binary opens first and
+/// says it listens only when this succeeded.
+pub async fn open(settings: ServerSettings) -> Result<Arc<App>, ServerError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
         path: settings.data_dir.display().to_string(),
         source,
@@ -92,17 +113,32 @@ pub async fn serve(
             .ensure_bootstrap(&ids::token_hash(secret), &ids::now())
             .await?;
     }
-    let app = Arc::new(App {
+    let artifacts = artifacts::Artifacts::open(&settings).await?;
+    tracing::info!("artifact store: {}", artifacts.url());
+    Ok(Arc::new(App {
         settings,
         store,
+        artifacts,
+        metrics: metrics::Metrics::default(),
         wakers: Mutex::new(HashMap::new()),
-    });
+    }))
+}
+
+/// Serves an opened [`App`] until `shutdown` resolves, with the lease and retention
+/// sweepers beside it.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
+    let retention = tokio::spawn(retention::sweep(app.clone()));
     let limits =
         hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
         .await
         .map_err(ServerError::Serve);
     sweeper.abort();
+    retention.abort();
     result
 }

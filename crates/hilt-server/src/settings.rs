@@ -17,10 +17,33 @@ pub struct ServerSettings {
     pub long_poll: Duration,
     /// An agent silent this long loses its runs' leases: they fail with exit code -1.
     pub lease: Duration,
+    /// How long an agent has to end a run whose cancel was requested before the server
+    /// records it cancelled anyway (later reports on it are then refused).
+    pub cancel_grace: Duration,
+    /// Agents silent this long are removed with their benches (their runs are kept).
+    pub agent_forget_after: Duration,
     /// Largest firmware image submitted with a run (decoded bytes).
     pub max_firmware_bytes: u64,
     /// Largest results archive an agent may upload.
     pub max_artifacts_bytes: u64,
+    /// `--artifacts`: where firmware and results archives are kept: `None` = the data dir,
+    /// a directory, or `s3://BUCKET[/PREFIX]` (endpoint and credentials from the `AWS_*`
+    /// environment variables).
+    pub artifacts: Option<String>,
+    /// S3 settings on top of the environment, as `object_store` config keys
+    /// (`aws_endpoint_url`, `aws_access_key_id`, …): tests set them here because a test
+    /// process cannot change its environment safely; the binary leaves this empty.
+    pub s3_options: Vec<(String, String)>,
+    /// Ended runs created longer ago than this are pruned with their artifacts.
+    pub retain_age: Duration,
+    /// Ended runs beyond the newest this many of their workspace are pruned (`None`: no
+    /// count limit).
+    pub retain_runs: Option<u64>,
+    /// How often the retention sweeper looks for runs to prune.
+    pub retention_every: Duration,
+    /// Serve `/metrics` without a token (for a scraper on a private network); otherwise it
+    /// needs an admin user token.
+    pub metrics_public: bool,
 }
 
 impl ServerSettings {
@@ -31,8 +54,16 @@ impl ServerSettings {
             bootstrap_token: None,
             long_poll: Duration::from_secs(20),
             lease: Duration::from_secs(180),
+            cancel_grace: Duration::from_secs(60),
+            agent_forget_after: Duration::from_secs(7 * 24 * 3600),
             max_firmware_bytes: 200 * 1024 * 1024,
             max_artifacts_bytes: 512 * 1024 * 1024,
+            artifacts: None,
+            s3_options: Vec::new(),
+            retain_age: Duration::from_secs(30 * 24 * 3600),
+            retain_runs: None,
+            retention_every: Duration::from_secs(60),
+            metrics_public: false,
         }
     }
 

@@ -229,7 +229,14 @@ fn bad_bodies_get_clear_4xx_json(db: Db) {
     .error(422);
     let submit = |body: serde_json::Value| s.user(BOOT, "POST", "/v1/runs", Some(body));
     submit(json!({"bench_id": bench, "suite_yaml": "  "})).error(422);
-    submit(json!({"bench_id": "nope", "suite_yaml": "x: 1"})).error(404);
+    // A suite that is not a suite: 422 with its location.
+    let text = submit(json!({"bench_id": bench, "suite_yaml": "x: 1"})).error(422);
+    assert!(text.contains("suite.yaml:"), "{text}");
+    // Neither or both of bench id and tags.
+    submit(json!({"suite_yaml": common::SUITE})).error(422);
+    submit(json!({"bench_id": bench, "tags": ["a"], "suite_yaml": common::SUITE})).error(422);
+    submit(json!({"tags": [""], "suite_yaml": common::SUITE})).error(422);
+    submit(json!({"tags": "a", "suite_yaml": common::SUITE})).error(422);
     submit(json!({"bench_id": bench, "suite_yaml": "x".repeat(300 * 1024)})).error(413);
     submit(
         json!({"bench_id": bench, "suite_yaml": "x: 1", "artifact_base64": "!!",

@@ -46,13 +46,24 @@ fn another_workspace_sees_and_schedules_nothing(db: Db) {
             "{path}: another workspace's run must look missing"
         );
     }
-    let r = s.user(
-        &user_b,
-        "POST",
-        "/v1/runs",
-        Some(json!({"bench_id": bench, "suite_yaml": "version: 1\n"})),
-    );
-    assert!(r.error(404).contains("bench not found"));
+    // A's bench is unknown in b: the run fails at once as Configuration, with the same
+    // words as for a bench that exists nowhere.
+    let fail_b = |bench: &str| {
+        let r = s.user(
+            &user_b,
+            "POST",
+            "/v1/runs",
+            Some(json!({"bench_id": bench, "suite_yaml": common::SUITE})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let v = r.json();
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["failure"]["category"], "CONFIG_ERROR", "{v}");
+        v["error"].as_str().unwrap().replace(bench, "X")
+    };
+    let text = fail_b(&bench);
+    assert!(text.contains("bench not found"), "{text}");
+    assert_eq!(text, fail_b("no-such-bench"));
     // Tokens of another workspace cannot be made or revoked by a user of b.
     let r = s.user(
         &user_b,

@@ -16,7 +16,7 @@ use hilt_api::{Accepted, ErrorBody, EventsPage, JsonRun, RunEvent, RunList, RunV
 
 use crate::record::{RunRecord, RunState};
 use crate::state::Agent;
-use crate::submit::{Submission, enqueue, new_run_dir};
+use crate::submit::{Cleanup, Submission, enqueue, new_run_dir};
 
 fn accepted((rec, queue_depth): (RunRecord, usize)) -> Accepted {
     Accepted {
@@ -26,17 +26,6 @@ fn accepted((rec, queue_depth): (RunRecord, usize)) -> Accepted {
         bench_id: rec.bench_id,
         queue_depth,
         created_at: rec.created_at,
-    }
-}
-
-/// Removes a half-written run directory when a submission is refused.
-struct Cleanup(Option<std::path::PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            let _ = std::fs::remove_dir_all(d);
-        }
     }
 }
 
@@ -63,7 +52,7 @@ pub async fn submit_multipart(
         return Err(ApiError::BadRequest("this agent does not accept uploaded benches; submit to a registered bench with POST /v1/runs/json".into()));
     }
     let (run_id, dir) = new_run_dir(&agent)?;
-    let mut cleanup = Cleanup(Some(dir.clone()));
+    let mut cleanup = Cleanup::new(&dir);
     let up = receive(&agent, mp, &dir).await?;
     if !up.bench || !up.suite {
         return Err(ApiError::BadRequest(
@@ -83,9 +72,9 @@ pub async fn submit_multipart(
             verbose: up.verbose,
             plan,
         },
+        &mut cleanup,
     )
     .await?;
-    cleanup.0 = None;
     Ok(Json(accepted(acc)))
 }
 
@@ -151,7 +140,7 @@ pub async fn submit_json(
     };
     let needs_artifact = artifact.is_none() && !req.skip_flash;
     let (run_id, dir) = new_run_dir(&agent)?;
-    let mut cleanup = Cleanup(Some(dir.clone()));
+    let mut cleanup = Cleanup::new(&dir);
     let io = |e: std::io::Error| ApiError::Internal(format!("cannot store the run: {e}"));
     std::fs::copy(&bench_path, dir.join("bench.yaml")).map_err(io)?;
     std::fs::write(dir.join("suite.yaml"), &req.suite_yaml).map_err(io)?;
@@ -175,9 +164,9 @@ pub async fn submit_json(
             verbose: req.verbose,
             plan,
         },
+        &mut cleanup,
     )
     .await?;
-    cleanup.0 = None;
     Ok(Json(accepted(acc)))
 }
 

@@ -39,7 +39,7 @@ pub fn materialise(a: &Assignment, dir: &Path, note: Note<'_>) -> Result<Option<
     } else if let Some(url) = &a.firmware_url {
         note(
             "artifact.external_fetch_started",
-            json!({"firmware_url_redacted": redact(url)})
+            json!({"firmware_url_redacted": a.firmware_url_redacted.clone().unwrap_or_else(|| redact(url))})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),

@@ -20,30 +20,40 @@ pub fn self_test(a: SelfTestArgs) -> anyhow::Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for c in report["checks"].as_array().into_iter().flatten() {
-            let mark = match c["status"].as_str().unwrap_or("") {
-                "pass" => "ok  ",
-                "warn" => "WARN",
-                "fail" => "FAIL",
-                _ => "skip",
-            };
-            println!(
-                "{mark} {:<40} {}",
-                c["id"].as_str().unwrap_or(""),
-                c["message"].as_str().unwrap_or("")
-            );
-            if let Some(fix) = c["suggested_fix"]
-                .as_str()
-                .filter(|_| c["status"] == "fail")
-            {
-                println!("     fix: {fix}");
-            }
-        }
-        println!("\n{}: {}", status, report["summary"].as_str().unwrap_or(""));
+        print_checks(&report);
     }
     Ok(if matches!(status, "healthy" | "degraded") {
         0
     } else {
         1
     })
+}
+
+/// Each check of a self-test report on a line (`ok`, `WARN`, `FAIL`, `skip`), a failing
+/// one with its fix, then the verdict.
+pub fn print_checks(report: &serde_json::Value) {
+    for c in report["checks"].as_array().into_iter().flatten() {
+        let mark = match c["status"].as_str().unwrap_or("") {
+            "pass" => "ok  ",
+            "warn" => "WARN",
+            "fail" => "FAIL",
+            _ => "skip",
+        };
+        println!(
+            "{mark} {:<40} {}",
+            c["id"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or("")
+        );
+        if let Some(fix) = c["suggested_fix"]
+            .as_str()
+            .filter(|_| c["status"] != "pass")
+        {
+            println!("     fix: {fix}");
+        }
+    }
+    println!(
+        "\n{}: {}",
+        report["health_status"].as_str().unwrap_or("unknown"),
+        report["summary"].as_str().unwrap_or("")
+    );
 }

@@ -39,6 +39,12 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         bench,
         suite,
         results_root: Some(dir.join("results")),
+        // The demo's simulated devices belong to this directory alone, so its locks do
+        // too: two demos on one machine never hold each other's (same-named) mock lines.
+        lock_config: Some(hilt_hw::locks::LockConfig {
+            dir: dir.join("locks"),
+            enabled: true,
+        }),
         ..RunOptions::default()
     };
     let code = super::run::execute(&opts, false);

@@ -4,6 +4,10 @@ mod agent;
 mod bench;
 mod cloud;
 mod demo;
+pub mod doctor;
+mod fleet_client;
+pub mod init;
+pub mod measure;
 mod remote;
 mod run;
 mod runs;
@@ -24,6 +28,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Init(args) => init::init(args),
+        Command::Doctor(args) => doctor::doctor(args),
+        Command::Measure(args) => measure::measure(args),
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
@@ -31,6 +38,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
         Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),
         Command::Runs(RunsCommand::Events { id, conn }) => server_client::events(&id, &conn),
+        Command::Runs(RunsCommand::Cancel { id, conn }) => server_client::cancel(&id, &conn),
+        Command::Runs(RunsCommand::Download { id, output, conn }) => {
+            server_client::download(&id, output, &conn)
+        }
+        Command::Agents(cmd) => fleet_client::agents(cmd),
         Command::Server(args) => server::serve(args),
         Command::Workspaces(cmd) => server_client::workspaces(cmd),
         Command::Tokens(cmd) => server_client::tokens(cmd),
@@ -38,7 +50,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Agent(AgentCommand::Health(args)) => remote::health(args),
         Command::Agent(AgentCommand::Cloud(args)) => cloud::run(args),
-        Command::Benches(cmd) => remote::benches(cmd),
+        Command::Benches(cmd) => fleet_client::benches(cmd),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Bench => hilt_model::schema::bench_schema(),

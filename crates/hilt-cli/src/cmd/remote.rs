@@ -16,7 +16,7 @@ use hilt_runner::Observer;
 use hilt_runner::classify::{exit, exit_code};
 use serde_json::{Map, Value, json};
 
-use crate::cli::{AgentConn, AgentHealthArgs, BenchesCommand, RunArgs};
+use crate::cli::{AgentConn, AgentHealthArgs, RunArgs};
 use crate::client::events::{self, Feed};
 use crate::client::{AgentClient, ClientError, body, resolve_token, results, segment};
 use crate::progress::Progress;
@@ -445,11 +445,11 @@ fn print_health(url: &str, h: &Value) {
     }
 }
 
-/// `hilt benches list|show`.
-pub fn benches(cmd: BenchesCommand) -> anyhow::Result<i32> {
-    finish(match cmd {
-        BenchesCommand::List(c) => list(&c),
-        BenchesCommand::Show { id, conn } => show(&id, &conn),
+/// `hilt benches list|show --agent URL`.
+pub fn benches(list_or_show: Option<&str>, c: &AgentConn) -> anyhow::Result<i32> {
+    finish(match list_or_show {
+        None => list(c),
+        Some(id) => show(id, c),
     })
 }
 

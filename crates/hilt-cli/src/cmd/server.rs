@@ -25,6 +25,12 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.long_poll = Duration::from_secs(a.long_poll_s);
     settings.lease = Duration::from_secs(a.lease_s);
     settings.max_artifacts_bytes = a.max_artifacts_bytes;
+    settings.artifacts = a.artifacts;
+    settings.retain_age = Duration::from_secs(a.retain_days * 24 * 3600);
+    settings.retain_runs = a.retain_runs;
+    settings.metrics_public = a.metrics_public;
+    settings.cancel_grace = Duration::from_secs(a.cancel_grace_s);
+    settings.agent_forget_after = a.agent_forget_after;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -36,12 +42,20 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
                 return Ok(exit::USAGE);
             }
         };
+        let data_dir = settings.data_dir.clone();
+        let app = match hilt_server::open(settings).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::CONFIG_ERROR);
+            }
+        };
         println!(
             "hilt server listening on http://{} (data dir {})",
             listener.local_addr()?,
-            settings.data_dir.display()
+            data_dir.display()
         );
-        match hilt_server::serve(listener, settings, stop_signal()).await {
+        match hilt_server::run(listener, app, stop_signal()).await {
             Ok(()) => {
                 tracing::info!("hilt server stopped");
                 Ok(0)

@@ -1,5 +1,5 @@
 //! Commands that talk to a `hilt server` with a user token: `hilt workspaces create`,
-//! `hilt tokens create|revoke`, `hilt runs submit|show|list|events`.
+//! `hilt tokens create|revoke`, `hilt runs submit|show|list|events|cancel|download`.
 
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,13 @@ use crate::server_cli::{
     RunsSubmitArgs, ServerConn, TokenKindArg, TokensCommand, WorkspacesCommand,
 };
 
-fn connect(conn: &ServerConn) -> Result<AgentClient, ClientError> {
+pub(super) fn connect(conn: &ServerConn) -> Result<AgentClient, ClientError> {
     AgentClient::new(&conn.server, Some(conn.token.trim().to_string()))
 }
 
 /// Runs a client command; a refused or failed request prints why (in the server's terms:
 /// the shared client speaks of an agent) and gives its exit code.
-fn report(r: Result<i32, ClientError>) -> anyhow::Result<i32> {
+pub(super) fn report(r: Result<i32, ClientError>) -> anyhow::Result<i32> {
     Ok(r.unwrap_or_else(|e| {
         match &e {
             ClientError::Unreachable { url, reason } => {
@@ -36,7 +36,7 @@ fn report(r: Result<i32, ClientError>) -> anyhow::Result<i32> {
     }))
 }
 
-fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+pub(super) fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
     serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
@@ -117,22 +117,67 @@ pub fn submit(a: RunsSubmitArgs) -> anyhow::Result<i32> {
     };
     report((|| {
         let client = connect(&a.conn)?;
-        let mut fields = serde_json::Map::new();
-        fields.insert("bench_id".into(), json!(a.bench_id));
-        fields.insert("suite_yaml".into(), json!(suite));
-        fields.insert("skip_flash".into(), json!(a.skip_flash));
-        let content = artifact.map(|(p, part)| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            fields.insert("artifact_filename".into(), json!(name));
-            part
-        });
-        let mut b = body::run_json(&fields, content);
-        let len = b.len();
-        let run: ServerRun = client.post_stream_as("/v1/runs", "application/json", len, &mut b)?;
-        eprintln!("run {} queued on bench {}", run.run_id, run.bench_id);
+        // With firmware: multipart, so the image streams from the file into the server's
+        // artifact store; without: the JSON body.
+        let run: ServerRun = match artifact {
+            Some((p, (content, len))) => {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut m = body::Multipart::new();
+                if let Some(b) = &a.bench_id {
+                    m.text("bench_id", b);
+                }
+                if !a.tags.is_empty() {
+                    m.text("tags", &a.tags.join(","));
+                }
+                if !a.capabilities.is_empty() {
+                    m.text("capabilities", &a.capabilities.join(","));
+                }
+                m.text("priority", &a.priority.to_string());
+                m.text("suite_yaml", &suite);
+                m.text("skip_flash", if a.skip_flash { "true" } else { "false" });
+                m.file("artifact", &name, "application/octet-stream", content, len);
+                let ct = m.content_type();
+                let mut b = m.finish();
+                let len = b.len();
+                client.post_stream_as("/v1/runs", &ct, len, &mut b)?
+            }
+            None => {
+                let mut fields = serde_json::Map::new();
+                if let Some(b) = &a.bench_id {
+                    fields.insert("bench_id".into(), json!(b));
+                }
+                if !a.tags.is_empty() {
+                    fields.insert("tags".into(), json!(a.tags));
+                }
+                if !a.capabilities.is_empty() {
+                    fields.insert("capabilities".into(), json!(a.capabilities));
+                }
+                fields.insert("priority".into(), json!(a.priority));
+                fields.insert("suite_yaml".into(), json!(suite));
+                fields.insert("skip_flash".into(), json!(a.skip_flash));
+                let mut b = body::run_json(&fields, None);
+                let len = b.len();
+                client.post_stream_as("/v1/runs", "application/json", len, &mut b)?
+            }
+        };
+        let target = match (&run.bench_id, run.tags.is_empty()) {
+            (Some(b), _) => format!("bench {b}"),
+            (None, false) => format!("a bench with tags {}", run.tags.join(",")),
+            (None, true) => format!("a bench with capabilities {}", run.capabilities.join(",")),
+        };
+        if run.status.is_terminal() {
+            // Refused at once (no bench could ever take it).
+            if a.conn.json {
+                println!("{}", serde_json::to_string(&run).unwrap_or_default());
+            } else {
+                println!("{}", run.run_id);
+            }
+            return Ok(verdict(&run));
+        }
+        eprintln!("run {} queued for {target}", run.run_id);
         if !a.wait {
             println!("{}", run.run_id);
             return Ok(0);
@@ -149,6 +194,7 @@ pub fn submit(a: RunsSubmitArgs) -> anyhow::Result<i32> {
 /// Follows a run until it ends (or `deadline`), printing its events as they arrive.
 fn wait(client: &AgentClient, run_id: &str, deadline: Instant) -> Result<ServerRun, ClientError> {
     let mut seen = 0;
+    let mut said = String::new();
     loop {
         let page: EventsPage = client.get_as(&format!("/v1/runs/{run_id}/events"))?;
         for e in page.events.iter().skip(seen) {
@@ -162,6 +208,33 @@ fn wait(client: &AgentClient, run_id: &str, deadline: Instant) -> Result<ServerR
         let run: ServerRun = client.get_as(&format!("/v1/runs/{run_id}"))?;
         if run.status.is_terminal() {
             return Ok(run);
+        }
+        let now = match (&run.queue, run.cancel_requested) {
+            (Some(q), _) => format!(
+                "  queued (position {}): {}{}",
+                q.position,
+                q.reason,
+                q.estimated_start_at
+                    .as_deref()
+                    .map(|t| format!("; estimated start {t}"))
+                    .unwrap_or_default()
+            ),
+            (None, true) => "  cancel requested; waiting for the agent to stop the run".into(),
+            (None, false) => format!(
+                "  {} on bench {}",
+                run.status.as_str(),
+                run.bench_id.as_deref().unwrap_or("-")
+            ),
+        };
+        // The estimate moves every poll: say a line again only when the rest changed.
+        let key = now
+            .split("; estimated")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if key != said {
+            eprintln!("{now}");
+            said = key;
         }
         if Instant::now() > deadline {
             return Err(ClientError::Protocol(format!(
@@ -183,7 +256,11 @@ fn verdict(run: &ServerRun) -> i32 {
     eprintln!(
         "run {}: {}{}{}",
         run.run_id,
-        run.status.as_str(),
+        if run.cancelled {
+            "cancelled"
+        } else {
+            run.status.as_str()
+        },
         category.map(|c| format!(" ({c})")).unwrap_or_default(),
         run.error
             .as_deref()
@@ -191,6 +268,7 @@ fn verdict(run: &ServerRun) -> i32 {
             .unwrap_or_default()
     );
     match (run.status, run.exit_code) {
+        _ if run.cancelled => exit::INTERRUPTED,
         (hilt_api::RunState::Done, _) => exit::PASSED,
         (_, Some(-1)) => exit::BENCH_ERROR,
         (_, Some(c)) if (1..=125).contains(&c) => c,
@@ -209,11 +287,31 @@ pub fn show(id: &str, conn: &ServerConn) -> anyhow::Result<i32> {
         println!(
             "{}  {}  bench {}  created {}  exit {}",
             run.run_id,
-            run.status.as_str(),
-            run.bench_id,
+            state_of(&run),
+            run.bench_id.as_deref().unwrap_or("-"),
             run.created_at,
             run.exit_code.map_or("-".into(), |c| c.to_string())
         );
+        if !run.tags.is_empty() || !run.capabilities.is_empty() {
+            println!(
+                "  wants: tags {} capabilities {} (priority {})",
+                run.tags.join(","),
+                run.capabilities.join(","),
+                run.priority
+            );
+        }
+        if let Some(q) = &run.queue {
+            println!("  queue: position {}: {}", q.position, q.reason);
+            if let Some(t) = &q.estimated_start_at {
+                println!(
+                    "  estimated start: {t} ({})",
+                    q.estimate_basis.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        if run.cancel_requested {
+            println!("  cancel requested: waiting for its agent to stop it");
+        }
         if let Some(e) = &run.error {
             println!("  error: {e}");
         }
@@ -230,11 +328,16 @@ pub fn list(conn: &ServerConn) -> anyhow::Result<i32> {
         }
         let list: ServerRunList = typed(v)?;
         for r in list.runs {
+            let bench = match (&r.bench_id, r.tags.is_empty()) {
+                (Some(b), _) => b.clone(),
+                (None, false) => format!("tags:{}", r.tags.join(",")),
+                (None, true) => format!("caps:{}", r.capabilities.join(",")),
+            };
             println!(
                 "{}  {:<9}  {}  {}",
                 r.run_id,
-                r.status.as_str(),
-                r.bench_id,
+                state_of(&r),
+                bench,
                 r.created_at
             );
         }
@@ -261,5 +364,70 @@ pub fn events(id: &str, conn: &ServerConn) -> anyhow::Result<i32> {
             );
         }
         Ok(0)
+    })())
+}
+
+/// The state to show: `cancelled` where the wire says `failed` for BenchCI clients.
+fn state_of(run: &ServerRun) -> &'static str {
+    if run.cancelled {
+        "cancelled"
+    } else {
+        run.status.as_str()
+    }
+}
+
+pub fn cancel(id: &str, conn: &ServerConn) -> anyhow::Result<i32> {
+    report((|| {
+        let path = format!("/v1/runs/{}/cancel", crate::client::segment(id));
+        let v = connect(conn)?.post_json(&path, &json!({}))?;
+        if conn.json {
+            println!("{v}");
+            return Ok(0);
+        }
+        let run: ServerRun = typed(v)?;
+        if run.cancelled {
+            println!("run {} cancelled", run.run_id);
+        } else {
+            println!(
+                "run {} is {}: cancel requested, its agent stops it",
+                run.run_id,
+                run.status.as_str()
+            );
+        }
+        Ok(0)
+    })())
+}
+
+pub fn download(
+    id: &str,
+    output: Option<std::path::PathBuf>,
+    conn: &ServerConn,
+) -> anyhow::Result<i32> {
+    report((|| {
+        let path = format!("/v1/runs/{}/artifacts.zip", crate::client::segment(id));
+        let resp = connect(conn)?
+            .get_raw(&path, "application/zip", false)?
+            .ok_or_else(|| ClientError::Protocol("no archive".into()))?;
+        let dest =
+            output.unwrap_or_else(|| std::path::PathBuf::from(format!("hilt_{id}_artifacts.zip")));
+        let tmp = dest.with_extension("zip.part");
+        let written = (|| -> std::io::Result<u64> {
+            let mut f = std::fs::File::create(&tmp)?;
+            let n = std::io::copy(&mut resp.into_body().into_reader(), &mut f)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dest)?;
+            Ok(n)
+        })();
+        match written {
+            Ok(n) => {
+                eprintln!("{n} bytes written to {}", dest.display());
+                Ok(0)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                eprintln!("error: cannot write {}: {e}", dest.display());
+                Ok(exit::RUN_ERROR)
+            }
+        }
     })())
 }

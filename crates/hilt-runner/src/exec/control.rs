@@ -96,7 +96,22 @@ impl Exec<'_> {
         let cmd = flash_command(&flash, &artifact, &script)
             .map_err(|e| StepError::Run(flash_config_failure(e)))?;
         let started = std::time::Instant::now();
-        if let Err(e) = self.run_tool(node, &cmd, Category::FlashFailed, "flash") {
+        // esptool programs through the serial adapter the console uses: the console lets go
+        // of the port for the tool (a reader would swallow its replies, and the port is
+        // opened exclusively), and listens again from the boot that follows.
+        let released = match &flash.backend {
+            hilt_model::bench::FlashBackend::Esptool { port, .. } => {
+                self.session.release_port(node, port, self.bench, ev)
+            }
+            _ => Vec::new(),
+        };
+        let tool = self.run_tool(node, &cmd, Category::FlashFailed, "flash");
+        if !released.is_empty() {
+            self.session
+                .reopen_uarts(node, released, self.bench, &self.dir, ev)
+                .map_err(StepError::Run)?;
+        }
+        if let Err(e) = tool {
             if let StepError::Run(f) | StepError::Test(f) = &e {
                 let mut d = d.clone();
                 d.insert(

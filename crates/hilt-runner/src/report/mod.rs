@@ -14,10 +14,12 @@
 pub mod ctrf;
 pub mod import;
 pub mod junit;
+mod page;
 
 pub use ctrf::ctrf_json;
 pub use import::{ExternalTest, ImportError, map_ctrf_status, parse_ctrf, parse_junit};
 pub use junit::junit_xml;
+pub use page::evidence_html;
 
 use hilt_model::run::{Category, Source};
 use serde_json::Value;

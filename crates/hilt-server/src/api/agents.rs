@@ -8,18 +8,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Multipart, Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use hilt_agent::api::error::ApiError;
 use hilt_api::{
-    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, EventBatch,
-    FENCING_TOKEN_HEADER, Heartbeat, Lease, NextAssignment,
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody, EventBatch,
+    FENCING_TOKEN_HEADER, Heartbeat, HeartbeatReply, Lease, NextAssignment,
 };
 use serde_json::Value;
 
 use super::auth::AgentCaller;
-use super::{body, store_error};
+use super::{body, firmware, store_error};
 use crate::store::{Appended, BenchReport, Completion, NewEvent, RunRow, state};
-use crate::{App, files, ids};
+use crate::{App, artifacts, ids, sched};
 
 /// Most benches one sync may report, most events one call may carry.
 const MAX_BENCHES: usize = 256;
@@ -33,7 +34,7 @@ pub async fn heartbeat(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
     req: Result<Json<Heartbeat>, JsonRejection>,
-) -> Result<Json<Ack>, ApiError> {
+) -> Result<Json<HeartbeatReply>, ApiError> {
     let req = body(req)?;
     app.store
         .heartbeat(
@@ -44,7 +45,15 @@ pub async fn heartbeat(
         )
         .await
         .map_err(store_error)?;
-    Ok(Json(Ack { ok: true }))
+    let cancel_run_ids = app
+        .store
+        .cancel_requested(&agent.agent_id)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(HeartbeatReply {
+        ok: true,
+        cancel_run_ids,
+    }))
 }
 
 pub async fn sync(
@@ -68,13 +77,14 @@ pub async fn sync(
                 "every bench needs a bench_id of 1-200 bytes".into(),
             ));
         }
-        let health = b.health_status.clone().or_else(|| {
-            b.rest
-                .get("health")
-                .and_then(|h| h.get("status"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        let health = sched::health::status(b);
+        let concerns = sched::health::concerns(b);
+        let labels = sched::health::labels(b);
+        let health_summary = b
+            .rest
+            .get("health_summary")
+            .or_else(|| b.rest.get("health").and_then(|h| h.get("summary")))
+            .and_then(Value::as_str);
         let summary = serde_json::to_string(b).unwrap_or_default();
         let bench_id = app
             .store
@@ -88,6 +98,9 @@ pub async fn sync(
                 health_status: health.as_deref(),
                 summary: &summary,
                 now: &now,
+                labels: &labels,
+                concerns: &concerns,
+                health_summary,
             })
             .await
             .map_err(store_error)?;
@@ -108,7 +121,9 @@ pub async fn sync(
 pub async fn next(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
+    headers: HeaderMap,
 ) -> Result<Json<NextAssignment>, ApiError> {
+    let base = firmware::base_url(&headers)?;
     let deadline = tokio::time::Instant::now() + app.settings.long_poll;
     loop {
         // Registered before the claim, so a submission between the claim and the wait
@@ -130,7 +145,7 @@ pub async fn next(
             .map_err(store_error)?;
         if let Some(run) = claimed {
             return Ok(Json(NextAssignment {
-                assignment: Some(assignment(&app, run, lease).await?),
+                assignment: Some(assignment(&app, run, lease, &base).await?),
             }));
         }
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
@@ -139,12 +154,20 @@ pub async fn next(
     }
 }
 
-async fn assignment(app: &App, run: RunRow, lease: i64) -> Result<Assignment, ApiError> {
-    let artifact_base64 = match &run.artifact_name {
-        Some(name) => Some(
-            files::firmware_base64(&files::firmware_path(&app.settings.data_dir, &run.id, name))
-                .await?,
-        ),
+async fn assignment(
+    app: &App,
+    run: RunRow,
+    lease: i64,
+    base: &str,
+) -> Result<Assignment, ApiError> {
+    if let Ok(created) = run.created_at.parse::<jiff::Timestamp>() {
+        let waited = jiff::Timestamp::now().duration_since(created);
+        app.metrics.dispatched(waited.as_secs_f64());
+    }
+    // The firmware is fetched from the artifact store through the server (streamed), never
+    // inlined: an assignment stays small whatever the image size.
+    let fw = match &run.artifact_name {
+        Some(_) => firmware::grant_url(app, base, &run.id).await?,
         None => None,
     };
     Ok(Assignment {
@@ -152,16 +175,17 @@ async fn assignment(app: &App, run: RunRow, lease: i64) -> Result<Assignment, Ap
         run_id: run.id,
         bench_id: run.bench_id,
         suite_yaml: run.suite_yaml,
-        artifact_base64,
+        artifact_base64: None,
         artifact_filename: run.artifact_name,
+        firmware_url: fw.as_ref().map(|f| f.url.clone()),
+        firmware_url_redacted: fw.as_ref().map(|f| f.redacted.clone()),
+        firmware_sha256: fw.map(|f| f.sha256),
         skip_flash: run.skip_flash,
         verbose: run.verbose,
         lease: Lease {
             fencing_token: run.fence,
             expires_at: ids::ms_to_rfc3339(lease),
         },
-        firmware_url: None,
-        firmware_sha256: None,
     })
 }
 
@@ -218,22 +242,31 @@ pub async fn events(
     Path(run_id): Path<String>,
     headers: HeaderMap,
     req: Result<Json<EventBatch>, JsonRejection>,
-) -> Result<Json<Ack>, ApiError> {
-    let req = body(req)?;
+) -> Result<Json<Ack>, Response> {
+    let req = body(req).map_err(IntoResponse::into_response)?;
     if req.events.len() > MAX_EVENTS {
         return Err(ApiError::Unprocessable(format!(
             "at most {MAX_EVENTS} events per call, got {}",
             req.events.len()
-        )));
+        ))
+        .into_response());
     }
-    let seq_max = i64::MAX as u64;
-    if let Some(e) = req.events.iter().find(|e| e.seq > seq_max) {
-        return Err(ApiError::Unprocessable(format!(
-            "event seq {} is out of range",
-            e.seq
-        )));
+    if req.events.iter().any(|e| e.seq > i64::MAX as u64) {
+        return Err(ApiError::Unprocessable("event seq out of range".into()).into_response());
     }
-    held_run(&app, &agent, &run_id, fence(&headers)?).await?;
+    let fence = fence(&headers).map_err(IntoResponse::into_response)?;
+    let run = held_run(&app, &agent, &run_id, fence)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if run.cancel_requested_at.is_some() {
+        // The agent stops the run; its events are no longer recorded.
+        let text = format!("run {run_id} was cancelled by a user: stop it and complete it");
+        return Err((
+            StatusCode::CONFLICT,
+            Json(ErrorBody::new(text).with_code("run_cancelled")),
+        )
+            .into_response());
+    }
     let rows = req
         .events
         .iter()
@@ -250,12 +283,16 @@ pub async fn events(
         .store
         .append_events(&run_id, rows, &ids::now())
         .await
-        .map_err(store_error)?
+        .map_err(|e| store_error(e).into_response())?
     {
-        Appended::Stored { .. } => Ok(Json(Ack { ok: true })),
+        Appended::Stored { stored, .. } => {
+            app.metrics.events_ingested(stored);
+            Ok(Json(Ack { ok: true }))
+        }
         Appended::Gap { expected, got } => Err(ApiError::Conflict(format!(
             "run {run_id}: event seq gap: expected seq {expected}, got {got}; nothing of the batch was stored"
-        ))),
+        ))
+        .into_response()),
     }
 }
 
@@ -278,7 +315,7 @@ pub async fn artifacts(
         )));
     }
     let mut multipart = multipart.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let dest = files::artifacts_path(&app.settings.data_dir, &run_id);
+    let dest = artifacts::results_key(&run_id);
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
@@ -289,7 +326,7 @@ pub async fn artifacts(
             ));
         };
         if field.name() == Some("artifact_zip") {
-            let (size, sha) = files::receive(field, &dest, cap).await?;
+            let (size, sha) = app.artifacts.receive(field, &dest, cap).await?;
             app.store
                 .set_artifacts(&run_id, size, &sha)
                 .await
@@ -328,7 +365,12 @@ pub async fn complete(
     // on an ended run (a lease lost meanwhile) is refused below.
     let mine = run.agent_id.as_deref() == Some(agent.agent_id.as_str());
     let same_lease = fence.is_none_or(|f| f == run.fence);
-    if mine && same_lease && run.state == final_state && run.exit_code == req.exit_code {
+    if mine
+        && same_lease
+        && run.state == final_state
+        && run.exit_code == req.exit_code
+        && run.cancel_requested_at.is_none()
+    {
         return Ok(Json(Ack { ok: true }));
     }
     held_run(&app, &agent, &run_id, fence).await?;
@@ -339,6 +381,7 @@ pub async fn complete(
     };
     let failure_text = failure.as_ref().map(Value::to_string);
     let finished = req.finished_at.clone().unwrap_or_else(ids::now);
+    let cancelled = sched::cancelled_failure("cancelled by a user while it ran");
     let completed = app
         .store
         .complete(
@@ -352,6 +395,7 @@ pub async fn complete(
                 started_at: req.started_at.as_deref(),
                 finished_at: &finished,
             },
+            (sched::CANCELLED_EXIT, &cancelled),
         )
         .await
         .map_err(store_error)?;

@@ -4,7 +4,10 @@
 mod admin;
 mod agents;
 pub mod auth;
+mod firmware;
 mod fleet;
+mod metrics;
+pub mod openapi;
 mod runs;
 
 use std::sync::Arc;
@@ -29,10 +32,13 @@ pub fn router(app: Arc<App>) -> Router {
     let submit_limit = (app.settings.max_firmware_bytes as usize).saturating_mul(4) / 3 + (1 << 20);
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/workspaces", post(admin::create_workspace))
         .route("/v1/tokens", post(admin::create_token))
         .route("/v1/tokens/{token_id}/revoke", post(admin::revoke_token))
         .route("/v1/benches", get(fleet::benches))
+        .route("/v1/benches/{bench_id}", get(fleet::bench))
         .route("/v1/agents", get(fleet::agents))
         .route(
             "/v1/runs",
@@ -46,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/events", get(runs::events))
+        .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/artifacts.zip", get(runs::artifacts))
         .route("/v1/agents/heartbeat", post(agents::heartbeat))
         .route("/v1/agents/benches/sync", post(agents::sync))
@@ -53,10 +60,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/agents/runs/{run_id}/events", post(agents::events))
         .route(
             "/v1/agents/runs/{run_id}/artifacts",
-            // Streamed to disk with its own cap (api/agents.rs), never buffered.
+            // Streamed to the artifact store with its own cap, never buffered.
             post(agents::artifacts).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/agents/runs/{run_id}/complete", post(agents::complete))
+        .route(
+            "/v1/agents/runs/{run_id}/firmware/{name}",
+            get(firmware::download),
+        )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -67,12 +78,12 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "ok": true,
-        "service": "hilt-server",
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+async fn health() -> axum::Json<hilt_api::ServerHealth> {
+    axum::Json(hilt_api::ServerHealth {
+        ok: true,
+        service: "hilt-server".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 pub fn store_error(e: StoreError) -> ApiError {

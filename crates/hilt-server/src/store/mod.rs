@@ -4,13 +4,16 @@
 //! tenant data takes the workspace id, so a query cannot cross workspaces by omission.
 
 mod postgres;
+mod sched;
 mod sql;
+mod sql_sched;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use postgres::PgStore;
+pub use sched::{BenchLabel, BenchWarning, Finished, HealthChangeRow, QueuedNeed, Scheduling};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,12 @@ pub struct BenchReport<'a> {
     pub health_status: Option<&'a str>,
     pub summary: &'a str,
     pub now: &'a str,
+    /// `tag:<t>` / `cap:<c>` labels, replacing the bench's previous ones.
+    pub labels: &'a [String],
+    /// (check id, concern, message) of its warning and failing checks.
+    pub concerns: &'a [(String, String, Option<String>)],
+    /// The health summary text, kept in the health history when the status changes.
+    pub health_summary: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,7 +110,16 @@ pub struct BenchRow {
 pub struct NewRun<'a> {
     pub id: &'a str,
     pub workspace_id: &'a str,
+    /// `""` for a run by tags/capabilities (set when it is assigned).
     pub bench_id: &'a str,
+    pub priority: i32,
+    /// JSON arrays as submitted (`None` for a run by bench id).
+    pub tags: Option<&'a str>,
+    pub capabilities: Option<&'a str>,
+    /// `tag:<t>` / `cap:<c>` labels the bench must all carry.
+    pub needs: &'a [String],
+    /// What the suite uses (`resource:<r>`, `transport:<n>.<t>`, …).
+    pub uses: &'a [String],
     pub suite_yaml: &'a str,
     pub artifact_name: Option<&'a str>,
     pub skip_flash: bool,
@@ -111,6 +129,7 @@ pub struct NewRun<'a> {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
+    pub seq: i64,
     pub id: String,
     pub workspace_id: String,
     pub bench_id: String,
@@ -131,6 +150,10 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     pub artifacts_size: Option<i64>,
     pub artifacts_sha256: Option<String>,
+    pub priority: i32,
+    pub tags: Option<String>,
+    pub capabilities: Option<String>,
+    pub cancel_requested_at: Option<String>,
 }
 
 /// One event of an event call: the agent's sequence number (`None` when it sends none),
@@ -229,6 +252,34 @@ pub struct Completion<'a> {
     pub finished_at: &'a str,
 }
 
+/// Firmware submitted with a run (object `runs/<run_id>/firmware/<name>`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FirmwareRow {
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// What a firmware download URL is checked against: the run's holder and lease.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FirmwareGrant {
+    pub state: String,
+    pub fence: i64,
+    /// The SHA-256 of the holding agent's token (never leaves the server).
+    pub token_hash: String,
+    pub name: String,
+}
+
+/// Counts for `/metrics`, over every workspace.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    /// (state, runs in it).
+    pub runs_by_state: Vec<(String, i64)>,
+    /// Agents seen at or after the given time.
+    pub agents_online: i64,
+    pub agents: i64,
+}
+
 /// Run states in the store (`preparing` = assigned to an agent, not yet reporting).
 pub mod state {
     pub const QUEUED: &str = "queued";
@@ -236,9 +287,10 @@ pub mod state {
     pub const RUNNING: &str = "running";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
 }
 
-pub trait Store: Send + Sync {
+pub trait Store: Scheduling + Send + Sync {
     /// Workspace `default` and an admin user token with this hash, if missing.
     fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()>;
     /// `None` when the name is taken.
@@ -280,8 +332,10 @@ pub trait Store: Send + Sync {
     fn run<'a>(&'a self, workspace_id: &'a str, id: &'a str) -> Fut<'a, Option<RunRow>>;
     /// Newest first.
     fn runs<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<RunRow>>;
-    /// Assigns the oldest queued run on an idle bench of this agent (lease until
-    /// `lease_until_ms`, fencing token + 1), atomically.
+    /// Assigns the first queued run (priority, then age) that an idle, healthy-or-degraded
+    /// bench of this agent matches — its own bench, or one carrying all its labels — with
+    /// no warning on a part the suite uses (lease until `lease_until_ms`, fencing token + 1),
+    /// in one transaction.
     fn claim<'a>(
         &'a self,
         workspace_id: &'a str,
@@ -300,13 +354,38 @@ pub trait Store: Send + Sync {
     /// Event bodies with their sequence numbers, in order.
     fn events<'a>(&'a self, run_id: &'a str) -> Fut<'a, Vec<(i64, String)>>;
     fn set_artifacts<'a>(&'a self, run_id: &'a str, size: i64, sha256: &'a str) -> Fut<'a, ()>;
-    /// Ends an active run held by `agent_id`; false when the agent no longer holds it.
+    /// Ends an active run held by `agent_id` (as `cancelled` when a cancel was requested);
+    /// false when the agent no longer holds it.
+    /// `cancelled` is the (exit code, failure JSON) recorded instead when a cancel was
+    /// requested.
     fn complete<'a>(
         &'a self,
         run_id: &'a str,
         agent_id: &'a str,
         c: Completion<'a>,
+        cancelled: (i32, &'a str),
     ) -> Fut<'a, bool>;
     /// Fails every active run whose lease ran out; returns their ids.
     fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>>;
+
+    /// Records the firmware stored for a run (before the run is inserted, so an assignment
+    /// always finds it).
+    fn set_firmware<'a>(&'a self, run_id: &'a str, f: &'a FirmwareRow) -> Fut<'a, ()>;
+    fn firmware<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareRow>>;
+    /// The run's firmware, lease and holder's token hash, while the token is live.
+    fn firmware_grant<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareGrant>>;
+    /// Runs by state and agents seen since `online_since` (RFC 3339).
+    fn counts<'a>(&'a self, online_since: &'a str) -> Fut<'a, Counts>;
+    /// Ended runs (done or failed) created before `created_before` (RFC 3339) or beyond
+    /// the newest `keep_per_workspace` runs of their workspace; at most `limit`, oldest
+    /// first. Queued and active runs are never returned.
+    fn prunable_runs<'a>(
+        &'a self,
+        created_before: &'a str,
+        keep_per_workspace: Option<i64>,
+        limit: i64,
+    ) -> Fut<'a, Vec<String>>;
+    /// Deletes an ended run with its events and firmware record; false when it is not
+    /// there or not ended.
+    fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool>;
 }

@@ -4,8 +4,10 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun,
-    NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
+    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
+    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
+    state,
 };
 
 pub struct PgStore {
@@ -26,3 +28,4 @@ impl PgStore {
 }
 
 sql::impl_store!(PgStore, "BEGIN");
+sql_sched::impl_sched!(PgStore, "BEGIN");

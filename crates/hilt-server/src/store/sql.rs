@@ -8,9 +8,10 @@
 /// The columns of a [`RunRow`](super::RunRow), for `concat!` into static SQL.
 macro_rules! run_cols {
     () => {
-        "id, workspace_id, bench_id, state, suite_yaml, artifact_name, skip_flash, verbose_steps, \
-         agent_id, fence, lease_expires_ms, exit_code, error, failure, created_at, started_at, \
-         finished_at, artifacts_size, artifacts_sha256"
+        "seq, id, workspace_id, bench_id, state, suite_yaml, artifact_name, skip_flash, \
+         verbose_steps, agent_id, fence, lease_expires_ms, exit_code, error, failure, created_at, \
+         started_at, finished_at, artifacts_size, artifacts_sha256, priority, tags, capabilities, \
+         cancel_requested_at"
     };
 }
 
@@ -256,6 +257,63 @@ macro_rules! impl_store {
                     .bind(b.now)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("DELETE FROM bench_labels WHERE workspace_id = $1 AND bench_id = $2")
+                        .bind(b.workspace_id)
+                        .bind(&bench_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for label in b.labels {
+                        sqlx::query(
+                            "INSERT INTO bench_labels (workspace_id, bench_id, label) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(b.workspace_id)
+                        .bind(&bench_id)
+                        .bind(label)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query("DELETE FROM bench_warnings WHERE workspace_id = $1 AND bench_id = $2")
+                        .bind(b.workspace_id)
+                        .bind(&bench_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (check, concern, message) in b.concerns {
+                        sqlx::query(
+                            "INSERT INTO bench_warnings (workspace_id, bench_id, check_id, concern, message) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(b.workspace_id)
+                        .bind(&bench_id)
+                        .bind(check)
+                        .bind(concern)
+                        .bind(message)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    // The health history: a row whenever the status differs from the last.
+                    let status = b.health_status.unwrap_or("missing");
+                    let last: Option<(String,)> = sqlx::query_as(
+                        "SELECT status FROM bench_health_history WHERE workspace_id = $1 \
+                         AND bench_id = $2 ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(b.workspace_id)
+                    .bind(&bench_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if last.as_ref().map(|l| l.0.as_str()) != Some(status) {
+                        sqlx::query(
+                            "INSERT INTO bench_health_history (workspace_id, bench_id, status, summary, \
+                             changed_at) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(b.workspace_id)
+                        .bind(&bench_id)
+                        .bind(status)
+                        .bind(b.health_summary)
+                        .bind(b.now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     tx.commit().await?;
                     Ok(bench_id)
                 })
@@ -304,9 +362,26 @@ macro_rules! impl_store {
 
             fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()> {
                 Box::pin(async move {
+                    // One transaction: a run is never claimable before its needs are known.
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    for label in r.needs {
+                        sqlx::query("INSERT INTO run_needs (run_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(r.id)
+                            .bind(label)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for concern in r.uses {
+                        sqlx::query("INSERT INTO run_uses (run_id, concern) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(r.id)
+                            .bind(concern)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     sqlx::query(
                         "INSERT INTO runs (id, workspace_id, bench_id, state, suite_yaml, artifact_name, \
-                         skip_flash, verbose_steps, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         skip_flash, verbose_steps, created_at, priority, tags, capabilities) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(r.id)
                     .bind(r.workspace_id)
@@ -317,8 +392,12 @@ macro_rules! impl_store {
                     .bind(r.skip_flash)
                     .bind(r.verbose)
                     .bind(r.created_at)
-                    .execute(&self.pool)
+                    .bind(r.priority)
+                    .bind(r.tags)
+                    .bind(r.capabilities)
+                    .execute(&mut *tx)
                     .await?;
+                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -359,31 +438,69 @@ macro_rules! impl_store {
                 now: &'a str,
             ) -> Fut<'a, Option<RunRow>> {
                 Box::pin(async move {
-                    // One statement: SQLite runs it under its single writer lock, so two agents
-                    // polling at once never get the same run.
-                    // Health gate: only healthy or degraded benches are scheduled; failing, unknown
-                    // or missing health never is.
-                    Ok(sqlx::query_as::<_, RunRow>(concat!(
-                        "UPDATE runs SET state = 'preparing', agent_id = $1, fence = fence + 1, \
-                         lease_expires_ms = $2, assigned_at = $3 \
-                         WHERE state = 'queued' AND id = ( \
-                           SELECT r.id FROM runs r JOIN benches b \
-                             ON b.workspace_id = r.workspace_id AND b.bench_id = r.bench_id \
-                           WHERE r.workspace_id = $4 AND r.state = 'queued' AND b.agent_id = $5 \
-                             AND b.health_status IN ('healthy', 'degraded') \
-                             AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = r.workspace_id \
-                               AND a.bench_id = r.bench_id AND a.state IN ('preparing', 'running')) \
-                           ORDER BY r.seq LIMIT 1) \
-                         RETURNING ",
-                        $crate::store::sql::run_cols!()
-                    ))
-                    .bind(agent_id)
-                    .bind(lease_until_ms)
-                    .bind(now)
-                    .bind(workspace_id)
-                    .bind(agent_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
+                    // A few rounds: another agent may take the chosen run between the choice
+                    // and the update (PostgreSQL); the update's `state = 'queued'` guard then
+                    // matches nothing and the next round chooses again.
+                    for _ in 0..8 {
+                        let mut tx = self.pool.begin_with($begin).await?;
+                        // Locks this agent's bench rows (PostgreSQL; SQLite's BEGIN IMMEDIATE
+                        // already serialises writers), so two polls of one agent never put
+                        // two runs on one bench.
+                        sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
+                            .bind(agent_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        // The first queued run (priority, then age) an idle bench of this
+                        // agent matches. Health gate: healthy, or degraded with no warning on
+                        // a part the suite uses; failing, unknown, missing or malformed health
+                        // never matches, not even for a run pinned to the bench.
+                        let pick: Option<(String, String)> = sqlx::query_as(
+                            "SELECT r.id, b.bench_id FROM runs r JOIN benches b \
+                               ON b.workspace_id = r.workspace_id \
+                             WHERE r.workspace_id = $1 AND r.state = 'queued' AND b.agent_id = $2 \
+                               AND (r.bench_id = '' OR b.bench_id = r.bench_id) \
+                               AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
+                                 AND NOT EXISTS (SELECT 1 FROM bench_labels l \
+                                   WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
+                                     AND l.label = n.label)) \
+                               AND (b.health_status = 'healthy' OR (b.health_status = 'degraded' \
+                                 AND NOT EXISTS (SELECT 1 FROM bench_warnings w JOIN run_uses u \
+                                   ON u.concern = w.concern WHERE u.run_id = r.id \
+                                   AND w.workspace_id = b.workspace_id AND w.bench_id = b.bench_id))) \
+                               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = b.workspace_id \
+                                 AND a.bench_id = b.bench_id AND a.state IN ('preparing', 'running')) \
+                               AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
+                                 WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
+                                 AND f.state IN ('done', 'failed', 'cancelled'))) \
+                             ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1",
+                        )
+                        .bind(workspace_id)
+                        .bind(agent_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let Some((run_id, bench_id)) = pick else {
+                            tx.commit().await?;
+                            return Ok(None);
+                        };
+                        let claimed = sqlx::query_as::<_, RunRow>(concat!(
+                            "UPDATE runs SET state = 'preparing', agent_id = $1, bench_id = $2, \
+                             fence = fence + 1, lease_expires_ms = $3, assigned_at = $4 \
+                             WHERE id = $5 AND state = 'queued' RETURNING ",
+                            $crate::store::sql::run_cols!()
+                        ))
+                        .bind(agent_id)
+                        .bind(&bench_id)
+                        .bind(lease_until_ms)
+                        .bind(now)
+                        .bind(&run_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        if claimed.is_some() {
+                            return Ok(claimed);
+                        }
+                    }
+                    Ok(None)
                 })
             }
 
@@ -477,10 +594,16 @@ macro_rules! impl_store {
                 run_id: &'a str,
                 agent_id: &'a str,
                 c: Completion<'a>,
+                cancelled: (i32, &'a str),
             ) -> Fut<'a, bool> {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE runs SET state = $1, exit_code = $2, error = $3, failure = $4, \
+                        "UPDATE runs SET \
+                         state = CASE WHEN cancel_requested_at IS NULL THEN $1 ELSE 'cancelled' END, \
+                         exit_code = CASE WHEN cancel_requested_at IS NULL THEN $2 ELSE $11 END, \
+                         error = CASE WHEN cancel_requested_at IS NULL THEN $3 \
+                           ELSE 'cancelled by a user; the agent reported: ' || COALESCE($3, $1) END, \
+                         failure = CASE WHEN cancel_requested_at IS NULL THEN $4 ELSE $12 END, \
                          started_at = COALESCE(started_at, $5), finished_at = $6, lease_expires_ms = NULL \
                          WHERE id = $7 AND agent_id = $8 AND state IN ($9, $10)",
                     )
@@ -494,6 +617,8 @@ macro_rules! impl_store {
                     .bind(agent_id)
                     .bind(state::PREPARING)
                     .bind(state::RUNNING)
+                    .bind(cancelled.0)
+                    .bind(cancelled.1)
                     .execute(&self.pool)
                     .await?;
                     Ok(done.rows_affected() == 1)
@@ -518,6 +643,116 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
+                })
+            }
+
+            fn set_firmware<'a>(&'a self, run_id: &'a str, f: &'a FirmwareRow) -> Fut<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO run_firmware (run_id, name, size, sha256) VALUES ($1, $2, $3, $4)")
+                        .bind(run_id)
+                        .bind(&f.name)
+                        .bind(f.size)
+                        .bind(&f.sha256)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                })
+            }
+
+            fn firmware<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareRow>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as::<_, FirmwareRow>(
+                        "SELECT name, size, sha256 FROM run_firmware WHERE run_id = $1",
+                    )
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn firmware_grant<'a>(&'a self, run_id: &'a str) -> Fut<'a, Option<FirmwareGrant>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as::<_, FirmwareGrant>(
+                        "SELECT r.state, r.fence, t.hash AS token_hash, f.name FROM runs r \
+                         JOIN tokens t ON t.id = r.agent_id AND t.revoked_at IS NULL \
+                         JOIN run_firmware f ON f.run_id = r.id WHERE r.id = $1",
+                    )
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn counts<'a>(&'a self, online_since: &'a str) -> Fut<'a, Counts> {
+                Box::pin(async move {
+                    let runs_by_state: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let (agents, agents_online): (i64, i64) = sqlx::query_as(
+                        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen_at >= $1 THEN 1 ELSE 0 END), 0) \
+                         FROM agents",
+                    )
+                    .bind(online_since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(Counts {
+                        runs_by_state,
+                        agents_online,
+                        agents,
+                    })
+                })
+            }
+
+            fn prunable_runs<'a>(
+                &'a self,
+                created_before: &'a str,
+                keep_per_workspace: Option<i64>,
+                limit: i64,
+            ) -> Fut<'a, Vec<String>> {
+                Box::pin(async move {
+                    // Rank counts every run of the workspace (active ones too), so the newest
+                    // `keep` runs are kept whatever their state.
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT id FROM (SELECT id, seq, state, created_at, ROW_NUMBER() OVER \
+                           (PARTITION BY workspace_id ORDER BY seq DESC) AS pos FROM runs) ranked \
+                         WHERE state IN ($1, $2) AND (created_at < $3 OR ($4 IS NOT NULL AND pos > $4)) \
+                         ORDER BY seq LIMIT $5",
+                    )
+                    .bind(state::DONE)
+                    .bind(state::FAILED)
+                    .bind(created_before)
+                    .bind(keep_per_workspace)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(|r| r.0).collect())
+                })
+            }
+
+            fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool> {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let ended: Option<(String,)> =
+                        sqlx::query_as("SELECT state FROM runs WHERE id = $1 AND state IN ($2, $3)")
+                            .bind(run_id)
+                            .bind(state::DONE)
+                            .bind(state::FAILED)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if ended.is_none() {
+                        return Ok(false);
+                    }
+                    for table in [
+                        "DELETE FROM run_events WHERE run_id = $1",
+                        "DELETE FROM run_firmware WHERE run_id = $1",
+                        "DELETE FROM runs WHERE id = $1",
+                    ] {
+                        sqlx::query(table).bind(run_id).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
                 })
             }
         }

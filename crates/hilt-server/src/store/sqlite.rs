@@ -7,8 +7,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, Appended, BenchReport, BenchRow, Completion, Fut, NewEvent, NewRun,
-    NewToken, Principal, RunRow, Store, StoreError, WorkspaceRow, sql, state,
+    AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
+    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
+    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
+    state,
 };
 
 pub struct SqliteStore {
@@ -33,3 +35,4 @@ impl SqliteStore {
 }
 
 sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE");
+sql_sched::impl_sched!(SqliteStore, "BEGIN IMMEDIATE");

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
 mod postgres;
 
 use std::net::SocketAddr;
@@ -11,6 +12,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub const BOOT: &str = "boot-secret";
+
+/// The smallest valid suite.
+pub const SUITE: &str = "version: 1\nsuite: {name: s}\ntests: []\n";
 
 /// The database a scenario runs on: the same scenarios run on every backend.
 #[derive(Clone)]
@@ -216,12 +220,55 @@ impl Server {
             .to_string()
     }
 
+    /// Agent `token` on `machine` reports these bench summaries; returns the ids they got.
+    pub fn sync_all(&self, token: &str, machine: &str, benches: Value) -> Vec<String> {
+        let r = self.agent(
+            token,
+            machine,
+            "POST",
+            "/v1/agents/benches/sync",
+            Some(json!({ "benches": benches })),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["bench_id_mappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["bench_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Submits `body` (a suite is added when missing); returns the run as the server shows it.
+    pub fn submit_json(&self, token: &str, mut body: Value) -> Value {
+        if body.get("suite_yaml").is_none() {
+            body["suite_yaml"] = json!(SUITE);
+        }
+        let r = self.user(token, "POST", "/v1/runs", Some(body));
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()
+    }
+
+    /// The next assignment of agent `token` on `machine` (its run id), if any.
+    pub fn next(&self, token: &str, machine: &str) -> Option<String> {
+        let r = self.agent(token, machine, "GET", "/v1/agents/assignments/next", None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["assignment"]["run_id"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    pub fn run(&self, token: &str, run: &str) -> Value {
+        let r = self.user(token, "GET", &format!("/v1/runs/{run}"), None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
     pub fn submit(&self, token: &str, bench: &str) -> String {
         let r = self.user(
             token,
             "POST",
             "/v1/runs",
-            Some(json!({"bench_id": bench, "suite_yaml": "version: 1\nsuite: {name: s}\ntests: []\n"})),
+            Some(json!({"bench_id": bench, "suite_yaml": SUITE})),
         );
         assert_eq!(r.status, 201, "{}", r.text);
         r.json()["run_id"].as_str().unwrap().to_string()
