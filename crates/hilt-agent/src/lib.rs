@@ -5,6 +5,7 @@
 //! port 0 and drive shutdown without signals.
 
 pub mod api;
+pub mod cloud;
 pub mod connections;
 mod dispatcher;
 pub mod gpio;

@@ -25,8 +25,9 @@ pub use hilt_model::run::Event as RunEvent;
 pub use run::{Accepted, EventsPage, JsonRun, MultipartRun, RunList, RunState, RunView};
 pub use server::{
     Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CloudBench, CompleteRun,
-    CreateToken, CreateWorkspace, EventBatch, FileBytes, HealthChange, HealthConcern, Heartbeat,
-    HeartbeatReply, Lease, NextAssignment, OpenApiDocument, QueueInfo, ResultsUpload, ServerAgent,
-    ServerAgentList, ServerBench, ServerBenchList, ServerHealth, ServerMultipartRun, ServerRun,
-    ServerRunList, StoredArtifacts, SubmitRun, TokenCreated, TokenKind, TokenRevoked, Workspace,
+    CreateToken, CreateWorkspace, EventBatch, FENCING_TOKEN_HEADER, FileBytes, HealthChange,
+    HealthConcern, Heartbeat, HeartbeatReply, Lease, NextAssignment, OpenApiDocument, QueueInfo,
+    ResultsUpload, ServerAgent, ServerAgentList, ServerBench, ServerBenchList, ServerHealth,
+    ServerMultipartRun, ServerRun, ServerRunList, StoredArtifacts, SubmitRun, TokenCreated,
+    TokenKind, TokenRevoked, Workspace,
 };

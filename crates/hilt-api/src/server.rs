@@ -180,6 +180,12 @@ pub struct Assignment {
     pub lease: Lease,
 }
 
+/// hilt extension: the header a hilt cloud agent puts on its reports about a run (events,
+/// results archive, completion) with the `lease.fencing_token` of its assignment. A report
+/// whose token is not the run's current one is refused with 409 (a stale lease); BenchCI's
+/// agent sends no such header and is checked by agent and run state only.
+pub const FENCING_TOKEN_HEADER: &str = "X-Hilt-Fencing-Token";
+
 /// `GET /v1/agents/assignments/next`: `{"assignment": null}` when nothing came within the
 /// long-poll wait.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -188,6 +194,13 @@ pub struct NextAssignment {
 }
 
 /// `POST /v1/agents/runs/{run_id}/events`.
+///
+/// hilt extension: an event with `seq` > 0 carries its agent's sequence number, counted
+/// from 1 within the run. The server stores each `(run, seq)` once and in order: events at
+/// or below the last stored seq are acknowledged and dropped (a replayed batch), and a
+/// batch whose first new event is not the next seq (a gap), or whose seqs do not rise by
+/// one, is refused with 409 and nothing of it is stored. Events without `seq` (BenchCI's
+/// agent) are appended as they come.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventBatch {
     pub events: Vec<RunEvent>,

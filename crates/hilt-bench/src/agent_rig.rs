@@ -15,6 +15,12 @@ use crate::env::Env;
 /// A helper child process (the device), stopped when dropped.
 pub struct Helper(Option<Child>);
 
+impl Helper {
+    pub fn new(c: Child) -> Helper {
+        Helper(Some(c))
+    }
+}
+
 impl Drop for Helper {
     fn drop(&mut self) {
         if let Some(c) = self.0.take() {

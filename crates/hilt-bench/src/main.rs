@@ -10,6 +10,7 @@ mod agent_plain;
 mod agent_proc;
 mod agent_rig;
 mod child;
+mod cloud_dispatch;
 mod demo;
 mod env;
 mod modbus_scpi;
@@ -131,6 +132,9 @@ enum Cmd {
     AgentPlain(agent_plain::Args),
     /// `hilt server`: submit → a long-polling cloud agent has the run, with N agents.
     ServerDispatch(server_dispatch::Args),
+    /// `hilt server` with a real cloud agent: submit → started and submit → done, `hilt
+    /// agent cloud` (long-poll) vs BenchCI's cloud agent (2 s poll).
+    CloudDispatch(cloud_dispatch::Args),
     /// `hilt validate` of a generated 20,000-step suite vs `benchci validate`: wall, peak RSS.
     SuiteLoad(suite_load::Args),
     /// Modbus TCP reads (hilt's driver vs pymodbus vs a bare socket) and SCPI query round
@@ -348,6 +352,7 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
             ),
         ),
         Cmd::ServerDispatch(a) => ("server-dispatch", server_dispatch::run(env, &a, q)),
+        Cmd::CloudDispatch(a) => ("cloud-dispatch", cloud_dispatch::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))
         }

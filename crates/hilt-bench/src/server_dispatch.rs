@@ -29,15 +29,15 @@ pub struct Args {
     runs: Option<usize>,
 }
 
-const BOOT: &str = "bench-boot-token";
+pub(crate) const BOOT: &str = "bench-boot-token";
 
-struct Http {
+pub(crate) struct Http {
     agent: ureq::Agent,
     base: String,
 }
 
 impl Http {
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -69,7 +69,7 @@ impl Http {
     }
 }
 
-fn http(base: &str) -> Http {
+pub(crate) fn http(base: &str) -> Http {
     Http {
         agent: ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -81,7 +81,7 @@ fn http(base: &str) -> Http {
 }
 
 /// The server process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server(Option<Child>);
+pub(crate) struct Server(Option<Child>);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -91,7 +91,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(env: &Env) -> anyhow::Result<(Server, String)> {
+pub(crate) fn start_server(env: &Env) -> anyhow::Result<(Server, String)> {
     use std::io::BufRead;
     let dir = env.scratch("server-dispatch")?;
     let mut child = env

@@ -296,6 +296,67 @@ pub enum AgentCommand {
     Serve(AgentServeArgs),
     /// Ask an agent how it is: exit 0 when it answers ok, 4 when unreachable.
     Health(AgentHealthArgs),
+    /// Serve benches for a server (hilt server, or a BenchCI cloud backend): outbound HTTP
+    /// only; long-polls for assignments and runs them (agent-api §6, plus --config).
+    Cloud(AgentCloudArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("benches").required(true).args(["bench", "config"])))]
+pub struct AgentCloudArgs {
+    /// The server (http://host:port; default: HILT_SERVER, else BENCHCI_API_URL).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Serve this one bench file (BenchCI's form).
+    #[arg(long, short = 'b', conflicts_with = "config")]
+    pub bench: Option<PathBuf>,
+    /// Serve every bench of this agent.yaml, one worker per bench.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The bench id to report (--bench; default: a slug of the bench name).
+    #[arg(long, value_name = "ID", requires = "bench")]
+    pub bench_id: Option<String>,
+    /// A tag of the bench (repeat for several; with --config added to every bench).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    #[arg(long, value_name = "P", requires = "bench")]
+    pub hardware_profile: Option<String>,
+    #[arg(long, value_name = "R", requires = "bench")]
+    pub hardware_revision: Option<String>,
+    /// The name shown on the server (default: agent.yaml's agent name, else the host name).
+    #[arg(long, value_name = "N")]
+    pub agent_name: Option<String>,
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// Agent token of the server (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
+    #[arg(long, value_name = "T", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine id sent on every call (default: HILT_MACHINE_ID, BENCHCI_MACHINE_ID, else one
+    /// generated once and kept in <work-dir>/machine_id).
+    #[arg(long, value_name = "ID")]
+    pub machine_id: Option<String>,
+    /// Machine name (default: HILT_MACHINE_NAME, BENCHCI_MACHINE_NAME, else the host name).
+    #[arg(long, value_name = "N")]
+    pub machine_name: Option<String>,
+    /// Accepted for BenchCI compatibility: hilt long-polls, so this is only the pause after
+    /// a server that answers an empty poll at once.
+    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    pub poll_interval_s: f64,
+    /// Seconds between heartbeats (they renew the leases of running assignments; keep well
+    /// below the server's --lease-s).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub heartbeat_s: f64,
+    /// A bench failing its self-test is tested again after this many seconds, then after
+    /// twice as long each time (up to 10 minutes), and serves again once it passes.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub retest_s: f64,
+    /// How long end-of-run reports (events, results archive, completion) are retried while
+    /// the server is unreachable, seconds.
+    #[arg(long, value_name = "S", default_value_t = 900)]
+    pub report_timeout_s: u64,
+    /// Runs (cloud-runs/<run_id>/), bench health, the machine id (default ~/hilt-agent-results).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -104,7 +104,9 @@ fn files(root: &FsPath) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn write_zip(root: &FsPath, sink: ChannelWriter) -> std::io::Result<()> {
+/// Writes the zip of `root` into `sink` (also the cloud agent's results archive); returns
+/// the flushed sink.
+pub(crate) fn write_zip<W: Write>(root: &FsPath, sink: W) -> std::io::Result<W> {
     let mut z = zip::ZipWriter::new_stream(sink);
     // Stored, not deflated: results are small text or already-compressed firmware and
     // logs, and deflate on one core was the download's bottleneck (and grew random data).
@@ -129,5 +131,7 @@ fn write_zip(root: &FsPath, sink: ChannelWriter) -> std::io::Result<()> {
         }
     }
     let sink = z.finish().map_err(std::io::Error::other)?;
-    sink.into_inner().flush()
+    let mut w = sink.into_inner();
+    w.flush()?;
+    Ok(w)
 }

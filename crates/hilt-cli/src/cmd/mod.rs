@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod cloud;
 mod demo;
 pub mod doctor;
 mod fleet_client;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::SelfTest(args)) => bench::self_test(args),
         Command::Agent(AgentCommand::Serve(args)) => agent::serve(args),
         Command::Agent(AgentCommand::Health(args)) => remote::health(args),
+        Command::Agent(AgentCommand::Cloud(args)) => cloud::run(args),
         Command::Benches(cmd) => fleet_client::benches(cmd),
         Command::Schema { kind } => {
             let schema = match kind {

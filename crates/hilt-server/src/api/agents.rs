@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use hilt_agent::api::error::ApiError;
 use hilt_api::{
     Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody, EventBatch,
-    Heartbeat, HeartbeatReply, Lease, NextAssignment,
+    FENCING_TOKEN_HEADER, Heartbeat, HeartbeatReply, Lease, NextAssignment,
 };
 use serde_json::Value;
 
 use super::auth::AgentCaller;
 use super::{body, firmware, store_error};
-use crate::store::{BenchReport, Completion, RunRow, state};
+use crate::store::{Appended, BenchReport, Completion, NewEvent, RunRow, state};
 use crate::{App, artifacts, ids, sched};
 
 /// Most benches one sync may report, most events one call may carry.
@@ -189,8 +189,31 @@ async fn assignment(
     })
 }
 
-/// The run, if this agent holds its lease and it is still active.
-async fn held_run(app: &App, agent: &AgentCaller, run_id: &str) -> Result<RunRow, ApiError> {
+/// The fencing token a hilt agent sent with a report (`X-Hilt-Fencing-Token`), if any.
+fn fence(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    match headers.get(FENCING_TOKEN_HEADER) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{FENCING_TOKEN_HEADER} must be the integer lease.fencing_token of the assignment"
+                ))
+            }),
+    }
+}
+
+/// The run, if this agent holds its lease (under `fence`, when the report names one) and
+/// it is still active.
+async fn held_run(
+    app: &App,
+    agent: &AgentCaller,
+    run_id: &str,
+    fence: Option<i64>,
+) -> Result<RunRow, ApiError> {
     let run = app
         .store
         .run(&agent.principal.workspace_id, run_id)
@@ -204,6 +227,12 @@ async fn held_run(app: &App, agent: &AgentCaller, run_id: &str) -> Result<RunRow
             run.state
         )));
     }
+    if let Some(f) = fence.filter(|f| *f != run.fence) {
+        return Err(ApiError::Conflict(format!(
+            "run {run_id}: stale lease (fencing token {f}, the run's is {}): the report is refused",
+            run.fence
+        )));
+    }
     Ok(run)
 }
 
@@ -211,6 +240,7 @@ pub async fn events(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
     Path(run_id): Path<String>,
+    headers: HeaderMap,
     req: Result<Json<EventBatch>, JsonRejection>,
 ) -> Result<Json<Ack>, Response> {
     let req = body(req).map_err(IntoResponse::into_response)?;
@@ -221,7 +251,11 @@ pub async fn events(
         ))
         .into_response());
     }
-    let run = held_run(&app, &agent, &run_id)
+    if req.events.iter().any(|e| e.seq > i64::MAX as u64) {
+        return Err(ApiError::Unprocessable("event seq out of range".into()).into_response());
+    }
+    let fence = fence(&headers).map_err(IntoResponse::into_response)?;
+    let run = held_run(&app, &agent, &run_id, fence)
         .await
         .map_err(IntoResponse::into_response)?;
     if run.cancel_requested_at.is_some() {
@@ -236,18 +270,30 @@ pub async fn events(
     let rows = req
         .events
         .iter()
-        .map(|e| {
-            let text = serde_json::to_string(e).unwrap_or_default();
-            (e.event_type.clone(), text)
+        .map(|e| NewEvent {
+            agent_seq: (e.seq > 0).then_some(e.seq as i64),
+            kind: e.event_type.clone(),
+            body: serde_json::to_string(e).unwrap_or_default(),
         })
         .collect();
-    let n = req.events.len();
-    app.store
+    // Sequenced events are stored once and in order: a replayed batch (the agent did not
+    // see the answer, or the server restarted) is acknowledged without storing anything
+    // twice; a gap is refused whole, never stored out of order.
+    match app
+        .store
         .append_events(&run_id, rows, &ids::now())
         .await
-        .map_err(|e| store_error(e).into_response())?;
-    app.metrics.events_ingested(n);
-    Ok(Json(Ack { ok: true }))
+        .map_err(|e| store_error(e).into_response())?
+    {
+        Appended::Stored { stored, .. } => {
+            app.metrics.events_ingested(stored);
+            Ok(Json(Ack { ok: true }))
+        }
+        Appended::Gap { expected, got } => Err(ApiError::Conflict(format!(
+            "run {run_id}: event seq gap: expected seq {expected}, got {got}; nothing of the batch was stored"
+        ))
+        .into_response()),
+    }
 }
 
 pub async fn artifacts(
@@ -257,7 +303,7 @@ pub async fn artifacts(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Ack>, ApiError> {
-    held_run(&app, &agent, &run_id).await?;
+    held_run(&app, &agent, &run_id, fence(&headers)?).await?;
     let cap = app.settings.max_artifacts_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -294,9 +340,11 @@ pub async fn complete(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
     Path(run_id): Path<String>,
+    headers: HeaderMap,
     req: Result<Json<CompleteRun>, JsonRejection>,
 ) -> Result<Json<Ack>, ApiError> {
     let req = body(req)?;
+    let fence = fence(&headers)?;
     let final_state = match req.status.as_str() {
         "done" => state::DONE,
         "failed" => state::FAILED,
@@ -316,14 +364,16 @@ pub async fn complete(
     // the completion already recorded is acknowledged, nothing changes. Any other report
     // on an ended run (a lease lost meanwhile) is refused below.
     let mine = run.agent_id.as_deref() == Some(agent.agent_id.as_str());
+    let same_lease = fence.is_none_or(|f| f == run.fence);
     if mine
+        && same_lease
         && run.state == final_state
         && run.exit_code == req.exit_code
         && run.cancel_requested_at.is_none()
     {
         return Ok(Json(Ack { ok: true }));
     }
-    held_run(&app, &agent, &run_id).await?;
+    held_run(&app, &agent, &run_id, fence).await?;
     let failure = match (&req.failure, final_state) {
         (Some(f), _) => Some(f.clone()),
         (None, s) if s == state::FAILED => last_failure(&app, &run_id).await?,

@@ -156,6 +156,92 @@ pub struct RunRow {
     pub cancel_requested_at: Option<String>,
 }
 
+/// One event of an event call: the agent's sequence number (`None` when it sends none),
+/// its type and its JSON body.
+pub struct NewEvent {
+    pub agent_seq: Option<i64>,
+    pub kind: String,
+    pub body: String,
+}
+
+/// What an event call stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// `stored` new events; `replayed` sequenced ones were already stored and skipped.
+    Stored { stored: usize, replayed: usize },
+    /// The batch's first new sequenced event is not the next one (or its seqs do not rise
+    /// by one): nothing was stored.
+    Gap { expected: i64, got: i64 },
+}
+
+/// Which events of a batch are new, given the last stored agent seq: `Ok((new, replayed))`
+/// with `new` the indices to store, or the gap. Sequenced events must rise by one through
+/// the batch; those at or below `last` were stored before (a replay). Events without a seq
+/// are always new.
+pub fn sequence(last: i64, seqs: &[Option<i64>]) -> Result<(Vec<usize>, usize), Appended> {
+    let mut new = Vec::with_capacity(seqs.len());
+    let mut replayed = 0;
+    let mut prev: Option<i64> = None;
+    for (i, s) in seqs.iter().enumerate() {
+        let Some(s) = *s else {
+            new.push(i);
+            continue;
+        };
+        let expected = prev.map_or(s.min(last + 1), |p| p + 1);
+        if s != expected {
+            return Err(Appended::Gap { expected, got: s });
+        }
+        prev = Some(s);
+        if s <= last {
+            replayed += 1;
+        } else {
+            new.push(i);
+        }
+    }
+    Ok((new, replayed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Appended, sequence};
+
+    #[test]
+    fn replays_are_skipped_and_gaps_refused() {
+        assert_eq!(sequence(0, &[Some(1), Some(2)]), Ok((vec![0, 1], 0)));
+        // A replayed batch, and one that overlaps what is stored.
+        assert_eq!(sequence(2, &[Some(1), Some(2)]), Ok((vec![], 2)));
+        assert_eq!(
+            sequence(2, &[Some(2), Some(3), Some(4)]),
+            Ok((vec![1, 2], 1))
+        );
+        // A batch from the future, and one out of order inside.
+        assert_eq!(
+            sequence(2, &[Some(4), Some(5)]),
+            Err(Appended::Gap {
+                expected: 3,
+                got: 4
+            })
+        );
+        assert_eq!(
+            sequence(0, &[Some(1), Some(3)]),
+            Err(Appended::Gap {
+                expected: 2,
+                got: 3
+            })
+        );
+        assert_eq!(
+            sequence(3, &[Some(4), Some(2)]),
+            Err(Appended::Gap {
+                expected: 5,
+                got: 2
+            })
+        );
+        // Unsequenced events (BenchCI) are always stored.
+        assert_eq!(sequence(5, &[None, None]), Ok((vec![0, 1], 0)));
+        assert_eq!(sequence(1, &[None, Some(2), None]), Ok((vec![0, 1, 2], 0)));
+    }
+}
+
 /// The end of a run as its agent (or the lease sweeper) reports it.
 pub struct Completion<'a> {
     pub state: &'a str,
@@ -257,13 +343,14 @@ pub trait Store: Scheduling + Send + Sync {
         lease_until_ms: i64,
         now: &'a str,
     ) -> Fut<'a, Option<RunRow>>;
-    /// Appends events (type, JSON body) in order and marks a preparing run running.
+    /// Appends events in order and marks a preparing run running. Sequenced events (an
+    /// agent `seq`) already stored are skipped; a gap stores nothing.
     fn append_events<'a>(
         &'a self,
         run_id: &'a str,
-        events: Vec<(String, String)>,
+        events: Vec<NewEvent>,
         now: &'a str,
-    ) -> Fut<'a, ()>;
+    ) -> Fut<'a, Appended>;
     /// Event bodies with their sequence numbers, in order.
     fn events<'a>(&'a self, run_id: &'a str) -> Fut<'a, Vec<(i64, String)>>;
     fn set_artifacts<'a>(&'a self, run_id: &'a str, size: i64, sha256: &'a str) -> Fut<'a, ()>;

@@ -4,9 +4,10 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion, Counts,
-    Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewRun, NewToken, Principal,
-    QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched, state,
+    AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
+    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
+    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
+    state,
 };
 
 pub struct PgStore {

@@ -507,26 +507,52 @@ macro_rules! impl_store {
             fn append_events<'a>(
                 &'a self,
                 run_id: &'a str,
-                events: Vec<(String, String)>,
+                events: Vec<NewEvent>,
                 now: &'a str,
-            ) -> Fut<'a, ()> {
+            ) -> Fut<'a, Appended> {
                 Box::pin(async move {
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let (last,): (i64,) =
+                    // Updating the run's row first takes its row lock (PostgreSQL), so two
+                    // event calls for one run never read the same last seq.
+                    let last: Option<(i64,)> = sqlx::query_as(
+                        "UPDATE runs SET last_event_seq = last_event_seq WHERE id = $1 RETURNING last_event_seq",
+                    )
+                    .bind(run_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let last = last.map(|r| r.0).unwrap_or(0);
+                    let seqs: Vec<Option<i64>> = events.iter().map(|e| e.agent_seq).collect();
+                    let (new, replayed) = match $crate::store::sequence(last, &seqs) {
+                        Ok(v) => v,
+                        Err(gap) => return Ok(gap),
+                    };
+                    let (max,): (i64,) =
                         sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1")
                             .bind(run_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    for (i, (kind, body)) in events.iter().enumerate() {
+                    let mut top = last;
+                    for (i, &k) in new.iter().enumerate() {
+                        let e = &events[k];
                         sqlx::query(
-                            "INSERT INTO run_events (run_id, seq, event_type, body) VALUES ($1, $2, $3, $4)",
+                            "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) \
+                             VALUES ($1, $2, $3, $4, $5)",
                         )
                         .bind(run_id)
-                        .bind(last + 1 + i as i64)
-                        .bind(kind)
-                        .bind(body)
+                        .bind(max + 1 + i as i64)
+                        .bind(&e.kind)
+                        .bind(&e.body)
+                        .bind(e.agent_seq)
                         .execute(&mut *tx)
                         .await?;
+                        top = top.max(e.agent_seq.unwrap_or(0));
+                    }
+                    if top > last {
+                        sqlx::query("UPDATE runs SET last_event_seq = $1 WHERE id = $2")
+                            .bind(top)
+                            .bind(run_id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     sqlx::query("UPDATE runs SET state = $1, started_at = $2 WHERE id = $3 AND state = $4")
                         .bind(state::RUNNING)
@@ -536,7 +562,7 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
-                    Ok(())
+                    Ok(Appended::Stored { stored: new.len(), replayed })
                 })
             }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::{
-    AgentRow, AgentSeen, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion, Counts,
-    Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewRun, NewToken, Principal,
-    QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched, state,
+    AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
+    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
+    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
+    state,
 };
 
 pub struct SqliteStore {
