@@ -48,7 +48,8 @@ fn push(q: &mut VecDeque<String>, line: String) {
 }
 
 /// Every file under `dir` (relative paths, sorted) with its size, up to [`MAX_FILES`];
-/// `true` when some were left out. Symbolic links are listed, never followed.
+/// `true` when some were left out. Symbolic links are listed, never followed; hidden
+/// names (temporary files of writes in progress) are not.
 pub fn list(dir: &Path) -> (Vec<(PathBuf, u64)>, bool) {
     let mut out = Vec::new();
     let mut more = false;
@@ -62,6 +63,11 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<(PathBuf, u64)>, mo
         return;
     };
     for e in rd.flatten() {
+        // Hidden names are the temporary files of atomic writes in progress
+        // (`.status.json.XXXX.tmp`): they are gone a moment later.
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let Ok(ft) = e.file_type() else { continue };
         let path = e.path();
         if ft.is_dir() {
@@ -155,6 +161,22 @@ mod tests {
         );
         assert_eq!(inside(d, Path::new("/runs/1/../2/x.log")), None);
         assert_eq!(inside(d, Path::new("/elsewhere/x.log")), None);
+    }
+
+    #[test]
+    fn the_list_skips_writes_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("status.json"), "{}").unwrap();
+        std::fs::write(dir.path().join(".status.json.Ab12Cd.tmp"), "{").unwrap();
+        std::fs::write(dir.path().join("logs/a.log"), "x").unwrap();
+        let (files, more) = list(dir.path());
+        let names: Vec<PathBuf> = files.into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            names,
+            [PathBuf::from("logs/a.log"), PathBuf::from("status.json")]
+        );
+        assert!(!more);
     }
 
     #[test]
