@@ -10,6 +10,8 @@ mod qemu;
 
 use std::time::{Duration, Instant};
 
+use sha2::Digest;
+
 use hilt_testkit::process::{Layout, TOKEN, unique, write_agent_yaml};
 
 #[test]
@@ -65,6 +67,14 @@ fn a_qemu_bench_registered_on_an_agent_runs_a_remote_suite() {
         ["flash boots v1", "ping pong", "reset reboots"],
         "{results}"
     );
+    // hilt's firmware was flashed (named by its SHA-256) and reset over QMP on the board.
+    let id = results["run_id"].as_str().unwrap();
+    let run_dir = tmp.path().join("results").join(id);
+    let flash_log = std::fs::read_to_string(run_dir.join("logs/nodes/dut/flash.log"))
+        .unwrap_or_else(|e| panic!("{}: {e}", run_dir.display()));
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(v1).unwrap()));
+    assert!(flash_log.contains(&format!("sha256 {sha}")), "{flash_log}");
+    assert!(flash_log.contains("QMP system_reset"), "{flash_log}");
     // The run's emulator stopped with the run; the agent keeps none running either.
     qemu::assert_emulator_gone_soon(&m);
     agent.signal(nix::sys::signal::Signal::SIGTERM);

@@ -401,8 +401,8 @@ fn the_qemu_board_serves_qemu_runs_while_sim_runs_go_to_the_sim_bench() {
     let sim_suite = write_suite(dir, "sim", SIM_SUITE);
     let qemu_suite = write_suite(dir, "qemu", qemu::SUITE);
     let t = Instant::now();
+    let fw = ["--artifact", v1.to_str().unwrap()];
     let (qrun, sims) = std::thread::scope(|sc| {
-        let fw = ["--artifact", v1.to_str().unwrap()];
         let qh = sc.spawn(|| submit_by_tag(&url, "qemu", &qemu_suite, &fw));
         let sh: Vec<_> = (0..2)
             .map(|_| sc.spawn(|| submit_by_tag(&url, "sim", &sim_suite, &[])))
