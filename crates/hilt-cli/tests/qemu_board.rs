@@ -6,52 +6,15 @@
 //! compiler; fails instead under HILT_REQUIRE_PEERS=1.
 
 mod common;
+#[path = "common/qemu.rs"]
+mod qemu;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{assert_complete, hilt, json, last_run};
+use qemu::{assert_emulator_gone_soon, assert_no_emulator, emulators, firmware, marker};
 use sha2::{Digest, Sha256};
-
-const QEMU: &str = "qemu-system-arm";
-const GCC: &str = "arm-none-eabi-gcc";
-
-/// The two firmware images, built once per test binary; `None` (after saying why) when
-/// the emulator or the compiler is missing.
-fn firmware() -> Option<&'static (PathBuf, PathBuf)> {
-    static BUILT: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let missing: Vec<_> = [QEMU, GCC]
-                .into_iter()
-                .filter(|t| hilt_hw::process::which(t).is_none())
-                .collect();
-            if !missing.is_empty() {
-                if std::env::var_os("HILT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty()) {
-                    panic!(
-                        "{} missing but HILT_REQUIRE_PEERS is set: run scripts/peers.sh",
-                        missing.join(", ")
-                    );
-                }
-                eprintln!(
-                    "skipping: {} not installed (run scripts/peers.sh)",
-                    missing.join(", ")
-                );
-                return None;
-            }
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/build.sh");
-            let status = std::process::Command::new("bash")
-                .arg(script)
-                .arg(&out)
-                .status()
-                .expect("running firmware/build.sh");
-            assert!(status.success(), "firmware/build.sh failed: {status}");
-            Some((out.join("hilt-fw-v1.elf"), out.join("hilt-fw-v2.elf")))
-        })
-        .as_ref()
-}
 
 /// A bench with one emulated board; `marker` is passed to QEMU (`-name`) so this test
 /// finds exactly its own emulator processes.
@@ -103,33 +66,6 @@ fn run_cmd(dir: &Path, bench: &Path, suite: &Path) -> std::process::Command {
         .arg("--results-dir")
         .arg(dir.join("results"));
     c
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn emulators(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.contains(&marker.as_bytes()) && pid != std::process::id() {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn assert_no_emulator(marker: &str) {
-    let left = emulators(marker);
-    assert!(left.is_empty(), "emulator processes left behind: {left:?}");
-}
-
-fn marker(name: &str) -> String {
-    format!("hilt-test-{name}-{}", std::process::id())
 }
 
 fn sha256(p: &Path) -> String {
@@ -330,15 +266,6 @@ fn signal_and_wait(child: &mut std::process::Child, sig: nix::sys::signal::Signa
         assert!(Instant::now() < deadline, "hilt did not stop after {sig}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Waits (bounded) for the emulators with `marker` to be gone.
-fn assert_emulator_gone_soon(marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !emulators(marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_no_emulator(marker);
 }
 
 #[test]

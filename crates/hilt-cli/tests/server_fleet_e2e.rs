@@ -20,10 +20,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-#[path = "common/qemu.rs"]
-mod qemu;
 #[path = "../../hilt-server/tests/common/postgres.rs"]
 mod postgres;
+#[path = "common/qemu.rs"]
+mod qemu;
 
 use serde_json::Value;
 
@@ -128,7 +128,14 @@ fn json_out(o: &Output) -> Value {
 fn agent_token(url: &str) -> String {
     let o = client(
         url,
-        &["tokens", "create", "--workspace", "default", "--kind", "agent"],
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--kind",
+            "agent",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8(o.stdout).unwrap().trim().to_string()
@@ -370,7 +377,10 @@ fn healthy_bench_takes_the_runs(db: Option<&str>) {
     assert!(o.status.success(), "{}", text(&o));
 
     // Clean shutdown: agents on SIGTERM exit 143, the server 0.
-    for (p, what) in [(&mut pair.ok, "agent sim-ok"), (&mut pair.bad, "agent sim-bad")] {
+    for (p, what) in [
+        (&mut pair.ok, "agent sim-ok"),
+        (&mut pair.bad, "agent sim-bad"),
+    ] {
         let s = p.stop(what);
         assert_eq!(s.code(), Some(143), "{what}: {s}\n{}", logs(dir));
     }
@@ -392,7 +402,11 @@ fn the_qemu_board_serves_qemu_runs_while_sim_runs_go_to_the_sim_bench() {
     let m = qemu::marker("fleet");
     let board = qemu::bench(dir, &m);
     let mut q = start_agent(dir, &url, &board, "qemu", "qemu", &dir.join("qemu-locks"));
-    for (id, health) in [("sim-ok", "healthy"), ("sim-bad", "failing"), ("qemu", "healthy")] {
+    for (id, health) in [
+        ("sim-ok", "healthy"),
+        ("sim-bad", "failing"),
+        ("qemu", "healthy"),
+    ] {
         let row = wait_for("bench synced", 60, dir, || synced(&url, id));
         assert_eq!(row["health_status"], health, "{row}\n{}", logs(dir));
     }

@@ -129,6 +129,11 @@ pub fn assert_emulator_gone_soon(marker: &str) {
     while !emulators(marker).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_no_emulator(marker);
+}
+
+/// Fails if an emulator with `marker` runs now.
+pub fn assert_no_emulator(marker: &str) {
     let left = emulators(marker);
     assert!(left.is_empty(), "emulator processes left behind: {left:?}");
 }
