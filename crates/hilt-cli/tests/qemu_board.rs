@@ -440,3 +440,38 @@ fn demo_qemu_runs_the_tour_and_explains_the_fault() {
     );
     assert_eq!(results["duts"][0]["verification_status"], "verified");
 }
+
+#[test]
+fn the_self_test_of_a_qemu_bench_does_not_open_its_uart_as_a_serial_path() {
+    let Some(_) = firmware() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("selftest");
+    let bench = write_bench(dir.path(), &m, "");
+    // With hardware opened, as an agent self-tests its benches at start: the board's pty
+    // exists only while a run's emulator does, so `qemu:board` is not a port to open.
+    let out = hilt()
+        .current_dir(dir.path())
+        .args(["bench", "self-test", "--open-hardware", "--json", "--bench"])
+        .arg(&bench)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["health_status"], "healthy", "{report}");
+    let open = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "node.dut.transport.console.open")
+        .unwrap_or_else(|| panic!("no open check: {report}"));
+    assert_eq!(open["status"], "skip", "{open}");
+    assert!(
+        open["message"]
+            .as_str()
+            .unwrap()
+            .contains("emulated board `board`"),
+        "{open}"
+    );
+    assert_no_emulator(&m);
+}
