@@ -6,52 +6,15 @@
 //! compiler; fails instead under HILT_REQUIRE_PEERS=1.
 
 mod common;
+#[path = "common/qemu.rs"]
+mod qemu;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{assert_complete, hilt, json, last_run};
+use qemu::{assert_emulator_gone_soon, assert_no_emulator, emulators, firmware, marker};
 use sha2::{Digest, Sha256};
-
-const QEMU: &str = "qemu-system-arm";
-const GCC: &str = "arm-none-eabi-gcc";
-
-/// The two firmware images, built once per test binary; `None` (after saying why) when
-/// the emulator or the compiler is missing.
-fn firmware() -> Option<&'static (PathBuf, PathBuf)> {
-    static BUILT: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let missing: Vec<_> = [QEMU, GCC]
-                .into_iter()
-                .filter(|t| hilt_hw::process::which(t).is_none())
-                .collect();
-            if !missing.is_empty() {
-                if std::env::var_os("HILT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty()) {
-                    panic!(
-                        "{} missing but HILT_REQUIRE_PEERS is set: run scripts/peers.sh",
-                        missing.join(", ")
-                    );
-                }
-                eprintln!(
-                    "skipping: {} not installed (run scripts/peers.sh)",
-                    missing.join(", ")
-                );
-                return None;
-            }
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/build.sh");
-            let status = std::process::Command::new("bash")
-                .arg(script)
-                .arg(&out)
-                .status()
-                .expect("running firmware/build.sh");
-            assert!(status.success(), "firmware/build.sh failed: {status}");
-            Some((out.join("hilt-fw-v1.elf"), out.join("hilt-fw-v2.elf")))
-        })
-        .as_ref()
-}
 
 /// A bench with one emulated board; `marker` is passed to QEMU (`-name`) so this test
 /// finds exactly its own emulator processes.
@@ -103,33 +66,6 @@ fn run_cmd(dir: &Path, bench: &Path, suite: &Path) -> std::process::Command {
         .arg("--results-dir")
         .arg(dir.join("results"));
     c
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn emulators(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.contains(&marker.as_bytes()) && pid != std::process::id() {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn assert_no_emulator(marker: &str) {
-    let left = emulators(marker);
-    assert!(left.is_empty(), "emulator processes left behind: {left:?}");
-}
-
-fn marker(name: &str) -> String {
-    format!("hilt-test-{name}-{}", std::process::id())
 }
 
 fn sha256(p: &Path) -> String {
@@ -332,15 +268,6 @@ fn signal_and_wait(child: &mut std::process::Child, sig: nix::sys::signal::Signa
     }
 }
 
-/// Waits (bounded) for the emulators with `marker` to be gone.
-fn assert_emulator_gone_soon(marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !emulators(marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_no_emulator(marker);
-}
-
 #[test]
 fn sigterm_mid_run_leaves_no_emulator() {
     let Some((v1, _)) = firmware() else { return };
@@ -512,4 +439,39 @@ fn demo_qemu_runs_the_tour_and_explains_the_fault() {
         "the explanation names the firmware:\n{stderr}"
     );
     assert_eq!(results["duts"][0]["verification_status"], "verified");
+}
+
+#[test]
+fn the_self_test_of_a_qemu_bench_does_not_open_its_uart_as_a_serial_path() {
+    let Some(_) = firmware() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("selftest");
+    let bench = write_bench(dir.path(), &m, "");
+    // With hardware opened, as an agent self-tests its benches at start: the board's pty
+    // exists only while a run's emulator does, so `qemu:board` is not a port to open.
+    let out = hilt()
+        .current_dir(dir.path())
+        .args(["bench", "self-test", "--open-hardware", "--json", "--bench"])
+        .arg(&bench)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["health_status"], "healthy", "{report}");
+    let open = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "node.dut.transport.console.open")
+        .unwrap_or_else(|| panic!("no open check: {report}"));
+    assert_eq!(open["status"], "skip", "{open}");
+    assert!(
+        open["message"]
+            .as_str()
+            .unwrap()
+            .contains("emulated board `board`"),
+        "{open}"
+    );
+    assert_no_emulator(&m);
 }

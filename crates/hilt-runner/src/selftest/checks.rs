@@ -388,6 +388,16 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
             };
             note("SELF_TEST_START");
             let c = match tr {
+                // The pty of an emulated board exists only while its emulator runs (started
+                // by the run); the board's own checks cover the emulator.
+                Transport::Uart { .. } if tr.qemu_board().is_some() => Check::skip(
+                    &id,
+                    format!("open {n}.{t}"),
+                    format!(
+                        "the UART of emulated board `{}`: its pty exists while the emulator runs",
+                        tr.qemu_board().unwrap_or_default()
+                    ),
+                ),
                 Transport::Uart {
                     port,
                     baud,
