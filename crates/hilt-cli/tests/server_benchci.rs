@@ -10,9 +10,8 @@
 //!
 //! Without `benchci` on PATH the test skips with a message, unless HILT_REQUIRE_PEERS=1.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -21,74 +20,11 @@ use common::find_benchci;
 
 use serde_json::Value;
 
-const BOOT: &str = "server-boot-token";
-
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn hilt() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("hilt"));
-    c.env("NO_COLOR", "1").stdin(Stdio::null());
-    c
-}
+use common::server::{BOOT, Proc, agent_token, client, hilt, json_out, server_get};
 
 /// `hilt server` on a free port; returns the process and its URL.
 fn start_server(data: &Path) -> (Proc, String) {
-    let mut child = hilt()
-        .args([
-            "server",
-            "--bind",
-            "127.0.0.1:0",
-            "--long-poll-s",
-            "5",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("hilt server did not print its address");
-    (Proc(child), url)
-}
-
-/// A client command against the server with the bootstrap (admin) token.
-fn client(url: &str, args: &[&str]) -> std::process::Output {
-    hilt()
-        .args(args)
-        .env("HILT_SERVER", url)
-        .env("HILT_TOKEN", BOOT)
-        .output()
-        .unwrap()
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
+    common::server::start_server(data, None, &["--bind", "127.0.0.1:0", "--long-poll-s", "5"])
 }
 
 fn suite(dir: &Path, name: &str, expect: &str) -> PathBuf {
@@ -114,19 +50,7 @@ fn benchci_cloud_agent_runs_assignments_from_hilt_server() {
     let dir = tmp.path();
     let (_server, url) = start_server(&dir.join("data"));
 
-    let o = client(
-        &url,
-        &[
-            "tokens",
-            "create",
-            "--workspace",
-            "default",
-            "--kind",
-            "agent",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let agent_token = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let agent_token = agent_token(&url);
     assert!(agent_token.starts_with("hilt_"), "{agent_token}");
 
     // A simulated DUT on a real pty (its link is `<bench dir>/dut.tty`).
@@ -383,24 +307,6 @@ fn submit_wait_with(url: &str, suite: &Path, more: &[&str]) -> (std::process::Ou
     let o = client(url, &[&args[..], more, &["--timeout-s", "120"]].concat());
     let run = json_out(&o);
     (o, run)
-}
-
-/// GET with the admin token through `hilt` itself would need a command per route; the
-/// lists are read with a plain request.
-fn server_get(url: &str, path: &str) -> Value {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {BOOT}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
 }
 
 /// An artifact store the server cannot use stops it before it listens: a clear error and

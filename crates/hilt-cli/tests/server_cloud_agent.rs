@@ -14,9 +14,7 @@
 //! own scenario tests; skipped with a message without PostgreSQL unless
 //! HILT_REQUIRE_PEERS=1).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -25,38 +23,7 @@ mod postgres;
 
 use serde_json::Value;
 
-const BOOT: &str = "server-boot-token";
-
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn hilt() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("hilt"));
-    c.env("NO_COLOR", "1")
-        .env_remove("HILT_SERVER")
-        .env_remove("HILT_TOKEN")
-        .env_remove("HILT_AGENT_TOKEN")
-        .env_remove("BENCHCI_AGENT_TOKEN")
-        .env_remove("BENCHCI_API_URL")
-        .env_remove("HILT_MACHINE_ID")
-        .env_remove("BENCHCI_MACHINE_ID")
-        .stdin(Stdio::null());
-    c
-}
+use common::server::{Proc, agent_token, client, hilt, json_out, server_get};
 
 /// `hilt server` on `bind`; returns the process and its URL.
 fn start_server(data: &Path, bind: &str, lease_s: u32) -> (Proc, String) {
@@ -65,59 +32,9 @@ fn start_server(data: &Path, bind: &str, lease_s: u32) -> (Proc, String) {
 
 /// The same on a database (`None`: the SQLite file in the data dir).
 fn start_server_on(data: &Path, db: Option<&str>, bind: &str, lease_s: u32) -> (Proc, String) {
-    let mut cmd = hilt();
-    cmd.args(["server", "--bind", bind, "--long-poll-s", "5", "--lease-s"])
-        .arg(lease_s.to_string())
-        .arg("--data-dir")
-        .arg(data);
-    if let Some(url) = db {
-        cmd.args(["--database", url]);
-    }
-    let mut child = cmd
-        .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("hilt server did not print its address");
-    (Proc(child), url)
-}
-
-/// A client command against the server with the bootstrap (admin) token.
-fn client(url: &str, args: &[&str]) -> std::process::Output {
-    hilt()
-        .args(args)
-        .env("HILT_SERVER", url)
-        .env("HILT_TOKEN", BOOT)
-        .output()
-        .unwrap()
-}
-
-fn agent_token(url: &str) -> String {
-    let o = client(
-        url,
-        &[
-            "tokens",
-            "create",
-            "--workspace",
-            "default",
-            "--kind",
-            "agent",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
+    let lease = lease_s.to_string();
+    let args = ["--bind", bind, "--long-poll-s", "5", "--lease-s", &lease];
+    common::server::start_server(data, db, &args)
 }
 
 /// `hilt agent cloud --bench BENCH --bench-id ID` with its own work dir; logs to files.
@@ -161,16 +78,6 @@ fn agent_log(dir: &Path, id: &str) -> String {
     )
 }
 
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
-
 /// A suite: `ping` answered `pong`, then `pauses` sleeps of 400 ms each with a ping between
 /// (a run of a few seconds with a steady stream of events).
 fn suite(dir: &Path, name: &str, pauses: usize) -> PathBuf {
@@ -192,23 +99,6 @@ fn suite(dir: &Path, name: &str, pauses: usize) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-/// GET with the admin token.
-fn server_get(url: &str, path: &str) -> Value {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {BOOT}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
 }
 
 /// Waits until `f` gives a value (bounded).

@@ -6,62 +6,18 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BOOT: &str = "fleet-boot-token";
+mod common;
 
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn hilt() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("hilt"));
-    c.env("NO_COLOR", "1")
-        .env_remove("HILT_SERVER")
-        .env_remove("HILT_TOKEN")
-        .stdin(Stdio::null());
-    c
-}
+use common::server::{Proc, client_cmd as client, hilt};
 
 fn start_server(data: &Path) -> (Proc, String) {
-    let mut child = hilt()
-        .args(["server", "--bind", "127.0.0.1:0", "--long-poll-s", "2"])
-        .arg("--data-dir")
-        .arg(data)
-        .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("hilt server did not print its address");
-    (Proc(child), url)
-}
-
-/// A client command with HILT_SERVER and HILT_TOKEN set.
-fn client(url: &str, args: &[&str]) -> Command {
-    let mut c = hilt();
-    c.args(args).env("HILT_SERVER", url).env("HILT_TOKEN", BOOT);
-    c
+    let args = ["--bind", "127.0.0.1:0", "--long-poll-s", "2"];
+    common::server::start_server_to(data, None, &args, Stdio::null())
 }
 
 fn run(c: &mut Command) -> (i32, String, String) {

@@ -14,9 +14,8 @@
 //! Every process is stopped with SIGTERM at the end and must exit cleanly (server 0,
 //! agents 143).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -27,118 +26,11 @@ mod qemu;
 
 use serde_json::Value;
 
-const BOOT: &str = "fleet-e2e-boot-token";
-
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn stop(&mut self, what: &str) -> ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "SIGTERM did not stop {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn hilt() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("hilt"));
-    c.env("NO_COLOR", "1")
-        .env_remove("HILT_SERVER")
-        .env_remove("HILT_TOKEN")
-        .env_remove("HILT_AGENT_TOKEN")
-        .env_remove("BENCHCI_AGENT_TOKEN")
-        .env_remove("BENCHCI_API_URL")
-        .env_remove("HILT_MACHINE_ID")
-        .env_remove("BENCHCI_MACHINE_ID")
-        .stdin(Stdio::null());
-    c
-}
+use common::server::{Proc, agent_token, client, hilt, json_out, text};
 
 /// `hilt server` on a free loopback port (`db`: PostgreSQL, else SQLite in `data`).
 fn start_server(data: &Path, db: Option<&str>) -> (Proc, String) {
-    let mut cmd = hilt();
-    cmd.args(["server", "--bind", "127.0.0.1:0", "--long-poll-s", "5"])
-        .arg("--data-dir")
-        .arg(data);
-    if let Some(url) = db {
-        cmd.args(["--database", url]);
-    }
-    let mut child = cmd
-        .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("hilt server did not print its address");
-    (Proc(child), url)
-}
-
-/// A client command with HILT_SERVER and the bootstrap (admin) token.
-fn client(url: &str, args: &[&str]) -> Output {
-    hilt()
-        .args(args)
-        .env("HILT_SERVER", url)
-        .env("HILT_TOKEN", BOOT)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json_out(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
-}
-
-fn agent_token(url: &str) -> String {
-    let o = client(
-        url,
-        &[
-            "tokens",
-            "create",
-            "--workspace",
-            "default",
-            "--kind",
-            "agent",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
+    common::server::start_server(data, db, &["--bind", "127.0.0.1:0", "--long-poll-s", "5"])
 }
 
 /// `hilt agent cloud --bench BENCH --bench-id ID --tag TAG`, its own work dir and token,
