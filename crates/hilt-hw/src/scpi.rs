@@ -172,12 +172,7 @@ impl ScpiLink {
                     parity: settings.parity,
                     stopbits: settings.stopbits,
                 };
-                Io::Serial(crate::serial::open(&s).map_err(|e| match e {
-                    HwError::Open { path, reason, .. } => {
-                        HwError::open(kind, "SCPI instrument", path, reason)
-                    }
-                    other => other,
-                })?)
+                Io::Serial(crate::serial::open_as(&s, kind, "SCPI instrument")?)
             }
         };
         Ok(ScpiLink {

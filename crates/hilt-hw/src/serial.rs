@@ -84,6 +84,27 @@ pub fn open(settings: &SerialSettings) -> Result<Box<dyn SerialPort>, HwError> {
     Ok(Box::new(RealPort { tty: Arc::new(tty) }))
 }
 
+/// [`open`], with a failure to open told as the driver's own (`kind`, `what`): a serial
+/// sensor's port that is missing is the sensor's open error, not a bare serial one.
+pub fn open_as(
+    settings: &SerialSettings,
+    kind: ResourceKind,
+    what: &'static str,
+) -> Result<Box<dyn SerialPort>, HwError> {
+    open(settings).map_err(|e| match e {
+        HwError::Open { path, reason, .. } => HwError::open(kind, what, path, reason),
+        other => other,
+    })
+}
+
+/// Drops the input already waiting on the port (stale bytes or a late answer to an
+/// earlier command), so that what is read next answers what is sent next.
+pub fn drain(port: &mut dyn SerialPort) -> io::Result<()> {
+    let mut buf = [0u8; 256];
+    while port.read_timeout(&mut buf, Duration::ZERO)? > 0 {}
+    Ok(())
+}
+
 /// Why opening the device node failed, in the words a bench owner needs.
 fn open_reason(e: &io::Error) -> String {
     match e.raw_os_error() {

@@ -103,14 +103,7 @@ impl RtuLink {
 
     /// Drops whatever is waiting on the line (a late reply to a timed-out request).
     fn drain(&mut self) -> Result<(), ModbusError> {
-        let mut buf = [0u8; 256];
-        loop {
-            match self.port.read_timeout(&mut buf, Duration::ZERO) {
-                Ok(0) => return Ok(()),
-                Ok(_) => continue,
-                Err(e) => return Err(self.io(e)),
-            }
-        }
+        crate::serial::drain(&mut *self.port).map_err(|e| self.io(e))
     }
 }
 

@@ -107,12 +107,7 @@ impl ResourceDriver for SerialMeasurement {
             parity: parse_parity(parity).ok_or_else(|| bad(format!("parity `{parity}`")))?,
             stopbits: *stopbits,
         };
-        let serial = crate::serial::open(&settings).map_err(|e| match e {
-            HwError::Open { path, reason, .. } => {
-                HwError::open(KIND, "serial sensor", path, reason)
-            }
-            other => other,
-        })?;
+        let serial = crate::serial::open_as(&settings, KIND, "serial sensor")?;
         Ok(Opened::Instrument(Box::new(Sensor {
             port: serial,
             path: port.clone(),
@@ -164,20 +159,15 @@ fn value_of(regex: Option<&Regex>, text: &str) -> Result<f64, String> {
 impl Instrument for Sensor {
     fn read(&mut self) -> Result<Reading, HwError> {
         let fail = |e: String| HwError::io(KIND, "serial sensor", format!("{}: {e}", self.path));
-        let mut buf = [0u8; 512];
         // Stale input is not this reading's answer.
-        while self
-            .port
-            .read_timeout(&mut buf, Duration::ZERO)
-            .map_err(|e| fail(e.to_string()))?
-            > 0
-        {}
+        crate::serial::drain(&mut *self.port).map_err(|e| fail(e.to_string()))?;
         if let Some(c) = &self.command {
             self.port
                 .write_all_bytes(c.as_bytes())
                 .map_err(|e| fail(format!("cannot send the command: {e}")))?;
         }
         let deadline = Instant::now() + self.timeout;
+        let mut buf = [0u8; 512];
         let mut got = Vec::new();
         while !got.contains(&b'\n') && got.len() < self.read_size {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -148,12 +148,7 @@ impl ResourceDriver for UsbRelaySerial {
             parity: Parity::N,
             stopbits: 1.0,
         };
-        let serial = crate::serial::open(&settings).map_err(|e| match e {
-            HwError::Open { path, reason, .. } => {
-                HwError::open(KIND, "serial relay board", path, reason)
-            }
-            other => other,
-        })?;
+        let serial = crate::serial::open_as(&settings, KIND, "serial relay board")?;
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
         Ok(Opened::Power(Box::new(Board {
             port: serial,
@@ -207,13 +202,7 @@ impl Board {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), HwError> {
-        let mut buf = [0u8; 256];
-        while self
-            .port
-            .read_timeout(&mut buf, Duration::ZERO)
-            .map_err(|e| self.fail(e))?
-            > 0
-        {}
+        crate::serial::drain(&mut *self.port).map_err(|e| self.fail(e))?;
         self.port.write_all_bytes(bytes).map_err(|e| self.fail(e))
     }
 
