@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
-use common::{hilt, json, last_run};
+use common::hw::{SimProcess, run_dir, validate_error};
+use common::json;
 use hilt_sim::{HttpRelayConfig, HttpRelaySim};
 
 fn write_bench(dir: &Path, base: &str, extra: &str) -> PathBuf {
@@ -48,21 +47,6 @@ fn write_suite(dir: &Path, steps: &str) -> PathBuf {
     p
 }
 
-fn run(dir: &Path, bench: &Path, suite: &Path) -> (i32, PathBuf) {
-    let out = hilt()
-        .env("HILT_LOCK_DIR", dir.join("locks"))
-        .args(["run", "--bench"])
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    (code, last_run(&dir.join("results")))
-}
-
 #[test]
 fn power_steps_send_the_spec_requests_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,7 +68,7 @@ fn power_steps_send_the_spec_requests_and_read_back() {
       - power_expect: {resource: mains, outlet: fan, state: false}
 ",
     );
-    let (code, run) = run(dir.path(), &bench, &suite);
+    let (code, run) = run_dir(dir.path(), &bench, &suite);
     let r = json(&run.join("results.json"));
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["status"], "passed");
@@ -125,76 +109,40 @@ fn power_steps_send_the_spec_requests_and_read_back() {
 }
 
 /// `hilt sim http-relay` as a separate process; stops on drop.
-struct SimProcess {
-    child: Child,
-    url: String,
+fn start_sim() -> SimProcess {
+    let args = ["http-relay", "--bind", "127.0.0.1:0", "--latency-ms", "2"];
+    SimProcess::start(&args, "http://")
 }
 
-impl SimProcess {
-    fn start() -> SimProcess {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("hilt"))
-            .args([
-                "sim",
-                "http-relay",
-                "--bind",
-                "127.0.0.1:0",
-                "--latency-ms",
-                "2",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http://"), "{line:?}");
-        SimProcess {
-            child,
-            url: line.trim().to_string(),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut r = agent.get(format!("{}{path}", self.url)).call().unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
+/// GET on the simulator: status and body.
+fn sim_get(sim: &SimProcess, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.get(format!("{}{path}", sim.address)).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
 #[test]
 fn a_relay_fault_is_a_power_control_failure_of_the_bench() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = SimProcess::start();
-    let bench = write_bench(dir.path(), &sim.url, "");
+    let sim = start_sim();
+    let bench = write_bench(dir.path(), &sim.address, "");
     let suite = write_suite(
         dir.path(),
         "      - power_set: {resource: mains, outlet: dut, state: true}\n",
     );
-    let (code, _) = run(dir.path(), &bench, &suite);
+    let (code, _) = run_dir(dir.path(), &bench, &suite);
     assert_eq!(code, 0);
-    assert_eq!(sim.get("/sim/state").1, r#"{"3":"on"}"#);
+    assert_eq!(sim_get(&sim, "/sim/state").1, r#"{"3":"on"}"#);
     // The board answers the next request with 503.
-    assert_eq!(sim.get("/sim/fail/1/503").0, 200);
+    assert_eq!(sim_get(&sim, "/sim/fail/1/503").0, 200);
     let suite = write_suite(
         dir.path(),
         "      - power_set: {resource: mains, outlet: dut, state: false}\n",
     );
-    let (code, run) = run(dir.path(), &bench, &suite);
+    let (code, run) = run_dir(dir.path(), &bench, &suite);
     let r = json(&run.join("results.json"));
     assert_eq!(r["status"], "error", "{r:#}");
     assert_eq!(code, 4, "bench infrastructure exit code");
@@ -205,7 +153,7 @@ fn a_relay_fault_is_a_power_control_failure_of_the_bench() {
         "{msg}"
     );
     assert_eq!(
-        sim.get("/sim/state").1,
+        sim_get(&sim, "/sim/state").1,
         r#"{"3":"on"}"#,
         "the failed switch did not happen"
     );
@@ -219,22 +167,14 @@ fn bad_relay_urls_are_located_configuration_errors() {
         dir.path(),
         "      - power_set: {resource: mains, outlet: dut, state: true}\n",
     );
-    let out = hilt()
-        .args(["validate", "--bench"])
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = validate_error(&bench, &suite);
     // on_url is on line 13 of the bench, its value at column 15.
     assert!(
         err.contains("bench.yaml:13:15: resources.mains.driver.on_url: `https://relay.local/relay/{channel}/on` is not an http:// URL"),
         "{err}"
     );
     assert!(err.contains("https:// is not supported"), "{err}");
-    let (code, run) = run(dir.path(), &bench, &suite);
+    let (code, run) = run_dir(dir.path(), &bench, &suite);
     assert_eq!(code, 3);
     let r = json(&run.join("results.json"));
     assert_eq!(r["failure"]["category"], "CONFIG_ERROR");

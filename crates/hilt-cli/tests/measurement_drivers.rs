@@ -10,8 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::{assert_complete, hilt, json, last_run};
-use serde_json::Value;
+use common::hw::{metric, run_results, validate_error, write_suite_steps};
 
 /// Answers each connection with the next `(status, body)`; records request paths.
 struct HttpInstrument {
@@ -61,42 +60,8 @@ fn write_files(dir: &Path, resources: &str, steps: &[&str]) -> (PathBuf, PathBuf
         ),
     )
     .unwrap();
-    let suite = dir.join("suite.yaml");
-    let mut text =
-        String::from("version: 1\nsuite: {name: m}\ntests:\n  - name: read\n    steps:\n");
-    for s in steps {
-        text.push_str(&format!("      - {s}\n"));
-    }
-    std::fs::write(&suite, text).unwrap();
+    let suite = write_suite_steps(dir, "m", "read", steps);
     (bench, suite)
-}
-
-fn hilt_run(dir: &Path, bench: &Path, suite: &Path) -> (i32, Value) {
-    let out = hilt()
-        .env("HILT_LOCK_DIR", dir.join("locks"))
-        .args(["run", "--bench"])
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let run = last_run(&dir.join("results"));
-    assert_complete(&run);
-    (
-        out.status.code().unwrap_or(-1),
-        json(&run.join("results.json")),
-    )
-}
-
-fn metric<'a>(r: &'a Value, name: &str) -> &'a Value {
-    r["tests"][0]["measurements"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r:#}"))
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("no metric {name}: {r:#}"))
 }
 
 #[test]
@@ -119,7 +84,7 @@ fn http_measurement_reads_numbers_and_json_and_reports_errors() {
             "measure: {resource: rail, unit: V, expect_equal: 3.3, tolerance: 0.05}",
         ],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     let shunt = metric(&r, "shunt");
     assert_eq!(shunt["value"], 0.012);
@@ -129,7 +94,7 @@ fn http_measurement_reads_numbers_and_json_and_reports_errors() {
     assert_eq!(*inst.paths.lock().unwrap(), ["/read", "/rail"]);
 
     let (_, suite) = write_files(dir.path(), &resources, &["measure: {resource: shunt}"]);
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "MEASUREMENT_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -165,7 +130,7 @@ fn script_measurement_runs_a_command_without_a_shell() {
             "measure: {resource: literal, expect_equal: 2.5}",
         ],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     let probe = metric(&r, "probe");
     assert_eq!(probe["value"], 1250.0);
@@ -189,7 +154,7 @@ fn script_measurement_runs_a_command_without_a_shell() {
             &[&format!("measure: {{resource: {res}}}")],
         );
         let started = std::time::Instant::now();
-        let (code, r) = hilt_run(dir.path(), &bench, &suite);
+        let (code, _, r) = run_results(dir.path(), &bench, &suite);
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert_eq!(code, 4, "{r:#}");
         assert_eq!(r["failure"]["category"], "MEASUREMENT_FAILED");
@@ -206,15 +171,7 @@ fn an_unsplittable_command_is_located() {
         "  probe:\n    kind: measurement\n    driver: {type: script_measurement, command: \"read 'half\"}\n",
         &["measure: {resource: probe}"],
     );
-    let out = hilt()
-        .args(["validate", "--bench"])
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = validate_error(&bench, &suite);
     assert!(
         err.contains("bench.yaml:10:49: resources.probe.driver.command: cannot be split into words: unterminated single quote"),
         "{err}"
@@ -241,7 +198,7 @@ fn serial_measurement_asks_the_simulated_device() {
     );
     // The banner the device prints at boot is not a reading.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     let m = metric(&r, "adder");
     assert_eq!(m["value"], 42.0);
@@ -250,7 +207,7 @@ fn serial_measurement_asks_the_simulated_device() {
     assert_eq!(m["quantity"], "count");
 
     let (_, suite) = write_files(dir.path(), &resources, &["measure: {resource: pinger}"]);
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(msg.contains("response \"pong\" does not match"), "{msg}");

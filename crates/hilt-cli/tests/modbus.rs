@@ -6,13 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_complete, hilt, json, last_run};
+use common::hilt;
+use common::hw::{SimProcess, run_results, validate_error, write_suite_tests};
 use hilt_sim::{ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap};
 use serde_json::Value;
 
@@ -41,6 +42,10 @@ fn write_bench(dir: &Path, transport: &str) -> PathBuf {
     p
 }
 
+fn write_suite(dir: &Path, tests: &[(&str, &[&str])]) -> PathBuf {
+    write_suite_tests(dir, "modbus", tests)
+}
+
 fn tcp_transport(addr: &str) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
     format!("{{backend: modbus_tcp, host: \"{host}\", port: {port}, timeout_ms: 300}}")
@@ -54,37 +59,6 @@ fn rtu_transport(port: &Path) -> String {
 }
 
 /// A suite of tests, each `(name, steps)`; steps are YAML flow maps, one per line.
-fn write_suite(dir: &Path, tests: &[(&str, &[&str])]) -> PathBuf {
-    let mut text = String::from("version: 1\nsuite: {name: modbus}\ntests:\n");
-    for (name, steps) in tests {
-        text.push_str(&format!("  - name: {name}\n    steps:\n"));
-        for s in *steps {
-            text.push_str(&format!("      - {s}\n"));
-        }
-    }
-    let p = dir.join("suite.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn hilt_run(dir: &Path, bench: &Path, suite: &Path) -> (i32, PathBuf, Value) {
-    let out = hilt()
-        .env("HILT_LOCK_DIR", dir.join("locks"))
-        .args(["run", "--bench"])
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let run = last_run(&dir.join("results"));
-    assert_complete(&run);
-    let r = json(&run.join("results.json"));
-    (code, run, r)
-}
-
 /// Every step kind against a slave: writes, then reads that must see them.
 const ALL_STEPS: &[&str] = &[
     "modbus_read_holding_registers: {node: dut, transport: field, address: 0, count: 2, expect: [1234, 5678]}",
@@ -120,7 +94,7 @@ fn every_step_runs_against_the_sim_over_tcp() {
     .unwrap();
     let bench = write_bench(dir.path(), &tcp_transport(sim.address()));
     let suite = write_suite(dir.path(), &[("all", ALL_STEPS)]);
-    let (code, run, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, run, r) = run_results(dir.path(), &bench, &suite);
     assert_all_steps_passed(code, &run, &r);
     assert_eq!(sim.holding_register(1, 10), Some(215));
     assert_eq!(sim.holding_register(1, 12), Some(65535));
@@ -147,7 +121,7 @@ fn every_step_runs_against_the_sim_over_rtu_on_a_pty() {
     .unwrap();
     let bench = write_bench(dir.path(), &rtu_transport(&link));
     let suite = write_suite(dir.path(), &[("all", ALL_STEPS)]);
-    let (code, run, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, run, r) = run_results(dir.path(), &bench, &suite);
     assert_all_steps_passed(code, &run, &r);
     assert_eq!(sim.holding_register(1, 11), Some(7));
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
@@ -157,63 +131,18 @@ fn every_step_runs_against_the_sim_over_rtu_on_a_pty() {
     );
 }
 
-/// `hilt sim modbus` as a separate process, with its stdin control channel.
-struct SimProcess {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    address: String,
-}
-
-impl SimProcess {
-    fn start(dir: &Path, bus: &[&str]) -> SimProcess {
-        let map = dir.join("map.yaml");
-        std::fs::write(&map, MAP).unwrap();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("hilt"))
-            .args(["sim", "modbus", "--map"])
-            .arg(&map)
-            .args(bus)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(!line.trim().is_empty(), "hilt sim modbus printed nothing");
-        SimProcess {
-            child,
-            stdin,
-            stdout,
-            address: line.trim().to_string(),
-        }
-    }
-
-    fn control(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim().to_string()
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
+/// `hilt sim modbus` on the test's register map, as a separate process.
+fn start_sim(dir: &Path, bus: &[&str]) -> SimProcess {
+    let map = dir.join("map.yaml");
+    std::fs::write(&map, MAP).unwrap();
+    let args = [&["modbus", "--map", map.to_str().unwrap()][..], bus].concat();
+    SimProcess::start(&args, "")
 }
 
 #[test]
 fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sim = SimProcess::start(dir.path(), &["--tcp", "127.0.0.1:0"]);
+    let mut sim = start_sim(dir.path(), &["--tcp", "127.0.0.1:0"]);
     let bench = write_bench(dir.path(), &tcp_transport(&sim.address));
     let suite = write_suite(
         dir.path(),
@@ -238,7 +167,7 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
             ),
         ],
     );
-    let (code, run, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, run, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(r["status"], "failed");
     let tests = r["tests"].as_array().unwrap();
@@ -270,7 +199,7 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
             &["modbus_write_single_coil: {node: dut, transport: field, address: 0, value: true}"],
         )],
     );
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 1);
     let msg = r["tests"][0]["failure"]["message"].as_str().unwrap();
     assert!(msg.contains("slave device busy"), "{msg}");
@@ -285,7 +214,7 @@ fn an_exception_is_the_devices_answer_and_fails_only_its_test() {
 fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyRTU");
-    let mut sim = SimProcess::start(dir.path(), &["--rtu", link.to_str().unwrap()]);
+    let mut sim = start_sim(dir.path(), &["--rtu", link.to_str().unwrap()]);
     let bench = write_bench(dir.path(), &rtu_transport(&link));
     // Slave 9 is not on the bus: nobody answers.
     let suite = write_suite(
@@ -301,7 +230,7 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
         ],
     );
     let started = Instant::now();
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(code, 5, "a firmware run error: {r:#}");
     assert_eq!(r["status"], "error");
@@ -324,7 +253,7 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
             ],
         )],
     );
-    let (code, run, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, run, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "a bench run error: {r:#}");
     assert_eq!(r["failure"]["category"], "MODBUS_EXPECTATION_FAILED");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
@@ -342,7 +271,7 @@ fn silence_is_a_timeout_and_a_bad_crc_is_the_line() {
             .to_string()
     );
     // The next transaction is clean again.
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
 }
 
@@ -363,7 +292,7 @@ fn an_unreachable_endpoint_is_a_transport_that_cannot_open() {
             &["modbus_write_single_register: {node: dut, transport: field, address: 1, value: 2}"],
         )],
     );
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "TRANSPORT_OPEN_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -385,15 +314,7 @@ fn bad_parameters_are_reported_at_their_place() {
             ],
         )],
     );
-    let out = hilt()
-        .args(["validate", "--bench"])
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = validate_error(&bench, &suite);
     for want in [
         "suite.yaml:6:88: tests[0].steps[0].modbus_write_single_register.value: 70000 does not fit a 16-bit register (0..=65535)",
         "suite.yaml:7:93: tests[0].steps[1].modbus_read_holding_registers.count: 2 items from address 65535 run past the last address (65535)",
@@ -402,7 +323,7 @@ fn bad_parameters_are_reported_at_their_place() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 3);
     assert_eq!(r["failure"]["category"], "CONFIG_ERROR");
 }
@@ -531,7 +452,7 @@ fn pymodbus_over_tcp_agrees() {
         dir.path(),
         &[("peer", PEER_STEPS), ("exception", PEER_EXCEPTION)],
     );
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_peer_results(code, &r);
 }
 
@@ -661,7 +582,7 @@ fn pymodbus_over_rtu_on_a_pty_agrees() {
         dir.path(),
         &[("peer", PEER_STEPS), ("exception", PEER_EXCEPTION)],
     );
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_peer_results(code, &r);
 }
 
@@ -740,7 +661,7 @@ fn the_self_test_reaches_modbus_transports_without_sending_anything() {
 #[test]
 fn a_reply_cut_short_over_tcp_is_the_line_and_a_bad_map_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sim = SimProcess::start(dir.path(), &["--tcp", "127.0.0.1:0"]);
+    let mut sim = start_sim(dir.path(), &["--tcp", "127.0.0.1:0"]);
     let bench = write_bench(dir.path(), &tcp_transport(&sim.address));
     let suite = write_suite(
         dir.path(),
@@ -753,7 +674,7 @@ fn a_reply_cut_short_over_tcp_is_the_line_and_a_bad_map_is_refused() {
     );
     // The next reply stops after its MBAP header.
     assert_eq!(sim.control("fault garble"), "ok");
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -763,7 +684,7 @@ fn a_reply_cut_short_over_tcp_is_the_line_and_a_bad_map_is_refused() {
     );
     // Slow answers: past the transport's timeout it is silence.
     assert_eq!(sim.control("latency 400"), "ok");
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 5, "{r:#}");
     assert!(
         r["failure"]["message"]
@@ -772,7 +693,7 @@ fn a_reply_cut_short_over_tcp_is_the_line_and_a_bad_map_is_refused() {
             .contains("no reply within 300 ms")
     );
     assert_eq!(sim.control("latency 0"), "ok");
-    let (code, _, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(
         code, 0,
         "the late answer was not taken for the next one: {r:#}"

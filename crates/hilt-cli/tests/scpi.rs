@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::Stdio;
 
-use common::{assert_complete, hilt, json, last_run};
+use common::hw::{SimProcess, metric, run_results, validate_error, write_suite_steps};
 use hilt_sim::ScpiSim;
-use serde_json::Value;
 
 fn write_bench(dir: &Path, address: &str, set_voltage: &str) -> PathBuf {
     let text = format!(
@@ -45,43 +44,7 @@ resources:
 }
 
 fn write_suite(dir: &Path, steps: &[&str]) -> PathBuf {
-    let mut text =
-        String::from("version: 1\nsuite: {name: scpi}\ntests:\n  - name: rails\n    steps:\n");
-    for s in steps {
-        text.push_str(&format!("      - {s}\n"));
-    }
-    let p = dir.join("suite.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn hilt_run(dir: &Path, bench: &Path, suite: &Path) -> (i32, Value) {
-    let out = hilt()
-        .env("HILT_LOCK_DIR", dir.join("locks"))
-        .args(["run", "--bench"])
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let run = last_run(&dir.join("results"));
-    assert_complete(&run);
-    (
-        out.status.code().unwrap_or(-1),
-        json(&run.join("results.json")),
-    )
-}
-
-/// The metrics of the first test, by name.
-fn metric<'a>(r: &'a Value, name: &str) -> &'a Value {
-    r["tests"][0]["measurements"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no measurements: {r:#}"))
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("no metric {name}: {r:#}"))
+    write_suite_steps(dir, "scpi", "rails", steps)
 }
 
 #[test]
@@ -97,7 +60,7 @@ fn readings_carry_units_limits_and_the_query_into_results() {
             "measure: {resource: meter, expect_greater_than_or_equal: 3.2}",
         ],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     let rail = metric(&r, "rail");
     assert_eq!(rail["value"], 3.3);
@@ -130,7 +93,7 @@ fn readings_carry_units_limits_and_the_query_into_results() {
         dir.path(),
         &["measure: {resource: rail_v, record_as: rail, expect_greater_than: 4.5}"],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(
         r["tests"][0]["failure"]["category"],
@@ -139,64 +102,15 @@ fn readings_carry_units_limits_and_the_query_into_results() {
     assert_eq!(metric(&r, "rail")["assertion"], "> 4.5 (violated)");
 }
 
-/// `hilt sim scpi` as a separate process, with its stdin control channel.
-struct SimProcess {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    address: String,
-}
-
-impl SimProcess {
-    fn start() -> SimProcess {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("hilt"))
-            .args(["sim", "scpi", "--tcp", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(line.starts_with("tcp://"), "{line:?}");
-        SimProcess {
-            child,
-            stdin,
-            stdout,
-            address: line.trim().to_string(),
-        }
-    }
-
-    fn control(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line.trim().to_string()
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn garbage_silence_and_refused_set_points_are_measurement_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sim = SimProcess::start();
+    let mut sim = SimProcess::start(&["scpi", "--tcp", "127.0.0.1:0"], "tcp://");
     let bench = write_bench(dir.path(), &sim.address, "3.3");
     let suite = write_suite(dir.path(), &["measure: {resource: meter}"]);
 
     assert_eq!(sim.control("fault garbage"), "ok");
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "MEASUREMENT_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -206,7 +120,7 @@ fn garbage_silence_and_refused_set_points_are_measurement_failures() {
     );
 
     assert_eq!(sim.control("fault silence"), "ok");
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(
@@ -217,7 +131,7 @@ fn garbage_silence_and_refused_set_points_are_measurement_failures() {
     // 45 V is beyond the supply's range: it queues -222 and the run stops before a test.
     let bench = write_bench(dir.path(), &sim.address, "45");
     let suite = write_suite(dir.path(), &["measure: {resource: rail_v}"]);
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "MEASUREMENT_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -233,15 +147,7 @@ fn a_visa_address_is_a_located_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let bench = write_bench(dir.path(), "USB0::0x1AB1::0x0E11::DP8C1::INSTR", "3.3");
     let suite = write_suite(dir.path(), &["measure: {resource: meter}"]);
-    let out = hilt()
-        .args(["validate", "--bench"])
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = validate_error(&bench, &suite);
     assert!(
         err.contains("bench.yaml:22:47: resources.meter.driver.address: `USB0::0x1AB1::0x0E11::DP8C1::INSTR` is a VISA resource string"),
         "{err}"
@@ -270,7 +176,7 @@ fn the_same_instrument_over_a_serial_line() {
         dir.path(),
         &["measure: {resource: rail_v, record_as: v, unit: V, expect_equal: 12}"],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(metric(&r, "v")["value"], 12.0);
     assert_eq!(
@@ -288,13 +194,13 @@ fn the_same_instrument_over_a_serial_line() {
         dir.path(),
         &["measure: {resource: rail_v}", "measure: {resource: meter}"],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "MEASUREMENT_RESOURCE_UNAVAILABLE");
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(msg.contains("busy"), "{msg}");
     let suite = write_suite(dir.path(), &["measure: {resource: meter, record_as: dc}"]);
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

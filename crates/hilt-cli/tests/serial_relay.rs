@@ -6,9 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_complete, hilt, json, last_run};
+use common::hw::{run_results, validate_error, write_suite_steps};
 use hilt_sim::SerialRelaySim;
-use serde_json::Value;
 
 fn write_files(dir: &Path, port: &Path, get2: &str, steps: &[&str]) -> (PathBuf, PathBuf) {
     let bench = dir.join("bench.yaml");
@@ -42,33 +41,8 @@ resources:
         ),
     )
     .unwrap();
-    let suite = dir.join("suite.yaml");
-    let mut text =
-        String::from("version: 1\nsuite: {name: r}\ntests:\n  - name: relay\n    steps:\n");
-    for s in steps {
-        text.push_str(&format!("      - {s}\n"));
-    }
-    std::fs::write(&suite, text).unwrap();
+    let suite = write_suite_steps(dir, "r", "relay", steps);
     (bench, suite)
-}
-
-fn hilt_run(dir: &Path, bench: &Path, suite: &Path) -> (i32, Value) {
-    let out = hilt()
-        .env("HILT_LOCK_DIR", dir.join("locks"))
-        .args(["run", "--bench"])
-        .arg(bench)
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let run = last_run(&dir.join("results"));
-    assert_complete(&run);
-    (
-        out.status.code().unwrap_or(-1),
-        json(&run.join("results.json")),
-    )
 }
 
 #[test]
@@ -90,7 +64,7 @@ fn command_maps_switch_and_read_back_the_board() {
             "power_expect: {resource: board, outlet: fan, state: true}",
         ],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 0, "{r:#}");
     assert!(!sim.channel(1));
     assert!(sim.channel(2));
@@ -127,7 +101,7 @@ fn a_silent_board_and_a_bad_map() {
         "A0 02 02 00",
         &["power_expect: {resource: board, outlet: fan, state: false}"],
     );
-    let (code, r) = hilt_run(dir.path(), &bench, &suite);
+    let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "POWER_CONTROL_FAILED");
     let msg = r["failure"]["message"].as_str().unwrap();
@@ -142,15 +116,7 @@ fn a_silent_board_and_a_bad_map() {
         "A0 2",
         &["power_set: {resource: board, outlet: fan, state: true}"],
     );
-    let out = hilt()
-        .args(["validate", "--bench"])
-        .arg(&bench)
-        .arg("--suite")
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = validate_error(&bench, &suite);
     assert!(
         err.contains("resources.board.driver.get_commands.2: `A0 2` is not hex bytes"),
         "{err}"

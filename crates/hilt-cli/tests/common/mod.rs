@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod hw;
 pub mod server;
 
 use std::path::{Path, PathBuf};
