@@ -37,36 +37,9 @@ fn start_server_on(data: &Path, db: Option<&str>, bind: &str, lease_s: u32) -> (
     common::server::start_server(data, db, &args)
 }
 
-/// `hilt agent cloud --bench BENCH --bench-id ID` with its own work dir; logs to files.
+/// `hilt agent cloud` serving `bench` as `id`, tagged `sim`.
 fn start_agent(dir: &Path, url: &str, token: &str, bench: &Path, id: &str, locks: &Path) -> Proc {
-    let work = dir.join(format!("agent-{id}"));
-    std::fs::create_dir_all(&work).unwrap();
-    Proc(
-        hilt()
-            .args(["agent", "cloud", "--bench"])
-            .arg(bench)
-            .args([
-                "--bench-id",
-                id,
-                "--agent-name",
-                &format!("lab-{id}"),
-                "--tag",
-                "sim",
-                "--heartbeat-s",
-                "0.5",
-                "--work-dir",
-            ])
-            .arg(&work)
-            .env("HILT_SERVER", url)
-            .env("HILT_AGENT_TOKEN", token)
-            .env("HILT_LOCK_DIR", locks)
-            .env("HOME", &work)
-            .env("HILT_LOG", "info")
-            .stdout(std::fs::File::create(work.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+    common::server::start_agent(dir, url, token, bench, id, "sim", locks)
 }
 
 fn agent_log(dir: &Path, id: &str) -> String {

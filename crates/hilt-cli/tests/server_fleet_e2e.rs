@@ -26,37 +26,17 @@ mod qemu;
 
 use serde_json::Value;
 
-use common::server::{Proc, agent_token, client, hilt, json_out, text};
+use common::server::{Proc, agent_token, client, json_out, text};
 
 /// `hilt server` on a free loopback port (`db`: PostgreSQL, else SQLite in `data`).
 fn start_server(data: &Path, db: Option<&str>) -> (Proc, String) {
     common::server::start_server(data, db, &["--bind", "127.0.0.1:0", "--long-poll-s", "5"])
 }
 
-/// `hilt agent cloud --bench BENCH --bench-id ID --tag TAG`, its own work dir and token,
-/// logging to files there.
+/// `hilt agent cloud` serving `bench` as `id` tagged `tag`, with a token of its own.
 fn start_agent(dir: &Path, url: &str, bench: &Path, id: &str, tag: &str, locks: &Path) -> Proc {
     let token = agent_token(url);
-    let work = dir.join(format!("agent-{id}"));
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::create_dir_all(locks).unwrap();
-    Proc(
-        hilt()
-            .args(["agent", "cloud", "--bench"])
-            .arg(bench)
-            .args(["--bench-id", id, "--agent-name", &format!("lab-{id}")])
-            .args(["--tag", tag, "--heartbeat-s", "0.5", "--work-dir"])
-            .arg(&work)
-            .env("HILT_SERVER", url)
-            .env("HILT_AGENT_TOKEN", &token)
-            .env("HILT_LOCK_DIR", locks)
-            .env("HOME", &work)
-            .env("HILT_LOG", "info")
-            .stdout(std::fs::File::create(work.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+    common::server::start_agent(dir, url, &token, bench, id, tag, locks)
 }
 
 /// Every agent's log under `dir`, for failure messages.

@@ -161,3 +161,36 @@ pub fn server_get(url: &str, path: &str) -> Value {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
 }
+
+/// `hilt agent cloud --bench BENCH --bench-id ID --tag TAG` with its own work dir (also its
+/// HOME) under `dir`, logging to `stdout.log` / `stderr.log` there.
+pub fn start_agent(
+    dir: &Path,
+    url: &str,
+    token: &str,
+    bench: &Path,
+    id: &str,
+    tag: &str,
+    locks: &Path,
+) -> Proc {
+    let work = dir.join(format!("agent-{id}"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(locks).unwrap();
+    Proc(
+        hilt()
+            .args(["agent", "cloud", "--bench"])
+            .arg(bench)
+            .args(["--bench-id", id, "--agent-name", &format!("lab-{id}")])
+            .args(["--tag", tag, "--heartbeat-s", "0.5", "--work-dir"])
+            .arg(&work)
+            .env("HILT_SERVER", url)
+            .env("HILT_AGENT_TOKEN", token)
+            .env("HILT_LOCK_DIR", locks)
+            .env("HOME", &work)
+            .env("HILT_LOG", "info")
+            .stdout(std::fs::File::create(work.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
