@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::server::{Proc, client_cmd as client, hilt};
+use common::server::{Proc, agent_token, client_cmd as client, hilt};
 
 fn start_server(data: &Path) -> (Proc, String) {
     let args = ["--bind", "127.0.0.1:0", "--long-poll-s", "2"];
@@ -120,21 +120,9 @@ fn fleet_commands_submit_by_tags_wait_and_cancel() {
     std::fs::write(&suite, SUITE).unwrap();
     let suite = suite.to_str().unwrap();
 
-    let (code, out, err) = run(&mut client(
-        &url,
-        &[
-            "tokens",
-            "create",
-            "--workspace",
-            "default",
-            "--kind",
-            "agent",
-        ],
-    ));
-    assert_eq!(code, 0, "{err}");
     let agent = Agent {
         url: url.clone(),
-        token: out.trim().to_string(),
+        token: agent_token(&url),
         http: ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
