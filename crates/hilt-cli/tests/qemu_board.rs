@@ -16,33 +16,9 @@ use common::{assert_complete, hilt, json, last_run};
 use qemu::{assert_emulator_gone_soon, assert_no_emulator, emulators, firmware, marker};
 use sha2::{Digest, Sha256};
 
-/// A bench with one emulated board; `marker` is passed to QEMU (`-name`) so this test
-/// finds exactly its own emulator processes.
+/// A bench with one emulated board (`dir/bench.yaml`).
 fn write_bench(dir: &Path, marker: &str, driver_extra: &str) -> PathBuf {
-    let text = format!(
-        r#"version: 1
-bench: {{name: qemu rig}}
-defaults:
-  node: dut
-  timeouts: {{within_ms: 5000}}
-nodes:
-  dut:
-    kind: mcu
-    flash: {{backend: qemu, board: board}}
-    reset: {{method: qemu}}
-    transports:
-      console: {{backend: uart, port: "qemu:board"}}
-resources:
-  board:
-    kind: emulator
-    driver:
-      type: qemu
-      extra_args: ["-name", "{marker}"]
-{driver_extra}"#
-    );
-    let p = dir.join("bench.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
+    qemu::bench_file(&dir.join("bench.yaml"), marker, driver_extra)
 }
 
 fn write_suite(dir: &Path, tests: &str) -> PathBuf {

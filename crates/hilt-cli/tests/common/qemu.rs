@@ -56,6 +56,12 @@ pub fn marker(name: &str) -> String {
 /// `dir/qemu-bench.yaml`: one emulated board, its console over a pty, flashed by the run's
 /// artifact, reset through QMP.
 pub fn bench(dir: &Path, marker: &str) -> PathBuf {
+    bench_file(&dir.join("qemu-bench.yaml"), marker, "")
+}
+
+/// The same bench at `path`, with `driver_extra` (indented YAML lines) added to the board's
+/// driver; `marker` is passed to QEMU (`-name`) so a test finds exactly its own emulators.
+pub fn bench_file(path: &Path, marker: &str, driver_extra: &str) -> PathBuf {
     let text = format!(
         r#"version: 1
 bench: {{name: qemu rig}}
@@ -75,11 +81,10 @@ resources:
     driver:
       type: qemu
       extra_args: ["-name", "{marker}"]
-"#
+{driver_extra}"#
     );
-    let p = dir.join("qemu-bench.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
 }
 
 /// Flash the run's artifact and see v1 boot, ping → pong, reset and boot again.
