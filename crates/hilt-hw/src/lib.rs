@@ -10,6 +10,7 @@ mod error;
 pub mod flash;
 pub mod gpio;
 pub mod gpiochip;
+pub mod http;
 pub mod locks;
 pub mod measurement;
 pub mod modbus;

@@ -3,7 +3,6 @@
 //! `unit_field` may hold the unit (it wins over the bench's `unit`, as in BenchCI).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use hilt_model::bench::ResourceDriver as Params;
 use serde_json::Value;
@@ -14,8 +13,6 @@ use crate::measurement::{Instrument, Reading};
 use crate::{HwError, ResourceKind};
 
 const KIND: ResourceKind = ResourceKind::Measurement;
-/// Largest body read.
-const MAX_BODY: u64 = 64 * 1024;
 
 pub struct HttpMeasurement;
 
@@ -76,11 +73,7 @@ impl ResourceDriver for HttpMeasurement {
         else {
             return Err(wrong_params(KIND, self.tag(), params));
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_millis((*timeout_ms).max(1))))
-            .build()
-            .into();
+        let agent = crate::http::agent(*timeout_ms);
         Ok(Opened::Instrument(Box::new(Http {
             agent,
             url: url.clone(),
@@ -148,26 +141,8 @@ impl Instrument for Http {
         let fail = |e: &dyn std::fmt::Display| {
             HwError::io(KIND, "HTTP measurement", format!("GET {}: {e}", self.url))
         };
-        let mut b = ureq::http::Request::builder().method("GET").uri(&self.url);
-        for (k, v) in &self.headers {
-            b = b.header(k, v);
-        }
-        let req = b.body(()).map_err(|e| fail(&e))?;
-        let mut resp = self.agent.run(req).map_err(|e| fail(&e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_string()
+        let body = crate::http::request(&self.agent, "GET", &self.url, &self.headers)
             .map_err(|e| fail(&e))?;
-        if !(200..300).contains(&status) {
-            let text = body.trim();
-            return Err(fail(&format!(
-                "HTTP {status} {}",
-                &text[..text.floor_char_boundary(200)]
-            )));
-        }
         let (value, unit) =
             parse_body(&body, &self.value_field, &self.unit_field).map_err(|e| fail(&e))?;
         Ok(Reading {

@@ -8,7 +8,6 @@
 //! last state it set, and nothing before the first switch.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use hilt_model::bench::ResourceDriver as Params;
 
@@ -19,8 +18,6 @@ use crate::{HwError, ResourceKind};
 
 const KIND: ResourceKind = ResourceKind::Power;
 const PLACEHOLDERS: &[&str] = &["outlet", "channel", "state", "value"];
-/// Longest readback body read.
-const MAX_BODY: u64 = 64 * 1024;
 
 pub struct HttpRelay;
 
@@ -105,11 +102,7 @@ impl ResourceDriver for HttpRelay {
             check_template(url)
                 .map_err(|p| HwError::open(KIND, "HTTP relay", resource, p.message))?;
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_millis((*timeout_ms).max(1))))
-            .build()
-            .into();
+        let agent = crate::http::agent(*timeout_ms);
         Ok(Opened::Power(Box::new(Relay {
             resource: resource.to_string(),
             agent,
@@ -198,28 +191,8 @@ impl Relay {
 
     /// Sends one request; a non-2xx status is an error naming the URL and the answer.
     fn request(&self, method: &str, url: &str) -> Result<String, HwError> {
-        let mut b = ureq::http::Request::builder().method(method).uri(url);
-        for (k, v) in &self.headers {
-            b = b.header(k, v);
-        }
-        let fail = |e: &dyn std::fmt::Display| {
-            HwError::io(KIND, "HTTP relay", format!("{method} {url}: {e}"))
-        };
-        let req = b.body(()).map_err(|e| fail(&e))?;
-        let mut resp = self.agent.run(req).map_err(|e| fail(&e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_string()
-            .map_err(|e| fail(&e))?;
-        if !(200..300).contains(&status) {
-            let text = body.trim();
-            let text = &text[..text.floor_char_boundary(200)];
-            return Err(fail(&format!("HTTP {status} {text}")));
-        }
-        Ok(body)
+        crate::http::request(&self.agent, method, url, &self.headers)
+            .map_err(|e| HwError::io(KIND, "HTTP relay", format!("{method} {url}: {e}")))
     }
 
     /// Reads `on`/`off` out of a readback body.
