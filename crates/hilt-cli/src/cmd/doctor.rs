@@ -4,10 +4,11 @@
 //! hardware opened and read, never driven), each problem with its fix.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
+use hilt_hw::CancelToken;
+use hilt_hw::process::{self, CommandSpec};
 use hilt_runner::classify::exit;
 use hilt_runner::selftest::{SelfTestOptions, self_test};
 use serde_json::{Value, json};
@@ -203,7 +204,10 @@ fn print_tools(tools: &[Value]) {
 }
 
 fn probe_tool(t: &Tool) -> Value {
-    let found = t.names.iter().find_map(|n| on_path(n).map(|p| (*n, p)));
+    let found = t
+        .names
+        .iter()
+        .find_map(|n| process::which(n).map(|p| (*n, p)));
     let Some((name, path)) = found else {
         return json!({"name": t.names[0], "path": null, "version": null, "used_for": t.used_for, "install": t.install});
     };
@@ -213,40 +217,25 @@ fn probe_tool(t: &Tool) -> Value {
     json!({"name": name, "path": path.display().to_string(), "version": version, "used_for": t.used_for, "install": t.install})
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The first non-empty line a tool prints for its version (stdout or stderr), waiting at
-/// most 3 s (a tool that wants a probe attached must not hang the doctor).
+/// The first non-empty line a tool prints for its version, waiting at most 3 s (a tool
+/// that wants a probe attached must not hang the doctor): run like every tool hilt runs,
+/// in its own process group, killed on timeout, output capped.
 fn first_line_of(path: &Path, args: &[&str]) -> Option<String> {
-    let mut child = Command::new(path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
+    let scratch = tempfile::tempdir().ok()?;
+    let mut spec = CommandSpec::new(
+        std::iter::once(path.display().to_string()).chain(args.iter().map(|a| a.to_string())),
+        scratch.path().join("version.out"),
+    );
+    spec.timeout = Duration::from_secs(3);
+    spec.grace = Duration::from_millis(200);
+    spec.max_output_bytes = 16 * 1024;
+    let outcome = process::run(&spec, &CancelToken::new()).ok()?;
+    if outcome.timed_out {
+        return None;
     }
-    let out = child.wait_with_output().ok()?;
-    [out.stdout, out.stderr].iter().find_map(|b| {
-        String::from_utf8_lossy(b)
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(|l| l.chars().take(120).collect())
-    })
+    let text = std::fs::read_to_string(&outcome.output_path).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.chars().take(120).collect())
 }
