@@ -27,8 +27,9 @@ use crate::rundir::{
 use crate::session::Session;
 use crate::testcase::{TestsOutcome, run_tests};
 
-/// What is on disk when `run` returns (synced together, once).
-const DURABLE_FILES: &[&str] = &[
+/// The documents every run directory ends with: on disk when `run` returns (synced
+/// together, once), and linked from evidence.html before some of them are written.
+pub(crate) const FINAL_DOCUMENTS: &[&str] = &[
     "results.json",
     "events.jsonl",
     "status.json",
@@ -285,13 +286,13 @@ fn run_planned(
     // The one durability point of the run: every document, both ledgers, the directory.
     events.flush();
     let unsynced = if opts.defer_sync {
-        DURABLE_FILES
+        FINAL_DOCUMENTS
             .iter()
             .map(|f| dir.join(f))
             .filter(|p| p.is_file())
             .collect()
     } else {
-        crate::rundir::sync_files(&dir, DURABLE_FILES);
+        crate::rundir::sync_files(&dir, FINAL_DOCUMENTS);
         Vec::new()
     };
     Ok(RunOutcome {
@@ -587,7 +588,7 @@ fn write_documents(
     r.evidence = ev;
     let _ = write_atomic(
         &dir.join("evidence.html"),
-        crate::report::evidence_html(r, &r.evidence, dir).as_bytes(),
+        crate::report::evidence_html(r, dir).as_bytes(),
         false,
     );
     let _ = write_json_atomic(&dir.join("results.json"), &*r);

@@ -54,9 +54,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:0}dt{c
 .failure{border-left:5px solid #b00020}.tag{display:inline-block;background:#eef;border-radius:3px;padding:0 .35em;margin-right:.25em;font-size:12px}\
 code{font-size:12px}";
 
-/// The whole page for a run whose full evidence object is `evidence` and whose files are
-/// in `dir`.
-pub fn evidence_html(r: &RunResults, evidence: &Value, dir: &Path) -> String {
+/// The whole page for a run (carrying its full evidence object) whose files are in `dir`.
+pub fn evidence_html(r: &RunResults, dir: &Path) -> String {
     let tl = timeline::read(dir);
     let mut p = String::with_capacity(16 * 1024);
     let status = r.status.as_str();
@@ -74,7 +73,7 @@ pub fn evidence_html(r: &RunResults, evidence: &Value, dir: &Path) -> String {
     if let Some(f) = &r.failure {
         failure(&mut p, f, &tl, dir);
     }
-    traceability(&mut p, r, evidence);
+    traceability(&mut p, r, &r.evidence);
     tests(&mut p, r, &tl);
     measurements(&mut p, &r.measurements, r);
     artifacts(&mut p, dir);
@@ -359,27 +358,12 @@ fn metric_row(p: &mut String, m: &Metric, failed: bool) {
     );
 }
 
-/// The documents every run directory ends with; some are written after this page, so
-/// they are listed whether or not they exist yet.
-const FINAL_DOCUMENTS: &[&str] = &[
-    "results.json",
-    "evidence.json",
-    "metadata.json",
-    "evidence.html",
-    "status.json",
-    "events.jsonl",
-    "command_ledger.jsonl",
-    "recovery_summary.md",
-    "run_manifest.json",
-    "artifact_manifest.json",
-    "manifest.json",
-];
-
 fn artifacts(p: &mut String, dir: &Path) {
     let (found, more) = files::list(dir);
     let mut list: Vec<(PathBuf, Option<u64>)> =
         found.into_iter().map(|(f, n)| (f, Some(n))).collect();
-    for d in FINAL_DOCUMENTS {
+    // Some of the final documents are written after this page: listed all the same.
+    for d in crate::run::FINAL_DOCUMENTS {
         if !list.iter().any(|(f, _)| f == Path::new(d)) {
             list.push((PathBuf::from(d), None));
         }
