@@ -576,29 +576,6 @@ fn ctrl_c_cancels_the_remote_run() {
     );
 }
 
-/// `benchci` from PATH or `$HILT_PY_VENV/bin` (scripts/test installs it). `None` skips the
-/// test unless HILT_REQUIRE_PEERS=1.
-fn benchci() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(v) = std::env::var_os("HILT_PY_VENV") {
-        dirs.push(PathBuf::from(v).join("bin"));
-    }
-    let found = dirs
-        .into_iter()
-        .map(|d| d.join("benchci"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("HILT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "benchci is required (HILT_REQUIRE_PEERS=1) but not found; run scripts/test"
-        );
-        eprintln!("skipping: benchci not found (scripts/test installs it)");
-    }
-    found
-}
-
 /// A BenchCI agent child process, killed when dropped.
 struct BenchciAgent {
     url: String,
@@ -615,7 +592,9 @@ impl Drop for BenchciAgent {
 
 #[test]
 fn a_benchci_agent_is_followed_by_polling() {
-    let Some(exe) = benchci() else { return };
+    let Some(exe) = hilt_testkit::peers::benchci() else {
+        return;
+    };
     let b = Bench::start();
     // BenchCI's own format only: one UART node on the simulated DUT.
     let bench = b.path("plain-bench.yaml");

@@ -33,7 +33,8 @@ use serde_json::Value;
 use agent_proc::{
     AgentProc, Layout, PING, TOKEN, sleepy, suite, unique, write_agent_yaml, zip_has,
 };
-use common::{Bench, find_benchci};
+use common::Bench;
+use hilt_testkit::peers::benchci as find_benchci;
 
 /// The Python that runs `benchci` (from its `#!` line), to call BenchCI's client library.
 fn benchci_python(benchci: &Path) -> PathBuf {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::find_benchci;
+use hilt_testkit::peers::benchci as find_benchci;
 
 use serde_json::Value;
 

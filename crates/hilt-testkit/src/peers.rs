@@ -31,3 +31,30 @@ pub fn program(name: &str, install: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// BenchCI 2.0.1's `benchci`, the compatibility reference: on PATH, else in
+/// `$HILT_PY_VENV/bin` (where `scripts/peers.sh` installs it). No message, no panic: the
+/// caller decides (see [`benchci`]).
+pub fn find_benchci() -> Option<PathBuf> {
+    on_path("benchci").or_else(|| {
+        std::env::var_os("HILT_PY_VENV")
+            .map(|v| PathBuf::from(v).join("bin").join("benchci"))
+            .filter(|p| p.is_file())
+    })
+}
+
+/// [`find_benchci`], or `None` after saying the test is skipped; a panic when peers are
+/// required.
+pub fn benchci() -> Option<PathBuf> {
+    let found = find_benchci();
+    if found.is_none() {
+        assert!(
+            !required(),
+            "benchci is not found (PATH, $HILT_PY_VENV/bin) but HILT_REQUIRE_PEERS is set: run \
+             scripts/peers.sh and put $HILT_PY_VENV/bin (default $HOME/.cache/hilt-venv/bin) \
+             first on PATH, or use scripts/test"
+        );
+        eprintln!("skipping: benchci not installed (run scripts/test)");
+    }
+    found
+}

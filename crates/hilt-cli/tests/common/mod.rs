@@ -163,22 +163,3 @@ pub fn assert_complete(run: &Path) {
         );
     }
 }
-
-/// `benchci` on PATH, or `None` after saying why the test is skipped.
-pub fn find_benchci() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("benchci"))
-            .find(|c| c.is_file())
-    });
-    if found.is_none() {
-        if std::env::var_os("HILT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty()) {
-            panic!(
-                "benchci is not on PATH but HILT_REQUIRE_PEERS is set: run scripts/peers.sh and put \
-                 $HILT_PY_VENV/bin (default $HOME/.cache/hilt-venv/bin) first on PATH, or use scripts/test"
-            );
-        }
-        eprintln!("skipping: benchci not installed (run scripts/test)");
-    }
-    found
-}

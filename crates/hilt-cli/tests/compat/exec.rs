@@ -36,17 +36,7 @@ pub struct Outcome {
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `benchci` from PATH or `$HILT_PY_VENV/bin` (where scripts/test installs it).
-pub fn find_benchci() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(v) = std::env::var_os("HILT_PY_VENV") {
-        dirs.push(PathBuf::from(v).join("bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("benchci"))
-        .find(|p| p.is_file())
-}
+pub use hilt_testkit::peers::find_benchci;
 
 /// Runs `case` under `tool` in `dir` (created), with its own device, locks and results.
 pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
