@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// Treat warnings (unknown keys, duplicate keys) as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Do not write artifacts.zip (the run directory as one archive) at the end.
+    #[arg(long)]
+    pub no_zip: bool,
 }
 
 #[derive(Args)]

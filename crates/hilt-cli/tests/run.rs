@@ -81,6 +81,27 @@ fn demo_passes_and_writes_a_complete_run_directory() {
         .map(|p| p["state"].as_str().unwrap())
         .collect();
     assert_eq!(phases, ["done"; 7]);
+    // The run directory as one archive, every document in it, the archive not in itself.
+    assert!(err.contains("archive: "), "{err}");
+    let z = zip::ZipArchive::new(std::fs::File::open(run.join("artifacts.zip")).unwrap()).unwrap();
+    let names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
+    for doc in [
+        "results.json",
+        "evidence.html",
+        "events.jsonl",
+        "status.json",
+    ] {
+        assert!(
+            names.iter().any(|n| n == doc),
+            "{doc} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".zip") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -255,6 +276,20 @@ fn junit_and_ctrf_exports_and_json_output() {
     );
     let ctrf = json(&b.path("r.ctrf.json"));
     assert_eq!(ctrf["results"]["summary"]["failed"], 1);
+    // A failed run is archived too.
+    assert!(last_run(&b.path("results")).join("artifacts.zip").is_file());
+}
+
+#[test]
+fn no_zip_leaves_no_archive() {
+    let b = Bench::start();
+    let suite = b.suite("s.yaml", "  - name: ping\n    steps:\n      - send_uart: {node: dut, transport: console, data: \"ping\\n\"}\n      - expect_uart: {node: dut, transport: console, contains: pong}\n");
+    let out = b.run(&suite).arg("--no-zip").assert().success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(!err.contains("archive: "), "{err}");
+    let run = last_run(&b.path("results"));
+    assert!(run.join("results.json").is_file());
+    assert!(!run.join("artifacts.zip").exists());
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! `GET /v1/runs/{id}/artifacts.zip`: the results directory as a zip, streamed while it is
-//! written (memory stays bounded whatever the size); symlinks are not followed.
+//! written (memory stays bounded whatever the size; `hilt_runner::rundir::zip`).
 
-use std::io::{Read, Write};
-use std::path::{Path as FsPath, PathBuf};
+use std::io::Write;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -43,7 +42,7 @@ pub async fn zip(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = write_zip(&dir, sink) {
+        if let Err(e) = hilt_runner::rundir::zip::write_zip(&dir, &[], sink) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -84,54 +83,4 @@ impl Write for ChannelWriter {
             .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
     }
-}
-
-fn files(root: &FsPath) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Writes the zip of `root` into `sink` (also the cloud agent's results archive); returns
-/// the flushed sink.
-pub(crate) fn write_zip<W: Write>(root: &FsPath, sink: W) -> std::io::Result<W> {
-    let mut z = zip::ZipWriter::new_stream(sink);
-    // Stored, not deflated: results are small text or already-compressed firmware and
-    // logs, and deflate on one core was the download's bottleneck (and grew random data).
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
-    let mut buf = vec![0u8; CHUNK];
-    for path in files(root)? {
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        z.start_file(rel, opts).map_err(std::io::Error::other)?;
-        let mut f = std::fs::File::open(&path)?;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            z.write_all(&buf[..n])?;
-        }
-    }
-    let sink = z.finish().map_err(std::io::Error::other)?;
-    let mut w = sink.into_inner();
-    w.flush()?;
-    Ok(w)
 }

@@ -164,7 +164,7 @@ pub fn execute(
         let results = dir.join("results");
         if results.is_dir() && !lost.load(Ordering::SeqCst) {
             let zip = dir.join("artifacts.zip");
-            match write_zip(&results, &zip) {
+            match hilt_runner::rundir::zip::write_zip_file(&results, &zip) {
                 Ok(()) => {
                     let up = s.retry("results upload", s.settings.report_timeout, || {
                         s.client.artifacts(&run_id, fence, &zip)
@@ -312,11 +312,4 @@ fn send_events(
             }
         }
     }
-}
-
-/// The results directory as a zip file (stored, not deflated, like the agent's download).
-fn write_zip(root: &Path, dest: &Path) -> std::io::Result<()> {
-    let f = std::fs::File::create(dest)?;
-    let f = crate::api::artifacts::write_zip(root, std::io::BufWriter::new(f))?;
-    f.into_inner().map_err(|e| e.into_error())?.sync_all()
 }

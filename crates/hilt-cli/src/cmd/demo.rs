@@ -55,7 +55,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         }),
         ..RunOptions::default()
     };
-    let code = super::run::execute(&opts, false);
+    let code = super::run::execute(&opts, false, true);
     dut.stop();
     code
 }
@@ -103,7 +103,7 @@ fn qemu(dir: &Path) -> anyhow::Result<i32> {
         results_root: Some(dir.join("results")),
         ..RunOptions::default()
     };
-    super::run::execute(&opts, false)
+    super::run::execute(&opts, false, true)
 }
 
 /// Writes the embedded firmware sources into `dir` and runs their build script there.

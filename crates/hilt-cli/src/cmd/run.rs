@@ -1,6 +1,7 @@
 //! `hilt run`: a local run with live progress and a verdict.
 
 use hilt_hw::CancelToken;
+use hilt_runner::rundir::zip::{LOCAL_ZIP, write_zip_file};
 use hilt_runner::{RunOptions, classify::exit};
 
 use crate::cli::RunArgs;
@@ -28,11 +29,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         strict: a.strict,
         ..RunOptions::default()
     };
-    execute(&opts, a.json)
+    execute(&opts, a.json, !a.no_zip)
 }
 
-/// Runs with progress on stderr; prints the verdict (and results.json with `json`).
-pub fn execute(opts: &RunOptions, json: bool) -> anyhow::Result<i32> {
+/// Runs with progress on stderr; writes the run directory's `artifacts.zip` (with `zip`);
+/// prints the verdict (and results.json with `json`).
+pub fn execute(opts: &RunOptions, json: bool, zip: bool) -> anyhow::Result<i32> {
     let cancel = CancelToken::new();
     signals::cancel_on_signals(&cancel);
     let mut progress = Progress::new(opts.verbose);
@@ -46,7 +48,22 @@ pub fn execute(opts: &RunOptions, json: bool) -> anyhow::Result<i32> {
         }
     };
     render::diagnostics("warning", &outcome.warnings);
-    render::verdict(&outcome.results, &outcome.results_dir);
+    let dir = &outcome.results_dir;
+    let archive = dir.join(LOCAL_ZIP);
+    // The archive comes after every document of the run; a failure to write it is reported
+    // and changes nothing else (the run directory is the record).
+    let archive = match zip.then(|| write_zip_file(dir, &archive)) {
+        Some(Ok(())) => Some(archive),
+        Some(Err(e)) => {
+            eprintln!("warning: cannot write {}: {e}", archive.display());
+            None
+        }
+        None => None,
+    };
+    render::verdict(&outcome.results, dir);
+    if let Some(a) = archive {
+        eprintln!("archive: {}", a.display());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     }

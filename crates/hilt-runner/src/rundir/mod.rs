@@ -8,6 +8,7 @@ mod ledger;
 pub mod manifest;
 mod status;
 mod syncpool;
+pub mod zip;
 
 use std::fs;
 use std::io::Write;
