@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub use settings::ServerSettings;
-use store::{Coordination, PgStore, SqliteStore, Store, StoreError};
+use store::{PgStore, SqliteStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -137,7 +137,7 @@ pub async fn run(
     // Wake-ups across replicas (nothing to do on SQLite).
     let outbox = app.outbox.lock().unwrap_or_else(|e| e.into_inner()).take();
     let publisher = outbox.map(|o| tokio::spawn(wake::publish(app.clone(), o)));
-    let listener = tokio::spawn(wake::listen(app.clone()));
+    let wake_listener = tokio::spawn(wake::listen(app.clone()));
     let limits =
         hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
@@ -145,7 +145,7 @@ pub async fn run(
         .map_err(ServerError::Serve);
     sweeper.abort();
     retention.abort();
-    listener.abort();
+    wake_listener.abort();
     if let Some(p) = publisher {
         p.abort();
     }

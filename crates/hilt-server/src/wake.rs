@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::App;
-use crate::store::{Coordination, Heard};
+use crate::store::Heard;
 
 /// The PostgreSQL notification channel of wake-ups.
 pub const CHANNEL: &str = "hilt_wake";

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::auth::AgentCaller;
 use super::{body, firmware, store_error};
-use crate::store::{Appended, Coordination, BenchReport, Completion, NewEvent, RunRow, state};
+use crate::store::{Appended, BenchReport, Completion, NewEvent, RunRow, state};
 use crate::{App, artifacts, ids, sched};
 
 /// Most benches one sync may report, most events one call may carry.
