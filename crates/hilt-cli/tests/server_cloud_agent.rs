@@ -14,7 +14,7 @@
 //! own scenario tests; skipped with a message without PostgreSQL unless
 //! HILT_REQUIRE_PEERS=1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
