@@ -78,10 +78,18 @@ impl Netns {
         };
         let name = n.name.clone();
         let setup = (|| {
-            ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &ns_if])?;
+            ip(&[
+                "link", "add", &n.host_if, "type", "veth", "peer", "name", &ns_if,
+            ])?;
             n.created_link = true;
             ip(&["link", "set", &ns_if, "netns", &name])?;
-            ip(&["addr", "add", &format!("{}/30", n.host_addr), "dev", &n.host_if])?;
+            ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", n.host_addr),
+                "dev",
+                &n.host_if,
+            ])?;
             ip(&["link", "set", &n.host_if, "up"])?;
             let inside = |args: &[&str]| {
                 let mut a = vec!["netns", "exec", &name, "ip"];
@@ -249,7 +257,10 @@ fn a_partitioned_agent_loses_its_lease_and_never_runs_it_twice() {
         Some(run_view(&url, &lost)).filter(ended)
     });
     let after = cut.elapsed();
-    eprintln!("link cut: run failed {} after {after:?}", v["failure"]["category"]);
+    eprintln!(
+        "link cut: run failed {} after {after:?}",
+        v["failure"]["category"]
+    );
     assert_eq!(v["status"], "failed", "{v}");
     assert_eq!(v["exit_code"], -1, "{v}");
     assert_eq!(v["failure"]["category"], "AGENT_LOST", "{v}");

@@ -106,8 +106,11 @@ fn pipe(down: TcpStream, up: TcpStream) {
     let _ = t.join();
 }
 
-/// The runs table as the replicas left it: (fence, agent id, created_at, assigned_at).
+/// A run as the replicas left it in the database.
+#[derive(sqlx::FromRow)]
 struct RunDb {
+    id: String,
+    /// Raised by each assignment: 1 = assigned exactly once.
     fence: i64,
     agent_id: Option<String>,
     created_at: String,
@@ -122,23 +125,12 @@ fn runs_in_db(db: &str) -> HashMap<String, RunDb> {
     rt.block_on(async {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(db).await.unwrap();
-        let rows: Vec<(String, i64, Option<String>, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, fence, agent_id, created_at, assigned_at FROM runs",
-        )
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-        rows.into_iter()
-            .map(|(id, fence, agent_id, created_at, assigned_at)| {
-                let r = RunDb {
-                    fence,
-                    agent_id,
-                    created_at,
-                    assigned_at,
-                };
-                (id, r)
-            })
-            .collect()
+        let rows: Vec<RunDb> =
+            sqlx::query_as("SELECT id, fence, agent_id, created_at, assigned_at FROM runs")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        rows.into_iter().map(|r| (r.id.clone(), r)).collect()
     })
 }
 
@@ -243,7 +235,10 @@ fn two_replicas_on_one_postgres_share_agents_and_runs_and_survive_a_kill() {
         });
         assert_eq!(v["status"], "done", "{v}\n{}", all_logs());
     }
-    eprintln!("(a) {RUNS} runs through two replicas and four agents: {:?}", t.elapsed());
+    eprintln!(
+        "(a) {RUNS} runs through two replicas and four agents: {:?}",
+        t.elapsed()
+    );
     let in_db = runs_in_db(&db);
     let mut per_agent: HashMap<String, usize> = HashMap::new();
     for id in &submitted {
@@ -285,7 +280,10 @@ fn two_replicas_on_one_postgres_share_agents_and_runs_and_survive_a_kill() {
         let r = &runs_in_db(&db)[&id];
         let waited = ms_between(&r.created_at, r.assigned_at.as_deref().unwrap());
         eprintln!("(b) submitted on B, assigned to the agent polling A after {waited} ms");
-        assert!(waited < 1000, "{waited} ms: the wake-up did not cross replicas");
+        assert!(
+            waited < 1000,
+            "{waited} ms: the wake-up did not cross replicas"
+        );
     }
 
     // (d) A cancel requested on A reaches an agent that talks to B.
@@ -300,7 +298,10 @@ fn two_replicas_on_one_postgres_share_agents_and_runs_and_survive_a_kill() {
     let v = wait_for("the cancelled run ended", 30, &all_logs, || {
         Some(run_view(&url_b, &id)).filter(ended)
     });
-    eprintln!("(d) cancel on A → run on B's agent ended in {:?}", t.elapsed());
+    eprintln!(
+        "(d) cancel on A → run on B's agent ended in {:?}",
+        t.elapsed()
+    );
     assert_eq!(v["cancelled"], true, "{v}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
@@ -328,16 +329,25 @@ fn two_replicas_on_one_postgres_share_agents_and_runs_and_survive_a_kill() {
         (v["events"].as_array().map_or(0, Vec::len) >= 5).then_some(())
     });
     let before_b = lb.forwarded(1);
-    assert!(lb.forwarded(0) > 0, "the agent never went through replica A");
+    assert!(
+        lb.forwarded(0) > 0,
+        "the agent never went through replica A"
+    );
     rep_a.kill9();
     let t = Instant::now();
     let v = wait_for("the long run completed", 120, &log, || {
         Some(run_view(&url_b, &id)).filter(ended)
     });
-    eprintln!("(c) replica A killed mid-run: the run ended {:?} later", t.elapsed());
+    eprintln!(
+        "(c) replica A killed mid-run: the run ended {:?} later",
+        t.elapsed()
+    );
     assert_eq!(v["status"], "done", "{v}\n{}", log());
     assert_eq!(v["exit_code"], 0, "{v}");
-    assert!(lb.forwarded(1) > before_b, "the agent's calls never reached B");
+    assert!(
+        lb.forwarded(1) > before_b,
+        "the agent's calls never reached B"
+    );
     let ev = events(&url_b, &id);
     assert_eq!(count(&ev, "run.started"), 1);
     assert_eq!(count(&ev, "run.finished"), 1);
@@ -348,6 +358,9 @@ fn two_replicas_on_one_postgres_share_agents_and_runs_and_survive_a_kill() {
         .join("results/events.jsonl");
     assert_nothing_lost(&ev, &runner_log);
     assert_eq!(runs_in_db(&db)[&id].fence, 1);
-    eprintln!("(c) {} events, all stored once across the replica's death", ev.len());
+    eprintln!(
+        "(c) {} events, all stored once across the replica's death",
+        ev.len()
+    );
     drop(agents);
 }

@@ -162,7 +162,10 @@ pub async fn publish(app: Arc<App>, outbox: Outbox) {
         };
         if let Err(e) = app.store.publish(CHANNEL, &payloads).await {
             // The other replicas' long-polls re-check on their own (settings.recheck).
-            tracing::warn!("cannot publish {} wake-up(s) to the other replicas: {e}", payloads.len());
+            tracing::warn!(
+                "cannot publish {} wake-up(s) to the other replicas: {e}",
+                payloads.len()
+            );
         }
     }
 }
@@ -226,5 +229,62 @@ pub async fn listen(app: Arc<App>) {
         app.wakers.wake_all_here();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{ALL, OUTBOX, PROBE, Wake, Wakers};
+
+    /// Whether `n` is notified within a moment.
+    async fn woken(n: &Arc<tokio::sync::Notify>, f: impl FnOnce()) -> bool {
+        let w = n.notified();
+        let mut w = std::pin::pin!(w);
+        w.as_mut().enable();
+        f();
+        tokio::time::timeout(Duration::from_millis(50), w)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn other_replicas_wake_their_agent_ours_and_probes_are_ignored() {
+        let (w, _outbox) = Wakers::new(true);
+        let a = w.waker("agent-a");
+        let b = w.waker("agent-b");
+        assert!(woken(&a, || w.heard("other agent-a")).await);
+        assert!(!woken(&b, || w.heard("other agent-a")).await);
+        assert!(woken(&b, || w.heard(&format!("other {ALL}"))).await);
+        // Our own notification: the local waiters were woken when it was made.
+        assert!(!woken(&a, || w.heard(&w.payload("agent-a"))).await);
+        assert!(!woken(&a, || w.heard(&format!("other {PROBE}"))).await);
+        assert!(!woken(&a, || w.heard("no-space")).await);
+        // An agent that never polled here gets no entry.
+        w.heard("other agent-z");
+        assert_eq!(w.local.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_becomes_one_wake_everyone() {
+        let (w, outbox) = Wakers::new(true);
+        for i in 0..OUTBOX + 5 {
+            w.wake(&format!("agent-{i}"));
+        }
+        assert!(w.overflow.load(std::sync::atomic::Ordering::SeqCst));
+        let mut rx = outbox.0.unwrap();
+        assert_eq!(rx.len(), OUTBOX);
+        assert!(matches!(rx.recv().await, Some(Wake::Agent(_))));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_published_when_the_store_is_not_shared() {
+        let (w, outbox) = Wakers::new(false);
+        assert!(outbox.0.is_none());
+        let a = w.waker("agent-a");
+        assert!(woken(&a, || w.wake("agent-a")).await);
+        assert!(woken(&a, || w.wake_all()).await);
     }
 }

@@ -45,13 +45,18 @@ fn concurrent_claims_through_both_replicas_assign_each_run_once() {
         return;
     };
     let servers = [&a, &b];
-    let agents: Vec<String> = (0..4).map(|_| a.token(BOOT, "default", "agent").1).collect();
+    let agents: Vec<String> = (0..4)
+        .map(|_| a.token(BOOT, "default", "agent").1)
+        .collect();
     for (i, t) in agents.iter().enumerate() {
         // Each agent syncs through one replica, two benches each.
         servers[i % 2].sync_all(
             t,
             &format!("m{i}"),
-            json!([bench(&format!("r{i}a"), &["t"]), bench(&format!("r{i}b"), &["t"])]),
+            json!([
+                bench(&format!("r{i}a"), &["t"]),
+                bench(&format!("r{i}b"), &["t"])
+            ]),
         );
     }
     const RUNS: usize = 300;
@@ -107,7 +112,12 @@ fn concurrent_claims_through_both_replicas_assign_each_run_once() {
     let taken = taken.into_inner().unwrap();
     assert_eq!(taken.len(), RUNS, "not every run was assigned in time");
     for id in &submitted {
-        assert_eq!(taken.get(id), Some(&1), "run {id} assigned {:?} times", taken.get(id));
+        assert_eq!(
+            taken.get(id),
+            Some(&1),
+            "run {id} assigned {:?} times",
+            taken.get(id)
+        );
     }
     for s in servers {
         let v = s.user(BOOT, "GET", "/v1/runs?limit=1000", None).json();
@@ -132,7 +142,11 @@ fn cross_wake(a: &Server, b: &Server, agent: &str) -> Duration {
         let got = poll.join().unwrap();
         let took = submitted.elapsed();
         let id = v["run_id"].as_str().unwrap();
-        assert_eq!(got.as_deref(), Some(id), "the poll on A did not get the run");
+        assert_eq!(
+            got.as_deref(),
+            Some(id),
+            "the poll on A did not get the run"
+        );
         assert_eq!(complete(a, agent, "m", id), 200);
         took
     })

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use super::{
     AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
-    Coordination, Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, Heard, NewEvent, NewRun, NewToken,
-    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
-    state,
+    Coordination, Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, Heard,
+    NewEvent, NewRun, NewToken, Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError,
+    WorkspaceRow, sql, sql_sched, state,
 };
 
 pub struct SqliteStore {
