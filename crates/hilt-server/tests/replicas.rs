@@ -2,7 +2,8 @@
 //! polls and users' submissions go to either. Each run is assigned exactly once under
 //! concurrent claims through both replicas; a long-poll waiting on replica A is woken by a
 //! run submitted on replica B (a `NOTIFY`), far sooner than the re-check safety net, also
-//! after A's notification connection was killed (it reconnects). Needs PostgreSQL (skipped,
+//! after A's notification connection was killed (it reconnects); both replicas' sweepers
+//! expire a silent agent's leases, and each run ends once. Needs PostgreSQL (skipped,
 //! saying so, without it unless HILT_REQUIRE_PEERS=1).
 
 mod common;
@@ -200,4 +201,51 @@ fn kill_listeners(url: &str) -> usize {
         .unwrap();
         rows.iter().filter(|r| r.0).count()
     })
+}
+
+#[test]
+fn both_replicas_sweep_lost_leases_and_each_run_ends_once() {
+    let Some((a, b, _)) = replicas(|c| {
+        c.long_poll = Duration::from_millis(300);
+        c.lease = Duration::from_secs(1);
+    }) else {
+        return;
+    };
+    let (_, agent) = a.token(BOOT, "default", "agent");
+    let benches: Vec<Value> = (0..6).map(|i| bench(&format!("s{i}"), &["s"])).collect();
+    a.sync_all(&agent, "m", json!(benches));
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let v = s.submit_json(BOOT, json!({"tags": ["s"]}));
+        let id = v["run_id"].as_str().unwrap().to_string();
+        assert_eq!(s.next(&agent, "m").as_deref(), Some(id.as_str()));
+        held.push(id);
+    }
+    // The agent falls silent: both replicas' sweepers (every 2 s) find the leases expired.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        let runs: Vec<Value> = held.iter().map(|id| b.run(BOOT, id)).collect();
+        if runs.iter().all(|r| r["status"] == "failed") {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "leases not expired: {runs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for r in &ended {
+        assert_eq!(r["exit_code"], -1, "{r}");
+        assert_eq!(r["failure"]["category"], "AGENT_LOST", "{r}");
+    }
+    // Later sweeps of either replica leave an ended run as it is.
+    std::thread::sleep(Duration::from_secs(5));
+    for (id, before) in held.iter().zip(&ended) {
+        for s in [&a, &b] {
+            let now = s.run(BOOT, id);
+            assert_eq!(
+                now["finished_at"], before["finished_at"],
+                "run {id} ended twice"
+            );
+            assert_eq!(now["error"], before["error"]);
+        }
+    }
 }
