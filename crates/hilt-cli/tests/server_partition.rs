@@ -57,6 +57,16 @@ impl Netns {
     fn create() -> Option<Netns> {
         let pid = std::process::id();
         let name = format!("hilt-part-{pid}");
+        // Interface names are at most 15 bytes; the /30 comes from the pid too, so test
+        // processes running at once do not collide.
+        let (host_if, ns_if) = (format!("hp{pid}h"), format!("hp{pid}n"));
+        // Names carrying this pid can only be left over by a killed earlier process.
+        if Path::new("/run/netns").join(&name).exists() {
+            let _ = ip(&["netns", "del", &name]);
+        }
+        if Path::new("/sys/class/net").join(&host_if).exists() {
+            let _ = ip(&["link", "del", &host_if]);
+        }
         if let Err(why) = ip(&["netns", "add", &name]) {
             if std::env::var("HILT_REQUIRE_PEERS").as_deref() == Ok("1") {
                 panic!("network namespaces are required (HILT_REQUIRE_PEERS=1): {why}");
@@ -64,9 +74,6 @@ impl Netns {
             eprintln!("SKIPPED (network namespace, needs root and iproute2): {why}");
             return None;
         }
-        // Interface names are at most 15 bytes; the /30 comes from the pid too, so test
-        // processes running at once do not collide.
-        let (host_if, ns_if) = (format!("hp{pid}h"), format!("hp{pid}n"));
         let (b, c) = ((pid >> 6) & 0xff, (pid & 0x3f) * 4);
         let host_addr = format!("10.231.{b}.{}", c + 1);
         let ns_addr = format!("10.231.{b}.{}", c + 2);
