@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers hilt's tests talk to, idempotently. Sourced by scripts/test.
-#   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios
+#   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios and the
+#     replica tests
+#   - iproute2 (`ip netns`) for the agent partition test (a network namespace; needs root)
 #   - QEMU (qemu-system-arm) and the Arm cross compiler (gcc-arm-none-eabi) for the
 #     emulated-board scenarios (firmware/ is built by the tests)
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
@@ -18,6 +20,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # PostgreSQL for the server's storage scenarios (the tests start a throwaway cluster).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# iproute2: the partition test puts an agent in a network namespace and cuts its link.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # Headless Chromium renders evidence.html in the report test.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # OpenSSH for the remote-host tests (tests/ssh_hosts.rs start their own sshd on loopback).

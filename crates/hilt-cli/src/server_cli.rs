@@ -23,6 +23,11 @@ pub struct ServerArgs {
     /// Longest wait of an agent's assignment long-poll, seconds.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=25))]
     pub long_poll_s: u64,
+    /// With PostgreSQL (several replicas may share it): a waiting long-poll claims again
+    /// this often even without a wake-up, in case a notification from another replica was
+    /// lost, seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub recheck_s: u64,
     /// An agent silent this long loses its runs (failed, exit code -1), seconds.
     #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_s: u64,

@@ -13,8 +13,8 @@ pub mod retention;
 pub mod sched;
 pub mod settings;
 pub mod store;
+pub mod wake;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -47,19 +47,21 @@ pub struct App {
     pub artifacts: artifacts::Artifacts,
     pub metrics: metrics::Metrics,
     /// One wake-up per agent: a long-polling agent is woken when a run for one of its
-    /// benches is queued or one of its benches frees up, and no other agent is.
-    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// benches is queued or one of its benches frees up, and no other agent is; on a
+    /// shared store (PostgreSQL) in every replica.
+    wakers: wake::Wakers,
+    /// Taken by [`run`]: the wake-ups to publish to the other replicas.
+    outbox: Mutex<Option<wake::Outbox>>,
 }
 
 impl App {
     /// The agent's wake-up (made on first use; one per agent token).
     pub fn waker(&self, agent_id: &str) -> Arc<Notify> {
-        let mut w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        w.entry(agent_id.to_string()).or_default().clone()
+        self.wakers.waker(agent_id)
     }
 
     pub fn wake(&self, agent_id: &str) {
-        self.waker(agent_id).notify_waiters();
+        self.wakers.wake(agent_id);
     }
 
     pub fn wake_agents(&self, agent_ids: &[String]) {
@@ -69,10 +71,7 @@ impl App {
     }
 
     pub fn wake_all(&self) {
-        let w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        for n in w.values() {
-            n.notify_waiters();
-        }
+        self.wakers.wake_all();
     }
 }
 
@@ -115,12 +114,14 @@ pub async fn open(settings: ServerSettings) -> Result<Arc<App>, ServerError> {
     }
     let artifacts = artifacts::Artifacts::open(&settings).await?;
     tracing::info!("artifact store: {}", artifacts.url());
+    let (wakers, outbox) = wake::Wakers::new(store.shared());
     Ok(Arc::new(App {
         settings,
         store,
         artifacts,
         metrics: metrics::Metrics::default(),
-        wakers: Mutex::new(HashMap::new()),
+        wakers,
+        outbox: Mutex::new(Some(outbox)),
     }))
 }
 
@@ -133,6 +134,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
     let retention = tokio::spawn(retention::sweep(app.clone()));
+    // Wake-ups across replicas (nothing to do on SQLite).
+    let outbox = app.outbox.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let publisher = outbox.map(|o| tokio::spawn(wake::publish(app.clone(), o)));
+    let wake_listener = tokio::spawn(wake::listen(app.clone()));
     let limits =
         hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
@@ -140,5 +145,9 @@ pub async fn run(
         .map_err(ServerError::Serve);
     sweeper.abort();
     retention.abort();
+    wake_listener.abort();
+    if let Some(p) = publisher {
+        p.abort();
+    }
     result
 }

@@ -15,6 +15,9 @@ pub struct ServerSettings {
     /// Longest wait of `GET /v1/agents/assignments/next` before it answers
     /// `{"assignment": null}` (BenchCI's cloud agent gives up on a call after 30 s).
     pub long_poll: Duration,
+    /// On a store several replicas share (PostgreSQL), a long-poll claims again this often
+    /// even when no wake-up came: the safety net under cross-replica notifications.
+    pub recheck: Duration,
     /// An agent silent this long loses its runs' leases: they fail with exit code -1.
     pub lease: Duration,
     /// How long an agent has to end a run whose cancel was requested before the server
@@ -53,6 +56,7 @@ impl ServerSettings {
             database: None,
             bootstrap_token: None,
             long_poll: Duration::from_secs(20),
+            recheck: Duration::from_secs(5),
             lease: Duration::from_secs(180),
             cancel_grace: Duration::from_secs(60),
             agent_forget_after: Duration::from_secs(7 * 24 * 3600),

@@ -38,6 +38,8 @@ pub use client::{CallError, Client, Identity};
 use crate::registry::BenchEntry;
 use crate::settings::AgentSettings;
 
+/// Longest wait for a bench whose last run is being completed when the next is assigned.
+const FREEING: Duration = Duration::from_secs(10);
 /// Benches are re-synced every this many heartbeats (and at every busy/idle change).
 const SYNC_EVERY: u32 = 6;
 
@@ -249,7 +251,7 @@ impl Session {
 
     /// Starts a job for an assignment on one of this agent's benches.
     fn start(self: &Arc<Self>, a: Assignment) {
-        let mut slots = self.slots();
+        let slots = self.slots();
         let Some(i) = slots.iter().position(|s| s.server_id == a.bench_id) else {
             drop(slots);
             self.refuse(
@@ -258,6 +260,13 @@ impl Session {
             );
             return;
         };
+        // The server assigns a bench's next run once the previous one is completed there;
+        // the job frees the bench a moment after its completion was acknowledged, so a
+        // bench still busy is waited for (bounded) before the assignment is refused.
+        let (mut slots, _) = self
+            .idle
+            .wait_timeout_while(slots, FREEING, |s| s[i].run.is_some())
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(r) = &slots[i].run {
             let busy = r.run_id.clone();
             drop(slots);

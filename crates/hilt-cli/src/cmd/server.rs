@@ -23,6 +23,7 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.database = a.database;
     settings.bootstrap_token = std::env::var("HILT_SERVER_BOOTSTRAP_TOKEN").ok();
     settings.long_poll = Duration::from_secs(a.long_poll_s);
+    settings.recheck = Duration::from_secs(a.recheck_s);
     settings.lease = Duration::from_secs(a.lease_s);
     settings.max_artifacts_bytes = a.max_artifacts_bytes;
     settings.artifacts = a.artifacts;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod hw;
 pub mod server;
 

@@ -117,7 +117,8 @@ pub async fn sync(
 }
 
 /// The long-poll: answers the moment a run for one of this agent's benches can be claimed,
-/// else `{"assignment": null}` after `settings.long_poll`.
+/// else `{"assignment": null}` after `settings.long_poll`. A wake-up made in another replica
+/// arrives as a notification (`wake.rs`).
 pub async fn next(
     State(app): State<Arc<App>>,
     agent: AgentCaller,
@@ -148,7 +149,16 @@ pub async fn next(
                 assignment: Some(assignment(&app, run, lease, &base).await?),
             }));
         }
-        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+        // On a shared store a wake-up from another replica may be lost: claim again at
+        // least every `recheck`.
+        let until = if app.store.shared() {
+            deadline.min(tokio::time::Instant::now() + app.settings.recheck)
+        } else {
+            deadline
+        };
+        if tokio::time::timeout_at(until, woken).await.is_err()
+            && tokio::time::Instant::now() >= deadline
+        {
             return Ok(Json(NextAssignment { assignment: None }));
         }
     }

@@ -3,6 +3,7 @@
 //! (`sqlite.rs`, the default, and `postgres.rs`) only opens its pool and migrates. Every read and write of
 //! tenant data takes the workspace id, so a query cannot cross workspaces by omission.
 
+mod coord;
 mod postgres;
 mod sched;
 mod sql;
@@ -12,6 +13,7 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use coord::{Coordination, Heard};
 pub use postgres::PgStore;
 pub use sched::{BenchLabel, BenchWarning, Finished, HealthChangeRow, QueuedNeed, Scheduling};
 pub use sqlite::SqliteStore;
@@ -24,6 +26,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
+    #[error("the notification connection to the database was lost")]
+    ListenerLost,
 }
 
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -290,7 +294,7 @@ pub mod state {
     pub const CANCELLED: &str = "cancelled";
 }
 
-pub trait Store: Scheduling + Send + Sync {
+pub trait Store: Scheduling + Coordination + Send + Sync {
     /// Workspace `default` and an admin user token with this hash, if missing.
     fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()>;
     /// `None` when the name is taken.

@@ -1,21 +1,27 @@
 //! The PostgreSQL store (`--database postgres://…`): a connection pool, embedded migrations
-//! (`migrations/postgres/`, applied at start), the same SQL as SQLite (`sql.rs`).
+//! (`migrations/postgres/`, applied at start), the same SQL as SQLite (`sql.rs`), and what
+//! lets several server processes share it: the claim skips runs another process is
+//! claiming (`FOR UPDATE … SKIP LOCKED`) and wake-ups cross processes as `NOTIFY`s.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio::sync::mpsc;
 
 use super::{
     AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
-    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
-    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
-    state,
+    Coordination, Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, Heard,
+    NewEvent, NewRun, NewToken, Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError,
+    WorkspaceRow, sql, sql_sched, state,
 };
 
 pub struct PgStore {
     pool: PgPool,
+    /// For the notification listener's own connection.
+    url: String,
 }
 
 impl PgStore {
-    /// Connects to the database at `url` and migrates it.
+    /// Connects to the database at `url` and migrates it. Several processes may do this at
+    /// once: sqlx's migrator takes an advisory lock, so one migrates and the others wait.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -23,9 +29,60 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            url: url.to_string(),
+        })
     }
 }
 
-sql::impl_store!(PgStore, "BEGIN");
+// The claim's choice of a run locks it and skips runs locked by a claim in another
+// transaction (of this process or another replica's), so concurrent claims never wait on
+// each other nor choose the same run.
+sql::impl_store!(PgStore, "BEGIN", " FOR UPDATE OF r SKIP LOCKED");
 sql_sched::impl_sched!(PgStore, "BEGIN");
+
+impl Coordination for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn publish<'a>(&'a self, channel: &'a str, payloads: &'a [String]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            if payloads.is_empty() {
+                return Ok(());
+            }
+            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(channel)
+                .bind(payloads)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn listen<'a>(&'a self, channel: &'a str, heard: mpsc::Sender<Heard>) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut listener = PgListener::connect(&self.url).await?;
+            // A lost connection is reported, not silently re-made: the caller wakes every
+            // long-poll once after reconnecting, since notifications sent meanwhile are gone.
+            listener.eager_reconnect(false);
+            listener.listen(channel).await?;
+            if heard.send(Heard::Listening).await.is_err() {
+                return Ok(());
+            }
+            loop {
+                let Some(n) = listener.try_recv().await? else {
+                    return Err(StoreError::ListenerLost);
+                };
+                if heard
+                    .send(Heard::Payload(n.payload().to_string()))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}

@@ -3,7 +3,9 @@
 //! [`Store`](super::Store) for a struct with a `pool` field of the backend's pool type;
 //! its second argument is how a transaction that writes begins (SQLite needs
 //! `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes fails with
-//! `database is locked` at once when another connection wrote meanwhile).
+//! `database is locked` at once when another connection wrote meanwhile); its third is
+//! appended to the claim's choice of a run (PostgreSQL: `FOR UPDATE OF r SKIP LOCKED`, so
+//! concurrent claims, of this process or of another replica, skip each other's run).
 
 /// The columns of a [`RunRow`](super::RunRow), for `concat!` into static SQL.
 macro_rules! run_cols {
@@ -16,7 +18,7 @@ macro_rules! run_cols {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $begin:literal) => {
+    ($store:ty, $begin:literal, $pick_lock:literal) => {
         impl Store for $store {
             fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()> {
                 Box::pin(async move {
@@ -438,9 +440,10 @@ macro_rules! impl_store {
                 now: &'a str,
             ) -> Fut<'a, Option<RunRow>> {
                 Box::pin(async move {
-                    // A few rounds: another agent may take the chosen run between the choice
-                    // and the update (PostgreSQL); the update's `state = 'queued'` guard then
-                    // matches nothing and the next round chooses again.
+                    // On PostgreSQL the choice locks the run and skips runs other claims
+                    // hold (`$pick_lock`), so the update below finds it still queued. Its
+                    // `state = 'queued'` guard stays the last word: should it match nothing
+                    // (a run taken between choice and update), the next round chooses again.
                     for _ in 0..8 {
                         let mut tx = self.pool.begin_with($begin).await?;
                         // Locks this agent's bench rows (PostgreSQL; SQLite's BEGIN IMMEDIATE
@@ -454,7 +457,7 @@ macro_rules! impl_store {
                         // agent matches. Health gate: healthy, or degraded with no warning on
                         // a part the suite uses; failing, unknown, missing or malformed health
                         // never matches, not even for a run pinned to the bench.
-                        let pick: Option<(String, String)> = sqlx::query_as(
+                        let pick: Option<(String, String)> = sqlx::query_as(concat!(
                             "SELECT r.id, b.bench_id FROM runs r JOIN benches b \
                                ON b.workspace_id = r.workspace_id \
                              WHERE r.workspace_id = $1 AND r.state = 'queued' AND b.agent_id = $2 \
@@ -473,7 +476,8 @@ macro_rules! impl_store {
                                  WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
                                  AND f.state IN ('done', 'failed', 'cancelled'))) \
                              ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1",
-                        )
+                            $pick_lock
+                        ))
                         .bind(workspace_id)
                         .bind(agent_id)
                         .fetch_optional(&mut *tx)

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use tokio::sync::mpsc;
+
 use super::{
     AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
-    Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, NewEvent, NewRun, NewToken,
-    Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError, WorkspaceRow, sql, sql_sched,
-    state,
+    Coordination, Counts, Finished, FirmwareGrant, FirmwareRow, Fut, HealthChangeRow, Heard,
+    NewEvent, NewRun, NewToken, Principal, QueuedNeed, RunRow, Scheduling, Store, StoreError,
+    WorkspaceRow, sql, sql_sched, state,
 };
 
 pub struct SqliteStore {
@@ -34,5 +36,20 @@ impl SqliteStore {
     }
 }
 
-sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE");
+sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE", "");
 sql_sched::impl_sched!(SqliteStore, "BEGIN IMMEDIATE");
+
+/// One process's file: no other server shares it, wake-ups stay in the process.
+impl Coordination for SqliteStore {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn publish<'a>(&'a self, _channel: &'a str, _payloads: &'a [String]) -> Fut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn listen<'a>(&'a self, _channel: &'a str, _heard: mpsc::Sender<Heard>) -> Fut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
