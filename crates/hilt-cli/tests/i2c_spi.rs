@@ -102,18 +102,34 @@ fn every_i2c_and_spi_step_runs_against_the_simulated_bus() {
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["status"], "passed");
     let scans = step_events(&run, "i2c_scan");
-    assert_eq!(scans[0]["data"]["found"], serde_json::json!([0x40, 0x41, 0x48, 0x50, 0x57]));
+    assert_eq!(
+        scans[0]["data"]["found"],
+        serde_json::json!([0x40, 0x41, 0x48, 0x50, 0x57])
+    );
     let reads = step_events(&run, "i2c_read_register");
     assert_eq!(reads[1]["data"]["values"], serde_json::json!([0x60, 0xa0]));
     let expects = step_events(&run, "i2c_expect");
-    assert!(expects[0]["data"]["reads"].as_u64().unwrap() >= 1, "{:#}", expects[0]);
+    assert!(
+        expects[0]["data"]["reads"].as_u64().unwrap() >= 1,
+        "{:#}",
+        expects[0]
+    );
     let transfers = step_events(&run, "spi_transfer");
     assert_eq!(transfers[1]["data"]["rx"], serde_json::json!([0xff, 0x00]));
     let i2c_log = transport_log(&run, "sensors");
-    assert!(i2c_log.contains("SCAN 0x03..0x77 found=[0x40, 0x41, 0x48, 0x50, 0x57]"), "{i2c_log}");
-    assert!(i2c_log.contains("WRITE address=0x50 register=0x10 data=[1, 2, 3]"), "{i2c_log}");
+    assert!(
+        i2c_log.contains("SCAN 0x03..0x77 found=[0x40, 0x41, 0x48, 0x50, 0x57]"),
+        "{i2c_log}"
+    );
+    assert!(
+        i2c_log.contains("WRITE address=0x50 register=0x10 data=[1, 2, 3]"),
+        "{i2c_log}"
+    );
     let spi_log = transport_log(&run, "flash");
-    assert!(spi_log.contains("transfer tx=9F 00 00 00 rx=FF EF 40 18"), "{spi_log}");
+    assert!(
+        spi_log.contains("transfer tx=9F 00 00 00 rx=FF EF 40 18"),
+        "{spi_log}"
+    );
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
     assert!(locks.iter().any(|l| l["key"] == "i2c-bus:1"), "{locks:#?}");
     assert!(locks.iter().any(|l| l["key"] == "spi:0.0"), "{locks:#?}");
@@ -154,21 +170,38 @@ fn device_answers_are_firmware_failures_and_the_run_goes_on() {
     );
     let (code, status, cat, source, msg) = failure_of(code, &r);
     assert_eq!((code, status.as_str()), (1, "failed"), "{r:#}");
-    assert_eq!((cat.as_str(), source.as_str()), ("I2C_EXPECTATION_FAILED", "firmware"));
-    assert!(msg.contains("I2C scan missing expected address(es): 0x4a"), "{msg}");
+    assert_eq!(
+        (cat.as_str(), source.as_str()),
+        ("I2C_EXPECTATION_FAILED", "firmware")
+    );
+    assert!(
+        msg.contains("I2C scan missing expected address(es): 0x4a"),
+        "{msg}"
+    );
     assert_eq!(r["tests"][1]["passed"], true, "the next test still runs");
-    assert_eq!(r["tests"][0]["failure"]["details"]["missing"], serde_json::json!([0x4a]));
+    assert_eq!(
+        r["tests"][0]["failure"]["details"]["missing"],
+        serde_json::json!([0x4a])
+    );
 
     // A register that reads other bytes.
     sim.control("temp 30.5");
     let (code, run, r) = run_one(
         dir.path(),
         &bench,
-        &["i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2, expect: [0x19, 0x00]}"],
+        &[
+            "i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2, expect: [0x19, 0x00]}",
+        ],
     );
     let (_, status, cat, _, msg) = failure_of(code, &r);
-    assert_eq!((status.as_str(), cat.as_str()), ("failed", "I2C_EXPECTATION_FAILED"));
-    assert!(msg.contains("I2C register mismatch: expected [25, 0], got [30, 128]"), "{msg}");
+    assert_eq!(
+        (status.as_str(), cat.as_str()),
+        ("failed", "I2C_EXPECTATION_FAILED")
+    );
+    assert!(
+        msg.contains("I2C register mismatch: expected [25, 0], got [30, 128]"),
+        "{msg}"
+    );
     assert!(transport_log(&run, "sensors").contains("MISMATCH"));
 
     // No acknowledge: the device is there but does not answer this time.
@@ -176,17 +209,25 @@ fn device_answers_are_firmware_failures_and_the_run_goes_on() {
     let (code, _, r) = run_one(
         dir.path(),
         &bench,
-        &["i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2}"],
+        &[
+            "i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2}",
+        ],
     );
     let (code, status, cat, source, msg) = failure_of(code, &r);
-    assert_eq!((code, status.as_str(), cat.as_str(), source.as_str()), (1, "failed", "I2C_EXPECTATION_FAILED", "firmware"), "{r:#}");
+    assert_eq!(
+        (code, status.as_str(), cat.as_str(), source.as_str()),
+        (1, "failed", "I2C_EXPECTATION_FAILED", "firmware"),
+        "{r:#}"
+    );
     assert!(msg.contains("no acknowledge from address 0x48"), "{msg}");
 
     // i2c_expect polls until within_ms, then reports how often it read.
     let (code, _, r) = run_one(
         dir.path(),
         &bench,
-        &["i2c_expect: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2, expect: [0, 0], within_ms: 150}"],
+        &[
+            "i2c_expect: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2, expect: [0, 0], within_ms: 150}",
+        ],
     );
     let (_, _, cat, _, msg) = failure_of(code, &r);
     assert_eq!(cat, "I2C_EXPECTATION_FAILED");
@@ -196,11 +237,20 @@ fn device_answers_are_firmware_failures_and_the_run_goes_on() {
     let (code, _, r) = run_one(
         dir.path(),
         &bench,
-        &["spi_expect: {node: dut, transport: wrong_mode, data: \"9F 00 00 00\", expect: \"FF EF 40 18\"}"],
+        &[
+            "spi_expect: {node: dut, transport: wrong_mode, data: \"9F 00 00 00\", expect: \"FF EF 40 18\"}",
+        ],
     );
     let (code, status, cat, source, msg) = failure_of(code, &r);
-    assert_eq!((code, status.as_str(), cat.as_str(), source.as_str()), (1, "failed", "SPI_EXPECTATION_FAILED", "firmware"), "{r:#}");
-    assert!(msg.contains("SPI response mismatch: expected FF EF 40 18, got FF F7 A0 0C"), "{msg}");
+    assert_eq!(
+        (code, status.as_str(), cat.as_str(), source.as_str()),
+        (1, "failed", "SPI_EXPECTATION_FAILED", "firmware"),
+        "{r:#}"
+    );
+    assert!(
+        msg.contains("SPI response mismatch: expected FF EF 40 18, got FF F7 A0 0C"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -214,12 +264,25 @@ fn a_bus_that_cannot_be_used_is_a_bench_failure_and_ends_the_run() {
     let (code, _, r) = run_one(
         dir.path(),
         &bench,
-        &["i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2}"],
+        &[
+            "i2c_read_register: {node: dut, transport: sensors, address: 0x48, register: 0, length: 2}",
+        ],
     );
     let (code, status, cat, source, msg) = failure_of(code, &r);
-    assert_eq!((code, status.as_str(), cat.as_str(), source.as_str()), (4, "error", "I2C_FAILED", "bench_infrastructure"), "{r:#}");
-    assert!(msg.contains("did not finish the transfer within 200 ms"), "{msg}");
-    assert_eq!(r["tests"].as_array().unwrap().len(), 1, "the run stops: {r:#}");
+    assert_eq!(
+        (code, status.as_str(), cat.as_str(), source.as_str()),
+        (4, "error", "I2C_FAILED", "bench_infrastructure"),
+        "{r:#}"
+    );
+    assert!(
+        msg.contains("did not finish the transfer within 200 ms"),
+        "{msg}"
+    );
+    assert_eq!(
+        r["tests"].as_array().unwrap().len(),
+        1,
+        "the run stops: {r:#}"
+    );
     sim.control("stretch 0");
 
     // Lost arbitration.
@@ -240,17 +303,28 @@ fn a_bus_that_cannot_be_used_is_a_bench_failure_and_ends_the_run() {
         &["spi_transfer: {node: dut, transport: ghost, data: \"9F\"}"],
     );
     let (code, _, cat, source, msg) = failure_of(code, &r);
-    assert_eq!((code, cat.as_str(), source.as_str()), (4, "SPI_FAILED", "bench_infrastructure"), "{r:#}");
+    assert_eq!(
+        (code, cat.as_str(), source.as_str()),
+        (4, "SPI_FAILED", "bench_infrastructure"),
+        "{r:#}"
+    );
     assert!(msg.contains("chip select 7"), "{msg}");
 
     // Missing kernel device nodes: the transport cannot be opened.
     for (step, node) in [
         ("i2c_scan: {node: dut, transport: real_i2c}", "/dev/i2c-250"),
-        ("spi_transfer: {node: dut, transport: real_spi, data: \"00\"}", "/dev/spidev250.0"),
+        (
+            "spi_transfer: {node: dut, transport: real_spi, data: \"00\"}",
+            "/dev/spidev250.0",
+        ),
     ] {
         let (code, _, r) = run_one(dir.path(), &bench, &[step]);
         let (code, status, cat, source, msg) = failure_of(code, &r);
-        assert_eq!((code, status.as_str(), cat.as_str(), source.as_str()), (4, "error", "TRANSPORT_OPEN_FAILED", "bench_infrastructure"), "{r:#}");
+        assert_eq!(
+            (code, status.as_str(), cat.as_str(), source.as_str()),
+            (4, "error", "TRANSPORT_OPEN_FAILED", "bench_infrastructure"),
+            "{r:#}"
+        );
         assert!(msg.contains(node), "{msg}");
     }
 
@@ -306,16 +380,27 @@ fn bad_input_is_refused_before_the_run_at_its_location() {
     ] {
         let suite = write_suite_tests(dir.path(), "bad", &[("bad", &[step])]);
         let err = validate_error(&bench, &suite);
-        assert!(err.contains("suite.yaml:") && err.contains(want), "{step}: {err}");
+        assert!(
+            err.contains("suite.yaml:") && err.contains(want),
+            "{step}: {err}"
+        );
     }
     // A bad `sim:` address in the bench is located too.
-    let bench_text = std::fs::read_to_string(&bench)
-        .unwrap()
-        .replace("sim: \"127.0.0.1:9\"}\n      flash", "sim: \"nowhere\"}\n      flash");
+    let bench_text = std::fs::read_to_string(&bench).unwrap().replace(
+        "sim: \"127.0.0.1:9\"}\n      flash",
+        "sim: \"nowhere\"}\n      flash",
+    );
     std::fs::write(&bench, bench_text).unwrap();
-    let suite = write_suite_tests(dir.path(), "ok", &[("ok", &["i2c_scan: {node: dut, transport: sensors}"])]);
+    let suite = write_suite_tests(
+        dir.path(),
+        "ok",
+        &[("ok", &["i2c_scan: {node: dut, transport: sensors}"])],
+    );
     let err = validate_error(&bench, &suite);
-    assert!(err.contains("bench.yaml:7:") && err.contains("sim"), "{err}");
+    assert!(
+        err.contains("bench.yaml:7:") && err.contains("sim"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -329,6 +414,13 @@ fn a_wrong_length_for_the_word_size_is_a_configuration_failure() {
         &["spi_transfer: {node: dut, transport: words, data: \"80 00 00\"}"],
     );
     let (code, status, cat, source, msg) = failure_of(code, &r);
-    assert_eq!((code, status.as_str(), cat.as_str(), source.as_str()), (3, "error", "SPI_FAILED", "configuration"), "{r:#}");
-    assert!(msg.contains("3 bytes are not a whole number of 16-bit words"), "{msg}");
+    assert_eq!(
+        (code, status.as_str(), cat.as_str(), source.as_str()),
+        (3, "error", "SPI_FAILED", "configuration"),
+        "{r:#}"
+    );
+    assert!(
+        msg.contains("3 bytes are not a whole number of 16-bit words"),
+        "{msg}"
+    );
 }

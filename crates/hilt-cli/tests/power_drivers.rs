@@ -78,8 +78,10 @@ fn a_gpio_relay_switches_the_line_the_node_sees() {
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
     for line in [2, 4] {
         assert!(
-            locks.iter().any(|l| l["key"] == format!("gpio:local:sim:loopback:{line}")
-                && l["category"] == "power_gpio_line"),
+            locks
+                .iter()
+                .any(|l| l["key"] == format!("gpio:local:sim:loopback:{line}")
+                    && l["category"] == "power_gpio_line"),
             "{locks:#?}"
         );
     }
@@ -149,7 +151,10 @@ fn power_monitors_read_with_units_and_limits() {
     assert_eq!(v["unit"], "V");
     assert_eq!(v["quantity"], "voltage");
     assert_eq!(v["backend"], "i2c_power_monitor");
-    assert!((v["value"].as_f64().unwrap() - 3.3).abs() < 0.00125, "{v:#}");
+    assert!(
+        (v["value"].as_f64().unwrap() - 3.3).abs() < 0.00125,
+        "{v:#}"
+    );
     assert_eq!(v["query"], "register 0x02");
     assert_eq!(v["assertion"], "== 3.3 ± 0.002");
     let i = metric(&r, "rail_i");
@@ -170,7 +175,10 @@ fn power_monitors_read_with_units_and_limits() {
     );
     let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 1, "{r:#}");
-    assert_eq!(r["tests"][0]["failure"]["category"], "MEASUREMENT_ASSERTION_FAILED");
+    assert_eq!(
+        r["tests"][0]["failure"]["category"],
+        "MEASUREMENT_ASSERTION_FAILED"
+    );
     assert!((metric(&r, "rail_i")["value"].as_f64().unwrap() - 0.4).abs() < 1e-9);
 }
 
@@ -189,22 +197,30 @@ fn a_monitor_that_does_not_answer_is_a_measurement_failure() {
     assert_eq!(r["failure"]["category"], "MEASUREMENT_FAILED", "{r:#}");
     assert_eq!(r["failure"]["source"], "bench_infrastructure");
     let msg = r["failure"]["message"].as_str().unwrap();
-    assert!(msg.contains("0x45") && msg.contains("no acknowledge"), "{msg}");
+    assert!(
+        msg.contains("0x45") && msg.contains("no acknowledge"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn parameters_a_chip_cannot_be_read_with_are_located() {
     let dir = tempfile::tempdir().unwrap();
     let bench = write_bench(dir.path(), "127.0.0.1:9", "", "");
-    let suite = write_suite_tests(dir.path(), "rails", &[("i", &["measure: {resource: rail_i}"])]);
+    let suite = write_suite_tests(
+        dir.path(),
+        "rails",
+        &[("i", &["measure: {resource: rail_i}"])],
+    );
     let err = validate_error(&bench, &suite);
     assert!(
         err.contains("bench.yaml:17:") && err.contains("current_lsb_a") && err.contains("shunt"),
         "{err}"
     );
-    let generic = std::fs::read_to_string(&bench)
-        .unwrap()
-        .replace("chip: ina226, bus: 1, address: 0x40, quantity: current, ", "chip: generic_i2c_power_monitor, bus: 1, address: 0x40, quantity: current, ");
+    let generic = std::fs::read_to_string(&bench).unwrap().replace(
+        "chip: ina226, bus: 1, address: 0x40, quantity: current, ",
+        "chip: generic_i2c_power_monitor, bus: 1, address: 0x40, quantity: current, ",
+    );
     std::fs::write(&bench, generic).unwrap();
     let err = validate_error(&bench, &suite);
     assert!(err.contains("no known register map"), "{err}");
@@ -215,10 +231,16 @@ fn parameters_a_chip_cannot_be_read_with_are_located() {
     let suite = write_suite_tests(
         dir.path(),
         "p",
-        &[("p", &["power_set: {resource: relay, outlet: dut, state: on}"])],
+        &[(
+            "p",
+            &["power_set: {resource: relay, outlet: dut, state: on}"],
+        )],
     );
     let err = validate_error(&bench, &suite);
-    assert!(err.contains("relay.driver.outlets") && err.contains("its own line"), "{err}");
+    assert!(
+        err.contains("relay.driver.outlets") && err.contains("its own line"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -235,19 +257,35 @@ fn the_doctor_checks_relays_and_monitors_without_switching() {
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let checks = doc["bench"]["checks"].as_array().unwrap_or_else(|| panic!("{doc:#}"));
+    let checks = doc["bench"]["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc:#}"));
     let find = |id: &str| {
         checks
             .iter()
             .find(|c| c["id"] == id)
             .unwrap_or_else(|| panic!("no check {id}: {doc:#}"))
     };
-    assert_eq!(find("resource.relay.power.start")["status"], "pass", "{doc:#}");
-    assert_eq!(find("resource.rail_v.measurement.start")["status"], "pass", "{doc:#}");
+    assert_eq!(
+        find("resource.relay.power.start")["status"],
+        "pass",
+        "{doc:#}"
+    );
+    assert_eq!(
+        find("resource.rail_v.measurement.start")["status"],
+        "pass",
+        "{doc:#}"
+    );
     let read = find("resource.rail_v.measurement.read");
     assert_eq!(read["status"], "pass", "{doc:#}");
-    assert!(read["message"].as_str().unwrap().contains("5 V"), "{read:#}");
+    assert!(
+        read["message"].as_str().unwrap().contains("5 V"),
+        "{read:#}"
+    );
     let missing = find("resource.missing.measurement.read");
     assert_eq!(missing["status"], "fail", "{doc:#}");
-    assert!(missing["message"].as_str().unwrap().contains("0x45"), "{missing:#}");
+    assert!(
+        missing["message"].as_str().unwrap().contains("0x45"),
+        "{missing:#}"
+    );
 }

@@ -81,11 +81,7 @@ fn wrong_type_and_missing_file() {
 #[test]
 fn unsupported_step_is_refused_not_skipped() {
     let d = tempfile::tempdir().unwrap();
-    let b = write(
-        &d,
-        "bench.yaml",
-        BENCH,
-    );
+    let b = write(&d, "bench.yaml", BENCH);
     let s = write(
         &d,
         "suite.yaml",

@@ -112,9 +112,10 @@ pub fn write_register(
         )));
     }
     for v in values {
-        msg.push(u8::try_from(*v).map_err(|_| {
-            I2cError::Unsupported(format!("value {v} is not a byte (0..255)"))
-        })?);
+        msg.push(
+            u8::try_from(*v)
+                .map_err(|_| I2cError::Unsupported(format!("value {v} is not a byte (0..255)")))?,
+        );
     }
     bus.write(addr, &msg)
 }
@@ -226,9 +227,16 @@ mod tests {
         assert_eq!(scan(&mut b, 0x03, 0x77).unwrap(), [0x48, 0x50]);
         assert_eq!(b.probes.len(), 0x77 - 0x03 + 1);
         assert_eq!(scan(&mut b, 0x49, 0x4f).unwrap(), Vec::<u8>::new());
-        assert!(matches!(scan(&mut b, 0x02, 0x10), Err(I2cError::Unsupported(m)) if m.contains("0x02")));
-        assert!(matches!(scan(&mut b, 0x10, 0x78), Err(I2cError::Unsupported(_))));
-        assert!(matches!(scan(&mut b, 0x20, 0x10), Err(I2cError::Unsupported(m)) if m.contains("empty")));
+        assert!(
+            matches!(scan(&mut b, 0x02, 0x10), Err(I2cError::Unsupported(m)) if m.contains("0x02"))
+        );
+        assert!(matches!(
+            scan(&mut b, 0x10, 0x78),
+            Err(I2cError::Unsupported(_))
+        ));
+        assert!(
+            matches!(scan(&mut b, 0x20, 0x10), Err(I2cError::Unsupported(m)) if m.contains("empty"))
+        );
     }
 
     #[test]
@@ -255,8 +263,12 @@ mod tests {
         assert!(refused(read_register(&mut b, 0x48, 0x1_0000, 1)));
         assert!(refused(read_register(&mut b, 0x48, 0, 0)));
         assert!(refused(read_register(&mut b, 0x48, 0, 257)));
-        assert!(refused(write_register(&mut b, 0x50, 0, &[]).map(|_| Vec::new())));
-        assert!(refused(write_register(&mut b, 0x50, 0, &[256]).map(|_| Vec::new())));
+        assert!(refused(
+            write_register(&mut b, 0x50, 0, &[]).map(|_| Vec::new())
+        ));
+        assert!(refused(
+            write_register(&mut b, 0x50, 0, &[256]).map(|_| Vec::new())
+        ));
         assert!(b.writes.is_empty());
     }
 

@@ -134,18 +134,34 @@ mod tests {
             bits_per_word: 24,
             ..CFG8
         };
-        assert_eq!((CFG8.word_bytes(), cfg16.word_bytes(), cfg24.word_bytes()), (1, 2, 4));
+        assert_eq!(
+            (CFG8.word_bytes(), cfg16.word_bytes(), cfg24.word_bytes()),
+            (1, 2, 4)
+        );
         assert!(check_transfer(&CFG8, &[1, 2, 3]).is_ok());
-        assert!(matches!(check_transfer(&cfg16, &[1, 2, 3]), Err(SpiError::Unsupported(m)) if m.contains("16-bit")));
+        assert!(
+            matches!(check_transfer(&cfg16, &[1, 2, 3]), Err(SpiError::Unsupported(m)) if m.contains("16-bit"))
+        );
         assert!(check_transfer(&cfg24, &[0; 8]).is_ok());
-        assert!(matches!(check_transfer(&CFG8, &[]), Err(SpiError::Unsupported(_))));
-        assert!(matches!(check_transfer(&CFG8, &[0; 4097]), Err(SpiError::Unsupported(_))));
+        assert!(matches!(
+            check_transfer(&CFG8, &[]),
+            Err(SpiError::Unsupported(_))
+        ));
+        assert!(matches!(
+            check_transfer(&CFG8, &[0; 4097]),
+            Err(SpiError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn a_short_answer_is_an_io_error() {
-        assert_eq!(transfer(&mut Echo(9), &CFG8, &[0x9f, 0]).unwrap(), [0x60, 0xff]);
-        assert!(matches!(transfer(&mut Echo(1), &CFG8, &[0x9f, 0]), Err(SpiError::Io(m)) if m.contains("received 1")));
+        assert_eq!(
+            transfer(&mut Echo(9), &CFG8, &[0x9f, 0]).unwrap(),
+            [0x60, 0xff]
+        );
+        assert!(
+            matches!(transfer(&mut Echo(1), &CFG8, &[0x9f, 0]), Err(SpiError::Io(m)) if m.contains("received 1"))
+        );
     }
 
     #[test]

@@ -138,7 +138,9 @@ pub enum BusOutcome {
 pub fn i2c_failure(err: &I2cError, what: &str) -> BusOutcome {
     let message = format!("{what}: {err}");
     match err {
-        I2cError::Nack { .. } => BusOutcome::Test(Failure::new(Category::I2cExpectationFailed, message)),
+        I2cError::Nack { .. } => {
+            BusOutcome::Test(Failure::new(Category::I2cExpectationFailed, message))
+        }
         I2cError::Timeout { .. } | I2cError::Bus { .. } | I2cError::Io(_) => {
             BusOutcome::Run(Failure::new(Category::I2cFailed, message))
         }

@@ -10,8 +10,8 @@ use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
 use hilt_hw::gpio::NodeLines;
-use hilt_hw::measurement::Instrument;
 use hilt_hw::i2c::I2cBus;
+use hilt_hw::measurement::Instrument;
 use hilt_hw::modbus::ModbusLink;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
@@ -426,9 +426,21 @@ impl Session {
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
         let mut logs: Vec<((String, String), LogFile)> = Vec::new();
-        logs.extend(std::mem::take(&mut self.modbus).into_iter().map(|(k, m)| (k, m.log)));
-        logs.extend(std::mem::take(&mut self.i2c).into_iter().map(|(k, b)| (k, b.log)));
-        logs.extend(std::mem::take(&mut self.spi).into_iter().map(|(k, d)| (k, d.log)));
+        logs.extend(
+            std::mem::take(&mut self.modbus)
+                .into_iter()
+                .map(|(k, m)| (k, m.log)),
+        );
+        logs.extend(
+            std::mem::take(&mut self.i2c)
+                .into_iter()
+                .map(|(k, b)| (k, b.log)),
+        );
+        logs.extend(
+            std::mem::take(&mut self.spi)
+                .into_iter()
+                .map(|(k, d)| (k, d.log)),
+        );
         for ((node, name), mut log) in logs {
             log.line("STOP");
             log.flush();

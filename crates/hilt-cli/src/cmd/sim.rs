@@ -4,8 +4,8 @@
 use std::io::{BufRead, Write};
 
 use hilt_sim::{
-    BusSim, DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap,
-    ScpiSim, SimDut,
+    BusSim, DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig,
+    RegisterMap, ScpiSim, SimDut,
 };
 
 use crate::cli::{SimBusArgs, SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};

@@ -37,7 +37,16 @@ struct Switch {
     settle: (u64, u64),
 }
 
-fn params(p: &Params) -> Option<(&str, &BTreeMap<String, u32>, bool, Option<bool>, u64, u64)> {
+/// The `gpio_power` fields of a driver block.
+struct Settings<'a> {
+    chip: &'a str,
+    outlets: &'a BTreeMap<String, u32>,
+    active_high: bool,
+    initial: Option<bool>,
+    settle: (u64, u64),
+}
+
+fn params(p: &Params) -> Option<Settings<'_>> {
     match p {
         Params::GpioPower {
             chip,
@@ -46,14 +55,13 @@ fn params(p: &Params) -> Option<(&str, &BTreeMap<String, u32>, bool, Option<bool
             initial_state,
             on_settle_ms,
             off_settle_ms,
-        } => Some((
-            chip.as_str(),
+        } => Some(Settings {
+            chip: chip.as_str(),
             outlets,
-            *active_high,
-            *initial_state,
-            *on_settle_ms,
-            *off_settle_ms,
-        )),
+            active_high: *active_high,
+            initial: *initial_state,
+            settle: (*on_settle_ms, *off_settle_ms),
+        }),
         _ => None,
     }
 }
@@ -66,10 +74,15 @@ fn requests(outlets: &BTreeMap<String, u32>) -> Vec<LineRequest> {
 }
 
 /// Opens the chip and checks every outlet's line without requesting any.
-fn checked_chip(resource: &str, chip: &str, outlets: &BTreeMap<String, u32>) -> Result<Box<dyn GpioChip>, HwError> {
+fn checked_chip(
+    resource: &str,
+    chip: &str,
+    outlets: &BTreeMap<String, u32>,
+) -> Result<Box<dyn GpioChip>, HwError> {
     let fail = |e: String| HwError::open(KIND, "GPIO power lines of", resource, e);
     let c = open_chip(chip).map_err(|e| fail(e.to_string()))?;
-    c.check(&requests(outlets)).map_err(|e| fail(e.to_string()))?;
+    c.check(&requests(outlets))
+        .map_err(|e| fail(e.to_string()))?;
     Ok(c)
 }
 
@@ -83,7 +96,10 @@ impl Switch {
         self.outlets.get_mut(name).ok_or_else(|| {
             HwError::unsupported(
                 KIND,
-                format!("gpio_power has no outlet `{name}` (outlets: {})", names.join(", ")),
+                format!(
+                    "gpio_power has no outlet `{name}` (outlets: {})",
+                    names.join(", ")
+                ),
             )
         })
     }
@@ -98,8 +114,17 @@ impl PowerSwitch for Switch {
         if self.outlets[outlet].handle.is_none() {
             let h = self
                 .chip
-                .request(&[LineRequest::new(line, Direction::Output)], super::local_gpio::CONSUMER)
-                .map_err(|e| HwError::io(KIND, "GPIO power line request", format!("{resource}.{outlet} (line {line} of {chip_path}): {e}")))?;
+                .request(
+                    &[LineRequest::new(line, Direction::Output)],
+                    super::local_gpio::CONSUMER,
+                )
+                .map_err(|e| {
+                    HwError::io(
+                        KIND,
+                        "GPIO power line request",
+                        format!("{resource}.{outlet} (line {line} of {chip_path}): {e}"),
+                    )
+                })?;
             self.outlet(outlet)?.handle = Some(h);
         }
         let o = self.outlet(outlet)?;
@@ -124,9 +149,13 @@ impl PowerSwitch for Switch {
                 ),
             });
         };
-        let level = h
-            .get(line)
-            .map_err(|e| HwError::io(KIND, "GPIO power readback", format!("{resource}.{outlet}: {e}")))?;
+        let level = h.get(line).map_err(|e| {
+            HwError::io(
+                KIND,
+                "GPIO power readback",
+                format!("{resource}.{outlet}: {e}"),
+            )
+        })?;
         Ok(Some(level == active_high))
     }
 
@@ -145,19 +174,24 @@ impl ResourceDriver for GpioPower {
     }
 
     fn check(&self, p: &Params) -> Vec<Problem> {
-        let Some((chip, outlets, ..)) = params(p) else {
+        let Some(Settings { chip, outlets, .. }) = params(p) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         if chip.trim().is_empty() {
-            out.push(Problem::new("chip", "must name a GPIO chip (`/dev/gpiochip0`)"));
+            out.push(Problem::new(
+                "chip",
+                "must name a GPIO chip (`/dev/gpiochip0`)",
+            ));
         }
         let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
         for (name, line) in outlets {
             if let Some(other) = seen.insert(*line, name) {
                 out.push(Problem::new(
                     format!("outlets.{name}"),
-                    format!("line {line} is already outlet `{other}`; each outlet needs its own line"),
+                    format!(
+                        "line {line} is already outlet `{other}`; each outlet needs its own line"
+                    ),
                 ));
             }
         }
@@ -165,7 +199,7 @@ impl ResourceDriver for GpioPower {
     }
 
     fn lock_specs(&self, resource: &str, p: &Params) -> Vec<LockSpec> {
-        let Some((chip, outlets, ..)) = params(p) else {
+        let Some(Settings { chip, outlets, .. }) = params(p) else {
             return Vec::new();
         };
         outlets
@@ -184,7 +218,14 @@ impl ResourceDriver for GpioPower {
     }
 
     fn open(&self, resource: &str, p: &Params) -> Result<Opened, HwError> {
-        let Some((chip, outlets, active_high, initial, on_ms, off_ms)) = params(p) else {
+        let Some(Settings {
+            chip,
+            outlets,
+            active_high,
+            initial,
+            settle,
+        }) = params(p)
+        else {
             return Err(wrong_params(KIND, self.tag(), p));
         };
         let mut sw = Switch {
@@ -193,14 +234,24 @@ impl ResourceDriver for GpioPower {
             active_high,
             outlets: outlets
                 .iter()
-                .map(|(n, l)| (n.clone(), Outlet { line: *l, handle: None }))
+                .map(|(n, l)| {
+                    (
+                        n.clone(),
+                        Outlet {
+                            line: *l,
+                            handle: None,
+                        },
+                    )
+                })
                 .collect(),
-            settle: (on_ms, off_ms),
+            settle,
         };
         if let Some(on) = initial {
             let names: Vec<String> = sw.outlets.keys().cloned().collect();
             for o in names {
-                sw.set(&o, on).map_err(|e| HwError::open(KIND, "GPIO power outlet", format!("{resource}.{o}"), e))?;
+                sw.set(&o, on).map_err(|e| {
+                    HwError::open(KIND, "GPIO power outlet", format!("{resource}.{o}"), e)
+                })?;
             }
         }
         Ok(Opened::Power(Box::new(sw)))
@@ -208,14 +259,17 @@ impl ResourceDriver for GpioPower {
 
     /// Checks the chip and lines; requests nothing (a request drives the line).
     fn self_test(&self, resource: &str, p: &Params, read: bool) -> Vec<SelfCheck> {
-        let Some((chip, outlets, ..)) = params(p) else {
+        let Some(Settings { chip, outlets, .. }) = params(p) else {
             return Vec::new();
         };
         let mut out = vec![SelfCheck {
             id: "power.start".into(),
             title: format!("start {resource}"),
             outcome: match checked_chip(resource, chip, outlets) {
-                Ok(_) => Probe::Pass(format!("{chip}: lines {:?} available", outlets.values().collect::<Vec<_>>())),
+                Ok(_) => Probe::Pass(format!(
+                    "{chip}: lines {:?} available",
+                    outlets.values().collect::<Vec<_>>()
+                )),
                 Err(e) => Probe::Failed(e),
             },
         }];
@@ -282,13 +336,20 @@ mod tests {
         assert_eq!(sw.get("fan").unwrap(), Some(true));
         sw.set("fan", false).unwrap();
         assert!(chip.level(4));
-        assert!(matches!(sw.set("pump", true), Err(HwError::Unsupported { .. })));
+        assert!(matches!(
+            sw.set("pump", true),
+            Err(HwError::Unsupported { .. })
+        ));
     }
 
     #[test]
     fn the_self_test_requests_nothing_and_checks_lines() {
         let chip = sim_chip("gpio-power-selftest");
-        let checks = GpioPower.self_test("relay", &p("sim:gpio-power-selftest", Some(true), true), true);
+        let checks = GpioPower.self_test(
+            "relay",
+            &p("sim:gpio-power-selftest", Some(true), true),
+            true,
+        );
         assert!(matches!(checks[0].outcome, Probe::Pass(_)));
         assert!(matches!(checks[1].outcome, Probe::Skip(_)));
         assert!(!chip.is_requested(2));
@@ -297,7 +358,10 @@ mod tests {
             outlets.insert("far".into(), 10_000);
         }
         let checks = GpioPower.self_test("relay", &far, false);
-        assert!(matches!(&checks[0].outcome, Probe::Failed(HwError::Open { .. })));
+        assert!(matches!(
+            &checks[0].outcome,
+            Probe::Failed(HwError::Open { .. })
+        ));
     }
 
     #[test]
@@ -313,6 +377,9 @@ mod tests {
             .into_iter()
             .map(|s| s.key)
             .collect();
-        assert_eq!(keys, ["gpio:local:/dev/gpiochip0:2", "gpio:local:/dev/gpiochip0:4"]);
+        assert_eq!(
+            keys,
+            ["gpio:local:/dev/gpiochip0:2", "gpio:local:/dev/gpiochip0:4"]
+        );
     }
 }

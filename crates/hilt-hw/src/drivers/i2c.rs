@@ -91,7 +91,13 @@ mod tests {
         let Err(e) = I2c.open("dut", "sensors", &t(None)) else {
             panic!("no /dev/i2c-250 here");
         };
-        assert!(matches!(e, HwError::Open { kind: ResourceKind::I2c, .. }));
+        assert!(matches!(
+            e,
+            HwError::Open {
+                kind: ResourceKind::I2c,
+                ..
+            }
+        ));
         assert!(e.to_string().contains("/dev/i2c-250"), "{e}");
     }
 }

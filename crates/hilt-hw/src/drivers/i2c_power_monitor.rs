@@ -51,7 +51,12 @@ fn quantity(q: &str) -> Option<Quantity> {
 }
 
 /// The register plan for a chip and quantity, or why it cannot be read.
-fn plan(chip: &str, q: Quantity, current_lsb: Option<f64>, power_lsb: Option<f64>) -> Result<Plan, Problem> {
+fn plan(
+    chip: &str,
+    q: Quantity,
+    current_lsb: Option<f64>,
+    power_lsb: Option<f64>,
+) -> Result<Plan, Problem> {
     let word = |register, signed, scale| Plan {
         register,
         bytes: 2,
@@ -62,15 +67,24 @@ fn plan(chip: &str, q: Quantity, current_lsb: Option<f64>, power_lsb: Option<f64
     let need_current = |what: &str| {
         Problem::new(
             "current_lsb_a",
-            format!("{chip} {what} needs `current_lsb_a`: its scaling depends on the shunt and the calibration the board programs"),
+            format!(
+                "{chip} {what} needs `current_lsb_a`: its scaling depends on the shunt and the calibration the board programs"
+            ),
         )
     };
     match (chip, q) {
         ("ina226", Quantity::Voltage) => Ok(word(0x02, false, 0.00125)),
-        ("ina226", Quantity::Current) => Ok(word(0x04, true, current_lsb.ok_or_else(|| need_current("current"))?)),
+        ("ina226", Quantity::Current) => Ok(word(
+            0x04,
+            true,
+            current_lsb.ok_or_else(|| need_current("current"))?,
+        )),
         ("ina226", Quantity::Power) => {
             let lsb = power_lsb.or(current_lsb.map(|c| 25.0 * c)).ok_or_else(|| {
-                Problem::new("power_lsb_w", "ina226 power needs `power_lsb_w` or `current_lsb_a`")
+                Problem::new(
+                    "power_lsb_w",
+                    "ina226 power needs `power_lsb_w` or `current_lsb_a`",
+                )
             })?;
             Ok(word(0x03, false, lsb))
         }
@@ -80,7 +94,11 @@ fn plan(chip: &str, q: Quantity, current_lsb: Option<f64>, power_lsb: Option<f64
         ("ina228", q) => {
             let (register, signed, scale) = match q {
                 Quantity::Voltage => (0x05, false, 195.3125e-6),
-                Quantity::Current => (0x07, true, current_lsb.ok_or_else(|| need_current("current"))?),
+                Quantity::Current => (
+                    0x07,
+                    true,
+                    current_lsb.ok_or_else(|| need_current("current"))?,
+                ),
                 Quantity::Power => (
                     0x08,
                     false,
@@ -103,12 +121,11 @@ fn plan(chip: &str, q: Quantity, current_lsb: Option<f64>, power_lsb: Option<f64
             "chip",
             "`generic_i2c_power_monitor` has no known register map, so it cannot be read",
         )
-        .with_help("use `ina226`, `ina228` or `ina260`, or a script_measurement that reads the chip")),
-        (other, _) => Err(Problem::new(
-            "chip",
-            format!("unknown chip `{other}`"),
-        )
-        .with_help("chips: ina226, ina228, ina260, generic_i2c_power_monitor")),
+        .with_help(
+            "use `ina226`, `ina228` or `ina260`, or a script_measurement that reads the chip",
+        )),
+        (other, _) => Err(Problem::new("chip", format!("unknown chip `{other}`"))
+            .with_help("chips: ina226, ina228, ina260, generic_i2c_power_monitor")),
     }
 }
 
@@ -209,7 +226,10 @@ impl ResourceDriver for I2cPowerMonitor {
         {
             out.push(problem);
         }
-        for (field, v) in [("current_lsb_a", current_lsb_a), ("power_lsb_w", power_lsb_w)] {
+        for (field, v) in [
+            ("current_lsb_a", current_lsb_a),
+            ("power_lsb_w", power_lsb_w),
+        ] {
             if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
                 out.push(Problem::new(field, "must be a positive number"));
             }
@@ -251,8 +271,12 @@ impl ResourceDriver for I2cPowerMonitor {
         else {
             return Err(wrong_params(KIND, self.tag(), p));
         };
-        let qty = quantity(q)
-            .ok_or_else(|| HwError::unsupported(KIND, format!("quantity `{q}` is not voltage, current or power")))?;
+        let qty = quantity(q).ok_or_else(|| {
+            HwError::unsupported(
+                KIND,
+                format!("quantity `{q}` is not voltage, current or power"),
+            )
+        })?;
         let plan = plan(chip, qty, *current_lsb_a, *power_lsb_w)
             .map_err(|problem| HwError::unsupported(KIND, problem.message))?;
         let i2c = super::i2c::open_bus(*bus, sim.as_deref(), *timeout_ms, KIND)?;
@@ -261,7 +285,9 @@ impl ResourceDriver for I2cPowerMonitor {
             address: *address,
             plan,
             quantity: q.clone(),
-            unit: unit.clone().unwrap_or_else(|| default_unit(qty).to_string()),
+            unit: unit
+                .clone()
+                .unwrap_or_else(|| default_unit(qty).to_string()),
             chip: chip.clone(),
             bus_number: *bus,
         })))
@@ -290,15 +316,33 @@ mod tests {
     #[test]
     fn ina226_words_are_scaled_like_benchci() {
         // The fake bus is byte-addressed: each register's word sits at its number.
-        let v = monitor("ina226", Quantity::Voltage, None, vec![0, 0, 0x0f, 0xa0]).read().unwrap();
+        let v = monitor("ina226", Quantity::Voltage, None, vec![0, 0, 0x0f, 0xa0])
+            .read()
+            .unwrap();
         assert!((v.value - 5.0).abs() < 1e-9, "{v:?}");
         assert_eq!(v.raw_response.as_deref(), Some("0fa0"));
         assert_eq!(v.query.as_deref(), Some("register 0x02"));
-        let i = monitor("ina226", Quantity::Current, Some(0.001), vec![0, 0, 0, 0, 0xfe, 0x0c]);
-        let i = { let mut i = i; i.read().unwrap() };
+        let i = monitor(
+            "ina226",
+            Quantity::Current,
+            Some(0.001),
+            vec![0, 0, 0, 0, 0xfe, 0x0c],
+        );
+        let i = {
+            let mut i = i;
+            i.read().unwrap()
+        };
         assert!((i.value - -0.5).abs() < 1e-9, "{i:?}");
-        let p = monitor("ina226", Quantity::Power, Some(0.001), vec![0, 0, 0, 0, 0x14]);
-        let p = { let mut p = p; p.read().unwrap() };
+        let p = monitor(
+            "ina226",
+            Quantity::Power,
+            Some(0.001),
+            vec![0, 0, 0, 0, 0x14],
+        );
+        let p = {
+            let mut p = p;
+            p.read().unwrap()
+        };
         assert!((p.value - 0.5).abs() < 1e-9, "{p:?}");
     }
 
@@ -319,10 +363,30 @@ mod tests {
 
     #[test]
     fn what_cannot_be_read_is_a_located_problem() {
-        assert_eq!(plan("ina226", Quantity::Current, None, None).unwrap_err().field, "current_lsb_a");
-        assert_eq!(plan("ina226", Quantity::Power, None, None).unwrap_err().field, "power_lsb_w");
-        assert_eq!(plan("generic_i2c_power_monitor", Quantity::Voltage, None, None).unwrap_err().field, "chip");
-        assert_eq!(plan("ina999", Quantity::Voltage, None, None).unwrap_err().field, "chip");
+        assert_eq!(
+            plan("ina226", Quantity::Current, None, None)
+                .unwrap_err()
+                .field,
+            "current_lsb_a"
+        );
+        assert_eq!(
+            plan("ina226", Quantity::Power, None, None)
+                .unwrap_err()
+                .field,
+            "power_lsb_w"
+        );
+        assert_eq!(
+            plan("generic_i2c_power_monitor", Quantity::Voltage, None, None)
+                .unwrap_err()
+                .field,
+            "chip"
+        );
+        assert_eq!(
+            plan("ina999", Quantity::Voltage, None, None)
+                .unwrap_err()
+                .field,
+            "chip"
+        );
     }
 
     #[test]
@@ -330,7 +394,16 @@ mod tests {
         let mut m = monitor("ina260", Quantity::Voltage, None, vec![]);
         m.address = 0x45;
         let e = m.read().unwrap_err();
-        assert!(matches!(e, HwError::Io { kind: ResourceKind::Measurement, .. }));
-        assert!(e.to_string().contains("0x45") && e.to_string().contains("acknowledge"), "{e}");
+        assert!(matches!(
+            e,
+            HwError::Io {
+                kind: ResourceKind::Measurement,
+                ..
+            }
+        ));
+        assert!(
+            e.to_string().contains("0x45") && e.to_string().contains("acknowledge"),
+            "{e}"
+        );
     }
 }

@@ -53,9 +53,12 @@ impl TransportDriver for Spi {
     }
 
     fn open(&self, _node: &str, _name: &str, t: &Transport) -> Result<OpenedTransport, HwError> {
-        let (Transport::Spi {
-            bus, device, sim, ..
-        }, Some(cfg)) = (t, config(t))
+        let (
+            Transport::Spi {
+                bus, device, sim, ..
+            },
+            Some(cfg),
+        ) = (t, config(t))
         else {
             return Err(HwError::unsupported(
                 ResourceKind::Spi,
@@ -68,7 +71,9 @@ impl TransportDriver for Spi {
         };
         // BenchCI has no SPI timeout; the simulator's requests wait one second at most.
         let opened: Result<Box<dyn SpiDevice>, SpiError> = match sim {
-            Some(addr) => SimSpi::open(addr, *device, cfg, 1000).map(|d| Box::new(d) as Box<dyn SpiDevice>),
+            Some(addr) => {
+                SimSpi::open(addr, *device, cfg, 1000).map(|d| Box::new(d) as Box<dyn SpiDevice>)
+            }
             None => LinuxSpi::open(&path, &cfg).map(|d| Box::new(d) as Box<dyn SpiDevice>),
         };
         opened
@@ -95,7 +100,11 @@ mod tests {
     #[test]
     fn checks_and_settings() {
         assert!(Spi.check(&t(None, 1)).is_empty());
-        let fields: Vec<String> = Spi.check(&t(Some("x"), 0)).into_iter().map(|p| p.field).collect();
+        let fields: Vec<String> = Spi
+            .check(&t(Some("x"), 0))
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
         assert_eq!(fields, ["max_speed_hz", "sim"]);
         let c = config(&t(None, 500)).unwrap();
         assert_eq!((c.mode, c.bits_per_word, c.max_speed_hz), (3, 16, 500));
@@ -106,7 +115,13 @@ mod tests {
         let Err(e) = Spi.open("dut", "flash", &t(None, 1)) else {
             panic!("no /dev/spidev250.0 here");
         };
-        assert!(matches!(e, HwError::Open { kind: ResourceKind::Spi, .. }));
+        assert!(matches!(
+            e,
+            HwError::Open {
+                kind: ResourceKind::Spi,
+                ..
+            }
+        ));
         assert!(e.to_string().contains("/dev/spidev250.0"), "{e}");
     }
 }

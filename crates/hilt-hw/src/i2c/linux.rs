@@ -164,7 +164,10 @@ mod tests {
         assert!(matches!(of(5), I2cError::Bus { .. }));
         assert!(matches!(of(95), I2cError::Unsupported(m) if m.contains("/dev/i2c-1")));
         assert!(matches!(of(19), I2cError::Io(m) if m.contains("gone")));
-        assert!(matches!(error_of(None, 1, "/dev/i2c-1", "x"), I2cError::Io(_)));
+        assert!(matches!(
+            error_of(None, 1, "/dev/i2c-1", "x"),
+            I2cError::Io(_)
+        ));
     }
 
     #[test]
@@ -172,7 +175,10 @@ mod tests {
         let Err(I2cError::Io(m)) = LinuxI2c::open("/dev/i2c-250") else {
             panic!("a missing node must fail to open");
         };
-        assert!(m.contains("/dev/i2c-250") && m.contains("modprobe i2c-dev"), "{m}");
+        assert!(
+            m.contains("/dev/i2c-250") && m.contains("modprobe i2c-dev"),
+            "{m}"
+        );
         assert_eq!(device_path(3), "/dev/i2c-3");
     }
 }

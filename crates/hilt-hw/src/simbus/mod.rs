@@ -56,7 +56,10 @@ impl Link {
                 .next()
                 .ok_or_else(|| LinkError::Io(format!("simulated bus {}: no address", self.addr)))?;
             let s = TcpStream::connect_timeout(&sa, self.timeout).map_err(|e| {
-                LinkError::Io(format!("cannot reach the simulated bus at {}: {e}", self.addr))
+                LinkError::Io(format!(
+                    "cannot reach the simulated bus at {}: {e}",
+                    self.addr
+                ))
             })?;
             let _ = s.set_nodelay(true);
             self.stream = Some(s);
@@ -200,7 +203,12 @@ pub struct SimSpi {
 
 impl SimSpi {
     /// Connects to the simulator at `addr`; `device` is the chip select.
-    pub fn open(addr: &str, device: u32, cfg: SpiConfig, timeout_ms: u64) -> Result<SimSpi, SpiError> {
+    pub fn open(
+        addr: &str,
+        device: u32,
+        cfg: SpiConfig,
+        timeout_ms: u64,
+    ) -> Result<SimSpi, SpiError> {
         let cs = u8::try_from(device).map_err(|_| {
             SpiError::NoDevice(format!("the simulated bus has no chip select {device}"))
         })?;

@@ -64,8 +64,11 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One frame at the front of a buffer: its kind, its payload, and the bytes it took.
+type Split<'a> = (u8, &'a [u8], usize);
+
 /// Splits one frame off the front of `buf`: `Ok(None)` until it is complete.
-fn split(buf: &[u8]) -> Result<Option<(u8, &[u8], usize)>, WireError> {
+fn split(buf: &[u8]) -> Result<Option<Split<'_>>, WireError> {
     if buf.len() < HEADER {
         return Ok(None);
     }
@@ -114,10 +117,7 @@ impl Request {
         let Some((kind, p, used)) = split(buf)? else {
             return Ok(None);
         };
-        let bad = || WireError::Payload {
-            kind,
-            len: p.len(),
-        };
+        let bad = || WireError::Payload { kind, len: p.len() };
         let req = match kind {
             1 if p.len() == 1 => Request::Probe { addr: p[0] },
             2 if !p.is_empty() => Request::Write {
@@ -163,10 +163,7 @@ impl Reply {
             0 => Reply::Data(p.to_vec()),
             1 if p.len() == 1 => Reply::Nack { addr: p[0] },
             1 => {
-                return Err(WireError::Payload {
-                    kind,
-                    len: p.len(),
-                });
+                return Err(WireError::Payload { kind, len: p.len() });
             }
             2 => Reply::BusError(text()),
             3 => Reply::NoDevice(text()),
@@ -187,8 +184,11 @@ mod tests {
         prop_oneof![
             any::<u8>().prop_map(|addr| Request::Probe { addr }),
             (any::<u8>(), bytes()).prop_map(|(addr, data)| Request::Write { addr, data }),
-            (any::<u8>(), any::<u16>(), bytes())
-                .prop_map(|(addr, len, data)| Request::WriteRead { addr, len, data }),
+            (any::<u8>(), any::<u16>(), bytes()).prop_map(|(addr, len, data)| Request::WriteRead {
+                addr,
+                len,
+                data
+            }),
             (any::<u8>(), 0u8..4, 4u8..33, any::<u32>(), bytes()).prop_map(
                 |(cs, mode, bits, speed_hz, tx)| Request::Spi {
                     cs,
@@ -248,7 +248,10 @@ mod tests {
             Request::decode(&[1, 0, 0]),
             Err(WireError::Payload { kind: 1, len: 0 })
         );
-        assert_eq!(Request::decode(&[4, 0xff, 0xff]), Err(WireError::TooLong(0xffff)));
+        assert_eq!(
+            Request::decode(&[4, 0xff, 0xff]),
+            Err(WireError::TooLong(0xffff))
+        );
         assert_eq!(
             Reply::decode(&[1, 0, 2, 1, 2]),
             Err(WireError::Payload { kind: 1, len: 2 })

@@ -40,8 +40,8 @@ impl LinuxSpi {
             )));
         }
         let mode = mode_flags(cfg.mode)?;
-        let mut dev = Spidev::open(path)
-            .map_err(|e| SpiError::Io(format!("cannot open {path}: {e}")))?;
+        let mut dev =
+            Spidev::open(path).map_err(|e| SpiError::Io(format!("cannot open {path}: {e}")))?;
         dev.configure(
             &SpidevOptions::new()
                 .bits_per_word(cfg.bits_per_word)

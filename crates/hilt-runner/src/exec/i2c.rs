@@ -64,7 +64,8 @@ impl Exec<'_> {
                     .copied()
                     .filter(|a| !found.iter().any(|f| u32::from(*f) == *a))
                     .collect();
-                let mut out = data!("node_name" => s.node, "transport_name" => s.transport, "found" => found);
+                let mut out =
+                    data!("node_name" => s.node, "transport_name" => s.transport, "found" => found);
                 if !missing.is_empty() {
                     let list: Vec<String> = missing.iter().map(|a| format!("0x{a:02x}")).collect();
                     b.log.line(&format!("MISSING {}", list.join(", ")));
@@ -82,7 +83,10 @@ impl Exec<'_> {
                         .with_artifact("transport_log", b.log_path.clone())
                         .with_detail("node", s.node.clone())
                         .with_detail("transport", s.transport.clone())
-                        .with_detail("found", Value::from(found.iter().map(|a| u32::from(*a)).collect::<Vec<_>>()))
+                        .with_detail(
+                            "found",
+                            Value::from(found.iter().map(|a| u32::from(*a)).collect::<Vec<_>>()),
+                        )
                         .with_detail("missing", Value::from(missing)),
                     ));
                 }
@@ -100,7 +104,8 @@ impl Exec<'_> {
                     w.register, w.address, w.node, w.transport
                 );
                 let started = Instant::now();
-                if let Err(e) = i2c::write_register(b.bus.as_mut(), w.address, w.register, &values) {
+                if let Err(e) = i2c::write_register(b.bus.as_mut(), w.address, w.register, &values)
+                {
                     return Err(fail(b, &w.node, &w.transport, &what, &e));
                 }
                 b.log.line(&format!(
@@ -110,8 +115,10 @@ impl Exec<'_> {
                     values,
                     started.elapsed().as_secs_f64() * 1000.0
                 ));
-                Ok(data!("node_name" => w.node, "transport_name" => w.transport,
-                    "address" => w.address, "register" => w.register, "values" => values))
+                Ok(
+                    data!("node_name" => w.node, "transport_name" => w.transport,
+                    "address" => w.address, "register" => w.register, "values" => values),
+                )
             }
             Step::I2cReadRegister(r) => self.i2c_read(r, None),
             Step::I2cExpect(r) => self.i2c_read(r, Some(within)),
@@ -142,7 +149,10 @@ impl Exec<'_> {
             let values = match got {
                 Ok(v) => v,
                 Err(e @ I2cError::Nack { .. }) if again => {
-                    b.log.line(&format!("READ address=0x{:02X} register=0x{:02X} {e}; again", r.address, r.register));
+                    b.log.line(&format!(
+                        "READ address=0x{:02X} register=0x{:02X} {e}; again",
+                        r.address, r.register
+                    ));
                     if cancel.wait_timeout(POLL) {
                         return Err(StepError::Cancelled);
                     }
@@ -175,13 +185,20 @@ impl Exec<'_> {
                 }
                 continue;
             }
-            b.log.line(&format!("MISMATCH expected={want:?} got={got:?}"));
+            b.log
+                .line(&format!("MISMATCH expected={want:?} got={got:?}"));
             b.log.flush();
-            let after = if reads > 1 { format!(" after {reads} reads") } else { String::new() };
+            let after = if reads > 1 {
+                format!(" after {reads} reads")
+            } else {
+                String::new()
+            };
             return Err(StepError::Test(
                 Failure::new(
                     Category::I2cExpectationFailed,
-                    format!("I2C register mismatch: expected {want:?}, got {got:?} ({what}{after})"),
+                    format!(
+                        "I2C register mismatch: expected {want:?}, got {got:?} ({what}{after})"
+                    ),
                 )
                 .with_artifact("transport_log", b.log_path.clone())
                 .with_detail("node", r.node.clone())

@@ -40,7 +40,12 @@ impl Exec<'_> {
                     format!("SPI transport {}.{} is not open", s.node, s.transport),
                 ))
             })?;
-        let what = format!("SPI transfer of {} bytes on {}.{}", tx.len(), s.node, s.transport);
+        let what = format!(
+            "SPI transfer of {} bytes on {}.{}",
+            tx.len(),
+            s.node,
+            s.transport
+        );
         let detail = |f: Failure, log_path: &str| {
             f.with_artifact("transport_log", log_path.to_string())
                 .with_detail("node", s.node.clone())
@@ -87,7 +92,11 @@ impl Exec<'_> {
         if let Some(want) = expect
             && want != rx
         {
-            d.log.line(&format!("MISMATCH expected={} got={}", hex(&want), hex(&rx)));
+            d.log.line(&format!(
+                "MISMATCH expected={} got={}",
+                hex(&want),
+                hex(&rx)
+            ));
             d.log.flush();
             return Err(StepError::Test(
                 detail(

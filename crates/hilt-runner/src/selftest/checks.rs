@@ -288,9 +288,12 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
                 Transport::I2c { sim: Some(sim), .. } | Transport::Spi { sim: Some(sim), .. } => {
                     Check::pass(&id, &title, format!("simulated bus {sim}"))
                 }
-                Transport::I2c { bus, .. } => {
-                    node_check(&id, &title, &hilt_hw::i2c::linux::device_path(*bus), "enable the I2C adapter and load i2c-dev (`modprobe i2c-dev`), or fix `bus`")
-                }
+                Transport::I2c { bus, .. } => node_check(
+                    &id,
+                    &title,
+                    &hilt_hw::i2c::linux::device_path(*bus),
+                    "enable the I2C adapter and load i2c-dev (`modprobe i2c-dev`), or fix `bus`",
+                ),
                 Transport::Spi { bus, device, .. } => node_check(
                     &id,
                     &title,

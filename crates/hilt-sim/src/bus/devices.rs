@@ -198,7 +198,8 @@ impl Ina {
                 _ => 0,
             };
         }
-        let lsb = (self.calibration > 0).then(|| 0.00512 / (f64::from(self.calibration) * SHUNT_OHMS));
+        let lsb =
+            (self.calibration > 0).then(|| 0.00512 / (f64::from(self.calibration) * SHUNT_OHMS));
         match r {
             0x00 => self.config,
             0x01 => signed(self.amps * SHUNT_OHMS / 2.5e-6),
@@ -424,15 +425,24 @@ mod tests {
         let now = Instant::now();
         let mut ina = Ina::ina226(5.0, 0.5);
         ina.write(now, &[0x02]).unwrap();
-        assert_eq!(u16::from_be_bytes(ina.read(now, 2).try_into().unwrap()), 4000);
+        assert_eq!(
+            u16::from_be_bytes(ina.read(now, 2).try_into().unwrap()),
+            4000
+        );
         ina.write(now, &[0x04]).unwrap();
-        assert_eq!(u16::from_be_bytes(ina.read(now, 2).try_into().unwrap()), 5000);
+        assert_eq!(
+            u16::from_be_bytes(ina.read(now, 2).try_into().unwrap()),
+            5000
+        );
         ina.write(now, &[0x05, 0, 0]).unwrap();
         ina.write(now, &[0x04]).unwrap();
         assert_eq!(ina.read(now, 2), [0, 0]);
         let mut ina260 = Ina::ina260(12.0, -0.25);
         ina260.write(now, &[0x01]).unwrap();
-        assert_eq!(i16::from_be_bytes(ina260.read(now, 2).try_into().unwrap()), -200);
+        assert_eq!(
+            i16::from_be_bytes(ina260.read(now, 2).try_into().unwrap()),
+            -200
+        );
     }
 
     #[test]
@@ -445,7 +455,10 @@ mod tests {
         assert_eq!(f.transfer(&[0x05, 0]), [0xff, 0x02]);
         f.transfer(&[0x02, 0, 0, 0x10, 0x55, 0x0f]);
         assert_eq!(f.transfer(&[0x05, 0]), [0xff, 0x00]);
-        assert_eq!(f.transfer(&[0x03, 0, 0, 0x10, 0, 0]), [0xff, 0xff, 0xff, 0xff, 0x55, 0x0f]);
+        assert_eq!(
+            f.transfer(&[0x03, 0, 0, 0x10, 0, 0]),
+            [0xff, 0xff, 0xff, 0xff, 0x55, 0x0f]
+        );
     }
 
     #[test]

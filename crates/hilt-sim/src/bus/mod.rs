@@ -76,17 +76,21 @@ impl State {
     fn serve(&mut self, req: &Request, now: Instant) -> (Reply, Duration) {
         self.transfers += 1;
         let (addr, write, read) = match req {
-            Request::Spi {
-                cs, mode, tx, ..
-            } => {
+            Request::Spi { cs, mode, tx, .. } => {
                 let Some(dev) = self.spi.get_mut(cs) else {
                     return (
-                        Reply::NoDevice(format!("the simulated bus has no SPI device at chip select {cs}")),
+                        Reply::NoDevice(format!(
+                            "the simulated bus has no SPI device at chip select {cs}"
+                        )),
                         Duration::ZERO,
                     );
                 };
                 let rx = dev.transfer(tx);
-                let rx = if matches!(mode, 1 | 2) { devices::wrong_edge(&rx) } else { rx };
+                let rx = if matches!(mode, 1 | 2) {
+                    devices::wrong_edge(&rx)
+                } else {
+                    rx
+                };
                 return (Reply::Data(rx), Duration::ZERO);
             }
             Request::Probe { addr } => (*addr, None, None),
@@ -97,7 +101,10 @@ impl State {
         };
         let stretch = Duration::from_millis(self.faults.stretch_ms);
         if addr > 0x7f {
-            return (Reply::BadRequest(format!("0x{addr:02x} is not a 7-bit address")), stretch);
+            return (
+                Reply::BadRequest(format!("0x{addr:02x} is not a 7-bit address")),
+                stretch,
+            );
         }
         if self.faults.arbitration > 0 {
             self.faults.arbitration -= 1;
@@ -138,7 +145,9 @@ impl State {
                 Some(h) => u8::from_str_radix(h, 16),
                 None => w.parse(),
             };
-            n.ok().filter(|a| *a <= 0x7f).ok_or_else(|| format!("`{w}` is not a 7-bit address"))
+            n.ok()
+                .filter(|a| *a <= 0x7f)
+                .ok_or_else(|| format!("`{w}` is not a 7-bit address"))
         };
         let num = |w: Option<&&str>, what: &str| -> Result<f64, String> {
             w.and_then(|w| w.parse::<f64>().ok())
@@ -146,14 +155,18 @@ impl State {
                 .ok_or_else(|| format!("{what} must be a number"))
         };
         let count = |w: Option<&&str>| -> Result<u32, String> {
-            w.map_or(Ok(1), |w| w.parse().map_err(|_| format!("`{w}` is not a count")))
+            w.map_or(Ok(1), |w| {
+                w.parse().map_err(|_| format!("`{w}` is not a count"))
+            })
         };
         match words.first().copied() {
             Some("nack") => {
                 let a = addr(words.get(1))?;
                 let n = count(words.get(2))?;
                 self.faults.nack.insert(a, n);
-                Ok(format!("ok: the next {n} transfers to 0x{a:02x} are not acknowledged"))
+                Ok(format!(
+                    "ok: the next {n} transfers to 0x{a:02x} are not acknowledged"
+                ))
             }
             Some("remove") => {
                 let a = addr(words.get(1))?;
@@ -210,7 +223,11 @@ impl State {
             .filter(|(a, _)| !self.faults.absent.contains(a))
             .map(|(a, d)| format!("0x{a:02x}={}", d.name()))
             .collect();
-        let spi: Vec<String> = self.spi.iter().map(|(c, d)| format!("cs{c}={}", d.name())).collect();
+        let spi: Vec<String> = self
+            .spi
+            .iter()
+            .map(|(c, d)| format!("cs{c}={}", d.name()))
+            .collect();
         format!(
             "i2c {} spi {} stretch_ms {} transfers {}",
             i2c.join(","),
@@ -356,14 +373,23 @@ mod tests {
     fn the_bus_answers_through_the_real_client() {
         let sim = BusSim::start("127.0.0.1:0").unwrap();
         let mut bus = SimI2c::open(&sim.address(), 500).unwrap();
-        assert_eq!(scan(&mut bus, 0x03, 0x77).unwrap(), [0x40, 0x41, 0x48, 0x50, 0x57]);
+        assert_eq!(
+            scan(&mut bus, 0x03, 0x77).unwrap(),
+            [0x40, 0x41, 0x48, 0x50, 0x57]
+        );
         assert_eq!(read_register(&mut bus, 0x48, 0, 2).unwrap(), [0x19, 0x00]);
         write_register(&mut bus, 0x50, 0x10, &[1, 2]).unwrap();
         // The EEPROM is writing: not acknowledged for 5 ms.
-        assert_eq!(read_register(&mut bus, 0x50, 0x10, 2), Err(I2cError::Nack { addr: 0x50 }));
+        assert_eq!(
+            read_register(&mut bus, 0x50, 0x10, 2),
+            Err(I2cError::Nack { addr: 0x50 })
+        );
         std::thread::sleep(Duration::from_millis(6));
         assert_eq!(read_register(&mut bus, 0x50, 0x10, 2).unwrap(), [1, 2]);
-        assert_eq!(read_register(&mut bus, 0x49, 0, 1), Err(I2cError::Nack { addr: 0x49 }));
+        assert_eq!(
+            read_register(&mut bus, 0x49, 0, 1),
+            Err(I2cError::Nack { addr: 0x49 })
+        );
     }
 
     #[test]
@@ -372,7 +398,10 @@ mod tests {
         let mut bus = SimI2c::open(&sim.address(), 100).unwrap();
         assert!(sim.control("nack 0x48 2").starts_with("ok"));
         assert_eq!(bus.probe(0x48), Ok(false));
-        assert_eq!(read_register(&mut bus, 0x48, 0, 2), Err(I2cError::Nack { addr: 0x48 }));
+        assert_eq!(
+            read_register(&mut bus, 0x48, 0, 2),
+            Err(I2cError::Nack { addr: 0x48 })
+        );
         assert!(bus.probe(0x48).unwrap());
         sim.control("arbitration");
         assert!(matches!(bus.probe(0x48), Err(I2cError::Bus { .. })));
@@ -384,7 +413,10 @@ mod tests {
         sim.control("stretch 300");
         assert_eq!(
             read_register(&mut bus, 0x48, 0, 2),
-            Err(I2cError::Timeout { addr: 0x48, ms: 100 })
+            Err(I2cError::Timeout {
+                addr: 0x48,
+                ms: 100
+            })
         );
         sim.control("stretch 0");
         // The late answer is not taken for the next one.
@@ -400,11 +432,20 @@ mod tests {
     fn spi_devices_modes_and_missing_chip_selects() {
         let sim = BusSim::start("127.0.0.1:0").unwrap();
         let mut flash = SimSpi::open(&sim.address(), 0, MODE0, 500).unwrap();
-        assert_eq!(flash.transfer(&[0x9f, 0, 0, 0]).unwrap(), [0xff, 0xef, 0x40, 0x18]);
-        let mut wrong = SimSpi::open(&sim.address(), 0, SpiConfig { mode: 1, ..MODE0 }, 500).unwrap();
-        assert_ne!(wrong.transfer(&[0x9f, 0, 0, 0]).unwrap(), [0xff, 0xef, 0x40, 0x18]);
+        assert_eq!(
+            flash.transfer(&[0x9f, 0, 0, 0]).unwrap(),
+            [0xff, 0xef, 0x40, 0x18]
+        );
+        let mut wrong =
+            SimSpi::open(&sim.address(), 0, SpiConfig { mode: 1, ..MODE0 }, 500).unwrap();
+        assert_ne!(
+            wrong.transfer(&[0x9f, 0, 0, 0]).unwrap(),
+            [0xff, 0xef, 0x40, 0x18]
+        );
         let mut none = SimSpi::open(&sim.address(), 5, MODE0, 500).unwrap();
-        assert!(matches!(none.transfer(&[0]), Err(SpiError::NoDevice(m)) if m.contains("chip select 5")));
+        assert!(
+            matches!(none.transfer(&[0]), Err(SpiError::NoDevice(m)) if m.contains("chip select 5"))
+        );
     }
 
     #[test]
@@ -414,6 +455,9 @@ mod tests {
         s.write_all(&[0x77, 0, 0]).unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
-        assert!(matches!(Reply::decode(&out), Ok(Some((Reply::BadRequest(_), _)))));
+        assert!(matches!(
+            Reply::decode(&out),
+            Ok(Some((Reply::BadRequest(_), _)))
+        ));
     }
 }
