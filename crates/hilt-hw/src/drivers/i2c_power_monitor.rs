@@ -153,7 +153,6 @@ struct Monitor {
     quantity: String,
     unit: String,
     chip: String,
-    bus_number: u32,
 }
 
 impl Instrument for Monitor {
@@ -182,7 +181,7 @@ impl Instrument for Monitor {
             unit: Some(self.unit.clone()),
             quantity: self.quantity.clone(),
             backend: "i2c_power_monitor".into(),
-            address: Some(format!("i2c-{}:0x{:02x}", self.bus_number, self.address)),
+            address: Some(format!("0x{:02x}", self.address)),
             query: Some(format!("register 0x{:02x}", self.plan.register)),
             raw_response: Some(hex::encode(&raw)),
         })
@@ -289,7 +288,6 @@ impl ResourceDriver for I2cPowerMonitor {
                 .clone()
                 .unwrap_or_else(|| default_unit(qty).to_string()),
             chip: chip.clone(),
-            bus_number: *bus,
         })))
     }
 }
@@ -309,7 +307,6 @@ mod tests {
             quantity: "x".into(),
             unit: "u".into(),
             chip: chip.into(),
-            bus_number: 1,
         }
     }
 
