@@ -424,3 +424,46 @@ fn a_wrong_length_for_the_word_size_is_a_configuration_failure() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_doctor_names_missing_bus_nodes_and_opens_simulated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim();
+    let bench = write_bench(dir.path(), &sim.address);
+    let out = common::hilt()
+        .env("HILT_LOCK_DIR", dir.path().join("locks"))
+        .args(["doctor", "--bench"])
+        .arg(&bench)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let checks = doc["bench"]["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let with = |id: &str| -> Vec<&Value> { checks.iter().filter(|c| c["id"] == id).collect() };
+    let real = with("node.dut.transport.real_i2c");
+    assert!(
+        real.iter().any(|c| c["status"] == "fail"
+            && c["message"].as_str().unwrap().contains("/dev/i2c-250")
+            && c["suggested_fix"]
+                .as_str()
+                .unwrap()
+                .contains("modprobe i2c-dev")),
+        "{doc:#}"
+    );
+    let spi = with("node.dut.transport.real_spi");
+    assert!(
+        spi.iter().any(|c| c["status"] == "fail"
+            && c["message"].as_str().unwrap().contains("/dev/spidev250.0")),
+        "{doc:#}"
+    );
+    let simulated = with("node.dut.transport.sensors");
+    assert!(
+        !simulated.is_empty() && simulated.iter().all(|c| c["status"] == "pass"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["bench"]["health_status"], "failing");
+    assert_eq!(out.status.code(), Some(1));
+}
