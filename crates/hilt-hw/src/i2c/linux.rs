@@ -74,7 +74,12 @@ pub fn error_of(errno: Option<i32>, addr: u8, path: &str, text: &str) -> I2cErro
     const EREMOTEIO: i32 = 121;
     match errno {
         Some(ENXIO) | Some(EREMOTEIO) => I2cError::Nack { addr },
-        Some(ETIMEDOUT) => I2cError::Timeout { addr, ms: 0 },
+        // The adapter's own timeout (its length is the adapter's, not the transport's).
+        Some(ETIMEDOUT) => I2cError::Bus {
+            addr,
+            reason: "timed out in the adapter: a device holds the clock low or the bus hangs"
+                .into(),
+        },
         Some(EAGAIN) => I2cError::Bus {
             addr,
             reason: "arbitration lost".into(),
@@ -122,7 +127,11 @@ impl I2cBus for LinuxI2c {
         match dev.smbus_write_quick(false) {
             Ok(()) => Ok(true),
             Err(e) => match error_of(errno(&e), addr, &self.path, &describe(&e)) {
-                I2cError::Nack { .. } | I2cError::Timeout { .. } => Ok(false),
+                // As i2cdetect: a transfer error at one address means nothing answered
+                // there; only a failing adapter ends the scan.
+                I2cError::Nack { .. } | I2cError::Timeout { .. } | I2cError::Bus { .. } => {
+                    Ok(false)
+                }
                 other => Err(other),
             },
         }
@@ -159,7 +168,9 @@ mod tests {
         let of = |n| error_of(Some(n), 0x48, "/dev/i2c-1", "text");
         assert_eq!(of(6), I2cError::Nack { addr: 0x48 });
         assert_eq!(of(121), I2cError::Nack { addr: 0x48 });
-        assert!(matches!(of(110), I2cError::Timeout { addr: 0x48, .. }));
+        assert!(
+            matches!(of(110), I2cError::Bus { addr: 0x48, reason } if reason.contains("clock low"))
+        );
         assert!(matches!(of(11), I2cError::Bus { reason, .. } if reason == "arbitration lost"));
         assert!(matches!(of(5), I2cError::Bus { .. }));
         assert!(matches!(of(95), I2cError::Unsupported(m) if m.contains("/dev/i2c-1")));
