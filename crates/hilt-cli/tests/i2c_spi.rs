@@ -296,7 +296,7 @@ fn a_bus_that_cannot_be_used_is_a_bench_failure_and_ends_the_run() {
     assert_eq!((code, cat.as_str()), (4, "I2C_FAILED"), "{r:#}");
     assert!(msg.contains("arbitration lost"), "{msg}");
 
-    // A chip select with no device, as a missing /dev/spidevB.D.
+    // A chip select with no device cannot be opened, as a missing /dev/spidevB.D.
     let (code, _, r) = run_one(
         dir.path(),
         &bench,
@@ -305,7 +305,7 @@ fn a_bus_that_cannot_be_used_is_a_bench_failure_and_ends_the_run() {
     let (code, _, cat, source, msg) = failure_of(code, &r);
     assert_eq!(
         (code, cat.as_str(), source.as_str()),
-        (4, "SPI_FAILED", "bench_infrastructure"),
+        (4, "TRANSPORT_OPEN_FAILED", "bench_infrastructure"),
         "{r:#}"
     );
     assert!(msg.contains("chip select 7"), "{msg}");

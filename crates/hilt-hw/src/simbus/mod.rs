@@ -194,7 +194,7 @@ impl I2cBus for SimI2c {
     }
 }
 
-/// One chip select of a `hilt sim bus`'s SPI bus.
+/// One chip select of a `hilt sim bus`'s SPI bus; opening fails when it has no device.
 pub struct SimSpi {
     link: Link,
     cs: u8,
@@ -214,7 +214,11 @@ impl SimSpi {
         })?;
         let mut link = Link::new(addr, timeout_ms).map_err(SpiError::Unsupported)?;
         link.open().map_err(SpiError::Io)?;
-        Ok(SimSpi { link, cs, cfg })
+        let mut dev = SimSpi { link, cs, cfg };
+        // An empty transfer clocks nothing: it only asks whether the chip select exists,
+        // so a missing one fails at open, as a missing /dev/spidevB.D does.
+        dev.transfer(&[])?;
+        Ok(dev)
     }
 }
 

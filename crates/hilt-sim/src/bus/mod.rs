@@ -442,10 +442,10 @@ mod tests {
             wrong.transfer(&[0x9f, 0, 0, 0]).unwrap(),
             [0xff, 0xef, 0x40, 0x18]
         );
-        let mut none = SimSpi::open(&sim.address(), 5, MODE0, 500).unwrap();
-        assert!(
-            matches!(none.transfer(&[0]), Err(SpiError::NoDevice(m)) if m.contains("chip select 5"))
-        );
+        assert!(matches!(
+            SimSpi::open(&sim.address(), 5, MODE0, 500),
+            Err(SpiError::NoDevice(m)) if m.contains("chip select 5")
+        ));
     }
 
     #[test]
