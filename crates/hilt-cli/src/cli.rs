@@ -164,6 +164,23 @@ pub enum SimCommand {
     /// socket until interrupted. Faults on demand, one command per line on stdin (`fault
     /// garbage`, `fault silence`, `latency 50`, `load 10`, `get`), answered on stdout.
     Scpi(SimScpiArgs),
+    /// Run a simulated I2C bus and SPI bus (for `i2c`/`spi` transports and
+    /// `i2c_power_monitor` with `sim: host:port`) until interrupted: a TMP102 at 0x48,
+    /// 24C02/24C32 EEPROMs at 0x50/0x57, INA226/INA260 at 0x40/0x41, an SPI NOR flash on
+    /// chip select 0 and a register sensor on 1. Faults on demand, one command per line on
+    /// stdin (`nack 0x48 3`, `remove 0x50`, `stretch 200`, `arbitration 1`, `temp 31.5`,
+    /// `supply 5 0.25`, `status`), answered on stdout.
+    Bus(SimBusArgs),
+}
+
+#[derive(Args)]
+pub struct SimBusArgs {
+    /// Address to listen on (port 0 picks a free port; `host:port` is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Hold the clock this long on every I2C transfer (clock stretching), in ms.
+    #[arg(long, default_value_t = 0)]
+    pub stretch_ms: u64,
 }
 
 #[derive(Args)]

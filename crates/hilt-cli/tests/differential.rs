@@ -89,10 +89,28 @@ const SINCE_MARK: &str = "`scope: since_mark` on expect_uart (a hilt extension) 
 const MODBUS_EXCEPTION: &str = "a Modbus exception response is the device's answer to a valid \
                                 request: it fails its test and the run goes on; BenchCI raises \
                                 and aborts the run (status error)";
+const NO_BUS: &str = "an I2C or SPI bus whose device node is missing is a transport that \
+                      cannot be opened (TRANSPORT_OPEN_FAILED, bench infrastructure); BenchCI \
+                      fails first on its missing Python package (smbus2, spidev) and \
+                      classifies that as UNKNOWN_ERROR";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
 const INTENDED: &[Intended] = &[
+    exactly(
+        "i2c-no-bus",
+        "failure.category",
+        "\"UNKNOWN_ERROR\"",
+        "\"TRANSPORT_OPEN_FAILED\"",
+        NO_BUS,
+    ),
+    exactly(
+        "i2c-no-bus",
+        "failure.source",
+        "\"unknown\"",
+        "\"bench_infrastructure\"",
+        NO_BUS,
+    ),
     exactly("*", "tool", "\"benchci\"", "\"hilt\"", TOOL),
     exactly(
         "*",

@@ -81,15 +81,11 @@ fn wrong_type_and_missing_file() {
 #[test]
 fn unsupported_step_is_refused_not_skipped() {
     let d = tempfile::tempdir().unwrap();
-    let b = write(
-        &d,
-        "bench.yaml",
-        &format!("{BENCH}      sensors: {{backend: i2c, bus: 1}}\n"),
-    );
+    let b = write(&d, "bench.yaml", BENCH);
     let s = write(
         &d,
         "suite.yaml",
-        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - i2c_scan: {node: dut, transport: sensors}\n",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - fuzz_uart: {node: dut, transport: console}\n",
     );
     hilt()
         .arg("validate")
@@ -264,20 +260,20 @@ fn durations_over_a_day_are_refused_with_their_location() {
 }
 
 #[test]
-fn unsupported_driver_is_reported_once_at_its_definition() {
+fn a_placeholder_driver_is_reported_once_at_its_definition() {
     let d = tempfile::tempdir().unwrap();
     // Line 9 defines the resource; three steps use it.
     let b = write(
         &d,
         "bench.yaml",
         &format!(
-            "{BENCH}resources:\n  pdu: {{kind: power_controller, driver: {{type: gpio_power, chip: /dev/gpiochip0, outlets: {{dut: 5}}}}}}\n"
+            "{BENCH}resources:\n  pdu: {{kind: measurement, driver: {{type: scpi, address: \"tcp://10.0.0.9:5025\"}}}}\n"
         ),
     );
     let s = write(
         &d,
         "suite.yaml",
-        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - power_set: {resource: pdu, outlet: dut, state: true}\n      - power_set: {resource: pdu, outlet: dut, state: false}\n      - power_cycle: {resource: pdu, outlet: dut, off_ms: 1}\n",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - measure: {resource: pdu}\n      - measure: {resource: pdu, record_as: a}\n      - measure: {resource: pdu, record_as: b}\n",
     );
     let out = hilt()
         .arg("validate")
@@ -291,18 +287,18 @@ fn unsupported_driver_is_reported_once_at_its_definition() {
         .clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        stderr.matches("not supported by this build").count(),
+        stderr.matches("generic SCPI placeholder").count(),
         1,
         "{stderr}"
     );
     let line = stderr
         .lines()
-        .find(|l| l.contains("not supported by this build"))
+        .find(|l| l.contains("generic SCPI placeholder"))
         .unwrap();
     assert!(line.contains("bench.yaml:9:"), "{line}");
     assert!(
-        line.contains("`gpio_power`")
-            && line.contains("used by 3 steps, first tests[0].steps[0].power_set"),
+        line.contains("`scpi`")
+            && line.contains("used by 3 steps, first tests[0].steps[0].measure"),
         "{line}"
     );
 }

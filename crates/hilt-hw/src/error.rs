@@ -15,6 +15,10 @@ pub enum ResourceKind {
     Measurement,
     /// A Modbus transport (RTU serial line or TCP connection).
     Modbus,
+    /// An I2C transport (a bus: `/dev/i2c-<n>` or a simulated one).
+    I2c,
+    /// An SPI transport (a chip select: `/dev/spidev<b>.<d>` or a simulated one).
+    Spi,
 }
 
 impl ResourceKind {
@@ -25,6 +29,8 @@ impl ResourceKind {
             ResourceKind::Power => "power",
             ResourceKind::Measurement => "measurement",
             ResourceKind::Modbus => "modbus",
+            ResourceKind::I2c => "i2c",
+            ResourceKind::Spi => "spi",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod flash;
 pub mod gpio;
 pub mod gpiochip;
 pub mod http;
+pub mod i2c;
 pub mod locks;
 pub mod measurement;
 pub mod modbus;
@@ -21,6 +22,8 @@ pub mod qemu;
 pub mod scpi;
 pub mod serial;
 pub mod sim_link;
+pub mod simbus;
+pub mod spi;
 pub mod ssh;
 
 pub use cancel::CancelToken;

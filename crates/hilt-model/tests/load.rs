@@ -93,7 +93,7 @@ fn undefined_node_and_unsupported_step_fail_cross_check() {
     let mut s = parse_suite(text, "s.yaml", LoadOptions::default()).unwrap();
     s.path = "s.yaml".into();
     let only_basic = CrossOptions {
-        supported_steps: hilt_model::suite::SUPPORTED_STEP_TYPES,
+        supported_steps: &["reset"],
         ..ALL
     };
     let err = check_against(&b, &s, &only_basic).unwrap_err();

@@ -1,6 +1,8 @@
 //! Turning errors into failures, and outcomes into exit codes.
 
+use hilt_hw::i2c::I2cError;
 use hilt_hw::modbus::{FrameError, ModbusError};
+use hilt_hw::spi::SpiError;
 use hilt_hw::{HwError, ResourceKind};
 use hilt_model::run::{Category, Failure, RunStatus, Source};
 
@@ -35,11 +37,11 @@ pub fn exit_code(status: RunStatus, failure: Option<&Failure>) -> i32 {
 /// A hardware error as a failure: the category follows from what went wrong and the kind
 /// of resource it happened on.
 pub fn hw_failure(err: &HwError) -> Failure {
-    use ResourceKind::{Gpio, Measurement, Modbus, Power, Serial};
+    use ResourceKind::{Gpio, I2c, Measurement, Modbus, Power, Serial, Spi};
     let category = match err {
         HwError::Cancelled => Category::Cancelled,
         HwError::Open { kind, .. } => match kind {
-            Serial | Modbus => Category::TransportOpenFailed,
+            Serial | Modbus | I2c | Spi => Category::TransportOpenFailed,
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerResourceUnavailable,
             Measurement => Category::MeasurementResourceUnavailable,
@@ -51,6 +53,8 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerControlFailed,
             Measurement => Category::MeasurementFailed,
+            I2c => Category::I2cFailed,
+            Spi => Category::SpiFailed,
             // BenchCI has no Modbus I/O category; the connection failing is the bench's.
             Modbus => {
                 return Failure::new(Category::ModbusExpectationFailed, err.to_string())
@@ -63,6 +67,8 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Serial => Category::UartFailed,
             Measurement => Category::MeasurementFailed,
             Modbus => Category::ModbusExpectationFailed,
+            I2c => Category::I2cFailed,
+            Spi => Category::SpiFailed,
         },
     };
     Failure::new(category, err.to_string())
@@ -111,10 +117,61 @@ pub fn modbus_failure(err: &ModbusError, what: &str) -> ModbusOutcome {
     }
 }
 
+/// How a failed I2C or SPI transfer ends its step.
+pub enum BusOutcome {
+    /// The test fails, the run goes on: the device itself answered wrongly or not at all.
+    Test(Failure),
+    /// The run stops: the bus or the link to it cannot be used.
+    Run(Failure),
+}
+
+/// A failed I2C transfer as a failure. `what` names the request
+/// (`read register 0x00 of 0x48 on dut.sensors`).
+///
+/// - no acknowledge: the device did not answer its address (not running, held in reset,
+///   wrong part fitted) — a test failure, `I2C_EXPECTATION_FAILED`, source firmware
+///   (BenchCI raises and ends the run);
+/// - a clock held past the timeout, a bus error, lost arbitration, a device node or
+///   simulator link that failed: the bus cannot be used — a run error, `I2C_FAILED`,
+///   bench infrastructure;
+/// - a transfer the adapter cannot make: a run error, `I2C_FAILED`, configuration.
+pub fn i2c_failure(err: &I2cError, what: &str) -> BusOutcome {
+    let message = format!("{what}: {err}");
+    match err {
+        I2cError::Nack { .. } => {
+            BusOutcome::Test(Failure::new(Category::I2cExpectationFailed, message))
+        }
+        I2cError::Timeout { .. } | I2cError::Bus { .. } | I2cError::Io(_) => {
+            BusOutcome::Run(Failure::new(Category::I2cFailed, message))
+        }
+        I2cError::Unsupported(_) => BusOutcome::Run(
+            Failure::new(Category::I2cFailed, message).with_source(Source::Configuration),
+        ),
+    }
+}
+
+/// A failed SPI transfer as a failure: SPI has no acknowledge, so every error is the
+/// bench's (a missing device node, a failed link: `SPI_FAILED`, bench infrastructure) or
+/// the configuration's (a length that is not a whole number of words: `SPI_FAILED`,
+/// configuration); only a mismatch of the bytes is the firmware's (the step's own test).
+pub fn spi_failure(err: &SpiError, what: &str) -> BusOutcome {
+    let message = format!("{what}: {err}");
+    match err {
+        SpiError::NoDevice(_) | SpiError::Timeout { .. } | SpiError::Io(_) => {
+            BusOutcome::Run(Failure::new(Category::SpiFailed, message))
+        }
+        SpiError::Unsupported(_) => BusOutcome::Run(
+            Failure::new(Category::SpiFailed, message).with_source(Source::Configuration),
+        ),
+    }
+}
+
 /// The category of a resource that failed to start (self-test `*.start` checks).
 pub fn unavailable(kind: ResourceKind) -> Category {
     match kind {
-        ResourceKind::Serial | ResourceKind::Modbus => Category::TransportOpenFailed,
+        ResourceKind::Serial | ResourceKind::Modbus | ResourceKind::I2c | ResourceKind::Spi => {
+            Category::TransportOpenFailed
+        }
         ResourceKind::Gpio => Category::GpioLineUnreachable,
         ResourceKind::Power => Category::PowerResourceUnavailable,
         ResourceKind::Measurement => Category::MeasurementResourceUnavailable,

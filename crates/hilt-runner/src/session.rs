@@ -10,10 +10,12 @@ use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
 use hilt_hw::gpio::NodeLines;
+use hilt_hw::i2c::I2cBus;
 use hilt_hw::measurement::Instrument;
 use hilt_hw::modbus::ModbusLink;
 use hilt_hw::power::PowerSwitch;
 use hilt_hw::serial::SerialSettings;
+use hilt_hw::spi::{SpiConfig, SpiDevice};
 use hilt_model::bench::{Bench, FlashBackend, Transport};
 use hilt_model::run::{EventKind, Failure};
 
@@ -47,10 +49,26 @@ pub struct ModbusRes {
     pub default_slave: u32,
 }
 
+pub struct I2cRes {
+    pub bus: Box<dyn I2cBus>,
+    pub log: LogFile,
+    pub log_path: String,
+}
+
+pub struct SpiRes {
+    pub dev: Box<dyn SpiDevice>,
+    /// The transport's mode, word size and clock; transfers are checked against it.
+    pub cfg: SpiConfig,
+    pub log: LogFile,
+    pub log_path: String,
+}
+
 #[derive(Default)]
 pub struct Session {
     pub uarts: BTreeMap<(String, String), Uart>,
     pub modbus: BTreeMap<(String, String), ModbusRes>,
+    pub i2c: BTreeMap<(String, String), I2cRes>,
+    pub spi: BTreeMap<(String, String), SpiRes>,
     pub gpio: BTreeMap<String, NodeGpio>,
     pub power: BTreeMap<String, PowerRes>,
     pub instruments: BTreeMap<String, InstrumentRes>,
@@ -73,6 +91,8 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
         ResourceKind::Serial => "serial.log",
         ResourceKind::Modbus => "modbus.log",
         ResourceKind::Gpio => "gpio.log",
+        ResourceKind::I2c => "i2c.log",
+        ResourceKind::Spi => "spi.log",
     }
 }
 
@@ -272,7 +292,7 @@ impl Session {
         Ok(())
     }
 
-    /// Opens a transport through its driver (Modbus RTU/TCP).
+    /// Opens a transport through its driver (Modbus RTU/TCP, I2C, SPI).
     fn open_transport(
         &mut self,
         driver: &dyn hilt_hw::drivers::TransportDriver,
@@ -313,6 +333,35 @@ impl Session {
                         log,
                         log_path: path,
                         default_slave,
+                    },
+                );
+            }
+            OpenedTransport::I2c(bus) => {
+                log.line(&format!("OPEN {}", bus.describe()));
+                self.i2c.insert(
+                    (node.to_string(), name.to_string()),
+                    I2cRes {
+                        bus,
+                        log,
+                        log_path: path,
+                    },
+                );
+            }
+            OpenedTransport::Spi(dev, cfg) => {
+                log.line(&format!(
+                    "OPEN {} mode={} bits_per_word={} speed={}",
+                    dev.describe(),
+                    cfg.mode,
+                    cfg.bits_per_word,
+                    cfg.max_speed_hz
+                ));
+                self.spi.insert(
+                    (node.to_string(), name.to_string()),
+                    SpiRes {
+                        dev,
+                        cfg,
+                        log,
+                        log_path: path,
                     },
                 );
             }
@@ -376,9 +425,25 @@ impl Session {
 
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
-        for ((node, name), mut m) in std::mem::take(&mut self.modbus) {
-            m.log.line("STOP");
-            m.log.flush();
+        let mut logs: Vec<((String, String), LogFile)> = Vec::new();
+        logs.extend(
+            std::mem::take(&mut self.modbus)
+                .into_iter()
+                .map(|(k, m)| (k, m.log)),
+        );
+        logs.extend(
+            std::mem::take(&mut self.i2c)
+                .into_iter()
+                .map(|(k, b)| (k, b.log)),
+        );
+        logs.extend(
+            std::mem::take(&mut self.spi)
+                .into_iter()
+                .map(|(k, d)| (k, d.log)),
+        );
+        for ((node, name), mut log) in logs {
+            log.line("STOP");
+            log.flush();
             ev.emit(
                 EventKind::TRANSPORT_STOPPED,
                 None,

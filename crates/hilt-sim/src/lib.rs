@@ -36,6 +36,7 @@
 //! # Ok::<(), hilt_sim::SimError>(())
 //! ```
 
+mod bus;
 mod commands;
 mod config;
 mod control_server;
@@ -55,6 +56,7 @@ mod serial_relay;
 mod shared;
 mod state;
 
+pub use bus::BusSim;
 pub use commands::MAX_FLOOD;
 pub use config::{DutConfig, Identity};
 pub use controls::Controls;

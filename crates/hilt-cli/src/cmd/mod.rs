@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Sim(SimCommand::Modbus(args)) => sim::modbus(args),
         Command::Sim(SimCommand::Scpi(args)) => sim::scpi(args),
+        Command::Sim(SimCommand::Bus(args)) => sim::bus(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
         Command::Runs(RunsCommand::Submit(args)) => server_client::submit(args),
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),

@@ -4,11 +4,11 @@
 use std::io::{BufRead, Write};
 
 use hilt_sim::{
-    DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap,
-    ScpiSim, SimDut,
+    BusSim, DutConfig, HttpRelayConfig, HttpRelaySim, ModbusBind, ModbusSim, ModbusSimConfig,
+    RegisterMap, ScpiSim, SimDut,
 };
 
-use crate::cli::{SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
+use crate::cli::{SimBusArgs, SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
 
 pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
     let started = match &a.serial {
@@ -27,6 +27,29 @@ pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
     }
     println!("{}", sim.address());
     eprintln!("simulated SCPI instrument running; commands on stdin; Ctrl-C to stop");
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
+
+pub fn bus(a: SimBusArgs) -> anyhow::Result<i32> {
+    let sim = match BusSim::start(&a.listen) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", a.listen);
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    if a.stretch_ms > 0 {
+        let answer = sim.control(&format!("stretch {}", a.stretch_ms));
+        if answer.starts_with("error") {
+            eprintln!("{answer}");
+            return Ok(hilt_runner::classify::exit::USAGE);
+        }
+    }
+    println!("{}", sim.address());
+    eprintln!("simulated I2C/SPI bus running; commands on stdin; Ctrl-C to stop");
     control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
     wait_for_signal()?;
     drop(sim);

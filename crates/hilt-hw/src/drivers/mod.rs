@@ -12,8 +12,11 @@
 //! this build lacks still load); a driver matches its own variant and adds the checks it
 //! needs to run. See ARCHITECTURE.md, "How to add a driver, in five steps".
 
+mod gpio_power;
 mod http_measurement;
 mod http_relay;
+mod i2c;
+mod i2c_power_monitor;
 mod local_gpio;
 mod mock_gpio;
 mod mock_measurement;
@@ -26,6 +29,7 @@ mod scpi_measurement;
 mod scpi_power_supply;
 mod script_measurement;
 mod serial_measurement;
+mod spi;
 mod usb_relay_serial;
 
 use std::collections::BTreeMap;
@@ -33,10 +37,12 @@ use std::collections::BTreeMap;
 use hilt_model::bench::{Direction, GpioLine, ResourceDriver as Params, Transport};
 
 use crate::gpio::NodeLines;
+use crate::i2c::I2cBus;
 use crate::locks::LockSpec;
 use crate::measurement::Instrument;
 use crate::modbus::ModbusLink;
 use crate::power::PowerSwitch;
+use crate::spi::{SpiConfig, SpiDevice};
 use crate::{HwError, ResourceKind};
 
 /// Every resource driver of this build (`resources.<r>.driver.type`).
@@ -51,6 +57,8 @@ pub static RESOURCE_DRIVERS: &[&dyn ResourceDriver] = &[
     &serial_measurement::SerialMeasurement,
     &usb_relay_serial::UsbRelaySerial,
     &qemu::Qemu,
+    &gpio_power::GpioPower,
+    &i2c_power_monitor::I2cPowerMonitor,
 ];
 
 /// Every GPIO backend of this build (`nodes.<n>.gpio.<line>.backend`).
@@ -62,8 +70,12 @@ pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[
 
 /// Every transport driver of this build beyond the UART, which the runner owns
 /// (`nodes.<n>.transports.<t>.backend`).
-pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] =
-    &[&modbus_rtu::ModbusRtu, &modbus_tcp::ModbusTcp];
+pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] = &[
+    &modbus_rtu::ModbusRtu,
+    &modbus_tcp::ModbusTcp,
+    &i2c::I2c,
+    &spi::Spi,
+];
 
 /// The transport driver for a `backend` tag, when this build has it.
 pub fn transport_driver(tag: &str) -> Option<&'static dyn TransportDriver> {
@@ -73,9 +85,12 @@ pub fn transport_driver(tag: &str) -> Option<&'static dyn TransportDriver> {
 /// An opened transport.
 pub enum OpenedTransport {
     Modbus(Box<dyn ModbusLink>),
+    I2c(Box<dyn I2cBus>),
+    /// A chip select and the settings its transfers are checked against.
+    Spi(Box<dyn SpiDevice>, SpiConfig),
 }
 
-/// A transport of a node (Modbus RTU/TCP today). Its lock specs are the transport's
+/// A transport of a node beyond the UART (Modbus RTU/TCP, I2C, SPI). Its lock specs are the transport's
 /// (self-test-and-locks spec §3.2), derived by the runner's plan from the transport.
 pub trait TransportDriver: Sync {
     /// The `backend` that selects this driver.

@@ -220,6 +220,10 @@ pub enum ResourceDriver {
         current_lsb_a: Option<f64>,
         #[serde(default)]
         power_lsb_w: Option<f64>,
+        /// hilt extension: `host:port` of a `hilt sim bus` whose simulated I2C bus holds
+        /// the monitor, instead of `/dev/i2c-<bus>`.
+        #[serde(default)]
+        sim: Option<String>,
     },
     ScriptMeasurement {
         command: String,

@@ -55,6 +55,10 @@ pub enum Transport {
         bus: u32,
         #[serde(default = "defaults::u64_::<1000>")]
         timeout_ms: u64,
+        /// hilt extension: `host:port` of a `hilt sim bus` to use instead of
+        /// `/dev/i2c-<bus>` (a simulated I2C bus with its devices).
+        #[serde(default)]
+        sim: Option<String>,
     },
     Spi {
         bus: u32,
@@ -65,6 +69,10 @@ pub enum Transport {
         mode: u32,
         #[serde(default = "defaults::u32_::<8>")]
         bits_per_word: u32,
+        /// hilt extension: `host:port` of a `hilt sim bus` to use instead of
+        /// `/dev/spidev<bus>.<device>` (`device` selects the simulated chip select).
+        #[serde(default)]
+        sim: Option<String>,
     },
 }
 

@@ -84,6 +84,12 @@ categories! {
     CanExpectationFailed => "CAN_EXPECTATION_FAILED", Firmware, "CAN expectation failed",
         "The expected CAN frame was not seen in time.",
         [CAN_INTERFACE, CAN_TERMINATION];
+    I2cExpectationFailed => "I2C_EXPECTATION_FAILED", Firmware, "I2C expectation failed",
+        "An I2C device did not answer, or answered with other bytes than expected.",
+        [I2C_ADDRESS, I2C_WIRING, OPEN_TRANSPORT_LOG_BUS];
+    SpiExpectationFailed => "SPI_EXPECTATION_FAILED", Firmware, "SPI expectation failed",
+        "The bytes an SPI device returned did not match the expectation.",
+        [SPI_SETTINGS, OPEN_TRANSPORT_LOG_BUS];
     GpioExpectationFailed => "GPIO_EXPECTATION_FAILED", Firmware, "GPIO expectation failed",
         "The expected GPIO level or edge was not observed.",
         [GPIO_CHIP_PATH, GPIO_POLARITY, OPEN_GPIO_LOG];
@@ -120,6 +126,12 @@ categories! {
     CanFailed => "CAN_FAILED", BenchInfrastructure, "CAN I/O failed",
         "The CAN interface could not be used.",
         [CAN_INTERFACE];
+    I2cFailed => "I2C_FAILED", BenchInfrastructure, "I2C I/O failed",
+        "The I2C bus could not complete a transfer, or could not be opened.",
+        [I2C_BUS_PRESENT, I2C_WIRING, OPEN_TRANSPORT_LOG_BUS];
+    SpiFailed => "SPI_FAILED", BenchInfrastructure, "SPI I/O failed",
+        "The SPI device could not be opened or a transfer failed.",
+        [SPI_DEVICE_PRESENT, OPEN_TRANSPORT_LOG_BUS];
     FuzzTransportFailed => "FUZZ_TRANSPORT_FAILED", BenchInfrastructure, "Fuzz transport failed",
         "The transport failed during a fuzz campaign.",
         [FUZZ_TRANSPORT];

@@ -57,6 +57,14 @@ checks! {
     CAN_TERMINATION = "Check bus termination.";
     CAN_INTERFACE = "Check that the interface is up and the bitrate matches.";
 
+    // I2C and SPI.
+    I2C_ADDRESS = "Check the device's I2C address (address straps) and that it is powered; `i2c_scan` lists what answers.";
+    I2C_WIRING = "Check SDA/SCL wiring, pull-ups and that no device holds the clock low.";
+    I2C_BUS_PRESENT = "Check that the bus exists (`ls /dev/i2c-*`, `modprobe i2c-dev`) and the bus number.";
+    SPI_SETTINGS = "Check the SPI mode, word size and clock against the device's datasheet.";
+    SPI_DEVICE_PRESENT = "Check that the spidev node exists (`ls /dev/spidev*`) and the bus and chip select numbers.";
+    OPEN_TRANSPORT_LOG_BUS = "Open the transport log for every transfer and its answer.";
+
     // GPIO.
     GPIO_POLARITY = "Check active_high and bias.";
     OPEN_GPIO_LOG = "Open gpio.log.";

@@ -132,6 +132,12 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "ssh_exec",
     "upload",
     "download",
+    "i2c_scan",
+    "i2c_write_register",
+    "i2c_read_register",
+    "i2c_expect",
+    "spi_transfer",
+    "spi_expect",
 ];
 
 impl Step {

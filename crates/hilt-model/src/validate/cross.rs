@@ -336,6 +336,26 @@ impl Ctx<'_> {
     }
 
     fn driver_supported(&self, resource: &str, driver: &ResourceDriver) {
+        // BenchCI's two placeholder types parse but can do nothing (bench-format §4).
+        let placeholder = match driver.type_name() {
+            "gpio" => Some((
+                "BenchCI's legacy GPIO placeholder and cannot switch power",
+                "use `type: gpio_power` with `outlets: {name: line}`",
+            )),
+            "scpi" => Some((
+                "BenchCI's generic SCPI placeholder and cannot be used by steps",
+                "use `scpi_measurement` or `scpi_power_supply_measurement`",
+            )),
+            _ => None,
+        };
+        if let Some((what, help)) = placeholder {
+            self.unsupported(
+                format!("resources.{resource}.driver.type"),
+                format!("resource driver `{}` is {what}", driver.type_name()),
+                help.to_string(),
+            );
+            return;
+        }
         if !self.opts.supported_resources.contains(&driver.type_name()) {
             self.unsupported(
                 format!("resources.{resource}.driver.type"),

@@ -266,6 +266,19 @@ fn check_step(d: &mut Diags, p: &str, step: &Step) {
         Step::I2cWriteRegister(w) => {
             range(d, &format!("{p}.address"), w.address as u64, 0x03, 0x77);
             range(d, &format!("{p}.register"), w.register as u64, 0, 0xFFFF);
+            match &w.value {
+                crate::suite::ByteOrBytes::One(v) => {
+                    range(d, &format!("{p}.value"), *v as u64, 0, 0xFF)
+                }
+                crate::suite::ByteOrBytes::Many(v) if v.is_empty() || v.len() > 256 => {
+                    d.error(&format!("{p}.value"), "needs 1..256 bytes")
+                }
+                crate::suite::ByteOrBytes::Many(v) => {
+                    for (i, b) in v.iter().enumerate() {
+                        range(d, &format!("{p}.value[{i}]"), *b as u64, 0, 0xFF);
+                    }
+                }
+            }
         }
         Step::I2cReadRegister(r) | Step::I2cExpect(r) => {
             range(d, &format!("{p}.address"), r.address as u64, 0x03, 0x77);

@@ -4,10 +4,12 @@
 mod control;
 mod external;
 mod gpio;
+mod i2c;
 mod measure;
 mod modbus;
 mod power;
 mod remote;
+mod spi;
 mod uart;
 
 pub use remote::Hosts;
@@ -97,6 +99,11 @@ impl<'a> Exec<'a> {
             Step::SshExec(s) => self.ssh_exec(s, resolved),
             Step::Upload(s) => self.upload(s),
             Step::Download(s) => self.download(s),
+            Step::I2cScan(_)
+            | Step::I2cWriteRegister(_)
+            | Step::I2cReadRegister(_)
+            | Step::I2cExpect(_) => self.i2c(step, resolved.within),
+            Step::SpiTransfer(s) | Step::SpiExpect(s) => self.spi(s),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(

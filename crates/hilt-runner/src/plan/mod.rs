@@ -227,6 +227,7 @@ fn resolve(bench: &Bench, suite: &Loaded<Suite>) -> Result<Vec<Vec<Resolved>>, V
                 Step::ExpectUart(s) => s.within_ms,
                 Step::GpioExpect(s) => s.within_ms,
                 Step::GpioWaitEdge(s) => s.within_ms,
+                Step::I2cExpect(s) => s.within_ms,
                 _ => None,
             };
             let within = within_ms
@@ -295,7 +296,7 @@ nodes:
 resources:
   mains: {kind: power_controller, driver: {type: mock_power, outlets: {dut: true}}}
   relay: {kind: power_controller, driver: {type: http_relay, outlets: {a: "1"}, on_url: "http://r/{channel}/on", off_url: "http://r/{channel}/off"}}
-  pdu: {kind: power_controller, driver: {type: gpio_power, chip: /dev/gpiochip0, outlets: {dut: 5}}}
+  pdu: {kind: power_controller, driver: {type: gpio, chip: /dev/gpiochip0}}
 "#;
 
     fn plan(bench: &str, steps: &str) -> Result<Plan, PlanError> {
@@ -361,7 +362,7 @@ resources:
             "{text}"
         );
         assert!(
-            text.contains("`gpio_power` is not supported by this build"),
+            text.contains("resource `pdu` (driver `gpio`) cannot switch power"),
             "{text}"
         );
         let bad = BENCH.replace("http://r/{channel}/off", "http://r/{chan}/off");

@@ -102,6 +102,21 @@ pub fn run(path: &Path, opts: &SelfTestOptions) -> Vec<Check> {
     out
 }
 
+/// A device node that must exist: pass, or fail with the fix.
+fn node_check(id: &str, title: &str, path: &str, fix: &str) -> Check {
+    if Path::new(path).exists() {
+        Check::pass(id, title, format!("device {path}"))
+    } else {
+        Check::fail(
+            id,
+            title,
+            "TRANSPORT_OPEN_FAILED",
+            format!("device {path} does not exist"),
+            fix,
+        )
+    }
+}
+
 /// Each remote host: its chain; with `--open-hardware`, a connection through the chain
 /// and `true` on the host (nothing else is run).
 fn host_checks(bench: &Bench, path: &Path, opts: &SelfTestOptions, out: &mut Vec<Check>) {
@@ -268,14 +283,22 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
                 Transport::ModbusTcp { host, port, .. } => {
                     Check::pass(&id, &title, format!("endpoint {host}:{port}"))
                 }
-                other => Check::warn(
+                // BenchCI warns "unknown transport type" for I2C and SPI too; hilt checks
+                // the device node (or names the simulator, reached with `--open-hardware`).
+                Transport::I2c { sim: Some(sim), .. } | Transport::Spi { sim: Some(sim), .. } => {
+                    Check::pass(&id, &title, format!("simulated bus {sim}"))
+                }
+                Transport::I2c { bus, .. } => node_check(
                     &id,
                     &title,
-                    "CONFIG_WARNING",
-                    format!(
-                        "unknown transport type `{}` for the static check",
-                        other.backend()
-                    ),
+                    &hilt_hw::i2c::linux::device_path(*bus),
+                    "enable the I2C adapter and load i2c-dev (`modprobe i2c-dev`), or fix `bus`",
+                ),
+                Transport::Spi { bus, device, .. } => node_check(
+                    &id,
+                    &title,
+                    &hilt_hw::spi::linux::device_path(*bus, *device),
+                    "enable the SPI controller and bind spidev to the chip select, or fix `bus`/`device`",
                 ),
             };
             out.push(c.detail("node", n.clone()).detail("transport", t.clone()));
@@ -344,6 +367,12 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
                 Some(ResourceKind::Serial) => "check the cable and the port path",
                 Some(ResourceKind::Modbus) => {
                     "check the port or address, the slave's power and its wiring"
+                }
+                Some(ResourceKind::I2c) => {
+                    "check that the I2C bus exists (`ls /dev/i2c-*`, `modprobe i2c-dev`) or the simulator runs"
+                }
+                Some(ResourceKind::Spi) => {
+                    "check that the spidev node exists (`ls /dev/spidev*`) or the simulator runs"
                 }
                 None => "run the self-test again",
             };
@@ -519,7 +548,9 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                 ResourceKind::Power
                 | ResourceKind::Gpio
                 | ResourceKind::Serial
-                | ResourceKind::Modbus => opts.read_inputs,
+                | ResourceKind::Modbus
+                | ResourceKind::I2c
+                | ResourceKind::Spi => opts.read_inputs,
             };
             let probes = driver.self_test(name, &r.driver, read);
             out.extend(
