@@ -61,6 +61,7 @@ pub fn run_tests(
                 continue;
             }
             exec.current_test.clone_from(&test.name);
+            exec.current_test_index = test_index;
             exec.current_step = step_index;
             let result = exec.step(step, resolved, ev);
             let locate = |mut f: Failure| {
@@ -146,8 +147,8 @@ pub fn run_tests(
             failure: failure.clone(),
             metrics,
             measurements,
-            fuzz: Vec::new(),
-            fault_injections: Vec::new(),
+            fuzz: std::mem::take(&mut exec.test_fuzz),
+            fault_injections: std::mem::take(&mut exec.test_faults),
             external_results: external,
         });
         status.progress(Some(&test.name), None, passed, failed);
