@@ -89,6 +89,9 @@ const SINCE_MARK: &str = "`scope: since_mark` on expect_uart (a hilt extension) 
 const MODBUS_EXCEPTION: &str = "a Modbus exception response is the device's answer to a valid \
                                 request: it fails its test and the run goes on; BenchCI raises \
                                 and aborts the run (status error)";
+const FUZZ_ARTIFACT: &str = "a campaign with failures saves its first failing case as \
+                             `…-failure.json` and names it in the campaign record \
+                             (`failure_artifact`), so `replay:` on the step sends it again";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
@@ -273,6 +276,13 @@ const INTENDED: &[Intended] = &[
     // Pulled-up mock inputs.
     any("gen/gpio-pull-up", "*", PULL_UP),
     exactly("demo-validate", "exit_code", "1", "0", EXTENSIONS),
+    exactly(
+        "fuzz-*",
+        "shape:*fuzz*.failure_artifact",
+        "absent",
+        "string",
+        FUZZ_ARTIFACT,
+    ),
 ];
 
 /// `*` matches any text (including none).

@@ -137,15 +137,17 @@ fn a_seeded_campaign_repeats_finds_the_planted_bug_saves_it_and_replay_reproduce
     assert_eq!(r["fuzz"]["summary"]["protocols"], serde_json::json!(["uart"]));
     let first = cases(campaign);
     assert_eq!(first.len(), 16);
+    assert_eq!(first[0]["case_index"], 1, "counted from 1, as BenchCI does");
     // The oracle is exact: a case fails iff its line (without the newline) is over 20 bytes.
     let mut crashed = 0;
     for c in &first {
-        let len = c["payload_hex"].as_str().unwrap().len() / 2 - 1;
+        // `4F 41 0A`: three characters a byte; the last byte is the newline.
+        let len = (c["payload_hex"].as_str().unwrap().len() + 1) / 3 - 1;
         assert_eq!(c["status"] == "failed", len > 20, "{c:#}");
         if len > 20 {
             crashed += 1;
             assert_eq!(c["failure_kind"], "oracle");
-            assert!(c["observed_preview"].as_str().unwrap().contains("HardFault"), "{c:#}");
+            assert!(c["tail"].as_str().unwrap().contains("HardFault"), "{c:#}");
         }
     }
     assert!(crashed > 0 && crashed < 16, "{crashed} of 16 crashed");

@@ -71,8 +71,13 @@ pub fn run_tests(
                     step_index: Some(step_index),
                     steps_total: Some(steps_total),
                     step_type: Some(step_type.to_string()),
-                    node_name: step.node().map(str::to_string),
-                    transport_name: step.transport().map(str::to_string),
+                    // A step without a node or transport of its own (a power glitch) may
+                    // name where it saw the failure (its recovery oracle's transport).
+                    node_name: step.node().map(str::to_string).or(f.failed_step.node_name.take()),
+                    transport_name: step
+                        .transport()
+                        .map(str::to_string)
+                        .or(f.failed_step.transport_name.take()),
                 };
                 f
             };

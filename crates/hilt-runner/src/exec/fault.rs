@@ -77,7 +77,7 @@ impl Exec<'_> {
             parameters: json!({"off_ms": f.off_ms}),
             injected_at: now(),
             restored_at: String::new(),
-            artifacts: json!({"power_log": log_path}),
+            artifacts: json!({"transport_log": self.uart_log(&f.recovery), "power_log": log_path}),
             what: format!("the power glitch on {}.{}", f.resource, f.outlet),
         };
         let Some(p) = self.session.power.get_mut(&f.resource) else {
@@ -121,7 +121,7 @@ impl Exec<'_> {
             parameters: json!({"pulse_value": f.pulse_value, "restore_value": f.restore_value, "duration_ms": f.duration_ms}),
             injected_at: now(),
             restored_at: String::new(),
-            artifacts: json!({"gpio_log": self.gpio_log_path(&f.node)}),
+            artifacts: json!({"transport_log": self.uart_log(&f.recovery), "gpio_log": self.gpio_log_path(&f.node)}),
             what: format!("the GPIO glitch on {}.{}", f.node, f.line),
         };
         if let Err(e) = self.gpio_write(&f.node, &f.line, f.pulse_value) {
@@ -187,6 +187,14 @@ impl Exec<'_> {
         self.recover(inj, &f.recovery)
     }
 
+    /// The recovery transport's log, named in the record.
+    fn uart_log(&self, r: &Recovery) -> Option<String> {
+        self.session
+            .uarts
+            .get(&(r.node.clone(), r.transport.clone()))
+            .map(|u| u.log_path())
+    }
+
     fn injection_failed(&mut self, inj: &Injected, why: String) -> StepError {
         self.test_faults.push(record(inj, "injection_failed", Value::Null));
         StepError::Test(
@@ -222,8 +230,7 @@ impl Exec<'_> {
             return Ok(data!("type" => inj.kind, "status" => status, "recovery_time_ms" => o.time_ms,
                             "attempts" => o.attempts, "watchdog_observed" => o.watchdog));
         }
-        Err(StepError::Test(
-            Failure::new(
+        let mut failure = Failure::new(
                 Category::FaultRecoveryFailed,
                 format!(
                     "the device did not recover from {}: no {:?} on {}.{} within {} ms ({} attempts of {:?}). Recent transport tail: '{}'",
@@ -232,8 +239,11 @@ impl Exec<'_> {
             )
             .with_source(Source::Firmware)
             .with_artifact("transport_log", o.log)
-            .with_detail("fault_injection", rec),
-        ))
+            .with_detail("fault_injection", rec);
+        // Where the failure was seen: the oracle's transport (BenchCI names it too).
+        failure.failed_step.node_name = Some(r.node.clone());
+        failure.failed_step.transport_name = Some(r.transport.clone());
+        Err(StepError::Test(failure))
     }
 
     fn oracle(&mut self, r: &Recovery) -> Result<Oracle, StepError> {

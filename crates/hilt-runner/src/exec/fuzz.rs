@@ -107,6 +107,8 @@ struct Campaign<'a> {
     protocol: &'static str,
     common: &'a FuzzCommon,
     replay: Option<Replay>,
+    /// The transport's own log, named in the failure.
+    transport_log: Option<String>,
 }
 
 fn config_error(message: String) -> StepError {
@@ -168,6 +170,18 @@ fn hex_field(case: &Value, field: &str) -> Result<Vec<u8>, String> {
     hex::decode(compact).map_err(|e| format!("`{field}` is not hex: {e}"))
 }
 
+/// `4F 41 0A`: BenchCI's hex form of a payload.
+fn spaced_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
 /// Printable text of a payload for logs: escaped, capped.
 fn preview(payload: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(payload).escape_debug().collect();
@@ -215,10 +229,12 @@ fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec,
             None => case_seed(seed, index),
         };
         let case = run(exec, cs);
+        // BenchCI's key order; case_index counts from 1.
         let mut rec = Map::new();
-        rec.insert("case_index".into(), index.into());
+        rec.insert("case_index".into(), (index + 1).into());
         rec.insert("seed".into(), cs.into());
         rec.insert("protocol".into(), c.protocol.into());
+        rec.extend(case.fields);
         let status = match &case.outcome {
             Outcome::Passed => "passed",
             Outcome::Exception(_) => "protocol_exception",
@@ -226,7 +242,6 @@ fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec,
         };
         rec.insert("status".into(), status.into());
         rec.insert("timestamp".into(), now().into());
-        rec.extend(case.fields);
         match case.outcome {
             Outcome::Passed => {}
             Outcome::Exception(e) => {
@@ -347,12 +362,21 @@ fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec,
         first["failure_kind"].as_str().unwrap_or(""),
         first["failure_reason"].as_str().unwrap_or(""),
     );
+    let mut failure = Failure::new(category, message);
+    if let Some(t) = c.transport_log {
+        failure = failure.with_artifact("transport_log", t);
+    }
     Err(StepError::Test(
-        Failure::new(category, message)
-            .with_artifact("fuzz_log", log_str)
+        failure
+            .with_artifact("fuzz_log", log_str.clone())
             .with_artifact("fuzz_failure", artifact_str)
+            .with_detail("protocol", c.protocol)
             .with_detail("seed", seed)
+            .with_detail("case_index", first["case_index"].clone())
+            .with_detail("failure_kind", first["failure_kind"].clone())
             .with_detail("cases_executed", executed)
+            .with_detail("configured_iterations", c.common.iterations)
+            .with_detail("log_path", log_str)
             .with_detail("failures", failures)
             .with_detail("first_failure", first),
     ))
@@ -402,6 +426,7 @@ impl Exec<'_> {
             protocol: "uart",
             common: &f.common,
             replay,
+            transport_log: self.session.uarts.get(&key).map(|u| u.log_path()),
         };
         run_campaign(self, c, |exec, seed| {
             let payload = payload
@@ -420,7 +445,7 @@ impl Exec<'_> {
         heartbeat: Option<&(String, Matcher, String)>,
     ) -> Case {
         let cancel = self.cancel.clone();
-        let fields = data!("mode" => f.mode, "payload_hex" => hex::encode(payload), "payload_preview" => preview(payload));
+        let fields = data!("mode" => f.mode, "payload_hex" => spaced_hex(payload), "payload_preview" => preview(payload));
         let Some(u) = self.session.uarts.get_mut(key) else {
             return Case::failed(fields, Kind::Transport, "the transport is not open".into());
         };
@@ -432,11 +457,11 @@ impl Exec<'_> {
         match fail {
             Some((m, rule)) => match u.expect_from(m, start, settle, &cancel) {
                 Ok(seen) => {
-                    let context = data!("match_rule" => rule, "observed_preview" => preview(seen.as_bytes()), "tail" => u.tail_from(start));
+                    let context = data!("tail" => u.tail_from(start));
                     return Case::failed_with(
                         fields,
                         Kind::Oracle,
-                        format!("the device answered with {seen:?} ({rule})"),
+                        format!("UART output matched the failure oracle ({rule}): {seen:?}"),
                         context,
                     );
                 }
@@ -524,6 +549,7 @@ impl Exec<'_> {
             protocol: "modbus",
             common: &f.common,
             replay,
+            transport_log: self.session.modbus.get(&key).map(|m| m.log_path.clone()),
         };
         run_campaign(self, c, |exec, seed| {
             let case = fixed
@@ -623,6 +649,7 @@ impl Exec<'_> {
                 protocol: "can",
                 common: &f.common,
                 replay,
+                transport_log: None,
             };
             run_campaign(self, c, |exec, seed| {
                 let frame = fixed.clone().unwrap_or_else(|| generate::can_case(f, seed));
@@ -637,7 +664,7 @@ impl Exec<'_> {
 fn can_case(port: &mut dyn CanPort, f: &FuzzCan, frame: &CanFrame, cancel: &hilt_hw::CancelToken) -> Case {
     let fields = data!("frame_id" => frame.id, "frame_id_hex" => format!("0x{:X}", frame.id),
                        "extended" => frame.extended, "fd" => frame.fd, "bitrate_switch" => frame.bitrate_switch,
-                       "error_state_indicator" => frame.error_state_indicator, "payload_hex" => hex::encode(&frame.data));
+                       "error_state_indicator" => frame.error_state_indicator, "payload_hex" => spaced_hex(&frame.data));
     let within = Duration::from_millis(f.response_within_ms);
     match can::run_case(port, frame, f.expect_response.as_ref(), within, cancel) {
         can::CanOutcome::Passed { .. } => Case {
