@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::hw::validate_error;
 use common::{assert_complete, hilt, json, last_run};
-use hilt_sim::{DutConfig, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap, SimDut, SimDutHandle};
+use hilt_sim::{
+    DutConfig, ModbusBind, ModbusSim, ModbusSimConfig, RegisterMap, SimDut, SimDutHandle,
+};
 use serde_json::Value;
 
 /// A sim DUT with its bench file (power, reset line, console; fault injection allowed).
@@ -134,7 +136,10 @@ fn a_seeded_campaign_repeats_finds_the_planted_bug_saves_it_and_replay_reproduce
     assert_eq!(campaign["cases_executed"], 16);
     assert_eq!(r["fuzz"]["campaigns"][0], *campaign);
     assert_eq!(r["fuzz"]["summary"]["status"], "failed");
-    assert_eq!(r["fuzz"]["summary"]["protocols"], serde_json::json!(["uart"]));
+    assert_eq!(
+        r["fuzz"]["summary"]["protocols"],
+        serde_json::json!(["uart"])
+    );
     let first = cases(campaign);
     assert_eq!(first.len(), 16);
     assert_eq!(first[0]["case_index"], 1, "counted from 1, as BenchCI does");
@@ -168,12 +173,19 @@ fn a_seeded_campaign_repeats_finds_the_planted_bug_saves_it_and_replay_reproduce
     // Same seed, same inputs.
     let (_, _, again) = rig.run(&suite, "second");
     let second = cases(&again["tests"][0]["fuzz"][0]);
-    let payloads = |v: &[Value]| -> Vec<Value> { v.iter().map(|c| c["payload_hex"].clone()).collect() };
+    let payloads =
+        |v: &[Value]| -> Vec<Value> { v.iter().map(|c| c["payload_hex"].clone()).collect() };
     assert_eq!(payloads(&first), payloads(&second));
     // Another seed, other inputs.
-    let other = rig.suite("other", &[("fuzz the console", &[&step.replace("1234", "99")])]);
+    let other = rig.suite(
+        "other",
+        &[("fuzz the console", &[&step.replace("1234", "99")])],
+    );
     let (_, _, r3) = rig.run(&other, "third");
-    assert_ne!(payloads(&first), payloads(&cases(&r3["tests"][0]["fuzz"][0])));
+    assert_ne!(
+        payloads(&first),
+        payloads(&cases(&r3["tests"][0]["fuzz"][0]))
+    );
 
     // Replay: exactly the saved case, under the step's oracle, crashes the device again.
     let boots = rig.dut.controls().state().boots;
@@ -188,19 +200,38 @@ fn a_seeded_campaign_repeats_finds_the_planted_bug_saves_it_and_replay_reproduce
     assert_eq!(rc["cases_executed"], 1);
     assert_eq!(rc["failures"], 1);
     assert_eq!(rc["replay"], artifact.display().to_string());
-    assert_eq!(rc["first_failure"]["payload_hex"], saved["case"]["payload_hex"]);
+    assert_eq!(
+        rc["first_failure"]["payload_hex"],
+        saved["case"]["payload_hex"]
+    );
     assert_eq!(rc["first_failure"]["seed"], saved["case"]["seed"]);
     assert!(rig.dut.wait_ready(Duration::from_secs(5)));
-    assert!(rig.dut.controls().state().boots > boots, "the watchdog rebooted it");
+    assert!(
+        rig.dut.controls().state().boots > boots,
+        "the watchdog rebooted it"
+    );
 
     // A replay artifact of the wrong protocol is refused with its path.
     let bad = rig.path("bad.json");
-    std::fs::write(&bad, r#"{"schema_version": "hilt.fuzz_failure.v1", "protocol": "modbus", "case": {"seed": 1}}"#).unwrap();
-    let bad_suite = rig.suite("bad", &[("replay", &[&replay.replace(&artifact.display().to_string(), &bad.display().to_string())])]);
+    std::fs::write(
+        &bad,
+        r#"{"schema_version": "hilt.fuzz_failure.v1", "protocol": "modbus", "case": {"seed": 1}}"#,
+    )
+    .unwrap();
+    let bad_suite = rig.suite(
+        "bad",
+        &[(
+            "replay",
+            &[&replay.replace(&artifact.display().to_string(), &bad.display().to_string())],
+        )],
+    );
     let (code, _, rb) = rig.run(&bad_suite, "bad");
     assert_eq!(code, 3, "{rb:#}");
     let msg = rb["failure"]["message"].as_str().unwrap();
-    assert!(msg.contains("bad.json") && msg.contains("holds a `modbus` case"), "{msg}");
+    assert!(
+        msg.contains("bad.json") && msg.contains("holds a `modbus` case"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -228,7 +259,9 @@ fn power_glitch_reboots_the_device_and_recovery_waits_for_it_gpio_and_noise_too(
         ..DutConfig::default()
     });
     let recovery = "recovery: {node: dut, transport: console, send: \"ping\\n\", expect_contains: pong, within_ms: 3000, retry_interval_ms: 100, watchdog_contains: \"reset cause: power-on\"}";
-    let glitch = format!("fault_inject_power_glitch: {{resource: mains, outlet: dut, off_ms: 100, {recovery}}}");
+    let glitch = format!(
+        "fault_inject_power_glitch: {{resource: mains, outlet: dut, off_ms: 100, {recovery}}}"
+    );
     let never = "fault_inject_power_glitch: {resource: mains, outlet: dut, off_ms: 50, recovery: {node: dut, transport: console, send: \"ping\\n\", expect_contains: never-said, within_ms: 600}}";
     let gpio = "fault_inject_gpio_glitch: {node: dut, line: reset, pulse_value: true, restore_value: false, duration_ms: 50, recovery: {node: dut, transport: console, send: \"ping\\n\", expect_contains: pong, within_ms: 3000, retry_interval_ms: 100}}";
     let noise = "fault_inject_uart_noise: {node: dut, transport: console, data: \"AA 55\", repeat: 2, recovery: {node: dut, transport: console, send: \"ping\\n\", expect_contains: pong, within_ms: 2000, retry_interval_ms: 150}}";
@@ -261,13 +294,25 @@ fn power_glitch_reboots_the_device_and_recovery_waits_for_it_gpio_and_noise_too(
     assert_eq!(rec["type"], "power_glitch");
     assert_eq!(rec["status"], "recovered");
     assert_eq!(rec["parameters"]["off_ms"], 100);
-    assert_eq!(rec["target"], serde_json::json!({"resource": "mains", "outlet": "dut"}));
+    assert_eq!(
+        rec["target"],
+        serde_json::json!({"resource": "mains", "outlet": "dut"})
+    );
     // It waited for the 300 ms boot: the first probes went unanswered.
-    assert!(rec["recovery"]["recovery_time_ms"].as_u64().unwrap() >= 250, "{rec:#}");
-    assert!(rec["recovery"]["attempts"].as_u64().unwrap() >= 3, "{rec:#}");
+    assert!(
+        rec["recovery"]["recovery_time_ms"].as_u64().unwrap() >= 250,
+        "{rec:#}"
+    );
+    assert!(
+        rec["recovery"]["attempts"].as_u64().unwrap() >= 3,
+        "{rec:#}"
+    );
     assert_eq!(rec["recovery"]["watchdog_observed"], true);
     let power_log = std::fs::read_to_string(run.join("logs/resources/mains/power.log")).unwrap();
-    assert!(power_log.contains("GLITCH dut off for 100 ms") && power_log.contains("restored on"), "{power_log}");
+    assert!(
+        power_log.contains("GLITCH dut off for 100 ms") && power_log.contains("restored on"),
+        "{power_log}"
+    );
 
     let f = &tests[1]["failure"];
     assert_eq!(f["category"], "FAULT_RECOVERY_FAILED");
@@ -285,9 +330,14 @@ fn power_glitch_reboots_the_device_and_recovery_waits_for_it_gpio_and_noise_too(
     assert_eq!(n["parameters"]["total_bytes"], 4);
     // The garbage ahead of the first probe made the parser answer an error.
     assert_eq!(n["recovery"]["attempts"], 2, "{n:#}");
-    let console = std::fs::read_to_string(run.join("logs/nodes/dut/transport-console.log")).unwrap();
+    let console =
+        std::fs::read_to_string(run.join("logs/nodes/dut/transport-console.log")).unwrap();
     assert!(console.contains("error: unknown command"), "{console}");
-    assert_eq!(console.matches("reset cause: power-on").count(), 2, "{console}");
+    assert_eq!(
+        console.matches("reset cause: power-on").count(),
+        2,
+        "{console}"
+    );
     assert!(console.contains("reset cause: reset-pin"), "{console}");
 
     assert_eq!(r["fault_injections"].as_array().unwrap().len(), 4);
@@ -313,7 +363,10 @@ fn power_is_restored_when_the_run_is_interrupted_mid_glitch() {
         .unwrap();
     let t0 = Instant::now();
     while rig.dut.controls().power_get() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the glitch never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the glitch never started"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     nix::sys::signal::kill(
@@ -322,10 +375,16 @@ fn power_is_restored_when_the_run_is_interrupted_mid_glitch() {
     )
     .unwrap();
     let status = child.wait().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(7), "the glitch was cut short");
+    assert!(
+        t0.elapsed() < Duration::from_secs(7),
+        "the glitch was cut short"
+    );
     assert_eq!(status.code(), Some(130));
     assert!(rig.dut.controls().power_get(), "power must be back on");
-    assert!(rig.dut.wait_ready(Duration::from_secs(5)), "and the device boots");
+    assert!(
+        rig.dut.wait_ready(Duration::from_secs(5)),
+        "and the device boots"
+    );
     let run = last_run(&rig.path("results"));
     let log = std::fs::read_to_string(run.join("logs/resources/mains/power.log")).unwrap();
     assert!(log.contains("restored on"), "{log}");
@@ -358,16 +417,43 @@ fn the_safety_policy_is_enforced_at_validation_with_locations() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+    // The fuzz steps' own fields are checked on their own, before the bench is consulted.
+    let bad = rig.suite(
+        "bad fuzz",
+        &[(
+            "bad",
+            &["fuzz_uart: {node: dut, transport: console, fail_regex: \"(unclosed\", min_length: 9, max_length: 3}"],
+        )],
+    );
+    let err = validate_error(&rig.bench, &bad);
+    for want in [
+        "bad fuzz.yaml:6:",
+        "fuzz_uart.fail_regex: not a valid regex",
+        "min_length must not exceed max_length",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
     // A bench that has not enabled fault injection refuses every fault step.
-    let text = std::fs::read_to_string(&rig.bench).unwrap().replace("enabled: true", "enabled: false");
+    let text = std::fs::read_to_string(&rig.bench)
+        .unwrap()
+        .replace("enabled: true", "enabled: false");
     let off = rig.path("off.yaml");
     std::fs::write(&off, text).unwrap();
     let ok = rig.suite(
         "within",
-        &[("glitch", &[&format!("fault_inject_power_glitch: {{resource: mains, outlet: dut, off_ms: 10, {rec}}}")])],
+        &[(
+            "glitch",
+            &[&format!(
+                "fault_inject_power_glitch: {{resource: mains, outlet: dut, off_ms: 10, {rec}}}"
+            )],
+        )],
     );
     let err = validate_error(&off, &ok);
-    assert!(err.contains("within.yaml:6:") && err.contains("fault injection is not enabled on this bench"), "{err}");
+    assert!(
+        err.contains("within.yaml:6:")
+            && err.contains("fault injection is not enabled on this bench"),
+        "{err}"
+    );
     // Nothing was touched.
     assert_eq!(rig.dut.controls().state().boots, 1);
 }
@@ -379,7 +465,12 @@ fn fuzz_modbus_counts_exceptions_and_fails_on_them_when_told() {
         "map.yaml",
     )
     .unwrap();
-    let sim = ModbusSim::start(ModbusBind::Tcp("127.0.0.1:0".into()), map, ModbusSimConfig::default()).unwrap();
+    let sim = ModbusSim::start(
+        ModbusBind::Tcp("127.0.0.1:0".into()),
+        map,
+        ModbusSimConfig::default(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (host, port) = sim.address().rsplit_once(':').unwrap();
     let bench = dir.path().join("bench.yaml");
@@ -413,7 +504,10 @@ fn fuzz_modbus_counts_exceptions_and_fails_on_them_when_told() {
     assert_eq!(r["tests"][0]["passed"], true, "{r:#}");
     assert_eq!(allowed["cases_executed"], 60);
     let exceptions = allowed["protocol_exceptions"].as_u64().unwrap();
-    assert!(exceptions > 0 && exceptions < 60, "unmapped addresses answer exception 2: {allowed:#}");
+    assert!(
+        exceptions > 0 && exceptions < 60,
+        "unmapped addresses answer exception 2: {allowed:#}"
+    );
     for c in cases(allowed) {
         let a = c["address"].as_u64().unwrap();
         let (n, table) = match c["operation"].as_str().unwrap() {
@@ -426,7 +520,12 @@ fn fuzz_modbus_counts_exceptions_and_fails_on_them_when_told() {
     let strict = &r["tests"][1];
     assert_eq!(strict["failure"]["category"], "FUZZ_ORACLE_FAILED");
     assert_eq!(strict["fuzz"][0]["first_failure"]["failure_kind"], "oracle");
-    assert!(strict["fuzz"][0]["first_failure"]["exception"].as_str().unwrap().contains("0x02"));
+    assert!(
+        strict["fuzz"][0]["first_failure"]["exception"]
+            .as_str()
+            .unwrap()
+            .contains("0x02")
+    );
     let summary = &r["fuzz"]["summary"];
     assert_eq!(summary["campaign_count"], 2);
     assert_eq!(summary["protocols"], serde_json::json!(["modbus"]));

@@ -803,7 +803,11 @@ impl Record {
             measurements: std::mem::take(&mut self.measurements),
             metrics: std::mem::take(&mut self.metrics),
             fuzz: {
-                let campaigns: Vec<Value> = self.tests.iter().flat_map(|t| t.fuzz.iter().cloned()).collect();
+                let campaigns: Vec<Value> = self
+                    .tests
+                    .iter()
+                    .flat_map(|t| t.fuzz.iter().cloned())
+                    .collect();
                 json!({"summary": crate::exec::fuzz::fuzz_summary(&campaigns), "campaigns": campaigns})
             },
             fault_injections: self

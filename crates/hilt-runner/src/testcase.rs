@@ -73,7 +73,10 @@ pub fn run_tests(
                     step_type: Some(step_type.to_string()),
                     // A step without a node or transport of its own (a power glitch) may
                     // name where it saw the failure (its recovery oracle's transport).
-                    node_name: step.node().map(str::to_string).or(f.failed_step.node_name.take()),
+                    node_name: step
+                        .node()
+                        .map(str::to_string)
+                        .or(f.failed_step.node_name.take()),
                     transport_name: step
                         .transport()
                         .map(str::to_string)

@@ -180,7 +180,11 @@ impl Uart {
         within: Duration,
         cancel: &CancelToken,
     ) -> Result<String, ExpectMiss> {
-        let start = if since_mark { self.shared.lock().mark } else { 0 };
+        let start = if since_mark {
+            self.shared.lock().mark
+        } else {
+            0
+        };
         self.expect_since(m, start, since_mark, within, cancel)
     }
 

@@ -145,7 +145,9 @@ pub fn unsupported_help(step_type: &str) -> &'static str {
         "fuzz_can" => {
             "fuzz_can needs a CAN transport driver, which this build does not have yet; the campaign logic is ready and runs once a CAN driver is registered"
         }
-        _ => "its driver has not been built yet; remove the step or run it with a build that has it",
+        _ => {
+            "its driver has not been built yet; remove the step or run it with a build that has it"
+        }
     }
 }
 

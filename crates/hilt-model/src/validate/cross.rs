@@ -136,7 +136,10 @@ impl Ctx<'_> {
             debug_assert!(STEP_TYPES.contains(&step.type_name()));
             d.error_help(
                 self.path,
-                format!("step `{}` is not supported by this build of hilt", step.type_name()),
+                format!(
+                    "step `{}` is not supported by this build of hilt",
+                    step.type_name()
+                ),
                 crate::suite::unsupported_help(step.type_name()),
             );
             return;
@@ -439,13 +442,9 @@ impl Ctx<'_> {
                             f.node, f.line, f.duration_ms
                         ),
                     ),
-                    Some(r) if f.duration_ms > r.max_duration_ms => over(
-                        d,
-                        "duration_ms",
-                        f.duration_ms,
-                        r.max_duration_ms,
-                        "gpio",
-                    ),
+                    Some(r) if f.duration_ms > r.max_duration_ms => {
+                        over(d, "duration_ms", f.duration_ms, r.max_duration_ms, "gpio")
+                    }
                     Some(_) => {}
                 }
             }

@@ -81,12 +81,17 @@ impl Exec<'_> {
             what: format!("the power glitch on {}.{}", f.resource, f.outlet),
         };
         let Some(p) = self.session.power.get_mut(&f.resource) else {
-            return Err(self.injection_failed(&inj, format!("power resource `{}` is not open", f.resource)));
+            return Err(
+                self.injection_failed(&inj, format!("power resource `{}` is not open", f.resource))
+            );
         };
-        p.log.line(&format!("GLITCH {} off for {} ms", f.outlet, f.off_ms));
+        p.log
+            .line(&format!("GLITCH {} off for {} ms", f.outlet, f.off_ms));
         if let Err(e) = p.switch.set(&f.outlet, false) {
             p.log.line(&format!("GLITCH failed: {e}"));
-            return Err(self.injection_failed(&inj, format!("switching {} off failed: {e}", f.outlet)));
+            return Err(
+                self.injection_failed(&inj, format!("switching {} off failed: {e}", f.outlet))
+            );
         }
         let cancelled = self.cancel.wait_timeout(Duration::from_millis(f.off_ms));
         let mut restored = Err(String::new());
@@ -102,11 +107,19 @@ impl Exec<'_> {
         inj.restored_at = now();
         match &restored {
             Ok(()) => p.log.line(&format!("GLITCH {} restored on", f.outlet)),
-            Err(e) => p.log.line(&format!("GLITCH restore of {} failed: {e}", f.outlet)),
+            Err(e) => p
+                .log
+                .line(&format!("GLITCH restore of {} failed: {e}", f.outlet)),
         }
         p.log.flush();
         if let Err(e) = restored {
-            return Err(self.restore_failed(&inj, format!("switching {} back on failed {RESTORE_ATTEMPTS} times: {e}", f.outlet)));
+            return Err(self.restore_failed(
+                &inj,
+                format!(
+                    "switching {} back on failed {RESTORE_ATTEMPTS} times: {e}",
+                    f.outlet
+                ),
+            ));
         }
         if cancelled {
             return Err(StepError::Cancelled);
@@ -128,7 +141,9 @@ impl Exec<'_> {
             let m = message_of(e)?;
             return Err(self.injection_failed(&inj, m));
         }
-        let cancelled = self.cancel.wait_timeout(Duration::from_millis(f.duration_ms));
+        let cancelled = self
+            .cancel
+            .wait_timeout(Duration::from_millis(f.duration_ms));
         let mut restored = Ok(());
         for attempt in 0..RESTORE_ATTEMPTS {
             if attempt > 0 {
@@ -152,10 +167,17 @@ impl Exec<'_> {
 
     pub(super) fn fault_uart_noise(&mut self, f: &FaultUartNoise) -> StepResult {
         let bytes = parse_hex_bytes(&f.data).map_err(|e| {
-            StepError::Run(Failure::new(Category::ConfigError, format!("`data` is not hex bytes: {e}")))
+            StepError::Run(Failure::new(
+                Category::ConfigError,
+                format!("`data` is not hex bytes: {e}"),
+            ))
         })?;
         let key = (f.node.clone(), f.transport.clone());
-        let payload_hex = bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ");
+        let payload_hex = bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut inj = Injected {
             kind: "uart_noise",
             target: json!({"node": f.node, "transport": f.transport}),
@@ -167,7 +189,10 @@ impl Exec<'_> {
             what: format!("the UART noise on {}.{}", f.node, f.transport),
         };
         let Some(u) = self.session.uarts.get_mut(&key) else {
-            return Err(self.injection_failed(&inj, format!("transport {}.{} is not open", f.node, f.transport)));
+            return Err(self.injection_failed(
+                &inj,
+                format!("transport {}.{} is not open", f.node, f.transport),
+            ));
         };
         inj.artifacts = json!({"transport_log": u.log_path()});
         u.note(&format!("FAULT noise {payload_hex} x{}", f.repeat));
@@ -177,7 +202,9 @@ impl Exec<'_> {
             }
             if f.inter_write_delay_ms > 0
                 && i + 1 < f.repeat
-                && self.cancel.wait_timeout(Duration::from_millis(f.inter_write_delay_ms))
+                && self
+                    .cancel
+                    .wait_timeout(Duration::from_millis(f.inter_write_delay_ms))
             {
                 return Err(StepError::Cancelled);
             }
@@ -196,18 +223,23 @@ impl Exec<'_> {
     }
 
     fn injection_failed(&mut self, inj: &Injected, why: String) -> StepError {
-        self.test_faults.push(record(inj, "injection_failed", Value::Null));
+        self.test_faults
+            .push(record(inj, "injection_failed", Value::Null));
         StepError::Test(
             Failure::new(
                 Category::FaultInjectionFailed,
                 format!("{} could not be applied: {why}", inj.what),
             )
-            .with_detail("fault_injection", record(inj, "injection_failed", Value::Null)),
+            .with_detail(
+                "fault_injection",
+                record(inj, "injection_failed", Value::Null),
+            ),
         )
     }
 
     fn restore_failed(&mut self, inj: &Injected, why: String) -> StepError {
-        self.test_faults.push(record(inj, "restore_failed", Value::Null));
+        self.test_faults
+            .push(record(inj, "restore_failed", Value::Null));
         StepError::Test(
             Failure::new(
                 Category::FaultRestoreFailed,
@@ -223,12 +255,18 @@ impl Exec<'_> {
         let o = self.oracle(r)?;
         let recovery = json!({"type": "uart", "recovered": o.recovered, "recovery_time_ms": o.recovered.then_some(o.time_ms),
                               "attempts": o.attempts, "watchdog_observed": o.watchdog, "expected": r.expect_contains, "within_ms": r.within_ms});
-        let status = if o.recovered { "recovered" } else { "recovery_failed" };
+        let status = if o.recovered {
+            "recovered"
+        } else {
+            "recovery_failed"
+        };
         let rec = record(&inj, status, recovery);
         self.test_faults.push(rec.clone());
         if o.recovered {
-            return Ok(data!("type" => inj.kind, "status" => status, "recovery_time_ms" => o.time_ms,
-                            "attempts" => o.attempts, "watchdog_observed" => o.watchdog));
+            return Ok(
+                data!("type" => inj.kind, "status" => status, "recovery_time_ms" => o.time_ms,
+                            "attempts" => o.attempts, "watchdog_observed" => o.watchdog),
+            );
         }
         let mut failure = Failure::new(
                 Category::FaultRecoveryFailed,
@@ -252,13 +290,22 @@ impl Exec<'_> {
         let Some(u) = self.session.uarts.get_mut(&key) else {
             return Err(StepError::Run(Failure::new(
                 Category::ConfigError,
-                format!("recovery transport {}.{} is not open (is it a uart transport?)", r.node, r.transport),
+                format!(
+                    "recovery transport {}.{} is not open (is it a uart transport?)",
+                    r.node, r.transport
+                ),
             )));
         };
         let uart_failed = |u: &crate::uart::Uart, e: String| {
             StepError::Run(
-                Failure::new(Category::UartFailed, format!("UART on {}.{} failed during recovery: {e}", r.node, r.transport))
-                    .with_artifact("transport_log", u.log_path()),
+                Failure::new(
+                    Category::UartFailed,
+                    format!(
+                        "UART on {}.{} failed during recovery: {e}",
+                        r.node, r.transport
+                    ),
+                )
+                .with_artifact("transport_log", u.log_path()),
             )
         };
         let start = u.end_offset();
@@ -285,8 +332,13 @@ impl Exec<'_> {
             }
         }
         let watchdog = r.watchdog_contains.as_ref().is_some_and(|w| {
-            u.expect_from(&Matcher::Contains(w.as_bytes().to_vec()), start, Duration::ZERO, &cancel)
-                .is_ok()
+            u.expect_from(
+                &Matcher::Contains(w.as_bytes().to_vec()),
+                start,
+                Duration::ZERO,
+                &cancel,
+            )
+            .is_ok()
         });
         Ok(Oracle {
             recovered,

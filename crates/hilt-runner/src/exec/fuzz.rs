@@ -123,7 +123,11 @@ fn io_error(what: &str, path: &std::path::Path, e: std::io::Error) -> StepError 
 }
 
 /// Reads a `replay:` artifact: its failing case must be of `protocol`.
-fn load_replay(exec: &Exec, c: &FuzzCommon, protocol: &str) -> Result<Option<(Replay, Value)>, StepError> {
+fn load_replay(
+    exec: &Exec,
+    c: &FuzzCommon,
+    protocol: &str,
+) -> Result<Option<(Replay, Value)>, StepError> {
     let Some(rel) = &c.replay else {
         return Ok(None);
     };
@@ -191,7 +195,11 @@ fn preview(payload: &[u8]) -> String {
     }
 }
 
-fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec, u64) -> Case) -> StepResult {
+fn run_campaign(
+    exec: &mut Exec,
+    c: Campaign<'_>,
+    mut run: impl FnMut(&mut Exec, u64) -> Case,
+) -> StepResult {
     let seed = c.common.seed.unwrap_or_else(generate::fresh_seed);
     let step_type = c.step.type_name();
     let dir = exec.logs_dir().join("fuzz");
@@ -203,7 +211,8 @@ fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec,
     );
     let log_path = dir.join(format!("{stem}.jsonl"));
     std::fs::create_dir_all(&dir).map_err(|e| io_error("the fuzz log directory", &dir, e))?;
-    let file = std::fs::File::create(&log_path).map_err(|e| io_error("the fuzz log", &log_path, e))?;
+    let file =
+        std::fs::File::create(&log_path).map_err(|e| io_error("the fuzz log", &log_path, e))?;
     let mut log = std::io::BufWriter::new(file);
     let started_at = now();
     let started = Instant::now();
@@ -383,9 +392,16 @@ fn run_campaign(exec: &mut Exec, c: Campaign<'_>, mut run: impl FnMut(&mut Exec,
 }
 
 /// A compiled `contains`/`regex` rule and its description.
-fn rule(contains: &Option<String>, regex: &Option<String>, field: &str) -> Result<Option<(Matcher, String)>, StepError> {
+fn rule(
+    contains: &Option<String>,
+    regex: &Option<String>,
+    field: &str,
+) -> Result<Option<(Matcher, String)>, StepError> {
     if let Some(c) = contains {
-        return Ok(Some((Matcher::Contains(c.as_bytes().to_vec()), format!("contains {c:?}"))));
+        return Ok(Some((
+            Matcher::Contains(c.as_bytes().to_vec()),
+            format!("contains {c:?}"),
+        )));
     }
     match regex {
         Some(r) => regex::bytes::Regex::new(r)
@@ -409,8 +425,12 @@ impl Exec<'_> {
             None => rule(&None, &f.fail_regex, "fail_regex")?,
         };
         let heartbeat = match &f.heartbeat_command {
-            Some(cmd) => rule(&f.heartbeat_expect_contains, &f.heartbeat_expect_regex, "heartbeat_expect_regex")?
-                .map(|(m, r)| (cmd.clone(), m, r)),
+            Some(cmd) => rule(
+                &f.heartbeat_expect_contains,
+                &f.heartbeat_expect_regex,
+                "heartbeat_expect_regex",
+            )?
+            .map(|(m, r)| (cmd.clone(), m, r)),
             None => None,
         };
         let (replay, payload) = match load_replay(self, &f.common, "uart")? {
@@ -531,10 +551,15 @@ impl Exec<'_> {
         let ops = f
             .operations
             .iter()
-            .map(|o| ModbusOp::parse(o).ok_or_else(|| config_error(format!("unknown fuzz_modbus operation `{o}`"))))
+            .map(|o| {
+                ModbusOp::parse(o)
+                    .ok_or_else(|| config_error(format!("unknown fuzz_modbus operation `{o}`")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if ops.is_empty() {
-            return Err(config_error("fuzz_modbus needs at least one operation".into()));
+            return Err(config_error(
+                "fuzz_modbus needs at least one operation".into(),
+            ));
         }
         let (replay, fixed) = match load_replay(self, &f.common, "modbus")? {
             Some((r, case)) => {
@@ -562,7 +587,11 @@ impl Exec<'_> {
     fn modbus_case(&mut self, key: &(String, String), f: &FuzzModbus, c: &ModbusCase) -> Case {
         let cancel = self.cancel.clone();
         let Some(m) = self.session.modbus.get_mut(key) else {
-            return Case::failed(Map::new(), Kind::Transport, "the transport is not open".into());
+            return Case::failed(
+                Map::new(),
+                Kind::Transport,
+                "the transport is not open".into(),
+            );
         };
         let slave = u8::try_from(f.slave.unwrap_or(m.default_slave)).unwrap_or(0);
         let fields = data!("operation" => c.op.name(), "slave" => slave, "address" => c.address,
@@ -661,7 +690,12 @@ impl Exec<'_> {
     }
 }
 
-fn can_case(port: &mut dyn CanPort, f: &FuzzCan, frame: &CanFrame, cancel: &hilt_hw::CancelToken) -> Case {
+fn can_case(
+    port: &mut dyn CanPort,
+    f: &FuzzCan,
+    frame: &CanFrame,
+    cancel: &hilt_hw::CancelToken,
+) -> Case {
     let fields = data!("frame_id" => frame.id, "frame_id_hex" => format!("0x{:X}", frame.id),
                        "extended" => frame.extended, "fd" => frame.fd, "bitrate_switch" => frame.bitrate_switch,
                        "error_state_indicator" => frame.error_state_indicator, "payload_hex" => spaced_hex(&frame.data));
@@ -674,10 +708,15 @@ fn can_case(port: &mut dyn CanPort, f: &FuzzCan, frame: &CanFrame, cancel: &hilt
         can::CanOutcome::NoResponse { seen } => Case::failed_with(
             fields,
             Kind::ResponseOracle,
-            format!("no frame matching expect_response within {} ms", f.response_within_ms),
+            format!(
+                "no frame matching expect_response within {} ms",
+                f.response_within_ms
+            ),
             data!("observed_preview" => seen.iter().map(|s| format!("0x{:X} {}", s.id, hex::encode(&s.data))).collect::<Vec<_>>()),
         ),
-        can::CanOutcome::Transport(e) => Case::failed(fields, Kind::Transport, format!("CAN transport: {e}")),
+        can::CanOutcome::Transport(e) => {
+            Case::failed(fields, Kind::Transport, format!("CAN transport: {e}"))
+        }
         can::CanOutcome::Cancelled => Case {
             fields,
             outcome: Outcome::Cancelled,
@@ -725,9 +764,16 @@ fn can_replay(case: &Value) -> Result<CanFrame, String> {
 
 /// The run's fuzz summary (run-results §6.1) over every campaign record.
 pub fn fuzz_summary(campaigns: &[Value]) -> Value {
-    let sum = |k: &str| campaigns.iter().map(|c| c[k].as_u64().unwrap_or(0)).sum::<u64>();
-    let protocols: std::collections::BTreeSet<&str> =
-        campaigns.iter().filter_map(|c| c["protocol"].as_str()).collect();
+    let sum = |k: &str| {
+        campaigns
+            .iter()
+            .map(|c| c[k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let protocols: std::collections::BTreeSet<&str> = campaigns
+        .iter()
+        .filter_map(|c| c["protocol"].as_str())
+        .collect();
     let failures = sum("failures");
     json!({
         "schema_version": "benchci.fuzz_summary.v1",

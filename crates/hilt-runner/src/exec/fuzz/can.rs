@@ -57,9 +57,13 @@ pub fn matches(rule: &CanFrameRule, f: &CanFrame) -> bool {
 /// How one CAN case ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CanOutcome {
-    Passed { response: Option<CanFrame> },
+    Passed {
+        response: Option<CanFrame>,
+    },
     /// No frame matching `expect_response` within the time; the frames seen instead.
-    NoResponse { seen: Vec<CanFrame> },
+    NoResponse {
+        seen: Vec<CanFrame>,
+    },
     Transport(String),
     Cancelled,
 }
@@ -156,12 +160,39 @@ mod tests {
     #[test]
     fn response_oracle_finds_the_answer_or_reports_what_came() {
         let c = CancelToken::new();
-        let r = rule(serde_json::json!({"id": 0x101, "id_mask": 0x700, "data": "F0", "data_mask": "F0", "allow_extra_data": true}));
-        let mut bus = Bus { rx: VecDeque::new(), broken: false };
-        let ok = run_case(&mut bus, &frame(0x100, &[0x0F, 1]), Some(&r), Duration::from_millis(20), &c);
-        assert_eq!(ok, CanOutcome::Passed { response: Some(frame(0x101, &[0xF0, 0xFE])) });
-        let miss = run_case(&mut bus, &frame(0x100, &[0xEE]), Some(&r), Duration::from_millis(20), &c);
-        assert_eq!(miss, CanOutcome::NoResponse { seen: vec![frame(0x7A0, &[0])] });
+        let r = rule(
+            serde_json::json!({"id": 0x101, "id_mask": 0x700, "data": "F0", "data_mask": "F0", "allow_extra_data": true}),
+        );
+        let mut bus = Bus {
+            rx: VecDeque::new(),
+            broken: false,
+        };
+        let ok = run_case(
+            &mut bus,
+            &frame(0x100, &[0x0F, 1]),
+            Some(&r),
+            Duration::from_millis(20),
+            &c,
+        );
+        assert_eq!(
+            ok,
+            CanOutcome::Passed {
+                response: Some(frame(0x101, &[0xF0, 0xFE]))
+            }
+        );
+        let miss = run_case(
+            &mut bus,
+            &frame(0x100, &[0xEE]),
+            Some(&r),
+            Duration::from_millis(20),
+            &c,
+        );
+        assert_eq!(
+            miss,
+            CanOutcome::NoResponse {
+                seen: vec![frame(0x7A0, &[0])]
+            }
+        );
         bus.broken = true;
         let t = run_case(&mut bus, &frame(1, &[]), None, Duration::ZERO, &c);
         assert_eq!(t, CanOutcome::Transport("bus-off".into()));

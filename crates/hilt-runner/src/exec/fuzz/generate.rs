@@ -177,16 +177,15 @@ mod tests {
     use super::*;
 
     fn uart(yaml: &str) -> FuzzUart {
-        serde_json::from_value(
-            serde_json::from_str::<serde_json::Value>(yaml).expect("json"),
-        )
-        .expect("fuzz_uart")
+        serde_json::from_value(serde_json::from_str::<serde_json::Value>(yaml).expect("json"))
+            .expect("fuzz_uart")
     }
 
     #[test]
     fn same_seed_same_cases_other_seed_other_cases() {
         let f = uart(r#"{"node": "d", "transport": "c", "suffix": "\n"}"#);
-        let run = |seed| -> Vec<Vec<u8>> { (0..50).map(|i| uart_case(&f, case_seed(seed, i))).collect() };
+        let run =
+            |seed| -> Vec<Vec<u8>> { (0..50).map(|i| uart_case(&f, case_seed(seed, i))).collect() };
         assert_eq!(run(1234), run(1234));
         assert_ne!(run(1234), run(1235));
         for p in run(7) {
@@ -203,16 +202,28 @@ mod tests {
 
     #[test]
     fn hex_mode_lengths_dictionary_and_alphabet() {
-        let f = uart(r#"{"node": "d", "transport": "c", "mode": "hex", "min_length": 3, "max_length": 5, "suffix": "!"}"#);
+        let f = uart(
+            r#"{"node": "d", "transport": "c", "mode": "hex", "min_length": 3, "max_length": 5, "suffix": "!"}"#,
+        );
         for i in 0..200 {
             let p = uart_case(&f, case_seed(1, i));
             assert!((3..=5).contains(&p.len()), "hex mode has no suffix: {p:?}");
         }
-        let f = uart(r#"{"node": "d", "transport": "c", "alphabet": "é", "dictionary": ["reboot"], "min_length": 2, "max_length": 2}"#);
+        let f = uart(
+            r#"{"node": "d", "transport": "c", "alphabet": "é", "dictionary": ["reboot"], "min_length": 2, "max_length": 2}"#,
+        );
         let cases: Vec<Vec<u8>> = (0..400).map(|i| uart_case(&f, case_seed(5, i))).collect();
         let words = cases.iter().filter(|c| c.as_slice() == b"reboot").count();
-        assert!((100..180).contains(&words), "about 35 % from the dictionary: {words}");
-        assert!(cases.iter().filter(|c| c.as_slice() != b"reboot").all(|c| c.as_slice() == "éé".as_bytes()));
+        assert!(
+            (100..180).contains(&words),
+            "about 35 % from the dictionary: {words}"
+        );
+        assert!(
+            cases
+                .iter()
+                .filter(|c| c.as_slice() != b"reboot")
+                .all(|c| c.as_slice() == "éé".as_bytes())
+        );
     }
 
     #[test]
@@ -222,7 +233,11 @@ mod tests {
             "count_min": 2, "count_max": 3, "value_min": 100, "value_max": 101,
             "operations": ["read_holding_registers", "write_single_register", "write_single_coil"]}))
         .unwrap();
-        let ops: Vec<ModbusOp> = f.operations.iter().filter_map(|o| ModbusOp::parse(o)).collect();
+        let ops: Vec<ModbusOp> = f
+            .operations
+            .iter()
+            .filter_map(|o| ModbusOp::parse(o))
+            .collect();
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..300 {
             let c = modbus_case(&f, &ops, case_seed(3, i));
