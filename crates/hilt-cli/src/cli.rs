@@ -262,6 +262,10 @@ pub struct SimDutArgs {
     /// Serial number the device reports when asked `BENCHCI_ID?`.
     #[arg(long, default_value = "SIM-0001")]
     pub serial_number: String,
+    /// Plant a bug for fuzzing: a command line longer than N bytes crashes the firmware
+    /// (HardFault, then a watchdog reboot).
+    #[arg(long, value_name = "N")]
+    pub crash_on_line_over: Option<usize>,
 }
 
 #[derive(Subcommand)]

@@ -93,6 +93,9 @@ const NO_BUS: &str = "an I2C or SPI bus whose device node is missing is a transp
                       cannot be opened (TRANSPORT_OPEN_FAILED, bench infrastructure); BenchCI \
                       fails first on its missing Python package (smbus2, spidev) and \
                       classifies that as UNKNOWN_ERROR";
+const FUZZ_ARTIFACT: &str = "a campaign with failures saves its first failing case as \
+                             `…-failure.json` and names it in the campaign record \
+                             (`failure_artifact`), so `replay:` on the step sends it again";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
@@ -291,6 +294,13 @@ const INTENDED: &[Intended] = &[
     // Pulled-up mock inputs.
     any("gen/gpio-pull-up", "*", PULL_UP),
     exactly("demo-validate", "exit_code", "1", "0", EXTENSIONS),
+    exactly(
+        "fuzz-*",
+        "shape:*fuzz*.failure_artifact",
+        "absent",
+        "string",
+        FUZZ_ARTIFACT,
+    ),
 ];
 
 /// `*` matches any text (including none).

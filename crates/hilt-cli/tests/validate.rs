@@ -85,7 +85,7 @@ fn unsupported_step_is_refused_not_skipped() {
     let s = write(
         &d,
         "suite.yaml",
-        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - fuzz_uart: {node: dut, transport: console}\n",
+        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - send_can: {node: dut, transport: console, id: 0x123, data: \"01 02\"}\n",
     );
     hilt()
         .arg("validate")

@@ -402,7 +402,10 @@ fn execute(
         measurements: Vec::new(),
         metrics: Map::new(),
         test_measurements: Vec::new(),
+        test_fuzz: Vec::new(),
+        test_faults: Vec::new(),
         current_test: String::new(),
+        current_test_index: 0,
         current_step: 0,
         hosts: Default::default(),
     };
@@ -799,8 +802,19 @@ impl Record {
             resources: std::mem::take(&mut self.resources),
             measurements: std::mem::take(&mut self.measurements),
             metrics: std::mem::take(&mut self.metrics),
-            fuzz: json!({"summary": {"schema_version": "benchci.fuzz_summary.v1", "campaign_count": 0, "cases_executed": 0, "failures": 0, "protocol_exceptions": 0, "protocols": [], "status": "passed"}, "campaigns": []}),
-            fault_injections: Vec::new(),
+            fuzz: {
+                let campaigns: Vec<Value> = self
+                    .tests
+                    .iter()
+                    .flat_map(|t| t.fuzz.iter().cloned())
+                    .collect();
+                json!({"summary": crate::exec::fuzz::fuzz_summary(&campaigns), "campaigns": campaigns})
+            },
+            fault_injections: self
+                .tests
+                .iter()
+                .flat_map(|t| t.fault_injections.iter().cloned())
+                .collect(),
             external_results: external_aggregate(&self.tests),
             tests: std::mem::take(&mut self.tests),
             resource_locks: locks.or(self.locks_meta.clone()),

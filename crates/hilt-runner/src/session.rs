@@ -72,6 +72,9 @@ pub struct Session {
     pub gpio: BTreeMap<String, NodeGpio>,
     pub power: BTreeMap<String, PowerRes>,
     pub instruments: BTreeMap<String, InstrumentRes>,
+    /// CAN transports for `fuzz_can`. No driver of this build opens one, so it stays empty
+    /// (and validation refuses `fuzz_can`) until a CAN driver is registered.
+    pub can: BTreeMap<(String, String), Box<dyn crate::exec::fuzz::CanPort>>,
 }
 
 /// The kind of a bench resource, from its driver (`None` when not in this build).

@@ -61,6 +61,7 @@ pub fn run_tests(
                 continue;
             }
             exec.current_test.clone_from(&test.name);
+            exec.current_test_index = test_index;
             exec.current_step = step_index;
             let result = exec.step(step, resolved, ev);
             let locate = |mut f: Failure| {
@@ -70,8 +71,16 @@ pub fn run_tests(
                     step_index: Some(step_index),
                     steps_total: Some(steps_total),
                     step_type: Some(step_type.to_string()),
-                    node_name: step.node().map(str::to_string),
-                    transport_name: step.transport().map(str::to_string),
+                    // A step without a node or transport of its own (a power glitch) may
+                    // name where it saw the failure (its recovery oracle's transport).
+                    node_name: step
+                        .node()
+                        .map(str::to_string)
+                        .or(f.failed_step.node_name.take()),
+                    transport_name: step
+                        .transport()
+                        .map(str::to_string)
+                        .or(f.failed_step.transport_name.take()),
                 };
                 f
             };
@@ -146,8 +155,8 @@ pub fn run_tests(
             failure: failure.clone(),
             metrics,
             measurements,
-            fuzz: Vec::new(),
-            fault_injections: Vec::new(),
+            fuzz: std::mem::take(&mut exec.test_fuzz),
+            fault_injections: std::mem::take(&mut exec.test_faults),
             external_results: external,
         });
         status.progress(Some(&test.name), None, passed, failed);

@@ -180,9 +180,41 @@ impl Uart {
         within: Duration,
         cancel: &CancelToken,
     ) -> Result<String, ExpectMiss> {
+        let start = if since_mark {
+            self.shared.lock().mark
+        } else {
+            0
+        };
+        self.expect_since(m, start, since_mark, within, cancel)
+    }
+
+    /// Stream offset of the next byte to arrive: text received from now on starts here.
+    pub fn end_offset(&self) -> u64 {
+        self.shared.lock().end()
+    }
+
+    /// Like [`Uart::expect`], searching only text received from stream offset `start` on
+    /// (a fuzz case's output, a recovery oracle's answers). `within` zero checks once.
+    pub fn expect_from(
+        &self,
+        m: &Matcher,
+        start: u64,
+        within: Duration,
+        cancel: &CancelToken,
+    ) -> Result<String, ExpectMiss> {
+        self.expect_since(m, start, true, within, cancel)
+    }
+
+    fn expect_since(
+        &self,
+        m: &Matcher,
+        start: u64,
+        since_mark: bool,
+        within: Duration,
+        cancel: &CancelToken,
+    ) -> Result<String, ExpectMiss> {
         let deadline = Instant::now() + within;
         let mut b = self.shared.lock();
-        let start = if since_mark { b.mark } else { 0 };
         // Stream offset up to which `contains` has already searched.
         let mut searched = start;
         let mut searched_end = u64::MAX;
@@ -231,6 +263,13 @@ impl Uart {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// The last lines received from stream offset `start` on, escaped, for messages.
+    pub fn tail_from(&self, start: u64) -> String {
+        let b = self.shared.lock();
+        let i = b.index_of(start);
+        tail_lines(&b.data[i..])
     }
 
     /// Reads one line starting with `prefix` received since the last send, within `within`.

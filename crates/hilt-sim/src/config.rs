@@ -68,6 +68,9 @@ pub struct DutConfig {
     /// PRNG seed for jitter and noise; the same seed and inputs give the same output.
     pub seed: u64,
     pub identity: Identity,
+    /// A planted bug for fuzzing: a command line longer than this many bytes overflows the
+    /// parser's stack, the firmware prints a HardFault and the watchdog reboots it.
+    pub crash_on_line_over: Option<usize>,
 }
 
 impl Default for DutConfig {
@@ -83,6 +86,7 @@ impl Default for DutConfig {
             watchdog_ms: 50,
             seed: 1,
             identity: Identity::default(),
+            crash_on_line_over: None,
         }
     }
 }

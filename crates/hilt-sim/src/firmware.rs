@@ -55,6 +55,7 @@ pub struct Firmware {
     last_cause: Option<ResetCause>,
     line: Vec<u8>,
     line_too_long: bool,
+    crash_on_line_over: Option<usize>,
     pub(crate) out: OutputQueue,
 }
 
@@ -78,6 +79,7 @@ impl Firmware {
             last_cause: None,
             line: Vec::new(),
             line_too_long: false,
+            crash_on_line_over: config.crash_on_line_over,
             out: OutputQueue::new(
                 config.latency_ms,
                 config.jitter_ms,
@@ -135,7 +137,17 @@ impl Firmware {
 
     fn end_of_line(&mut self, now: Duration) {
         let mut line = std::mem::take(&mut self.line);
-        if std::mem::take(&mut self.line_too_long) {
+        let too_long = std::mem::take(&mut self.line_too_long);
+        let length = if too_long { MAX_LINE + 1 } else { line.len() };
+        if self.crash_on_line_over.is_some_and(|max| length > max) {
+            // The planted bug: the line overflowed the parser's buffer.
+            let due = self.out.reply_due(now);
+            self.out
+                .line(due, "HardFault at 0x08002F1C (line parser stack overflow)");
+            self.crash(now);
+            return;
+        }
+        if too_long {
             let due = self.out.reply_due(now);
             self.out
                 .line(due, &format!("error: line too long (max {MAX_LINE} bytes)"));

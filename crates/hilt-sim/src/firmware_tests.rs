@@ -495,3 +495,32 @@ fn unknown_gpio_channel() {
     let b = Bench::booted();
     assert_eq!(b.fw.gpio(4), None);
 }
+
+#[test]
+fn planted_bug_long_line_crashes_and_watchdog_reboots() {
+    let mut b = Bench::new(DutConfig {
+        crash_on_line_over: Some(40),
+        ..DutConfig::default()
+    });
+    b.wait(ms(30));
+    b.take();
+    // At the limit the line is just a command; one byte more is the bug.
+    assert!(b.cmd(&"x".repeat(40)).starts_with("error: unknown command"));
+    b.fw.regs[1] = 7;
+    let out = b.cmd(&"y".repeat(41));
+    assert!(out.contains("HardFault"), "{out}");
+    assert!(!b.fw.ready());
+    assert_eq!(b.cmd("ping"), "", "a crashed firmware is deaf");
+    b.wait(ms(50 + 30));
+    assert_eq!(b.take(), banner("watchdog"));
+    assert_eq!(b.fw.regs[1], 0, "state is lost over the reboot");
+    assert_eq!(b.cmd("ping"), "pong\r\n");
+}
+
+#[test]
+fn line_noise_before_a_command_makes_the_parser_answer_an_error() {
+    let mut b = Bench::booted();
+    b.fw.feed(b.now, &[0xAA, 0x55]);
+    assert!(b.cmd("ping").starts_with("error: unknown command"));
+    assert_eq!(b.cmd("ping"), "pong\r\n");
+}

@@ -166,6 +166,7 @@ pub fn dut(a: SimDutArgs) -> anyhow::Result<i32> {
         boot_ms: a.boot_ms,
         powered: !a.powered_off,
         seed: a.seed,
+        crash_on_line_over: a.crash_on_line_over,
         ..DutConfig::default()
     };
     cfg.identity.serial_number = a.serial_number;

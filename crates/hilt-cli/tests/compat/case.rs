@@ -23,6 +23,8 @@ pub struct Device {
     pub powered: Option<bool>,
     /// A fault injected once the device has booted (`silent`, `hang`).
     pub fault: Option<String>,
+    /// The planted fuzzing bug: a command line longer than this crashes the firmware.
+    pub crash_on_line_over: Option<usize>,
     /// `v1` or `v2`: instead of the simulated device, hilt's firmware of that version on a
     /// QEMU board (`{{PORT}}` is the board's pty).
     pub qemu: Option<String>,
@@ -96,6 +98,7 @@ impl Case {
                 latency_ms: d["latency_ms"].as_u64(),
                 powered: d["powered"].as_bool(),
                 fault: d["fault"].as_str().map(str::to_string),
+                crash_on_line_over: d["crash_on_line_over"].as_u64().map(|n| n as usize),
                 qemu: d["qemu"].as_str().map(str::to_string),
             },
             files: meta["files"]

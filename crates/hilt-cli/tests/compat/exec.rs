@@ -52,6 +52,7 @@ pub fn run(tool: Tool, benchci: &Path, case: &Case, dir: &Path) -> Outcome {
             boot_ms: d.boot_ms.unwrap_or(defaults.boot_ms),
             latency_ms: d.latency_ms.unwrap_or(defaults.latency_ms),
             powered: d.powered.unwrap_or(true),
+            crash_on_line_over: d.crash_on_line_over,
             ..defaults
         })
         .unwrap();

@@ -129,6 +129,11 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "modbus_read_discrete_inputs",
     "modbus_write_multiple_registers",
     "modbus_write_multiple_coils",
+    "fuzz_uart",
+    "fuzz_modbus",
+    "fault_inject_power_glitch",
+    "fault_inject_gpio_glitch",
+    "fault_inject_uart_noise",
     "ssh_exec",
     "upload",
     "download",
@@ -139,6 +144,18 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "spi_transfer",
     "spi_expect",
 ];
+
+/// Why a parsed step this build cannot run is refused (the help of its diagnostic).
+pub fn unsupported_help(step_type: &str) -> &'static str {
+    match step_type {
+        "fuzz_can" => {
+            "fuzz_can needs a CAN transport driver, which this build does not have yet; the campaign logic is ready and runs once a CAN driver is registered"
+        }
+        _ => {
+            "its driver has not been built yet; remove the step or run it with a build that has it"
+        }
+    }
+}
 
 impl Step {
     /// The step key as written in YAML.

@@ -293,6 +293,11 @@ pub struct FuzzCommon {
     pub stop_on_failure: bool,
     #[serde(default)]
     pub inter_case_delay_ms: u64,
+    /// hilt extension: a failure artifact of an earlier campaign
+    /// (`logs/fuzz/<test>-step<N>-<protocol>-failure.json`, relative to the suite file) whose
+    /// failing case is sent again, once, under this step's oracles instead of generated cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -136,8 +136,11 @@ impl Ctx<'_> {
             debug_assert!(STEP_TYPES.contains(&step.type_name()));
             d.error_help(
                 self.path,
-                format!("step `{}` is not supported by this build of hilt", step.type_name()),
-                "its driver has not been built yet; remove the step or run it with a build that has it",
+                format!(
+                    "step `{}` is not supported by this build of hilt",
+                    step.type_name()
+                ),
+                crate::suite::unsupported_help(step.type_name()),
             );
             return;
         }
@@ -188,6 +191,9 @@ impl Ctx<'_> {
                 Some(r) => self.driver_supported(&m.resource, &r.driver),
             },
             Step::RunExternal(r) => self.external(d, r),
+            Step::FaultInjectPowerGlitch(_)
+            | Step::FaultInjectGpioGlitch(_)
+            | Step::FaultInjectUartNoise(_) => self.fault(d, step),
             _ => {}
         }
     }
@@ -333,6 +339,147 @@ impl Ctx<'_> {
             );
         }
         self.driver_supported(resource, &r.driver);
+    }
+
+    /// A fault-injection step: its target and recovery oracle exist, and the bench's
+    /// safety policy allows it within its limits (bench-format §7).
+    fn fault(&self, d: &mut Diags, step: &Step) {
+        let recovery = match step {
+            Step::FaultInjectPowerGlitch(f) => &f.recovery,
+            Step::FaultInjectGpioGlitch(f) => &f.recovery,
+            Step::FaultInjectUartNoise(f) => &f.recovery,
+            _ => return,
+        };
+        if let Some(node) = self.bench.nodes.get(&recovery.node) {
+            match node.transports.get(&recovery.transport) {
+                Some(Transport::Uart { .. }) => {}
+                Some(t) => d.error(
+                    &self.field("recovery.transport"),
+                    format!(
+                        "transport `{}` is `{}`; the recovery oracle needs a `uart` transport",
+                        recovery.transport,
+                        t.backend()
+                    ),
+                ),
+                None => d.error(
+                    &self.field("recovery.transport"),
+                    format!(
+                        "node `{}` has no transport `{}`",
+                        recovery.node, recovery.transport
+                    ),
+                ),
+            }
+        } else {
+            d.error(
+                &self.field("recovery.node"),
+                format!(
+                    "unknown node `{}`: the bench does not define it",
+                    recovery.node
+                ),
+            );
+        }
+        let policy = &self.bench.safety.fault_injection;
+        if !policy.enabled {
+            d.error_help(
+                self.path,
+                "fault injection is not enabled on this bench",
+                "the bench owner must set `safety.fault_injection.enabled: true` and allow-list the target",
+            );
+            return;
+        }
+        let not_listed = |d: &mut Diags, what: String, list: &str, entry: String| {
+            d.error_help(
+                self.path,
+                format!("the bench's safety policy does not allow {what}"),
+                format!("add `{entry}` to `safety.fault_injection.{list}` in the bench"),
+            );
+        };
+        let over = |d: &mut Diags, field: &str, value: u64, limit: u64, list: &str| {
+            d.error_help(
+                &self.field(field),
+                format!(
+                    "{field} {value} exceeds the bench's limit of {limit} ms (safety.fault_injection.{list})"
+                ),
+                format!("use at most {limit}, or ask the bench owner to raise the limit"),
+            );
+        };
+        match step {
+            Step::FaultInjectPowerGlitch(f) => {
+                self.power(d, &f.resource, &f.outlet);
+                match policy
+                    .power
+                    .iter()
+                    .find(|r| r.resource == f.resource && r.outlet == f.outlet)
+                {
+                    None => not_listed(
+                        d,
+                        format!("power glitches on `{}` outlet `{}`", f.resource, f.outlet),
+                        "power",
+                        format!(
+                            "{{resource: {}, outlet: {}, max_off_ms: {}}}",
+                            f.resource, f.outlet, f.off_ms
+                        ),
+                    ),
+                    Some(r) if f.off_ms > r.max_off_ms => {
+                        over(d, "off_ms", f.off_ms, r.max_off_ms, "power")
+                    }
+                    Some(_) => {}
+                }
+            }
+            Step::FaultInjectGpioGlitch(f) => {
+                self.line(d, &f.node, &f.line, Direction::Output, None);
+                match policy
+                    .gpio
+                    .iter()
+                    .find(|r| r.node == f.node && r.line == f.line)
+                {
+                    None => not_listed(
+                        d,
+                        format!("GPIO glitches on `{}` line `{}`", f.node, f.line),
+                        "gpio",
+                        format!(
+                            "{{node: {}, line: {}, max_duration_ms: {}}}",
+                            f.node, f.line, f.duration_ms
+                        ),
+                    ),
+                    Some(r) if f.duration_ms > r.max_duration_ms => {
+                        over(d, "duration_ms", f.duration_ms, r.max_duration_ms, "gpio")
+                    }
+                    Some(_) => {}
+                }
+            }
+            Step::FaultInjectUartNoise(f) => {
+                let total = crate::validate::parse_hex_bytes(&f.data)
+                    .map(|b| b.len() as u64)
+                    .unwrap_or(0)
+                    * f.repeat;
+                match policy
+                    .uart
+                    .iter()
+                    .find(|r| r.node == f.node && r.transport == f.transport)
+                {
+                    None => not_listed(
+                        d,
+                        format!("UART noise on `{}` transport `{}`", f.node, f.transport),
+                        "uart",
+                        format!(
+                            "{{node: {}, transport: {}, max_total_bytes: {total}}}",
+                            f.node, f.transport
+                        ),
+                    ),
+                    Some(r) if total > r.max_total_bytes => d.error_help(
+                        &self.field("repeat"),
+                        format!(
+                            "data × repeat is {total} bytes, more than the bench's limit of {} bytes (safety.fault_injection.uart)",
+                            r.max_total_bytes
+                        ),
+                        "send fewer bytes, or ask the bench owner to raise `max_total_bytes`",
+                    ),
+                    Some(_) => {}
+                }
+            }
+            _ => {}
+        }
     }
 
     fn driver_supported(&self, resource: &str, driver: &ResourceDriver) {

@@ -338,6 +338,14 @@ fn check_step(d: &mut Diags, p: &str, step: &Step) {
             if f.mode != "ascii" && f.mode != "hex" {
                 d.error(&format!("{p}.mode"), "must be `ascii` or `hex`");
             }
+            for (field, re) in [
+                ("fail_regex", &f.fail_regex),
+                ("heartbeat_expect_regex", &f.heartbeat_expect_regex),
+            ] {
+                if let Some(Err(e)) = re.as_deref().map(regex::bytes::Regex::new) {
+                    d.error(&format!("{p}.{field}"), format!("not a valid regex: {e}"));
+                }
+            }
             let hb = f.heartbeat_command.is_some();
             let n = f.heartbeat_expect_contains.is_some() as u8
                 + f.heartbeat_expect_regex.is_some() as u8;
@@ -364,6 +372,26 @@ fn check_step(d: &mut Diags, p: &str, step: &Step) {
             slave(d, p, f.slave);
             range(d, &format!("{p}.count_max"), f.count_max as u64, 1, 125);
             range(d, &format!("{p}.count_min"), f.count_min as u64, 1, 125);
+            range(
+                d,
+                &format!("{p}.address_max"),
+                f.address_max as u64,
+                0,
+                0xFFFF,
+            );
+            range(d, &format!("{p}.value_max"), f.value_max as u64, 0, 0xFFFF);
+            for (lo, hi, a, b) in [
+                ("address_min", "address_max", f.address_min, f.address_max),
+                ("count_min", "count_max", f.count_min, f.count_max),
+                ("value_min", "value_max", f.value_min, f.value_max),
+            ] {
+                if a > b {
+                    d.error(&format!("{p}.{lo}"), format!("{lo} must not exceed {hi}"));
+                }
+            }
+            if f.operations.is_empty() {
+                d.error(&format!("{p}.operations"), "needs at least one operation");
+            }
             for (i, op) in f.operations.iter().enumerate() {
                 if ![
                     "read_holding_registers",

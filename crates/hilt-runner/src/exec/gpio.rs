@@ -30,7 +30,7 @@ impl Exec<'_> {
             })
     }
 
-    fn gpio_log_path(&self, node: &str) -> String {
+    pub(super) fn gpio_log_path(&self, node: &str) -> String {
         self.node_log(node, "gpio.log").display().to_string()
     }
 

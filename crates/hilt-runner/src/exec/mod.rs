@@ -3,6 +3,8 @@
 
 mod control;
 mod external;
+mod fault;
+pub mod fuzz;
 mod gpio;
 mod i2c;
 mod measure;
@@ -60,8 +62,12 @@ pub struct Exec<'a> {
     pub metrics: Map<String, Value>,
     /// Test-local readings, moved into the test result when it ends.
     pub test_measurements: Vec<Metric>,
-    /// Name of the test being run, and the 1-based index of its current step.
+    /// Test-local fuzz campaign and fault-injection records, moved into the test result.
+    pub test_fuzz: Vec<Value>,
+    pub test_faults: Vec<Value>,
+    /// Name and 1-based index of the test being run, and the 1-based index of its step.
     pub current_test: String,
+    pub current_test_index: usize,
     pub current_step: usize,
     /// Remote hosts opened by `ssh_exec` / `upload` / `download`.
     pub hosts: Hosts,
@@ -104,6 +110,12 @@ impl<'a> Exec<'a> {
             | Step::I2cReadRegister(_)
             | Step::I2cExpect(_) => self.i2c(step, resolved.within),
             Step::SpiTransfer(s) | Step::SpiExpect(s) => self.spi(s),
+            Step::FuzzUart(f) => self.fuzz_uart(step, f),
+            Step::FuzzModbus(f) => self.fuzz_modbus(step, f),
+            Step::FuzzCan(f) => self.fuzz_can(step, f),
+            Step::FaultInjectPowerGlitch(f) => self.fault_power_glitch(f),
+            Step::FaultInjectGpioGlitch(f) => self.fault_gpio_glitch(f),
+            Step::FaultInjectUartNoise(f) => self.fault_uart_noise(f),
             other => Err(StepError::Run(Failure::new(
                 hilt_model::run::Category::ConfigError,
                 format!(

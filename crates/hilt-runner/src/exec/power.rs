@@ -10,7 +10,7 @@ use crate::classify::hw_failure;
 use crate::data;
 
 impl Exec<'_> {
-    fn power_log_path(&self, res: &str) -> String {
+    pub(super) fn power_log_path(&self, res: &str) -> String {
         self.logs_dir()
             .join("resources")
             .join(res)
