@@ -133,8 +133,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(lease::sweep(app.clone()));
     let retention = tokio::spawn(retention::sweep(app.clone()));
-    let limits =
-        hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
+    let limits = hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits {
+        max_connections: app.settings.max_connections,
+        ..Default::default()
+    });
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
         .await
         .map_err(ServerError::Serve);
