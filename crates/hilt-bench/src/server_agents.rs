@@ -174,7 +174,9 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
                 Ok(id) => loop {
                     match tokio::time::timeout(Duration::from_secs(30), got_rx.recv()).await {
                         Ok(Some((got, at))) if got == id => {
-                            probes.assign_ms.push(at.duration_since(s0).as_secs_f64() * 1e3);
+                            probes
+                                .assign_ms
+                                .push(at.duration_since(s0).as_secs_f64() * 1e3);
                             break;
                         }
                         Ok(Some(_)) => continue,
@@ -219,7 +221,10 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     t.row(
         "long-polls answered /s",
         format!("{:.0}", delta[1] as f64 / window),
-        format!("{:.0} (agents / wait)", agents as f64 / a.long_poll_s as f64),
+        format!(
+            "{:.0} (agents / wait)",
+            agents as f64 / a.long_poll_s as f64
+        ),
         "",
         "",
         None,
@@ -288,7 +293,9 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         "server connection cap: {}",
         a.rig
             .max_connections
-            .map_or("the default".to_string(), |n| format!("--max-connections {n}"))
+            .map_or("the default".to_string(), |n| format!(
+                "--max-connections {n}"
+            ))
     ));
     t.note(rig.describe());
     Ok(t)

@@ -275,7 +275,8 @@ fn mount_fs(mounts: &str, dir: &Path) -> Option<String> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (_, point, fs) = (f.next()?, f.next()?, f.next()?);
-            dir.starts_with(point).then(|| (point.len(), fs.to_string()))
+            dir.starts_with(point)
+                .then(|| (point.len(), fs.to_string()))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, fs)| fs)
@@ -344,7 +345,10 @@ mod tests {
     #[test]
     fn mount_of_a_path() {
         let m = "/dev/vda / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\n";
-        assert_eq!(mount_fs(m, Path::new("/dev/shm/x")).as_deref(), Some("tmpfs"));
+        assert_eq!(
+            mount_fs(m, Path::new("/dev/shm/x")).as_deref(),
+            Some("tmpfs")
+        );
         assert_eq!(mount_fs(m, Path::new("/tmp/x")).as_deref(), Some("ext4"));
     }
 }

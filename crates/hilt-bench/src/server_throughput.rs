@@ -84,7 +84,10 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     let runs_s = runs.completed as f64 / runs.window;
     let events_s = events.acked as f64 / events.window;
     let mut t = Table::new(
-        format!("server-throughput: runs scheduled and events ingested, {}", rig.label),
+        format!(
+            "server-throughput: runs scheduled and events ingested, {}",
+            rig.label
+        ),
         "target",
     );
     t.row(
@@ -203,7 +206,10 @@ async fn runs_phase(
                         continue;
                     }
                 };
-                let t0 = at.lock().unwrap_or_else(|e| e.into_inner()).remove(&held.run_id);
+                let t0 = at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&held.run_id);
                 if let (Some(t0), true) = (t0, on.load(Ordering::Relaxed)) {
                     let v = t0.elapsed().as_secs_f64() * 1e3;
                     ms.lock().unwrap_or_else(|e| e.into_inner()).push(v);

@@ -240,7 +240,10 @@ impl SimAgent {
         let body = json!({ "events": events });
         let req = api
             .http
-            .post(format!("{}/v1/agents/runs/{}/events", self.base, held.run_id))
+            .post(format!(
+                "{}/v1/agents/runs/{}/events",
+                self.base, held.run_id
+            ))
             .header("Authorization", format!("Bearer {}", self.token))
             .header("X-BenchCI-Agent-Machine-ID", &self.machine)
             .header(hilt_api::FENCING_TOKEN_HEADER, held.fence.to_string())

@@ -12,7 +12,9 @@ fn server() -> &'static Result<String, String> {
     static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
     SERVER.get_or_init(|| match std::env::var("HILT_TEST_POSTGRES") {
         Ok(url) if !url.trim().is_empty() => Ok(url.trim().trim_end_matches('/').to_string()),
-        _ => hilt_testkit::postgres::start_cluster(&hilt_testkit::postgres::ClusterOptions::for_tests()),
+        _ => hilt_testkit::postgres::start_cluster(
+            &hilt_testkit::postgres::ClusterOptions::for_tests(),
+        ),
     })
 }
 
