@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::agent_rig::Helper;
 use crate::env::Env;
-use crate::server_dispatch::{BOOT, Http, http, start_server};
+use crate::server_rig::{BOOT, Http, Rig, RigArgs, http};
 use crate::stats::percentile;
 use crate::table::Table;
 
@@ -171,7 +171,8 @@ fn spawn_agent(mut cmd: Command, dir: &Path) -> anyhow::Result<Proc> {
 
 pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     let runs = crate::pick(a.runs, quick, 40, 5);
-    let (_server, url) = start_server(env)?;
+    let rig = Rig::start(env, "cloud-dispatch", &RigArgs::sqlite(), 20)?;
+    let url = rig.servers[0].url.clone();
     let admin = http(&url);
 
     // hilt agent cloud.

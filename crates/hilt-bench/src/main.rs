@@ -17,8 +17,12 @@ mod modbus_scpi;
 mod qemu;
 mod roundtrip;
 mod runner_overhead;
+mod server_agents;
 mod server_dispatch;
+mod server_rig;
+mod server_throughput;
 mod shape;
+mod sim_agents;
 mod slow_clients;
 mod stats;
 mod stream;
@@ -130,8 +134,14 @@ enum Cmd {
     /// The agent as a plain client sees it: PING/PONG on a Python pty device, a new
     /// connection per HTTP call, status polled every 5 ms; hilt vs BenchCI's agent.
     AgentPlain(agent_plain::Args),
-    /// `hilt server`: submit → a long-polling cloud agent has the run, with N agents.
+    /// `hilt server`: submit → a long-polling cloud agent has the run, with N agents
+    /// (SQLite, or PostgreSQL with one or more replicas).
     ServerDispatch(server_dispatch::Args),
+    /// `hilt server` with 10,000 agents heartbeating and long-polling: CPU, RSS,
+    /// heartbeats/s, and /health and submit → assigned probes during the load.
+    ServerAgents(server_agents::Args),
+    /// `hilt server`: runs/s scheduled end to end and events/s ingested.
+    ServerThroughput(server_throughput::Args),
     /// `hilt server` with a real cloud agent: submit → started and submit → done, `hilt
     /// agent cloud` (long-poll) vs BenchCI's cloud agent (2 s poll).
     CloudDispatch(cloud_dispatch::Args),
@@ -352,6 +362,8 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
             ),
         ),
         Cmd::ServerDispatch(a) => ("server-dispatch", server_dispatch::run(env, &a, q)),
+        Cmd::ServerAgents(a) => ("server-agents", server_agents::run(env, &a, q)),
+        Cmd::ServerThroughput(a) => ("server-throughput", server_throughput::run(env, &a, q)),
         Cmd::CloudDispatch(a) => ("cloud-dispatch", cloud_dispatch::run(env, &a, q)),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))

@@ -57,6 +57,11 @@ pub struct ServerArgs {
     /// a unit, s, m, h or d (`7d`, `36h`).
     #[arg(long, default_value = "7d", value_parser = parse_span)]
     pub agent_forget_after: Duration,
+    /// Most open client connections; more are answered 503 and closed at once. Every
+    /// long-polling agent holds one. Lowered to fit the open-file limit (raised to its
+    /// hard maximum at start).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_connections: u64,
 }
 
 /// `90s`, `15m`, `36h`, `7d` (a bare number is seconds).

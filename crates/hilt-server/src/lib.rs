@@ -138,8 +138,10 @@ pub async fn run(
     let outbox = app.outbox.lock().unwrap_or_else(|e| e.into_inner()).take();
     let publisher = outbox.map(|o| tokio::spawn(wake::publish(app.clone(), o)));
     let wake_listener = tokio::spawn(wake::listen(app.clone()));
-    let limits =
-        hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits::default());
+    let limits = hilt_agent::connections::ConnLimits::from(&hilt_model::agent::AgentLimits {
+        max_connections: app.settings.max_connections,
+        ..Default::default()
+    });
     let result = hilt_agent::connections::serve(listener, api::router(app), limits, shutdown)
         .await
         .map_err(ServerError::Serve);

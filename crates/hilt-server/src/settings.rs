@@ -47,6 +47,9 @@ pub struct ServerSettings {
     /// Serve `/metrics` without a token (for a scraper on a private network); otherwise it
     /// needs an admin user token.
     pub metrics_public: bool,
+    /// Most open client connections (every long-polling agent holds one); more are
+    /// answered 503 and closed at once. Lowered to fit the open-file limit.
+    pub max_connections: u64,
 }
 
 impl ServerSettings {
@@ -68,6 +71,7 @@ impl ServerSettings {
             retain_runs: None,
             retention_every: Duration::from_secs(60),
             metrics_public: false,
+            max_connections: hilt_model::agent::AgentLimits::default().max_connections,
         }
     }
 

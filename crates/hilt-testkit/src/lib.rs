@@ -8,4 +8,5 @@
 
 pub mod agent;
 pub mod peers;
+pub mod postgres;
 pub mod process;

@@ -32,6 +32,7 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     settings.metrics_public = a.metrics_public;
     settings.cancel_grace = Duration::from_secs(a.cancel_grace_s);
     settings.agent_forget_after = a.agent_forget_after;
+    settings.max_connections = a.max_connections;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

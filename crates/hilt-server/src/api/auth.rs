@@ -105,11 +105,15 @@ impl FromRequestParts<Arc<App>> for AgentCaller {
             ))
             .into_response());
         }
-        let bound = app
-            .store
-            .bind_machine(&p.token_id, machine)
-            .await
-            .map_err(|e| super::store_error(e).into_response())?;
+        // A token is bound once and never rebound: only its first call writes.
+        let bound = match p.machine_id.clone() {
+            Some(m) => m,
+            None => app
+                .store
+                .bind_machine(&p.token_id, machine)
+                .await
+                .map_err(|e| super::store_error(e).into_response())?,
+        };
         if bound != machine {
             return Err(ApiError::Conflict(
                 "this agent token is bound to another machine: create a new agent token for this machine"

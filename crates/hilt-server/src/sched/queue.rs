@@ -122,17 +122,23 @@ impl Snapshot {
         self.agent_seen_ms.get(agent_id).copied()
     }
 
-    /// Benches that could ever take the run: its own, or those carrying all its labels.
+    /// Whether bench `b` could ever take the run: its own, or one carrying all its labels.
+    fn could_take(&self, run: &RunRow, b: &BenchRow) -> bool {
+        if !(run.bench_id.is_empty() || b.bench_id == run.bench_id) {
+            return false;
+        }
+        let Some(needs) = self.needs.get(&run.id) else {
+            return true;
+        };
+        let have = self.labels.get(&b.bench_id);
+        needs.iter().all(|n| have.is_some_and(|h| h.contains(n)))
+    }
+
+    /// Benches that could ever take the run.
     fn candidates<'s>(&'s self, run: &RunRow) -> Vec<&'s BenchRow> {
-        let empty = BTreeSet::new();
-        let needs = self.needs.get(&run.id).unwrap_or(&empty);
         self.benches
             .iter()
-            .filter(|b| run.bench_id.is_empty() || b.bench_id == run.bench_id)
-            .filter(|b| {
-                let have = self.labels.get(&b.bench_id);
-                needs.iter().all(|n| have.is_some_and(|h| h.contains(n)))
-            })
+            .filter(|b| self.could_take(run, b))
             .collect()
     }
 
@@ -234,7 +240,8 @@ impl Snapshot {
     /// The queue view of a queued run; `uses` is what its suite uses.
     pub fn queue(&self, run: &RunRow, uses: &[String]) -> QueueInfo {
         let mine = self.candidates(run);
-        let mine_ids: BTreeSet<&str> = mine.iter().map(|b| b.bench_id.as_str()).collect();
+        // Runs ahead that could take one of this run's benches: checked against those
+        // benches only, not every bench of the workspace (a pinned run has one).
         let ahead = self
             .open
             .iter()
@@ -242,11 +249,7 @@ impl Snapshot {
             .filter(|q| {
                 q.priority > run.priority || (q.priority == run.priority && q.seq < run.seq)
             })
-            .filter(|q| {
-                self.candidates(q)
-                    .iter()
-                    .any(|b| mine_ids.contains(b.bench_id.as_str()))
-            })
+            .filter(|q| mine.iter().any(|b| self.could_take(q, b)))
             .count();
         let blocks: Vec<(&BenchRow, Option<Block>)> =
             mine.iter().map(|b| (*b, self.block(b, uses))).collect();

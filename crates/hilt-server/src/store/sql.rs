@@ -17,6 +17,10 @@ macro_rules! run_cols {
     };
 }
 
+/// Events per multi-row INSERT: 5 parameters each, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters per statement.
+pub(super) const EVENT_ROWS: usize = 500;
+
 macro_rules! impl_store {
     ($store:ty, $begin:literal, $pick_lock:literal) => {
         impl Store for $store {
@@ -535,21 +539,26 @@ macro_rules! impl_store {
                             .bind(run_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    let mut top = last;
-                    for (i, &k) in new.iter().enumerate() {
-                        let e = &events[k];
-                        sqlx::query(
-                            "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(run_id)
-                        .bind(max + 1 + i as i64)
-                        .bind(&e.kind)
-                        .bind(&e.body)
-                        .bind(e.agent_seq)
-                        .execute(&mut *tx)
-                        .await?;
-                        top = top.max(e.agent_seq.unwrap_or(0));
+                    let top = new
+                        .iter()
+                        .filter_map(|&k| events[k].agent_seq)
+                        .fold(last, i64::max);
+                    // Multi-row INSERTs (one statement per chunk, not one per event).
+                    for (c, chunk) in new.chunks($crate::store::sql::EVENT_ROWS).enumerate() {
+                        let first = max + 1 + (c * $crate::store::sql::EVENT_ROWS) as i64;
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) ",
+                        );
+                        q.push_values(chunk.iter().enumerate(), |mut row, (i, &k)| {
+                            let e = &events[k];
+                            row.push_bind(run_id)
+                                .push_bind(first + i as i64)
+                                .push_bind(&e.kind)
+                                .push_bind(&e.body)
+                                .push_bind(e.agent_seq);
+                        });
+                        // Not cached: the statement's text changes with the chunk's length.
+                        q.build().persistent(false).execute(&mut *tx).await?;
                     }
                     if top > last {
                         sqlx::query("UPDATE runs SET last_event_seq = $1 WHERE id = $2")
