@@ -15,6 +15,8 @@ pub enum ResourceKind {
     Measurement,
     /// A Modbus transport (RTU serial line or TCP connection).
     Modbus,
+    /// A CAN transport (slcan adapter or SocketCAN interface).
+    Can,
 }
 
 impl ResourceKind {
@@ -25,6 +27,7 @@ impl ResourceKind {
             ResourceKind::Power => "power",
             ResourceKind::Measurement => "measurement",
             ResourceKind::Modbus => "modbus",
+            ResourceKind::Can => "can",
         }
     }
 }

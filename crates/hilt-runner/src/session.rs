@@ -9,6 +9,7 @@ use hilt_hw::board::Board;
 use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
+use hilt_hw::can::CanLink;
 use hilt_hw::gpio::NodeLines;
 use hilt_hw::measurement::Instrument;
 use hilt_hw::modbus::ModbusLink;
@@ -47,10 +48,17 @@ pub struct ModbusRes {
     pub default_slave: u32,
 }
 
+pub struct CanRes {
+    pub link: Box<dyn CanLink>,
+    pub log: LogFile,
+    pub log_path: String,
+}
+
 #[derive(Default)]
 pub struct Session {
     pub uarts: BTreeMap<(String, String), Uart>,
     pub modbus: BTreeMap<(String, String), ModbusRes>,
+    pub can: BTreeMap<(String, String), CanRes>,
     pub gpio: BTreeMap<String, NodeGpio>,
     pub power: BTreeMap<String, PowerRes>,
     pub instruments: BTreeMap<String, InstrumentRes>,
@@ -72,6 +80,7 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
         ResourceKind::Measurement => "measurement.log",
         ResourceKind::Serial => "serial.log",
         ResourceKind::Modbus => "modbus.log",
+        ResourceKind::Can => "can.log",
         ResourceKind::Gpio => "gpio.log",
     }
 }
@@ -316,6 +325,17 @@ impl Session {
                     },
                 );
             }
+            OpenedTransport::Can(link) => {
+                log.line(&format!("START {}", link.describe()));
+                self.can.insert(
+                    (node.to_string(), name.to_string()),
+                    CanRes {
+                        link,
+                        log,
+                        log_path: path,
+                    },
+                );
+            }
         }
         ev.emit(EventKind::TRANSPORT_STARTED, None, d);
         Ok(())
@@ -376,6 +396,18 @@ impl Session {
 
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
+        for ((node, name), mut c) in std::mem::take(&mut self.can) {
+            for n in c.link.take_notes() {
+                c.log.line(&n);
+            }
+            c.log.line("STOP");
+            c.log.flush();
+            ev.emit(
+                EventKind::TRANSPORT_STOPPED,
+                None,
+                data!("node_name" => node, "transport_name" => name),
+            );
+        }
         for ((node, name), mut m) in std::mem::take(&mut self.modbus) {
             m.log.line("STOP");
             m.log.flush();

@@ -52,6 +52,7 @@ mod pty;
 mod rng;
 mod scpi;
 mod serial_relay;
+mod slcan;
 mod shared;
 mod state;
 
@@ -68,4 +69,8 @@ pub use modbus::{
 };
 pub use scpi::{ScpiFault, ScpiSim};
 pub use serial_relay::{SerialRelaySim, relay_frame};
+pub use slcan::{
+    Adapter as SlcanAdapter, ECHO_ID, ECHO_REPLY_ID, EXT_ECHO_ID, EXT_ECHO_REPLY_ID,
+    Fault as SlcanFault, HEARTBEAT_ID, REQUEST_ID, RESPONSE_ID, SlcanSim, SlcanSimConfig,
+};
 pub use state::{DutState, ResetCause};

@@ -26,12 +26,15 @@ mod scpi_measurement;
 mod scpi_power_supply;
 mod script_measurement;
 mod serial_measurement;
+mod slcan;
+mod socketcan;
 mod usb_relay_serial;
 
 use std::collections::BTreeMap;
 
 use hilt_model::bench::{Direction, GpioLine, ResourceDriver as Params, Transport};
 
+use crate::can::CanLink;
 use crate::gpio::NodeLines;
 use crate::locks::LockSpec;
 use crate::measurement::Instrument;
@@ -62,8 +65,12 @@ pub static GPIO_DRIVERS: &[&dyn GpioDriver] = &[
 
 /// Every transport driver of this build beyond the UART, which the runner owns
 /// (`nodes.<n>.transports.<t>.backend`).
-pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] =
-    &[&modbus_rtu::ModbusRtu, &modbus_tcp::ModbusTcp];
+pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] = &[
+    &modbus_rtu::ModbusRtu,
+    &modbus_tcp::ModbusTcp,
+    &slcan::Slcan,
+    &socketcan::SocketCan,
+];
 
 /// The transport driver for a `backend` tag, when this build has it.
 pub fn transport_driver(tag: &str) -> Option<&'static dyn TransportDriver> {
@@ -73,9 +80,10 @@ pub fn transport_driver(tag: &str) -> Option<&'static dyn TransportDriver> {
 /// An opened transport.
 pub enum OpenedTransport {
     Modbus(Box<dyn ModbusLink>),
+    Can(Box<dyn CanLink>),
 }
 
-/// A transport of a node (Modbus RTU/TCP today). Its lock specs are the transport's
+/// A transport of a node (Modbus RTU/TCP, CAN through slcan or SocketCAN). Its lock specs are the transport's
 /// (self-test-and-locks spec §3.2), derived by the runner's plan from the transport.
 pub trait TransportDriver: Sync {
     /// The `backend` that selects this driver.
@@ -91,6 +99,23 @@ pub trait TransportDriver: Sync {
         name: &str,
         transport: &Transport,
     ) -> Result<OpenedTransport, HwError>;
+    /// Non-destructive self-test: by default, open and close (connects a TCP transport,
+    /// opens a serial port; nothing is sent to the device). Ids are relative to the
+    /// transport (`start`, `version`).
+    fn self_test(&self, node: &str, name: &str, transport: &Transport) -> Vec<SelfCheck> {
+        let outcome = match self.open(node, name, transport) {
+            Ok(opened) => {
+                drop(opened);
+                Probe::Pass(format!("opened the {} transport", transport.backend()))
+            }
+            Err(e) => Probe::Failed(e),
+        };
+        vec![SelfCheck {
+            id: "start".into(),
+            title: format!("open {node}.{name}"),
+            outcome,
+        }]
+    }
 }
 
 /// The resource driver for a `driver.type` tag, when this build has it.

@@ -129,6 +129,8 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "modbus_read_discrete_inputs",
     "modbus_write_multiple_registers",
     "modbus_write_multiple_coils",
+    "send_can",
+    "expect_can",
     "ssh_exec",
     "upload",
     "download",
@@ -261,7 +263,7 @@ impl Step {
     pub fn allowed_backends(&self) -> &'static [&'static str] {
         match self.type_name() {
             t if t.starts_with("modbus_") || t == "fuzz_modbus" => &["modbus_rtu", "modbus_tcp"],
-            "send_can" | "expect_can" | "fuzz_can" => &["can"],
+            "send_can" | "expect_can" | "fuzz_can" => &["can", "slcan"],
             t if t.starts_with("i2c_") => &["i2c"],
             t if t.starts_with("spi_") => &["spi"],
             _ => &["uart"],
