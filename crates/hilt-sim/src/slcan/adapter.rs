@@ -49,6 +49,8 @@ pub struct Adapter {
     fault: Option<Fault>,
     /// Frames the bus drops before they reach the adapter.
     drop_next: u32,
+    /// Unreadable bytes to put on the line before the next acknowledgement.
+    garbage_next: Option<Vec<u8>>,
     latency: Duration,
     /// Bytes due at a time, in time order.
     out: VecDeque<(Duration, Vec<u8>)>,
@@ -73,6 +75,7 @@ impl Adapter {
             overrun: false,
             fault: None,
             drop_next: 0,
+            garbage_next: None,
             latency,
             out: VecDeque::new(),
             pending_bytes: 0,
@@ -145,9 +148,9 @@ impl Adapter {
         self.emit(now, vec![slcan::BELL]);
     }
 
-    /// Raw bytes on the line (the `garbage` fault).
-    pub fn inject_raw(&mut self, now: Duration, bytes: &[u8]) {
-        self.emit(now, bytes.to_vec());
+    /// Raw bytes on the line (the `garbage` fault), when the host next sends a frame.
+    pub fn inject_raw(&mut self, bytes: &[u8]) {
+        self.garbage_next = Some(bytes.to_vec());
     }
 
     /// A frame from the bus reaches the adapter at `at`: delivered to the host when the
@@ -186,6 +189,9 @@ impl Adapter {
                 if !self.open || self.listen_only || self.fault.is_some() || frame.esi {
                     self.bell(now);
                     return;
+                }
+                if let Some(g) = self.garbage_next.take() {
+                    self.emit(now, g);
                 }
                 let ack = if frame.extended { b'Z' } else { b'z' };
                 self.emit(now, vec![ack, slcan::OK]);

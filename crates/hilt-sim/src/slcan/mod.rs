@@ -5,7 +5,7 @@
 //! - `fault bus-off` — frames refused (BELL), status flags `A4`, nothing received;
 //! - `fault error-frames` — frames refused, status flags `84`, reception goes on;
 //! - `fault drop N` — the next N frames from the bus are lost;
-//! - `fault garbage` — unreadable bytes on the line;
+//! - `fault garbage` — unreadable bytes on the line (before the next acknowledgement);
 //! - `fault clear`, `latency MS`, `heartbeat MS` (0: off);
 //! - `send <slcan frame>` — the ECU sends that frame (`send t1232AABB`);
 //! - `frames` — the frames the host put on the bus; `state` — open, bit rate, counters.
@@ -140,7 +140,7 @@ impl SlcanSim {
                 Err(_) => format!("error: `{n}` is not a count"),
             },
             ["fault", "garbage"] => {
-                a.inject_raw(now, b"\x00#?!zz\xFFt12\r");
+                a.inject_raw(b"\x00#?!zz\xFFt12\r");
                 "ok garbage".into()
             }
             ["fault", "clear"] => {
