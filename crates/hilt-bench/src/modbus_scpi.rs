@@ -87,7 +87,9 @@ pub fn run(env: &crate::env::Env, a: &Args) -> anyhow::Result<Table> {
         default_slave: 1,
     };
     let driver = transport_driver("modbus_tcp").context("modbus_tcp driver")?;
-    let OpenedTransport::Modbus(mut link) = driver.open("bench", "field", &transport)?;
+    let OpenedTransport::Modbus(mut link) = driver.open("bench", "field", &transport)? else {
+        bail!("the modbus_tcp driver did not open a Modbus link");
+    };
     let cancel = CancelToken::new();
     let mut lat = Vec::with_capacity(n);
     for _ in 0..50 {

@@ -85,10 +85,15 @@ fn send_and_expect_against_the_simulated_adapter() {
     let log = std::fs::read_to_string(run.join("logs/nodes/dut/transport-bus.log")).unwrap();
     assert!(log.contains("START slcan"), "{log}");
     assert!(
-        log.contains("SEND id=0x7E0 extended=False fd=False brs=False esi=False dlc=3 data=22 F1 90"),
+        log.contains(
+            "SEND id=0x7E0 extended=False fd=False brs=False esi=False dlc=3 data=22 F1 90"
+        ),
         "{log}"
     );
-    assert!(log.contains("RECV id=0x7E8 extended=False fd=False"), "{log}");
+    assert!(
+        log.contains("RECV id=0x7E8 extended=False fd=False"),
+        "{log}"
+    );
     assert!(log.contains("EXPECT_OK id=0x701"), "{log}");
     let locks = r["resource_locks"]["locks"].as_array().unwrap();
     assert!(
@@ -97,7 +102,10 @@ fn send_and_expect_against_the_simulated_adapter() {
             .any(|l| l["key"] == format!("serial:{}", link.display())),
         "the adapter's port is locked like any serial port: {locks:#?}"
     );
-    assert!(sim.control("state").contains("open=false"), "closed at the end");
+    assert!(
+        sim.control("state").contains("open=false"),
+        "closed at the end"
+    );
 }
 
 #[test]
@@ -161,7 +169,10 @@ fn bus_faults_noise_and_lost_frames() {
     assert_eq!(f["category"], "CAN_FAILED", "{f:#}");
     assert_eq!(f["source"], "bench_infrastructure");
     assert!(
-        f["message"].as_str().unwrap().contains("error warning, bus error (status flags 0x84)"),
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("error warning, bus error (status flags 0x84)"),
         "{f:#}"
     );
 
@@ -170,13 +181,22 @@ fn bus_faults_noise_and_lost_frames() {
     let listen = write_suite_tests(
         dir.path(),
         "can",
-        &[("listen", &["expect_can: {node: dut, transport: bus, within_ms: 200, frame: {id: 0x701}}"])],
+        &[(
+            "listen",
+            &["expect_can: {node: dut, transport: bus, within_ms: 200, frame: {id: 0x701}}"],
+        )],
     );
     let (code, _, r) = run_results(dir.path(), &bench, &listen);
     assert_eq!(code, 4, "{r:#}");
     let f = failure(&r);
     assert_eq!(f["category"], "CAN_FAILED", "{f:#}");
-    assert!(f["message"].as_str().unwrap().contains("the bus reports error warning, error passive, bus error"), "{f:#}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("the bus reports error warning, error passive, bus error"),
+        "{f:#}"
+    );
 
     // Garbage on the line is logged and skipped; a lost answer is a missed expectation.
     sim.control("fault clear");
@@ -202,14 +222,20 @@ fn bad_parameters_are_located_and_a_missing_adapter_is_the_bench() {
     let suite = write_suite_tests(
         dir.path(),
         "can",
-        &[("t", &["send_can: {node: dut, transport: bus, frame: {id: 0x123, data: \"ZZ\"}}"])],
+        &[(
+            "t",
+            &["send_can: {node: dut, transport: bus, frame: {id: 0x123, data: \"ZZ\"}}"],
+        )],
     );
     let err = validate_error(&bench, &suite);
     assert!(
         err.contains("bench.yaml:7:") && err.contains("333000 is not a bit rate"),
         "{err}"
     );
-    assert!(err.contains("suite.yaml:") && err.contains("`ZZ` is not a hex byte"), "{err}");
+    assert!(
+        err.contains("suite.yaml:") && err.contains("`ZZ` is not a hex byte"),
+        "{err}"
+    );
 
     let bench = write_bench(
         dir.path(),
@@ -218,12 +244,20 @@ fn bad_parameters_are_located_and_a_missing_adapter_is_the_bench() {
     let suite = write_suite_tests(
         dir.path(),
         "can",
-        &[("t", &["send_can: {node: dut, transport: bus, frame: {id: 0x123}}"])],
+        &[(
+            "t",
+            &["send_can: {node: dut, transport: bus, frame: {id: 0x123}}"],
+        )],
     );
     let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "TRANSPORT_OPEN_FAILED", "{r:#}");
-    assert!(r["failure"]["message"].as_str().unwrap().contains("/dev/ttyACM-none"));
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/dev/ttyACM-none")
+    );
 }
 
 #[test]
@@ -231,7 +265,13 @@ fn sim_process_self_test_and_doctor() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttySLCAN");
     let mut sim = SimProcess::start(
-        &["slcan", "--pty", link.to_str().unwrap(), "--heartbeat-ms", "50"],
+        &[
+            "slcan",
+            "--pty",
+            link.to_str().unwrap(),
+            "--heartbeat-ms",
+            "50",
+        ],
         "/dev/",
     );
     let bench = write_bench(dir.path(), &slcan_transport(&link, ""));
@@ -256,9 +296,15 @@ fn sim_process_self_test_and_doctor() {
     assert_eq!(check("node.dut.transport.bus.open")["status"], "pass");
     let v = check("node.dut.transport.bus.version");
     assert_eq!(v["status"], "pass", "{v:#}");
-    assert!(v["message"].as_str().unwrap_or("").contains("1013") || v.to_string().contains("1013"), "{v:#}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("1013") || v.to_string().contains("1013"),
+        "{v:#}"
+    );
     // Non-destructive: the channel was never opened, nothing went on the bus.
-    assert!(sim.control("state").contains("open=false delivered=0") || sim.control("state").contains("open=false"));
+    assert!(
+        sim.control("state").contains("open=false delivered=0")
+            || sim.control("state").contains("open=false")
+    );
     assert_eq!(sim.control("frames"), "frames");
 
     let out = hilt()
@@ -338,7 +384,13 @@ fn python_can_talks_to_the_simulated_adapter_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyPYCAN");
     let mut sim = SimProcess::start(
-        &["slcan", "--pty", link.to_str().unwrap(), "--heartbeat-ms", "50"],
+        &[
+            "slcan",
+            "--pty",
+            link.to_str().unwrap(),
+            "--heartbeat-ms",
+            "50",
+        ],
         "/dev/",
     );
     let out = std::process::Command::new(python)
@@ -348,12 +400,15 @@ fn python_can_talks_to_the_simulated_adapter_both_ways() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "python-can peer failed: {stderr}");
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {} {stderr}", String::from_utf8_lossy(&out.stdout))
-    });
+    let seen: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {stderr}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(seen["version"], serde_json::json!([10, 13]), "{seen:#}");
     assert_eq!(seen["answer"]["data"], "62f190", "{seen:#}");
-    assert_eq!(seen["heartbeat"]["data"].as_str().unwrap().len(), 4, "{seen:#}");
+    assert_eq!(
+        seen["heartbeat"]["data"].as_str().unwrap().len(),
+        4,
+        "{seen:#}"
+    );
     assert_eq!(seen["extended"]["ext"], true, "{seen:#}");
     assert_eq!(seen["extended"]["data"], "0102", "{seen:#}");
     assert_eq!(seen["fd"]["fd"], true, "{seen:#}");
@@ -376,17 +431,26 @@ fn python_can_talks_to_the_simulated_adapter_both_ways() {
 fn socketcan_needs_an_interface() {
     let dir = tempfile::tempdir().unwrap();
     // A missing interface is the bench's, said plainly (this works on every kernel).
-    let bench = write_bench(dir.path(), "{backend: can, interface: hiltcan9, bitrate: 500000}");
+    let bench = write_bench(
+        dir.path(),
+        "{backend: can, interface: hiltcan9, bitrate: 500000}",
+    );
     let suite = write_suite_tests(
         dir.path(),
         "can",
-        &[("t", &["send_can: {node: dut, transport: bus, frame: {id: 0x123}}"])],
+        &[(
+            "t",
+            &["send_can: {node: dut, transport: bus, frame: {id: 0x123}}"],
+        )],
     );
     let (code, _, r) = run_results(dir.path(), &bench, &suite);
     assert_eq!(code, 4, "{r:#}");
     assert_eq!(r["failure"]["category"], "TRANSPORT_OPEN_FAILED", "{r:#}");
     assert!(
-        r["failure"]["message"].as_str().unwrap().contains("no such network interface"),
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such network interface"),
         "{r:#}"
     );
 

@@ -83,10 +83,16 @@ pub fn can_failure(err: &CanError, what: &str) -> Option<Failure> {
             .with_explanation(explanation)
     };
     Some(match err {
-        CanError::Refused { .. } => f("The CAN adapter refused the request: its channel is not open, its transmit buffer is full, or it does not support what was asked."),
-        CanError::Bus { .. } => f("The CAN bus is in an error state, so frames cannot be exchanged: check the bit rate of every node, the termination (120 Ω at both ends) and the wiring."),
+        CanError::Refused { .. } => f(
+            "The CAN adapter refused the request: its channel is not open, its transmit buffer is full, or it does not support what was asked.",
+        ),
+        CanError::Bus { .. } => f(
+            "The CAN bus is in an error state, so frames cannot be exchanged: check the bit rate of every node, the termination (120 Ω at both ends) and the wiring.",
+        ),
         CanError::NoAnswer { .. } => f("The CAN adapter stopped answering on its serial port."),
-        CanError::Garbled { .. } => f("The CAN adapter sent bytes that are not slcan messages: a wrong serial speed, another program on the port, or a faulty cable."),
+        CanError::Garbled { .. } => f(
+            "The CAN adapter sent bytes that are not slcan messages: a wrong serial speed, another program on the port, or a faulty cable.",
+        ),
         CanError::Io(e) => {
             let mut x = hw_failure(e);
             x.message = format!("{what}: {}", x.message);

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use hilt_hw::ResourceKind;
 use hilt_hw::board::Board;
+use hilt_hw::can::CanLink;
 use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
-use hilt_hw::can::CanLink;
 use hilt_hw::gpio::NodeLines;
 use hilt_hw::measurement::Instrument;
 use hilt_hw::modbus::ModbusLink;

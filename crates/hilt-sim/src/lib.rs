@@ -52,8 +52,8 @@ mod pty;
 mod rng;
 mod scpi;
 mod serial_relay;
-mod slcan;
 mod shared;
+mod slcan;
 mod state;
 
 pub use commands::MAX_FLOOD;

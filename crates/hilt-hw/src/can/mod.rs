@@ -60,7 +60,11 @@ impl Frame {
             return Err(format!(
                 "id {:#X} exceeds the {} limit {max:#X}",
                 self.id,
-                if self.extended { "extended" } else { "standard" }
+                if self.extended {
+                    "extended"
+                } else {
+                    "standard"
+                }
             ));
         }
         let limit = if self.fd {
@@ -79,7 +83,9 @@ impl Frame {
             return Err("bitrate_switch and error_state_indicator need a CAN FD frame".into());
         }
         if self.remote && (self.fd || !self.data.is_empty() || self.remote_len > 8) {
-            return Err("a remote frame is classic, carries no data and asks for at most 8 bytes".into());
+            return Err(
+                "a remote frame is classic, carries no data and asks for at most 8 bytes".into(),
+            );
         }
         Ok(())
     }
@@ -157,13 +163,22 @@ pub fn passes(filters: &[Filter], frame: &Frame) -> bool {
 pub enum CanError {
     /// The adapter refused a command or a frame (slcan: a BELL instead of the
     /// acknowledgement) — not open, transmit buffer full, or bus-off.
-    Refused { what: String },
+    Refused {
+        what: String,
+    },
     /// The bus reports an error state (error frames, error-passive, bus-off).
-    Bus { state: String },
+    Bus {
+        state: String,
+    },
     /// The adapter did not acknowledge a command within the transport's timeout.
-    NoAnswer { what: String, waited: Duration },
+    NoAnswer {
+        what: String,
+        waited: Duration,
+    },
     /// Bytes arrived that are no slcan message.
-    Garbled { what: String },
+    Garbled {
+        what: String,
+    },
     /// The port or socket failed.
     Io(HwError),
     Cancelled,
@@ -194,8 +209,7 @@ pub trait CanLink: Send {
 
     /// The next received frame that passes the transport's filters, or `None` when none
     /// arrived before `deadline`. Wakes at once on cancel.
-    fn recv(&mut self, deadline: Instant, cancel: &CancelToken)
-    -> Result<Option<Frame>, CanError>;
+    fn recv(&mut self, deadline: Instant, cancel: &CancelToken) -> Result<Option<Frame>, CanError>;
 
     /// Called as each step starts: drops the frames received before the previous mark and
     /// not yet read (returns how many); frames received since stay readable. So a step

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Frame, FD_LENGTHS, fd_dlc};
+use super::{FD_LENGTHS, Frame, fd_dlc};
 
 pub const OK: u8 = b'\r';
 pub const BELL: u8 = 0x07;
@@ -41,7 +41,10 @@ pub const BITRATES: [(u64, &str); 10] = [
 pub const DATA_BITRATES: [(u64, &str); 2] = [(2_000_000, "Y2"), (5_000_000, "Y5")];
 
 pub fn bitrate_command(bitrate: u64) -> Option<&'static str> {
-    BITRATES.iter().find(|(b, _)| *b == bitrate).map(|(_, c)| *c)
+    BITRATES
+        .iter()
+        .find(|(b, _)| *b == bitrate)
+        .map(|(_, c)| *c)
 }
 
 pub fn data_bitrate_command(bitrate: u64) -> Option<&'static str> {
@@ -80,14 +83,27 @@ pub enum Message {
 
 /// Splits a byte stream into messages; keeps at most [`MAX_LINE`] bytes of an unfinished
 /// one (longer runs without a terminator are reported as garbage and dropped).
+///
+/// Timestamps make a frame's length ambiguous (7 data bytes read with a DLC of 5 look like
+/// 5 bytes and a timestamp), so a decoder accepts them only when built to
+/// ([`Decoder::with_timestamps`], for a host that sent `Z1`); otherwise four extra digits
+/// are a wrong length.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    timestamps: bool,
 }
 
 impl Decoder {
     pub fn new() -> Decoder {
         Decoder::default()
+    }
+
+    pub fn with_timestamps() -> Decoder {
+        Decoder {
+            buf: Vec::new(),
+            timestamps: true,
+        }
     }
 
     /// Bytes of an unfinished message waiting for their terminator.
@@ -100,7 +116,7 @@ impl Decoder {
             match b {
                 OK => {
                     let line = std::mem::take(&mut self.buf);
-                    out.push_back(parse_line(&line));
+                    out.push_back(parse(&line, self.timestamps));
                 }
                 BELL => {
                     if !self.buf.is_empty() {
@@ -149,15 +165,21 @@ pub fn printable(b: &[u8]) -> String {
     s
 }
 
-/// One message without its terminator.
+/// One message without its terminator (no timestamps).
 pub fn parse_line(line: &[u8]) -> Message {
+    parse(line, false)
+}
+
+fn parse(line: &[u8], timestamps: bool) -> Message {
     match line.first() {
         None => Message::Ack,
         Some(b'z' | b'Z') if line.len() == 1 => Message::Ack,
-        Some(b't' | b'T' | b'r' | b'R' | b'd' | b'D' | b'b' | b'B') => match parse_frame(line) {
-            Ok((frame, timestamp)) => Message::Frame { frame, timestamp },
-            Err(why) => garbage(line, &why),
-        },
+        Some(b't' | b'T' | b'r' | b'R' | b'd' | b'D' | b'b' | b'B') => {
+            match parse_frame(line, timestamps) {
+                Ok((frame, timestamp)) => Message::Frame { frame, timestamp },
+                Err(why) => garbage(line, &why),
+            }
+        }
         Some(c) if c.is_ascii_alphabetic() && line.iter().all(|b| b.is_ascii_alphanumeric()) => {
             Message::Command(String::from_utf8_lossy(line).into_owned())
         }
@@ -173,8 +195,9 @@ fn hex_value(digits: &[u8]) -> Result<u32, String> {
     u32::from_str_radix(s, 16).map_err(|e| e.to_string())
 }
 
-/// A frame message (`t12320102`, `D1234567890…`, optionally with a timestamp).
-pub fn parse_frame(line: &[u8]) -> Result<(Frame, Option<u16>), String> {
+/// A frame message (`t12320102`, `D1234567890…`; with `timestamps`, optionally followed by
+/// a 4-digit timestamp).
+pub fn parse_frame(line: &[u8], timestamps: bool) -> Result<(Frame, Option<u16>), String> {
     let kind = line[0];
     let extended = kind.is_ascii_uppercase();
     let remote = matches!(kind, b'r' | b'R');
@@ -208,9 +231,9 @@ pub fn parse_frame(line: &[u8]) -> Result<(Frame, Option<u16>), String> {
     let data_digits = if remote { 0 } else { len * 2 };
     let timestamp = match body.len() {
         n if n == data_digits => None,
-        n if n == data_digits + 4 => Some(
-            hex_value(&body[data_digits..]).map_err(|e| format!("timestamp: {e}"))? as u16,
-        ),
+        n if timestamps && n == data_digits + 4 => {
+            Some(hex_value(&body[data_digits..]).map_err(|e| format!("timestamp: {e}"))? as u16)
+        }
         n => {
             return Err(format!(
                 "DLC {dlc} announces {len} bytes ({data_digits} hex digits) but {n} digits follow"
@@ -291,7 +314,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn decode(bytes: &[u8]) -> Vec<Message> {
-        let mut d = Decoder::new();
+        decode_with(Decoder::new(), bytes)
+    }
+
+    fn decode_with(mut d: Decoder, bytes: &[u8]) -> Vec<Message> {
         let mut out = VecDeque::new();
         d.push(bytes, &mut out);
         out.into_iter().collect()
@@ -304,7 +330,10 @@ mod tests {
             encode_frame(&f(0x123, false, &[0x11, 0x22])).unwrap(),
             b"t12321122\r"
         );
-        assert_eq!(encode_frame(&f(0x1ABCDEF, true, &[])).unwrap(), b"T01ABCDEF0\r");
+        assert_eq!(
+            encode_frame(&f(0x1ABCDEF, true, &[])).unwrap(),
+            b"T01ABCDEF0\r"
+        );
         let mut fd = f(0x10, false, &[1; 9]);
         fd.fd = true;
         fd.brs = true;
@@ -326,8 +355,12 @@ mod tests {
                 },
             ]
         );
+        assert!(matches!(
+            decode(b"t1231AA1F40\r")[0],
+            Message::Garbage { .. }
+        ));
         assert_eq!(
-            decode(b"t1231AA1F40\r"),
+            decode_with(Decoder::with_timestamps(), b"t1231AA1F40\r"),
             vec![Message::Frame {
                 frame: f(0x123, false, &[0xAA]),
                 timestamp: Some(0x1F40)
@@ -357,12 +390,14 @@ mod tests {
                 m => panic!("{m:?} for {line:?}"),
             }
         }
-        assert!(encode_frame(&Frame {
-            esi: true,
-            fd: true,
-            ..Frame::default()
-        })
-        .is_err());
+        assert!(
+            encode_frame(&Frame {
+                esi: true,
+                fd: true,
+                ..Frame::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
@@ -376,16 +411,33 @@ mod tests {
     }
 
     fn frame() -> impl Strategy<Value = Frame> {
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..=64))
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u8>(), 0..=64),
+        )
             .prop_map(|(extended, fd, brs, id, mut data)| {
-                let id = if extended { id & 0x1FFF_FFFF } else { id & 0x7FF };
+                let id = if extended {
+                    id & 0x1FFF_FFFF
+                } else {
+                    id & 0x7FF
+                };
                 if fd {
                     let (_, len) = fd_dlc(data.len()).unwrap_or((15, 64));
                     data.resize(len, 0);
                 } else {
                     data.truncate(8);
                 }
-                Frame { id, extended, fd, brs: fd && brs, data, ..Frame::default() }
+                Frame {
+                    id,
+                    extended,
+                    fd,
+                    brs: fd && brs,
+                    data,
+                    ..Frame::default()
+                }
             })
     }
 
@@ -393,7 +445,7 @@ mod tests {
         #[test]
         fn frames_round_trip(f in frame(), ts in prop::option::of(0u16..60000)) {
             let bytes = encode_frame_at(&f, ts).unwrap();
-            let msgs = decode(&bytes);
+            let msgs = decode_with(Decoder::with_timestamps(), &bytes);
             prop_assert_eq!(msgs, vec![Message::Frame { frame: f, timestamp: ts }]);
         }
 

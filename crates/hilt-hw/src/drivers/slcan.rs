@@ -141,7 +141,11 @@ impl TransportDriver for Slcan {
             outcome,
         };
         let Some(p) = params(t) else {
-            return vec![check("start", "open slcan adapter".into(), Probe::Failed(wrong(t)))];
+            return vec![check(
+                "start",
+                "open slcan adapter".into(),
+                Probe::Failed(wrong(t)),
+            )];
         };
         let mut link = match SlcanLink::connect(&p) {
             Ok(l) => l,
@@ -165,7 +169,10 @@ impl TransportDriver for Slcan {
                 ResourceKind::Can,
                 "slcan adapter",
                 p.port,
-                format!("no answer to the version query: {e} (is it an slcan adapter, at baud {}?)", p.baud),
+                format!(
+                    "no answer to the version query: {e} (is it an slcan adapter, at baud {}?)",
+                    p.baud
+                ),
             )),
         };
         out.push(check("version", format!("{} version", p.port), version));
@@ -333,8 +340,13 @@ impl SlcanLink {
     }
 
     fn command(&mut self, cmd: &str, cancel: &CancelToken) -> Result<(), CanError> {
-        self.exchange(format!("{cmd}\r").as_bytes(), &format!("`{cmd}`"), cancel, None)
-            .map(|_| ())
+        self.exchange(
+            format!("{cmd}\r").as_bytes(),
+            &format!("`{cmd}`"),
+            cancel,
+            None,
+        )
+        .map(|_| ())
     }
 
     /// A query answered with a payload (`V` → `V1013`).
@@ -366,7 +378,8 @@ impl SlcanLink {
             .filter(|(bit, _)| flags & bit != 0)
             .map(|(_, s)| *s)
             .collect();
-        Ok((!states.is_empty()).then(|| format!("{} (status flags {flags:#04X})", states.join(", "))))
+        Ok((!states.is_empty())
+            .then(|| format!("{} (status flags {flags:#04X})", states.join(", "))))
     }
 }
 
@@ -390,11 +403,7 @@ impl CanLink for SlcanLink {
         }
     }
 
-    fn recv(
-        &mut self,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Option<Frame>, CanError> {
+    fn recv(&mut self, deadline: Instant, cancel: &CancelToken) -> Result<Option<Frame>, CanError> {
         loop {
             while let Some(m) = self.sort() {
                 self.note(format!("UNEXPECTED {m:?}"));

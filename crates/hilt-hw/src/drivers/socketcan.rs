@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use hilt_model::bench::Transport;
 use socketcan::{
-    CanAnyFrame, CanDataFrame, CanFdFrame, CanFdSocket, CanFilter, CanRemoteFrame,
-    EmbeddedFrame, ExtendedId, Id, Socket, SocketOptions, StandardId,
+    CanAnyFrame, CanDataFrame, CanFdFrame, CanFdSocket, CanFilter, CanRemoteFrame, EmbeddedFrame,
+    ExtendedId, Id, Socket, SocketOptions, StandardId,
 };
 
 use super::{OpenedTransport, Problem, TransportDriver};
@@ -46,7 +46,10 @@ impl TransportDriver for SocketCan {
             return Vec::new();
         };
         match interface_name_problem(interface) {
-            Some(p) => vec![Problem::new("interface", p).with_help("write the interface name alone, e.g. `can0`")],
+            Some(p) => vec![
+                Problem::new("interface", p)
+                    .with_help("write the interface name alone, e.g. `can0`"),
+            ],
             None => Vec::new(),
         }
     }
@@ -96,7 +99,9 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         Some("must name a CAN interface".into())
     } else if name.len() > IFNAME_MAX {
-        Some(format!("`{name}` is longer than the {IFNAME_MAX} characters of an interface name"))
+        Some(format!(
+            "`{name}` is longer than the {IFNAME_MAX} characters of an interface name"
+        ))
     } else if name.contains('/') || name.chars().any(char::is_whitespace) {
         Some(format!("`{name}` is not an interface name"))
     } else {
@@ -163,7 +168,12 @@ impl RawCan for RealSocket {
     fn read(&mut self, timeout: Duration) -> io::Result<Option<CanAnyFrame>> {
         match self.0.read_frame_timeout(timeout) {
             Ok(f) => Ok(Some(f)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
                 Ok(None)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
@@ -202,7 +212,10 @@ fn hal_id(id: u32, extended: bool) -> Option<Id> {
     if extended {
         ExtendedId::new(id).map(Id::Extended)
     } else {
-        u16::try_from(id).ok().and_then(StandardId::new).map(Id::Standard)
+        u16::try_from(id)
+            .ok()
+            .and_then(StandardId::new)
+            .map(Id::Standard)
     }
 }
 
@@ -347,11 +360,7 @@ impl<R: RawCan> CanLink for SocketCanLink<R> {
         }
     }
 
-    fn recv(
-        &mut self,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Option<Frame>, CanError> {
+    fn recv(&mut self, deadline: Instant, cancel: &CancelToken) -> Result<Option<Frame>, CanError> {
         loop {
             if let Some(f) = self.queued.pop_front() {
                 self.old = self.old.saturating_sub(1);
@@ -475,13 +484,24 @@ mod tests {
     #[test]
     fn filters_carry_the_id_kind() {
         let k = kernel_filters(&[
-            Filter { id: 0x100, mask: 0x700, extended: false },
-            Filter { id: 0x18DA00F1, mask: 0x1FFFFF00, extended: true },
+            Filter {
+                id: 0x100,
+                mask: 0x700,
+                extended: false,
+            },
+            Filter {
+                id: 0x18DA00F1,
+                mask: 0x1FFFFF00,
+                extended: true,
+            },
         ]);
         assert_eq!(k.len(), 2);
         let dbg = format!("{k:?}");
         assert!(dbg.contains(&format!("{}", 0x700 | CAN_EFF_FLAG)), "{dbg}");
-        assert!(dbg.contains(&format!("{}", 0x18DA00F1u32 | CAN_EFF_FLAG)), "{dbg}");
+        assert!(
+            dbg.contains(&format!("{}", 0x18DA00F1u32 | CAN_EFF_FLAG)),
+            "{dbg}"
+        );
     }
 
     #[test]
@@ -494,13 +514,19 @@ mod tests {
         let cancel = CancelToken::new();
         l.send(&frames()[3], &cancel).unwrap();
         assert_eq!(l.raw.written.len(), 1);
-        let got = l.recv(Instant::now() + Duration::from_millis(50), &cancel).unwrap();
+        let got = l
+            .recv(Instant::now() + Duration::from_millis(50), &cancel)
+            .unwrap();
         assert_eq!(got, Some(frames()[0].clone()));
         // The first mark keeps what arrived (since the previous step began), the second
         // drops what is still unread.
         assert_eq!(l.mark().unwrap(), 0);
         assert_eq!(l.mark().unwrap(), 4);
-        assert_eq!(l.recv(Instant::now() + Duration::from_millis(20), &cancel).unwrap(), None);
+        assert_eq!(
+            l.recv(Instant::now() + Duration::from_millis(20), &cancel)
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -519,21 +545,32 @@ mod tests {
         fake.write_error = Some(nix::libc::ENOBUFS);
         let mut l = link(fake, false);
         let cancel = CancelToken::new();
-        assert_eq!(l.recv(Instant::now() + Duration::from_millis(20), &cancel).unwrap(), None);
+        assert_eq!(
+            l.recv(Instant::now() + Duration::from_millis(20), &cancel)
+                .unwrap(),
+            None
+        );
         let state = l.bus_state(&cancel).unwrap().expect("a bus state");
         assert!(state.contains("error frames"), "{state}");
         assert!(l.take_notes().iter().any(|n| n.starts_with("ERROR FRAME")));
         let e = l.send(&frames()[0], &cancel).unwrap_err();
         assert!(matches!(e, CanError::Bus { .. }), "{e}");
         l.raw.write_error = Some(nix::libc::ENETDOWN);
-        assert!(matches!(l.send(&frames()[0], &cancel), Err(CanError::Bus { .. })));
+        assert!(matches!(
+            l.send(&frames()[0], &cancel),
+            Err(CanError::Bus { .. })
+        ));
     }
 
     #[test]
     fn interfaces_are_checked_in_sysfs() {
         let dir = tempfile::tempdir().unwrap();
         let net = dir.path();
-        assert!(interface_state(net, "can0", false).unwrap_err().contains("no such"));
+        assert!(
+            interface_state(net, "can0", false)
+                .unwrap_err()
+                .contains("no such")
+        );
         assert!(interface_state(net, "a/b", false).is_err());
         assert!(interface_state(net, "abcdefghijklmnopq", false).is_err());
         let can0 = net.join("can0");
@@ -541,13 +578,25 @@ mod tests {
         std::fs::write(can0.join("type"), "280\n").unwrap();
         std::fs::write(can0.join("operstate"), "down\n").unwrap();
         std::fs::write(can0.join("mtu"), "16\n").unwrap();
-        assert!(interface_state(net, "can0", false).unwrap_err().contains("down"));
+        assert!(
+            interface_state(net, "can0", false)
+                .unwrap_err()
+                .contains("down")
+        );
         std::fs::write(can0.join("operstate"), "up\n").unwrap();
         assert!(interface_state(net, "can0", false).is_ok());
-        assert!(interface_state(net, "can0", true).unwrap_err().contains("MTU is 16"));
+        assert!(
+            interface_state(net, "can0", true)
+                .unwrap_err()
+                .contains("MTU is 16")
+        );
         std::fs::write(can0.join("mtu"), "72\n").unwrap();
         assert!(interface_state(net, "can0", true).is_ok());
         std::fs::write(can0.join("type"), "1\n").unwrap();
-        assert!(interface_state(net, "can0", false).unwrap_err().contains("not a CAN"));
+        assert!(
+            interface_state(net, "can0", false)
+                .unwrap_err()
+                .contains("not a CAN")
+        );
     }
 }

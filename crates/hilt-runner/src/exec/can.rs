@@ -98,7 +98,11 @@ impl Rule {
         if let Some(m) = self.id_mask {
             s.push_str(&format!(" id_mask=0x{m:X}"));
         }
-        s.push_str(&format!(" extended={} fd={}", py(self.extended), py(self.fd)));
+        s.push_str(&format!(
+            " extended={} fd={}",
+            py(self.extended),
+            py(self.fd)
+        ));
         s.push_str(&match self.brs {
             Some(b) => format!(" brs={}", py(b)),
             None => " brs=any".into(),

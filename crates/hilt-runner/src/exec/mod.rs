@@ -118,8 +118,11 @@ impl<'a> Exec<'a> {
             if let Err(e) = c.link.mark() {
                 c.log.line(&format!("FAILED {e}"));
                 return Err(
-                    match crate::classify::can_failure(&e, &format!("CAN transport {node}.{name}")) {
-                        Some(f) => StepError::Run(f.with_artifact("transport_log", c.log_path.clone())),
+                    match crate::classify::can_failure(&e, &format!("CAN transport {node}.{name}"))
+                    {
+                        Some(f) => {
+                            StepError::Run(f.with_artifact("transport_log", c.log_path.clone()))
+                        }
                         None => StepError::Cancelled,
                     },
                 );

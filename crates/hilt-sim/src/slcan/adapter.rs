@@ -163,9 +163,7 @@ impl Adapter {
             self.drop_next -= 1;
             return;
         }
-        let ts = self
-            .timestamps
-            .then(|| (at.as_millis() % 60_000) as u16);
+        let ts = self.timestamps.then(|| (at.as_millis() % 60_000) as u16);
         if let Ok(bytes) = slcan::encode_frame_at(frame, ts) {
             self.delivered += 1;
             self.emit(at, bytes);
@@ -303,8 +301,15 @@ mod tests {
         assert_eq!(run(&mut a, 0, b"C\r"), b"\x07");
         assert_eq!(run(&mut a, 0, b"S6\rO\r"), b"\r\r");
         assert_eq!(a.bitrate(), Some(500_000));
-        assert_eq!(run(&mut a, 0, b"S4\r"), b"\x07", "no bit rate change while open");
-        assert_eq!(run(&mut a, 0, b"V\rv\rN\rF\r"), b"V1013\rv0107\rNSIM1\rF00\r");
+        assert_eq!(
+            run(&mut a, 0, b"S4\r"),
+            b"\x07",
+            "no bit rate change while open"
+        );
+        assert_eq!(
+            run(&mut a, 0, b"V\rv\rN\rF\r"),
+            b"V1013\rv0107\rNSIM1\rF00\r"
+        );
         assert_eq!(run(&mut a, 0, b"Q\r#\r"), b"\x07\x07");
     }
 
@@ -325,7 +330,10 @@ mod tests {
         assert!(run(&mut a, 10, b"").starts_with(b"t701"));
         a.set_fault(Some(Fault::ErrorFrames));
         assert_eq!(run(&mut a, 11, b"t1230\rF\r"), b"\x07F84\r");
-        assert!(run(&mut a, 20, b"").starts_with(b"t701"), "reception goes on");
+        assert!(
+            run(&mut a, 20, b"").starts_with(b"t701"),
+            "reception goes on"
+        );
         a.set_fault(Some(Fault::BusOff));
         assert_eq!(run(&mut a, 30, b"t1230\r"), b"\x07");
         assert_eq!(run(&mut a, 40, b""), b"", "nothing received while bus-off");

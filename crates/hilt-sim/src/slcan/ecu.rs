@@ -75,8 +75,7 @@ impl Ecu {
 
     /// Frames the ECU sends on its own by `now`, each with the time it is on the bus.
     pub fn due(&mut self, now: Duration) -> Vec<(Duration, Frame)> {
-        let mut out: Vec<(Duration, Frame)> =
-            self.injected.drain(..).map(|f| (now, f)).collect();
+        let mut out: Vec<(Duration, Frame)> = self.injected.drain(..).map(|f| (now, f)).collect();
         if let Some(p) = self.heartbeat {
             // After a long pause (the channel was closed) only the latest beat is sent.
             if now >= self.next_heartbeat + p * 4 {
