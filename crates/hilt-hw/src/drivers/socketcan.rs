@@ -241,17 +241,16 @@ pub fn to_socket(f: &Frame) -> Result<CanAnyFrame, String> {
 
 /// A socket frame as hilt's; error frames are not frames (`Err` with the error).
 pub fn from_socket(f: &CanAnyFrame) -> Result<Frame, String> {
-    let (id, extended) = |id: Id| -> (u32, bool) {
-        match id {
-            Id::Standard(s) => (u32::from(s.as_raw()), false),
-            Id::Extended(e) => (e.as_raw(), true),
-        }
-    }(match f {
+    let hal = match f {
         CanAnyFrame::Normal(d) => d.id(),
         CanAnyFrame::Remote(r) => r.id(),
         CanAnyFrame::Fd(d) => d.id(),
         CanAnyFrame::Error(e) => return Err(e.into_error().to_string()),
-    });
+    };
+    let (id, extended) = match hal {
+        Id::Standard(s) => (u32::from(s.as_raw()), false),
+        Id::Extended(e) => (e.as_raw(), true),
+    };
     Ok(match f {
         CanAnyFrame::Normal(d) => Frame::classic(id, extended, d.data()),
         CanAnyFrame::Remote(r) => Frame {
@@ -435,7 +434,7 @@ mod tests {
             if let Some(e) = self.write_error {
                 return Err(io::Error::from_raw_os_error(e));
             }
-            self.written.push(frame.clone());
+            self.written.push(*frame);
             Ok(())
         }
     }

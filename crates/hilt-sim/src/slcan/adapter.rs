@@ -163,7 +163,7 @@ impl Adapter {
             self.drop_next -= 1;
             return;
         }
-        let ts = self.timestamps.then(|| (at.as_millis() % 60_000) as u16);
+        let ts = self.timestamps.then_some((at.as_millis() % 60_000) as u16);
         if let Ok(bytes) = slcan::encode_frame_at(frame, ts) {
             self.delivered += 1;
             self.emit(at, bytes);
