@@ -7,7 +7,8 @@
 #     emulated-board scenarios (firmware/ is built by the tests)
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
 #     moto in server mode as the S3-protocol peer; pymodbus + pyserial as the independent
-#     Modbus peer for crates/hilt-cli/tests/modbus.rs):
+#     Modbus peer for crates/hilt-cli/tests/modbus.rs; python-can as the independent slcan
+#     peer for crates/hilt-cli/tests/can.rs):
 #     $HILT_PY_VENV (default: $HOME/.cache/hilt-venv)
 # Safe to run again: every step checks before it installs.
 set -euo pipefail
@@ -67,4 +68,8 @@ fi
 if ! "$HILT_PY_VENV/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
   echo "peers: installing pymodbus==3.16.1 and pyserial into the venv"
   "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "pymodbus==3.16.1" "pyserial==3.5"
+fi
+if ! "$HILT_PY_VENV/bin/python" -c 'import can, sys; sys.exit(can.__version__ != "4.6.1")' >/dev/null 2>&1; then
+  echo "peers: installing python-can==4.6.1 into the venv"
+  "$HILT_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "python-can==4.6.1" "pyserial==3.5"
 fi

@@ -23,6 +23,7 @@ mod server_rig;
 mod server_throughput;
 mod shape;
 mod sim_agents;
+mod slcan_throughput;
 mod slow_clients;
 mod stats;
 mod stream;
@@ -153,6 +154,15 @@ enum Cmd {
         /// Transactions per client [default: 20000, quick: 1000].
         #[arg(long)]
         transactions: Option<usize>,
+    },
+    /// slcan frames received through hilt's driver over a pty vs the pty's raw bytes/s.
+    SlcanThroughput {
+        /// Frames per trial [default: 200000, quick: 20000].
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Trials [default: 5, quick: 1].
+        #[arg(long)]
+        trials: Option<usize>,
     },
     /// The QEMU board: boot/reset/flash → banner, and ping → pong vs the pty sim device.
     Qemu {
@@ -286,6 +296,16 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
                 env,
                 &modbus_scpi::Args {
                     transactions: pick(transactions, q, 20_000, 1000),
+                },
+            ),
+        ),
+        Cmd::SlcanThroughput { frames, trials } => (
+            "slcan-throughput",
+            slcan_throughput::run(
+                env,
+                &slcan_throughput::Args {
+                    frames: pick(frames, q, 200_000, 20_000),
+                    trials: pick(trials, q, 5, 1),
                 },
             ),
         ),

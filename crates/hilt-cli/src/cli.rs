@@ -171,6 +171,13 @@ pub enum SimCommand {
     /// stdin (`nack 0x48 3`, `remove 0x50`, `stretch 200`, `arbitration 1`, `temp 31.5`,
     /// `supply 5 0.25`, `status`), answered on stdout.
     Bus(SimBusArgs),
+    /// Run a simulated slcan USB-CAN adapter on a pseudo-terminal, with a CAN bus behind it
+    /// holding one ECU: a frame to 0x7E0 is answered on 0x7E8 (first byte + 0x40), 0x321
+    /// is echoed on 0x322, extended 0x18DA00F1 on 0x18DAF100, and a heartbeat goes out on
+    /// 0x701. Faults on demand, one command per line on stdin (`fault bus-off`, `fault
+    /// error-frames`, `fault drop 3`, `fault garbage`, `fault clear`, `latency 5`,
+    /// `heartbeat 0`, `send t1232AABB`, `frames`, `state`), answered on stdout.
+    Slcan(SimSlcanArgs),
 }
 
 #[derive(Args)]
@@ -181,6 +188,19 @@ pub struct SimBusArgs {
     /// Hold the clock this long on every I2C transfer (clock stretching), in ms.
     #[arg(long, default_value_t = 0)]
     pub stretch_ms: u64,
+}
+
+#[derive(Args)]
+pub struct SimSlcanArgs {
+    /// Create this symlink to the adapter's pty (the pty path is printed on stdout).
+    #[arg(long, value_name = "PTY-LINK")]
+    pub pty: Option<PathBuf>,
+    /// One-way bus latency in ms (an answer comes after twice this).
+    #[arg(long, default_value_t = 1)]
+    pub latency_ms: u64,
+    /// Heartbeat period of the ECU in ms (0: no heartbeat).
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_ms: u64,
 }
 
 #[derive(Args)]

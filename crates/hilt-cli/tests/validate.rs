@@ -79,29 +79,6 @@ fn wrong_type_and_missing_file() {
 }
 
 #[test]
-fn unsupported_step_is_refused_not_skipped() {
-    let d = tempfile::tempdir().unwrap();
-    let b = write(&d, "bench.yaml", BENCH);
-    let s = write(
-        &d,
-        "suite.yaml",
-        "suite: {name: s}\ntests:\n  - name: t\n    steps:\n      - send_can: {node: dut, transport: console, id: 0x123, data: \"01 02\"}\n",
-    );
-    hilt()
-        .arg("validate")
-        .arg("--bench")
-        .arg(&b)
-        .arg("--suite")
-        .arg(&s)
-        .assert()
-        .code(3)
-        .stderr(
-            predicate::str::contains("suite.yaml:5:")
-                .and(predicate::str::contains("not supported by this build")),
-        );
-}
-
-#[test]
 fn alias_bomb_is_refused_quickly() {
     let d = tempfile::tempdir().unwrap();
     let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");

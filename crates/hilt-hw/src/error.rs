@@ -19,6 +19,8 @@ pub enum ResourceKind {
     I2c,
     /// An SPI transport (a chip select: `/dev/spidev<b>.<d>` or a simulated one).
     Spi,
+    /// A CAN transport (slcan adapter or SocketCAN interface).
+    Can,
 }
 
 impl ResourceKind {
@@ -31,6 +33,7 @@ impl ResourceKind {
             ResourceKind::Modbus => "modbus",
             ResourceKind::I2c => "i2c",
             ResourceKind::Spi => "spi",
+            ResourceKind::Can => "can",
         }
     }
 }

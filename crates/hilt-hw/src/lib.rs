@@ -4,6 +4,7 @@
 //! the bench file and never knows which it holds.
 
 pub mod board;
+pub mod can;
 pub mod cancel;
 pub mod drivers;
 mod error;

@@ -1,6 +1,7 @@
 //! Turning errors into failures, and outcomes into exit codes.
 
 use hilt_hw::i2c::I2cError;
+use hilt_hw::can::CanError;
 use hilt_hw::modbus::{FrameError, ModbusError};
 use hilt_hw::spi::SpiError;
 use hilt_hw::{HwError, ResourceKind};
@@ -37,11 +38,11 @@ pub fn exit_code(status: RunStatus, failure: Option<&Failure>) -> i32 {
 /// A hardware error as a failure: the category follows from what went wrong and the kind
 /// of resource it happened on.
 pub fn hw_failure(err: &HwError) -> Failure {
-    use ResourceKind::{Gpio, I2c, Measurement, Modbus, Power, Serial, Spi};
+    use ResourceKind::{Can, Gpio, I2c, Measurement, Modbus, Power, Serial, Spi};
     let category = match err {
         HwError::Cancelled => Category::Cancelled,
         HwError::Open { kind, .. } => match kind {
-            Serial | Modbus | I2c | Spi => Category::TransportOpenFailed,
+            Serial | Modbus | I2c | Spi | Can => Category::TransportOpenFailed,
             Gpio => Category::GpioLineUnreachable,
             Power => Category::PowerResourceUnavailable,
             Measurement => Category::MeasurementResourceUnavailable,
@@ -55,6 +56,7 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Measurement => Category::MeasurementFailed,
             I2c => Category::I2cFailed,
             Spi => Category::SpiFailed,
+            Can => Category::CanFailed,
             // BenchCI has no Modbus I/O category; the connection failing is the bench's.
             Modbus => {
                 return Failure::new(Category::ModbusExpectationFailed, err.to_string())
@@ -69,9 +71,41 @@ pub fn hw_failure(err: &HwError) -> Failure {
             Modbus => Category::ModbusExpectationFailed,
             I2c => Category::I2cFailed,
             Spi => Category::SpiFailed,
+            Can => Category::CanFailed,
         },
     };
     Failure::new(category, err.to_string())
+}
+
+/// A CAN transport that failed in use (`what`: `send_can id=0x123 on dut.bus`) as a
+/// failure that ends the run: `CAN_FAILED`, source bench infrastructure — the adapter
+/// refusing a frame or not answering, a bus in an error state (wiring, termination, bit
+/// rate, or a node flooding it), unreadable bytes, a failed port ([`hw_failure`]).
+/// `None` when the step was cancelled.
+pub fn can_failure(err: &CanError, what: &str) -> Option<Failure> {
+    let f = |explanation: &str| {
+        Failure::new(Category::CanFailed, format!("{what}: {err}"))
+            .with_source(Source::BenchInfrastructure)
+            .with_explanation(explanation)
+    };
+    Some(match err {
+        CanError::Refused { .. } => f(
+            "The CAN adapter refused the request: its channel is not open, its transmit buffer is full, or it does not support what was asked.",
+        ),
+        CanError::Bus { .. } => f(
+            "The CAN bus is in an error state, so frames cannot be exchanged: check the bit rate of every node, the termination (120 Ω at both ends) and the wiring.",
+        ),
+        CanError::NoAnswer { .. } => f("The CAN adapter stopped answering on its serial port."),
+        CanError::Garbled { .. } => f(
+            "The CAN adapter sent bytes that are not slcan messages: a wrong serial speed, another program on the port, or a faulty cable.",
+        ),
+        CanError::Io(e) => {
+            let mut x = hw_failure(e);
+            x.message = format!("{what}: {}", x.message);
+            x
+        }
+        CanError::Cancelled => return None,
+    })
 }
 
 /// How a failed Modbus transaction ends its step.
@@ -169,7 +203,11 @@ pub fn spi_failure(err: &SpiError, what: &str) -> BusOutcome {
 /// The category of a resource that failed to start (self-test `*.start` checks).
 pub fn unavailable(kind: ResourceKind) -> Category {
     match kind {
-        ResourceKind::Serial | ResourceKind::Modbus | ResourceKind::I2c | ResourceKind::Spi => {
+        ResourceKind::Serial
+        | ResourceKind::Modbus
+        | ResourceKind::I2c
+        | ResourceKind::Spi
+        | ResourceKind::Can => {
             Category::TransportOpenFailed
         }
         ResourceKind::Gpio => Category::GpioLineUnreachable,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hilt_hw::ResourceKind;
 use hilt_hw::board::Board;
+use hilt_hw::can::CanLink;
 use hilt_hw::drivers::{
     Opened, OpenedTransport, open_gpio, open_resource, resource_driver, transport_driver,
 };
@@ -63,18 +64,22 @@ pub struct SpiRes {
     pub log_path: String,
 }
 
+pub struct CanRes {
+    pub link: Box<dyn CanLink>,
+    pub log: LogFile,
+    pub log_path: String,
+}
+
 #[derive(Default)]
 pub struct Session {
     pub uarts: BTreeMap<(String, String), Uart>,
     pub modbus: BTreeMap<(String, String), ModbusRes>,
     pub i2c: BTreeMap<(String, String), I2cRes>,
     pub spi: BTreeMap<(String, String), SpiRes>,
+    pub can: BTreeMap<(String, String), CanRes>,
     pub gpio: BTreeMap<String, NodeGpio>,
     pub power: BTreeMap<String, PowerRes>,
     pub instruments: BTreeMap<String, InstrumentRes>,
-    /// CAN transports for `fuzz_can`. No driver of this build opens one, so it stays empty
-    /// (and validation refuses `fuzz_can`) until a CAN driver is registered.
-    pub can: BTreeMap<(String, String), Box<dyn crate::exec::fuzz::CanPort>>,
 }
 
 /// The kind of a bench resource, from its driver (`None` when not in this build).
@@ -93,6 +98,7 @@ pub fn resource_log(kind: ResourceKind) -> &'static str {
         ResourceKind::Measurement => "measurement.log",
         ResourceKind::Serial => "serial.log",
         ResourceKind::Modbus => "modbus.log",
+        ResourceKind::Can => "can.log",
         ResourceKind::Gpio => "gpio.log",
         ResourceKind::I2c => "i2c.log",
         ResourceKind::Spi => "spi.log",
@@ -368,6 +374,17 @@ impl Session {
                     },
                 );
             }
+            OpenedTransport::Can(link) => {
+                log.line(&format!("START {}", link.describe()));
+                self.can.insert(
+                    (node.to_string(), name.to_string()),
+                    CanRes {
+                        link,
+                        log,
+                        log_path: path,
+                    },
+                );
+            }
         }
         ev.emit(EventKind::TRANSPORT_STARTED, None, d);
         Ok(())
@@ -428,6 +445,18 @@ impl Session {
 
     /// Stops readers and flushes logs, emitting the matching events.
     pub fn close(&mut self, ev: &mut Events) {
+        for ((node, name), mut c) in std::mem::take(&mut self.can) {
+            for n in c.link.take_notes() {
+                c.log.line(&n);
+            }
+            c.log.line("STOP");
+            c.log.flush();
+            ev.emit(
+                EventKind::TRANSPORT_STOPPED,
+                None,
+                data!("node_name" => node, "transport_name" => name),
+            );
+        }
         let mut logs: Vec<((String, String), LogFile)> = Vec::new();
         logs.extend(
             std::mem::take(&mut self.modbus)

@@ -54,6 +54,7 @@ mod rng;
 mod scpi;
 mod serial_relay;
 mod shared;
+mod slcan;
 mod state;
 
 pub use bus::BusSim;
@@ -70,4 +71,8 @@ pub use modbus::{
 };
 pub use scpi::{ScpiFault, ScpiSim};
 pub use serial_relay::{SerialRelaySim, relay_frame};
+pub use slcan::{
+    Adapter as SlcanAdapter, ECHO_ID, ECHO_REPLY_ID, EXT_ECHO_ID, EXT_ECHO_REPLY_ID,
+    Fault as SlcanFault, HEARTBEAT_ID, REQUEST_ID, RESPONSE_ID, SlcanSim, SlcanSimConfig,
+};
 pub use state::{DutState, ResetCause};

@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::Dut(args)) => sim::dut(args),
         Command::Sim(SimCommand::HttpRelay(args)) => sim::http_relay(args),
         Command::Sim(SimCommand::Modbus(args)) => sim::modbus(args),
+        Command::Sim(SimCommand::Slcan(args)) => sim::slcan(args),
         Command::Sim(SimCommand::Scpi(args)) => sim::scpi(args),
         Command::Sim(SimCommand::Bus(args)) => sim::bus(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),

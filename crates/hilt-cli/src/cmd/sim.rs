@@ -1,5 +1,6 @@
-//! `hilt sim dut` (a simulated device on a pty) and `hilt sim http-relay` (a simulated
-//! HTTP relay board), until Ctrl-C or SIGTERM.
+//! `hilt sim dut` (a simulated device on a pty), `hilt sim http-relay` (a simulated HTTP
+//! relay board), `modbus`, `scpi` and `slcan` (a USB-CAN adapter with an ECU behind it),
+//! until Ctrl-C or SIGTERM.
 
 use std::io::{BufRead, Write};
 
@@ -8,7 +9,32 @@ use hilt_sim::{
     RegisterMap, ScpiSim, SimDut,
 };
 
-use crate::cli::{SimBusArgs, SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs};
+use crate::cli::{
+    SimBusArgs, SimDutArgs, SimHttpRelayArgs, SimModbusArgs, SimScpiArgs, SimSlcanArgs,
+};
+
+pub fn slcan(a: SimSlcanArgs) -> anyhow::Result<i32> {
+    let cfg = hilt_sim::SlcanSimConfig {
+        latency_ms: a.latency_ms,
+        heartbeat_ms: a.heartbeat_ms,
+    };
+    let sim = match hilt_sim::SlcanSim::start(a.pty, cfg) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(hilt_runner::classify::exit::BENCH_ERROR);
+        }
+    };
+    println!("{}", sim.port_path().display());
+    if let Some(l) = sim.link_path() {
+        eprintln!("link: {} -> {}", l.display(), sim.port_path().display());
+    }
+    eprintln!("simulated slcan adapter running; commands on stdin; Ctrl-C to stop");
+    control_from_stdin(std::sync::Arc::downgrade(&sim), |s, l| s.control(l));
+    wait_for_signal()?;
+    drop(sim);
+    Ok(0)
+}
 
 pub fn scpi(a: SimScpiArgs) -> anyhow::Result<i32> {
     let started = match &a.serial {

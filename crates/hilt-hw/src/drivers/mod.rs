@@ -30,12 +30,15 @@ mod scpi_power_supply;
 mod script_measurement;
 mod serial_measurement;
 mod spi;
+mod slcan;
+mod socketcan;
 mod usb_relay_serial;
 
 use std::collections::BTreeMap;
 
 use hilt_model::bench::{Direction, GpioLine, ResourceDriver as Params, Transport};
 
+use crate::can::CanLink;
 use crate::gpio::NodeLines;
 use crate::i2c::I2cBus;
 use crate::locks::LockSpec;
@@ -75,6 +78,8 @@ pub static TRANSPORT_DRIVERS: &[&dyn TransportDriver] = &[
     &modbus_tcp::ModbusTcp,
     &i2c::I2c,
     &spi::Spi,
+    &slcan::Slcan,
+    &socketcan::SocketCan,
 ];
 
 /// The transport driver for a `backend` tag, when this build has it.
@@ -88,9 +93,11 @@ pub enum OpenedTransport {
     I2c(Box<dyn I2cBus>),
     /// A chip select and the settings its transfers are checked against.
     Spi(Box<dyn SpiDevice>, SpiConfig),
+    Can(Box<dyn CanLink>),
 }
 
-/// A transport of a node beyond the UART (Modbus RTU/TCP, I2C, SPI). Its lock specs are the transport's
+/// A transport of a node beyond the UART (Modbus RTU/TCP, I2C, SPI, CAN through slcan or
+/// SocketCAN). Its lock specs are the transport's
 /// (self-test-and-locks spec §3.2), derived by the runner's plan from the transport.
 pub trait TransportDriver: Sync {
     /// The `backend` that selects this driver.
@@ -106,6 +113,23 @@ pub trait TransportDriver: Sync {
         name: &str,
         transport: &Transport,
     ) -> Result<OpenedTransport, HwError>;
+    /// Non-destructive self-test: by default, open and close (connects a TCP transport,
+    /// opens a serial port; nothing is sent to the device). Ids are relative to the
+    /// transport (`start`, `version`).
+    fn self_test(&self, node: &str, name: &str, transport: &Transport) -> Vec<SelfCheck> {
+        let outcome = match self.open(node, name, transport) {
+            Ok(opened) => {
+                drop(opened);
+                Probe::Pass(format!("opened the {} transport", transport.backend()))
+            }
+            Err(e) => Probe::Failed(e),
+        };
+        vec![SelfCheck {
+            id: "start".into(),
+            title: format!("open {node}.{name}"),
+            outcome,
+        }]
+    }
 }
 
 /// The resource driver for a `driver.type` tag, when this build has it.

@@ -51,6 +51,29 @@ pub enum Transport {
         #[serde(default)]
         filters: Vec<CanFilter>,
     },
+    /// hilt extension: a CAN bus reached through a serial-line CAN adapter speaking the
+    /// slcan (Lawicell) ASCII protocol: CANable, USBtin, CANtact and most USB-CAN dongles.
+    Slcan {
+        /// The adapter's serial port, e.g. `/dev/ttyACM0`.
+        port: String,
+        /// Serial line speed (ignored by USB CDC adapters).
+        #[serde(default = "defaults::u32_::<115200>")]
+        baud: u32,
+        /// CAN bit rate: 10000, 20000, 50000, 100000, 125000, 250000, 500000, 750000,
+        /// 1000000 or 83300 (`S0`..`S9`).
+        bitrate: u64,
+        #[serde(default = "defaults::u64_::<500>")]
+        timeout_ms: u64,
+        /// CAN FD (adapters with the FD extension: `d`/`D`/`b`/`B` frames).
+        #[serde(default)]
+        fd: bool,
+        /// CAN FD data-phase bit rate: 2000000 or 5000000 (`Y2`, `Y5`); only with `fd`.
+        #[serde(default)]
+        data_bitrate: Option<u64>,
+        /// Receive filters, applied to frames the adapter delivers.
+        #[serde(default)]
+        filters: Vec<CanFilter>,
+    },
     I2c {
         bus: u32,
         #[serde(default = "defaults::u64_::<1000>")]
@@ -96,6 +119,7 @@ impl Transport {
             Transport::ModbusRtu { .. } => "modbus_rtu",
             Transport::ModbusTcp { .. } => "modbus_tcp",
             Transport::Can { .. } => "can",
+            Transport::Slcan { .. } => "slcan",
             Transport::I2c { .. } => "i2c",
             Transport::Spi { .. } => "spi",
         }

@@ -56,6 +56,8 @@ checks! {
     RS485_WIRING = "Check RS-485 wiring and termination.";
     CAN_TERMINATION = "Check bus termination.";
     CAN_INTERFACE = "Check that the interface is up and the bitrate matches.";
+    CAN_FRAME_RULE = "Compare the frames seen in the transport log with the rule (id, id_mask, data, FD flags).";
+    CAN_NODE_ON_BUS = "Check that the device is powered, on the bus and at the same bit rate.";
 
     // I2C and SPI.
     I2C_ADDRESS = "Check the device's I2C address (address straps) and that it is powered; `i2c_scan` lists what answers.";

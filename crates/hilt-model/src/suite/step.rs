@@ -134,6 +134,9 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
     "fault_inject_power_glitch",
     "fault_inject_gpio_glitch",
     "fault_inject_uart_noise",
+    "send_can",
+    "expect_can",
+    "fuzz_can",
     "ssh_exec",
     "upload",
     "download",
@@ -146,16 +149,8 @@ pub const SUPPORTED_STEP_TYPES: &[&str] = &[
 ];
 
 /// Why a parsed step this build cannot run is refused (the help of its diagnostic).
-pub fn unsupported_help(step_type: &str) -> &'static str {
-    match step_type {
-        "fuzz_can" => {
-            "fuzz_can needs a CAN transport driver, which this build does not have yet; the campaign logic is ready and runs once a CAN driver is registered"
-        }
-        _ => {
-            "its driver has not been built yet; remove the step or run it with a build that has it"
-        }
-    }
-}
+pub const UNSUPPORTED_HELP: &str =
+    "its driver has not been built yet; remove the step or run it with a build that has it";
 
 impl Step {
     /// The step key as written in YAML.
@@ -284,7 +279,7 @@ impl Step {
     pub fn allowed_backends(&self) -> &'static [&'static str] {
         match self.type_name() {
             t if t.starts_with("modbus_") || t == "fuzz_modbus" => &["modbus_rtu", "modbus_tcp"],
-            "send_can" | "expect_can" | "fuzz_can" => &["can"],
+            "send_can" | "expect_can" | "fuzz_can" => &["can", "slcan"],
             t if t.starts_with("i2c_") => &["i2c"],
             t if t.starts_with("spi_") => &["spi"],
             _ => &["uart"],

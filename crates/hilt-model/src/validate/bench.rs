@@ -195,6 +195,13 @@ fn transport(d: &mut Diags, p: &str, t: &Transport) {
             data_bitrate,
             filters,
             ..
+        }
+        | Transport::Slcan {
+            bitrate,
+            fd,
+            data_bitrate,
+            filters,
+            ..
         } => {
             positive(d, &format!("{p}.bitrate"), *bitrate);
             if let Some(db) = data_bitrate {

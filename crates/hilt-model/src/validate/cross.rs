@@ -140,7 +140,7 @@ impl Ctx<'_> {
                     "step `{}` is not supported by this build of hilt",
                     step.type_name()
                 ),
-                crate::suite::unsupported_help(step.type_name()),
+                crate::suite::UNSUPPORTED_HELP,
             );
             return;
         }

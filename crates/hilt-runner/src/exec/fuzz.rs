@@ -659,7 +659,7 @@ impl Exec<'_> {
         let key = (f.node.clone(), f.transport.clone());
         let Some(mut port) = self.session.can.remove(&key) else {
             return Err(config_error(format!(
-                "fuzz_can needs a CAN transport driver, which this build does not have; {}.{} is not open",
+                "fuzz_can: transport {}.{} is not an open CAN transport",
                 f.node, f.transport
             )));
         };
@@ -682,7 +682,7 @@ impl Exec<'_> {
             };
             run_campaign(self, c, |exec, seed| {
                 let frame = fixed.clone().unwrap_or_else(|| generate::can_case(f, seed));
-                can_case(port.as_mut(), f, &frame, &exec.cancel)
+                can_case(&mut port, f, &frame, &exec.cancel)
             })
         });
         self.session.can.insert(key, port);

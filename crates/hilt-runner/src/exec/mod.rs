@@ -1,6 +1,7 @@
 //! Executes steps against the opened session. Each step either succeeds with event data,
 //! fails its test (the run goes on with the next test), or aborts the run.
 
+mod can;
 mod control;
 mod external;
 mod fault;
@@ -78,6 +79,7 @@ impl<'a> Exec<'a> {
         if self.cancel.is_cancelled() {
             return Err(StepError::Cancelled);
         }
+        self.mark_can()?;
         match step {
             Step::SleepMs(ms) => self.sleep(Duration::from_millis(*ms)).map(|_| Map::new()),
             Step::Reset(r) => self.reset(&r.node, ev),
@@ -102,6 +104,8 @@ impl<'a> Exec<'a> {
             | Step::ModbusWriteSingleCoil(_)
             | Step::ModbusWriteMultipleRegisters(_)
             | Step::ModbusWriteMultipleCoils(_) => self.modbus(step),
+            Step::SendCan(s) => self.send_can(s),
+            Step::ExpectCan(s) => self.expect_can(s, resolved),
             Step::SshExec(s) => self.ssh_exec(s, resolved),
             Step::Upload(s) => self.upload(s),
             Step::Download(s) => self.download(s),
@@ -116,14 +120,27 @@ impl<'a> Exec<'a> {
             Step::FaultInjectPowerGlitch(f) => self.fault_power_glitch(f),
             Step::FaultInjectGpioGlitch(f) => self.fault_gpio_glitch(f),
             Step::FaultInjectUartNoise(f) => self.fault_uart_noise(f),
-            other => Err(StepError::Run(Failure::new(
-                hilt_model::run::Category::ConfigError,
-                format!(
-                    "step `{}` is not supported by this build of hilt",
-                    other.type_name()
-                ),
-            ))),
         }
+    }
+
+    /// Marks every CAN link at the start of a step (frames from before the previous step
+    /// began are dropped): a CAN link that fails here fails the step.
+    fn mark_can(&mut self) -> Result<(), StepError> {
+        for ((node, name), c) in &mut self.session.can {
+            if let Err(e) = c.link.mark() {
+                c.log.line(&format!("FAILED {e}"));
+                return Err(
+                    match crate::classify::can_failure(&e, &format!("CAN transport {node}.{name}"))
+                    {
+                        Some(f) => {
+                            StepError::Run(f.with_artifact("transport_log", c.log_path.clone()))
+                        }
+                        None => StepError::Cancelled,
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Sleeps unless cancelled.

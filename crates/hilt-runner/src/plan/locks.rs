@@ -70,7 +70,9 @@ fn transport(bench: &Bench, node: &str, name: &str, specs: &mut Vec<LockSpec>) {
             .with_detail("backend", t.backend())
     };
     match t {
-        Transport::Uart { port, .. } | Transport::ModbusRtu { port, .. } => {
+        Transport::Uart { port, .. }
+        | Transport::ModbusRtu { port, .. }
+        | Transport::Slcan { port, .. } => {
             let spec = with(LockSpec::new(
                 format!("serial:{port}"),
                 port.clone(),

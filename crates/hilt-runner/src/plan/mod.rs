@@ -228,6 +228,7 @@ fn resolve(bench: &Bench, suite: &Loaded<Suite>) -> Result<Vec<Vec<Resolved>>, V
                 Step::GpioExpect(s) => s.within_ms,
                 Step::GpioWaitEdge(s) => s.within_ms,
                 Step::I2cExpect(s) => s.within_ms,
+                Step::ExpectCan(s) => s.within_ms,
                 _ => None,
             };
             let within = within_ms

@@ -239,7 +239,9 @@ fn static_node_checks(bench: &Bench, out: &mut Vec<Check>) {
             let id = format!("node.{n}.transport.{t}");
             let title = format!("{n}.{t} transport");
             let c = match tr {
-                Transport::Uart { port, .. } | Transport::ModbusRtu { port, .. } => {
+                Transport::Uart { port, .. }
+                | Transport::ModbusRtu { port, .. }
+                | Transport::Slcan { port, .. } => {
                     if looks_like_device(port) && !Path::new(port).exists() {
                         Check::fail(
                             &id,
@@ -374,6 +376,9 @@ fn probe_check(prefix: &str, p: SelfCheck) -> Check {
                 Some(ResourceKind::Spi) => {
                     "check that the spidev node exists (`ls /dev/spidev*`) or the simulator runs"
                 }
+                Some(ResourceKind::Can) => {
+                    "check the adapter's port or the interface, its bit rate and the bus wiring"
+                }
                 None => "run the self-test again",
             };
             Check::fail(id, p.title, category.as_str(), e.to_string(), fix)
@@ -416,6 +421,7 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                 }
             };
             note("SELF_TEST_START");
+            let mut extra: Vec<Check> = Vec::new();
             let c = match tr {
                 // The pty of an emulated board exists only while its emulator runs (started
                 // by the run); the board's own checks cover the emulator.
@@ -463,32 +469,43 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                     }
                 }
                 other if hilt_hw::drivers::transport_driver(other.backend()).is_some() => {
-                    // Opening connects (TCP) or opens the port (RTU); nothing is sent.
+                    // The driver's own probe: opening connects (TCP) or opens the port
+                    // (RTU, slcan: then the adapter's version); nothing reaches the device.
                     note("OPEN_ATTEMPT");
-                    let driver = hilt_hw::drivers::transport_driver(other.backend());
-                    match driver.map(|d| d.open(n, t, other)) {
-                        Some(Ok(opened)) => {
-                            note("OPEN_OK");
-                            drop(opened);
-                            note("CLOSE_OK");
-                            Check::pass(
-                                &id,
-                                format!("open {n}.{t}"),
-                                format!("opened the {} transport", other.backend()),
-                            )
+                    let probes = hilt_hw::drivers::transport_driver(other.backend())
+                        .map(|d| d.self_test(n, t, other))
+                        .unwrap_or_default();
+                    let mut first = None;
+                    for p in probes {
+                        let (cid, title) = if p.id == "start" {
+                            (id.clone(), format!("open {n}.{t}"))
+                        } else {
+                            (format!("node.{n}.transport.{t}.{}", p.id), p.title.clone())
+                        };
+                        let c = match p.outcome {
+                            Probe::Pass(m) => {
+                                note(&format!("{} OK {m}", p.id.to_uppercase()));
+                                Check::pass(&cid, title, m)
+                            }
+                            Probe::Skip(m) | Probe::NoReadback(m) => Check::skip(&cid, title, m),
+                            Probe::Failed(e) => {
+                                note(&format!("{} FAILED {e}", p.id.to_uppercase()));
+                                Check::fail(
+                                    &cid,
+                                    title,
+                                    "TRANSPORT_OPEN_FAILED",
+                                    e.to_string(),
+                                    "check the port or address, that the device is powered and that no other program holds it",
+                                )
+                            }
+                        };
+                        match first {
+                            None => first = Some(c),
+                            Some(_) => extra.push(c),
                         }
-                        Some(Err(e)) => {
-                            note(&format!("OPEN_FAILED {e}"));
-                            Check::fail(
-                                &id,
-                                format!("open {n}.{t}"),
-                                "TRANSPORT_OPEN_FAILED",
-                                e.to_string(),
-                                "check the port or address, that the device is powered and that no other program holds it",
-                            )
-                        }
-                        None => Check::skip(&id, format!("open {n}.{t}"), "no driver"),
                     }
+                    note("CLOSE_OK");
+                    first.unwrap_or_else(|| Check::skip(&id, format!("open {n}.{t}"), "no driver"))
                 }
                 other => Check::skip(
                     &id,
@@ -499,11 +516,13 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                     ),
                 ),
             };
-            out.push(
-                c.detail("node", n.clone())
-                    .detail("transport", t.clone())
-                    .detail("log_path", log_path.display().to_string()),
-            );
+            for c in std::iter::once(c).chain(extra) {
+                out.push(
+                    c.detail("node", n.clone())
+                        .detail("transport", t.clone())
+                        .detail("log_path", log_path.display().to_string()),
+                );
+            }
         }
         if node.gpio.is_empty() {
             out.push(Check::skip(
@@ -550,7 +569,8 @@ fn hardware_checks(bench: &Bench, opts: &SelfTestOptions, out: &mut Vec<Check>) 
                 | ResourceKind::Serial
                 | ResourceKind::Modbus
                 | ResourceKind::I2c
-                | ResourceKind::Spi => opts.read_inputs,
+                | ResourceKind::Spi
+                | ResourceKind::Can => opts.read_inputs,
             };
             let probes = driver.self_test(name, &r.driver, read);
             out.extend(

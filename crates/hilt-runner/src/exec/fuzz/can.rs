@@ -1,14 +1,16 @@
 //! `fuzz_can` against a CAN transport seen through [`CanPort`]: send a frame, read frames.
-//! This build registers no CAN driver, so the session never holds a port and validation
-//! refuses `fuzz_can`; a CAN driver plugs in by implementing `CanPort` and opening into
-//! `Session::can`. The case logic (send, then wait for an `expect_response` frame) is
-//! complete and unit-tested against an in-process bus.
+//! The session's CAN links (`slcan`, SocketCAN: [`CanRes`]) are ports, every frame in the
+//! transport log like `send_can`'s; the case logic (send, then wait for an
+//! `expect_response` frame) is unit-tested against an in-process bus.
 
 use std::time::{Duration, Instant};
 
 use hilt_hw::CancelToken;
+use hilt_hw::can::Frame;
 use hilt_model::suite::CanFrameRule;
 use hilt_model::validate::parse_hex_bytes;
+
+use crate::session::CanRes;
 
 /// One classic or FD frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,44 @@ pub trait CanPort: Send {
     fn send(&mut self, frame: &CanFrame) -> Result<(), String>;
     /// The next received frame within `within` (`None` when none came), waking on cancel.
     fn recv(&mut self, within: Duration, cancel: &CancelToken) -> Result<Option<CanFrame>, String>;
+}
+
+impl CanPort for CanRes {
+    fn send(&mut self, frame: &CanFrame) -> Result<(), String> {
+        let f = Frame {
+            id: frame.id,
+            extended: frame.extended,
+            fd: frame.fd,
+            brs: frame.bitrate_switch,
+            esi: frame.error_state_indicator,
+            data: frame.data.clone(),
+            ..Frame::default()
+        };
+        let r = self.link.send(&f, &CancelToken::new());
+        match &r {
+            Ok(()) => self.log.line(&format!("FUZZ_SEND {f}")),
+            Err(e) => self.log.line(&format!("SEND_FAILED {e}")),
+        }
+        r.map_err(|e| e.to_string())
+    }
+
+    fn recv(&mut self, within: Duration, cancel: &CancelToken) -> Result<Option<CanFrame>, String> {
+        match self.link.recv(Instant::now() + within, cancel) {
+            Ok(Some(f)) => {
+                self.log.line(&format!("RECV {f}"));
+                Ok(Some(CanFrame {
+                    id: f.id,
+                    extended: f.extended,
+                    fd: f.fd,
+                    bitrate_switch: f.brs,
+                    error_state_indicator: f.esi,
+                    data: f.data,
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// Whether `f` satisfies an `expect_can`-style rule: id under the mask, flags, data under
