@@ -8,6 +8,12 @@ use std::time::Duration;
 /// Largest answer body read.
 pub const MAX_BODY: u64 = 64 * 1024;
 
+/// What follows `http://` or `https://` in `url` (`None` for any other scheme).
+pub fn after_scheme(url: &str) -> Option<&str> {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+}
+
 /// A client whose every request must finish within `timeout_ms` (at least 1 ms); statuses
 /// are answers, not errors ([`request`] judges them).
 pub fn agent(timeout_ms: u64) -> ureq::Agent {
