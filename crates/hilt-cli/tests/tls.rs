@@ -90,7 +90,7 @@ fn make_pki() -> Pki {
 }
 
 /// nginx terminating TLS on 127.0.0.1:port and 127.0.0.2:port, proxying to `upstream`;
-/// killed on drop.
+/// one process (`master_process off`), so killing it on drop leaves no worker behind.
 struct Nginx {
     child: Child,
     port: u16,
@@ -144,8 +144,7 @@ fn start_nginx(bin: &Path, pki: &Pki, upstream: &str) -> Nginx {
         .trim_end_matches('/');
     let conf = format!(
         r#"daemon off;
-worker_processes 1;
-user root;
+master_process off;
 pid {p}/nginx.pid;
 error_log {p}/error.log warn;
 events {{ worker_connections 256; }}
