@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::server::{agent_token, client_cmd, json_out, text};
 use common::{Bench, json, last_run};
 use hilt_sim::{HttpRelayConfig, HttpRelaySim};
+use serde_json::Value;
 use hilt_testkit::agent::TOKEN;
 use hilt_testkit::peers;
 
@@ -356,6 +357,12 @@ fn cloud_agent_takes_and_completes_a_run_through_https() {
             .spawn()
             .unwrap(),
     );
+    let log = || std::fs::read_to_string(work.join("stderr.log")).unwrap_or_default();
+    // The agent registers through the proxy (heartbeat, bench sync with its self-test).
+    let row = common::cloud::wait_for("bench tls-a synced over https", 60, &log, || {
+        common::cloud::bench_row(&url, "tls-a").filter(|b| b["health_status"] != Value::Null)
+    });
+    assert_eq!(row["health_status"], "healthy", "{row}\n{}", log());
     let suite = common::cloud::suite(dir, "quick", 0);
     // Submitted and awaited through the proxy as well.
     let o = client_cmd(
@@ -377,10 +384,9 @@ fn cloud_agent_takes_and_completes_a_run_through_https() {
     .env_remove("SSL_CERT_FILE")
     .output()
     .unwrap();
-    let log = std::fs::read_to_string(work.join("stderr.log")).unwrap_or_default();
-    assert_eq!(o.status.code(), Some(0), "{}\nagent:\n{log}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}\nagent:\n{}", text(&o), log());
     let run = json_out(&o);
-    assert_eq!(run["status"], "done", "{run}\n{log}");
+    assert_eq!(run["status"], "done", "{run}\n{}", log());
     assert_eq!(run["exit_code"], 0, "{run}");
 }
 
@@ -404,7 +410,9 @@ fn http_relay_at_an_https_url() {
         r#"version: 1
 bench: {name: relay rig}
 nodes:
-  dut: {kind: mcu}
+  dut:
+    kind: mcu
+    gpio: {led: {backend: mock_gpio, channel: 1, direction: input}}
 resources:
   mains:
     kind: power_controller
