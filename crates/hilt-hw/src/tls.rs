@@ -143,7 +143,7 @@ impl TlsProblem {
                 "TLS: the certificate of {host} is not valid yet; check this machine's clock"
             ),
             TlsProblem::Handshake(e) => format!(
-                "TLS handshake with {host} failed: {e} (is it an https port? {add_ca})"
+                "TLS handshake with {host} failed: {e} (is that port https, and the URL's scheme right?)"
             ),
         }
     }
