@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::server::{agent_token, client_cmd, json_out, text};
 use common::{Bench, json, last_run};
 use hilt_sim::{HttpRelayConfig, HttpRelaySim};
-use serde_json::Value;
 use hilt_testkit::agent::TOKEN;
 use hilt_testkit::peers;
+use serde_json::Value;
 
 /// A CA and a server certificate for IP 127.0.0.1 only (so 127.0.0.2 is "another name").
 struct Pki {
@@ -83,8 +83,21 @@ fn make_pki() -> Pki {
     openssl(
         d,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
         ],
     );
     Pki { dir }
@@ -140,9 +153,7 @@ fn start_nginx(bin: &Path, pki: &Pki, upstream: &str) -> Nginx {
     let p = prefix.path();
     std::fs::create_dir_all(p.join("tmp")).unwrap();
     let port = free_port();
-    let upstream = upstream
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
     let conf = format!(
         r#"daemon off;
 master_process off;
@@ -244,7 +255,15 @@ fn remote_run(bench: &Bench, url: &str, ca: Option<&Path>, results: &str) -> std
         .env_remove("SSL_CERT_FILE")
         .env_remove("HILT_AGENT_TOKEN")
         .env_remove("BENCHCI_AGENT_TOKEN")
-        .args(["run", "--agent", url, "--token", TOKEN, "--bench-id", "demo"])
+        .args([
+            "run",
+            "--agent",
+            url,
+            "--token",
+            TOKEN,
+            "--bench-id",
+            "demo",
+        ])
         .arg("--suite")
         .arg(&suite)
         .arg("--results-dir")
@@ -310,7 +329,15 @@ fn agent_behind_nginx_runs_over_https_and_certificate_problems_are_named() {
         .env("HILT_LOCK_DIR", bench.path("locks"))
         .env_remove("HILT_CA_FILE")
         .env("SSL_CERT_FILE", pki.ca())
-        .args(["run", "--agent", &proxy.url(), "--token", TOKEN, "--bench-id", "demo"])
+        .args([
+            "run",
+            "--agent",
+            &proxy.url(),
+            "--token",
+            TOKEN,
+            "--bench-id",
+            "demo",
+        ])
         .arg("--suite")
         .arg(&suite)
         .arg("--results-dir")
@@ -336,27 +363,43 @@ fn cloud_agent_takes_and_completes_a_run_through_https() {
     let token = agent_token(&url);
     let sim = Bench::start();
     let locks = sim.path("locks");
-    let work = dir.join("agent");
-    std::fs::create_dir_all(&work).unwrap();
-    let _agent = common::server::Proc(
-        common::server::hilt()
-            .args(["agent", "cloud", "--bench"])
+    let cloud_agent = |work: &Path, ca: Option<&Path>| {
+        std::fs::create_dir_all(work).unwrap();
+        let mut c = common::server::hilt();
+        c.args(["agent", "cloud", "--bench"])
             .arg(&sim.bench)
             .args(["--bench-id", "tls-a", "--agent-name", "lab-tls"])
             .args(["--tag", "sim", "--heartbeat-s", "0.5", "--work-dir"])
-            .arg(&work)
+            .arg(work)
             .env("HILT_SERVER", &https)
             .env("HILT_AGENT_TOKEN", &token)
-            .env("HILT_CA_FILE", pki.ca())
+            .env_remove("HILT_CA_FILE")
             .env_remove("SSL_CERT_FILE")
             .env("HILT_LOCK_DIR", &locks)
-            .env("HOME", &work)
+            .env("HOME", work)
             .env("HILT_LOG", "info")
             .stdout(std::fs::File::create(work.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(std::fs::File::create(work.join("stderr.log")).unwrap());
+        if let Some(ca) = ca {
+            c.env("HILT_CA_FILE", ca);
+        }
+        common::server::Proc(c.spawn().unwrap())
+    };
+
+    // Without the CA the agent says why it cannot reach the server (and keeps retrying).
+    let untrusted = dir.join("agent-untrusted");
+    let mut agent = cloud_agent(&untrusted, None);
+    let ulog = || std::fs::read_to_string(untrusted.join("stderr.log")).unwrap_or_default();
+    let host = format!("certificate not trusted for 127.0.0.1:{}", proxy.port);
+    common::cloud::wait_for("the untrusted certificate named", 30, &ulog, || {
+        ulog().contains(&host).then_some(())
+    });
+    assert!(ulog().contains("HILT_CA_FILE"), "{}", ulog());
+    agent.kill9();
+    drop(agent);
+
+    let work = dir.join("agent");
+    let _agent = cloud_agent(&work, Some(&pki.ca()));
     let log = || std::fs::read_to_string(work.join("stderr.log")).unwrap_or_default();
     // The agent registers through the proxy (heartbeat, bench sync with its self-test).
     let row = common::cloud::wait_for("bench tls-a synced over https", 60, &log, || {

@@ -38,9 +38,7 @@ pub fn request(
         b = b.header(k, v);
     }
     let req = b.body(()).map_err(|e| e.to_string())?;
-    let mut resp = agent
-        .run(req)
-        .map_err(|e| crate::tls::describe(&e, url))?;
+    let mut resp = agent.run(req).map_err(|e| crate::tls::describe(&e, url))?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()

@@ -86,7 +86,11 @@ pub fn config_builder() -> ConfigBuilder<AgentScope> {
 /// `Err` with a message naming the CA file when `url` is `https://` and the configured
 /// extra CA bundle cannot be used.
 pub fn check_url(url: &str) -> Result<(), String> {
-    if !url.trim_start().to_ascii_lowercase().starts_with("https://") {
+    if !url
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("https://")
+    {
         return Ok(());
     }
     match &roots().problem {
@@ -195,6 +199,39 @@ mod tests {
         std::fs::write(&empty, "hello\n").unwrap();
         let e = load_pem(empty.to_str().unwrap()).unwrap_err();
         assert!(e.contains("no PEM certificate"), "{e}");
+    }
+
+    fn io(e: rustls::CertificateError) -> ureq::Error {
+        let r = rustls::Error::InvalidCertificate(e);
+        ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, r))
+    }
+
+    #[test]
+    fn certificate_errors_are_named_with_the_host() {
+        use rustls::CertificateError as C;
+        let url = "https://hilt.lab:8443/v1/runs";
+        let m = describe(&io(C::UnknownIssuer), url);
+        assert!(
+            m.contains("certificate not trusted for hilt.lab:8443"),
+            "{m}"
+        );
+        assert!(m.contains("HILT_CA_FILE"), "{m}");
+        let m = describe(&io(C::NotValidForName), url);
+        assert!(
+            m.contains("name mismatch") && m.contains("hilt.lab:8443"),
+            "{m}"
+        );
+        let m = describe(&io(C::Expired), url);
+        assert!(m.contains("hilt.lab:8443 has expired"), "{m}");
+        assert_eq!(
+            certificate_problem(&io(C::NotValidYet)),
+            Some(TlsProblem::NotYetValid)
+        );
+        assert_eq!(certificate_problem(&ureq::Error::ConnectionFailed), None);
+        assert_eq!(
+            describe(&ureq::Error::HostNotFound, url),
+            ureq::Error::HostNotFound.to_string()
+        );
     }
 
     #[test]

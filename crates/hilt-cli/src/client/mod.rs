@@ -121,7 +121,10 @@ impl AgentClient {
         } else {
             format!("http://{url}")
         };
-        if base.split_once("://").is_some_and(|(_, rest)| rest.is_empty()) {
+        if base
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.is_empty())
+        {
             return Err(ClientError::BadUrl(
                 "the agent URL is empty (expected http://host:port or https://host:port)".into(),
             ));
