@@ -111,24 +111,20 @@ impl AgentClient {
     /// `url` is `http://host:port` or `https://host:port` (a bare `host:port` gets
     /// `http://`); TLS is hilt-hw's `tls.rs`.
     pub fn new(url: &str, token: Option<String>) -> Result<AgentClient, ClientError> {
-        let url = url.trim().trim_end_matches('/');
-        let base = if url.starts_with("http://") || url.starts_with("https://") {
-            url.to_string()
-        } else if url.contains("://") {
+        let url = url.trim();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        if scheme != "http" && scheme != "https" {
             return Err(ClientError::BadUrl(format!(
                 "{url}: the agent URL must start with http:// or https://"
             )));
-        } else {
-            format!("http://{url}")
-        };
-        if base
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.is_empty())
-        {
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() {
             return Err(ClientError::BadUrl(
                 "the agent URL is empty (expected http://host:port or https://host:port)".into(),
             ));
         }
+        let base = format!("{scheme}://{rest}");
         hilt_hw::tls::check_url(&base).map_err(ClientError::BadUrl)?;
         let config = hilt_hw::tls::config_builder()
             .http_status_as_error(false)
