@@ -3,6 +3,7 @@
 #   - PostgreSQL binaries (Debian postgresql) for hilt-server's storage scenarios and the
 #     replica tests
 #   - iproute2 (`ip netns`) for the agent partition test (a network namespace; needs root)
+#   - nginx as the TLS-terminating reverse proxy of the HTTPS tests (tests/tls.rs)
 #   - QEMU (qemu-system-arm) and the Arm cross compiler (gcc-arm-none-eabi) for the
 #     emulated-board scenarios (firmware/ is built by the tests)
 #   - Python peers in a venv (BenchCI 2.0.1 as the compatibility reference, pexpect,
@@ -28,6 +29,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # OpenSSH for the remote-host tests (tests/ssh_hosts.rs start their own sshd on loopback).
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+# nginx terminates TLS in front of the agent, server and relay board in tests/tls.rs.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # The emulated Cortex-M board and its firmware's compiler. Installing Debian's
 # qemu-system-arm replaces a preinstalled qemu-utils backport; nothing here needs qemu-img.
 command -v qemu-system-arm >/dev/null 2>&1 || need_apt+=(qemu-system-arm)

@@ -79,7 +79,7 @@ pub struct RunArgs {
     /// A bench registered on the agent (needs --agent).
     #[arg(long, value_name = "ID", requires = "agent")]
     pub bench_id: Option<String>,
-    /// Run on this agent (http://host:port) instead of locally: live progress, results
+    /// Run on this agent (http://host:port or https://host:port) instead of locally: live progress, results
     /// downloaded into --results-dir (default benchci-results).
     #[arg(long, value_name = "URL")]
     pub agent: Option<String>,
@@ -348,7 +348,7 @@ pub enum AgentCommand {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("benches").required(true).args(["bench", "config"])))]
 pub struct AgentCloudArgs {
-    /// The server (http://host:port; default: HILT_SERVER, else BENCHCI_API_URL).
+    /// The server (http://host:port or https://…; default: HILT_SERVER, else BENCHCI_API_URL).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Serve this one bench file (BenchCI's form).
@@ -405,7 +405,7 @@ pub struct AgentCloudArgs {
 
 #[derive(Args)]
 pub struct AgentHealthArgs {
-    /// The agent (http://host:port).
+    /// The agent (http://host:port or https://host:port).
     pub url: String,
     /// Bearer token (default: HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN).
     #[arg(long, value_name = "T")]
@@ -432,10 +432,10 @@ pub enum BenchesCommand {
 /// Which agent (`--agent`) or server (`--server`, HILT_SERVER) to ask.
 #[derive(Args)]
 pub struct BenchesConn {
-    /// The agent (http://host:port).
+    /// The agent (http://host:port or https://host:port).
     #[arg(long, value_name = "URL")]
     pub agent: Option<String>,
-    /// A hilt server (http://host:port), when no --agent is given.
+    /// A hilt server (http://host:port or https://host:port), when no --agent is given.
     #[arg(long, env = "HILT_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// Bearer token (agent: default HILT_AGENT_TOKEN, then BENCHCI_AGENT_TOKEN; server:

@@ -1,5 +1,6 @@
-//! Plain HTTP for drivers (relay boards, meters): one deadline per request, an answer read
-//! with a size cap, and a non-2xx status turned into an error that quotes the answer.
+//! HTTP and HTTPS for drivers (relay boards, meters): one deadline per request, an answer
+//! read with a size cap, and a non-2xx status turned into an error that quotes the answer.
+//! TLS (roots, certificate errors) is `tls.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,10 +8,16 @@ use std::time::Duration;
 /// Largest answer body read.
 pub const MAX_BODY: u64 = 64 * 1024;
 
+/// What follows `http://` or `https://` in `url` (`None` for any other scheme).
+pub fn after_scheme(url: &str) -> Option<&str> {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+}
+
 /// A client whose every request must finish within `timeout_ms` (at least 1 ms); statuses
 /// are answers, not errors ([`request`] judges them).
 pub fn agent(timeout_ms: u64) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    crate::tls::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_millis(timeout_ms.max(1))))
         .build()
@@ -25,12 +32,13 @@ pub fn request(
     url: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<String, String> {
+    crate::tls::check_url(url)?;
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(k, v);
     }
     let req = b.body(()).map_err(|e| e.to_string())?;
-    let mut resp = agent.run(req).map_err(|e| e.to_string())?;
+    let mut resp = agent.run(req).map_err(|e| crate::tls::describe(&e, url))?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()

@@ -26,6 +26,7 @@ pub mod sim_link;
 pub mod simbus;
 pub mod spi;
 pub mod ssh;
+pub mod tls;
 
 pub use cancel::CancelToken;
 pub use error::{HwError, ResourceKind};

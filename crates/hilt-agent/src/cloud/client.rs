@@ -63,7 +63,7 @@ pub struct Client {
 }
 
 fn agent(read: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    hilt_hw::tls::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(read))
@@ -78,14 +78,21 @@ pub fn version() -> String {
 }
 
 impl Client {
-    /// `base` is `http://host:port` (a trailing `/` is dropped).
+    /// `base` is `http://host:port` or `https://host:port` (a trailing `/` is dropped).
     pub fn new(base: &str, id: Identity) -> Result<Client, String> {
         let base = base.trim().trim_end_matches('/').to_string();
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(format!(
-                "the server URL must look like http://host:port, got {base:?} (this build speaks plain HTTP; put a TLS proxy in front for https)"
-            ));
+        let scheme = ["http://", "https://"]
+            .into_iter()
+            .find(|s| base.starts_with(s));
+        match scheme {
+            Some(s) if base.len() > s.len() => {}
+            _ => {
+                return Err(format!(
+                    "the server URL must look like http://host:port or https://host:port, got {base:?}"
+                ));
+            }
         }
+        hilt_hw::tls::check_url(&base)?;
         Ok(Client {
             base,
             id,
@@ -135,7 +142,11 @@ impl Client {
     }
 
     fn net(&self, e: ureq::Error) -> CallError {
-        CallError::Retry(format!("cannot reach the server at {}: {e}", self.base))
+        CallError::Retry(format!(
+            "cannot reach the server at {}: {}",
+            self.base,
+            hilt_hw::tls::describe(&e, &self.base)
+        ))
     }
 
     pub fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatReply, CallError> {

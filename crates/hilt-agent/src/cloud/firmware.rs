@@ -76,7 +76,8 @@ pub fn materialise(a: &Assignment, dir: &Path, note: Note<'_>) -> Result<Option<
 
 /// Streams `url` into `dest` with a running size cap; returns (size, sha256).
 fn fetch(url: &str, dest: &Path) -> Result<(u64, String), String> {
-    let http = ureq::Agent::config_builder()
+    hilt_hw::tls::check_url(url).map_err(|m| format!("FLASH_FAILED: {m}"))?;
+    let http = hilt_hw::tls::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_per_read(Some(Duration::from_secs(60)))
@@ -88,7 +89,10 @@ fn fetch(url: &str, dest: &Path) -> Result<(u64, String), String> {
             redact(url)
         )
     };
-    let mut resp = http.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut resp = http
+        .get(url)
+        .call()
+        .map_err(|e| fail(hilt_hw::tls::describe(&e, url)))?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(fail(format!("HTTP {status}")));

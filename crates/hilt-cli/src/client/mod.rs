@@ -108,28 +108,25 @@ pub fn resolve_token(flag: Option<String>) -> Option<String> {
 }
 
 impl AgentClient {
-    /// `url` is `http://host:port` (a bare `host:port` gets `http://`).
+    /// `url` is `http://host:port` or `https://host:port` (a bare `host:port` gets
+    /// `http://`); TLS is hilt-hw's `tls.rs`.
     pub fn new(url: &str, token: Option<String>) -> Result<AgentClient, ClientError> {
-        let url = url.trim().trim_end_matches('/');
-        let base = if url.starts_with("http://") {
-            url.to_string()
-        } else if url.starts_with("https://") {
+        let url = url.trim();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        if scheme != "http" && scheme != "https" {
             return Err(ClientError::BadUrl(format!(
-                "{url}: https is not supported by this build; use http:// (for example through an SSH tunnel)"
+                "{url}: the agent URL must start with http:// or https://"
             )));
-        } else if url.contains("://") {
-            return Err(ClientError::BadUrl(format!(
-                "{url}: the agent URL must start with http://"
-            )));
-        } else {
-            format!("http://{url}")
-        };
-        if base.len() <= "http://".len() {
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() {
             return Err(ClientError::BadUrl(
-                "the agent URL is empty (expected http://host:port)".into(),
+                "the agent URL is empty (expected http://host:port or https://host:port)".into(),
             ));
         }
-        let config = ureq::Agent::config_builder()
+        let base = format!("{scheme}://{rest}");
+        hilt_hw::tls::check_url(&base).map_err(ClientError::BadUrl)?;
+        let config = hilt_hw::tls::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             // Reads and writes that make no progress at all; the SSE stream has keep-alives
@@ -153,10 +150,11 @@ impl AgentClient {
         format!("{}{path}", self.base)
     }
 
-    fn unreachable(&self, e: impl fmt::Display) -> ClientError {
+    /// A failed exchange; a certificate problem is named with its fix (hilt-hw `tls.rs`).
+    fn unreachable(&self, e: ureq::Error) -> ClientError {
         ClientError::Unreachable {
             url: self.base.clone(),
-            reason: e.to_string(),
+            reason: hilt_hw::tls::describe(&e, &self.base),
         }
     }
 
@@ -394,8 +392,16 @@ mod tests {
             AgentClient::new("127.0.0.1:8080/", None).unwrap().base(),
             "http://127.0.0.1:8080"
         );
+        assert_eq!(
+            AgentClient::new("https://x:8443/", None).unwrap().base(),
+            "https://x:8443"
+        );
         assert!(matches!(
-            AgentClient::new("https://x", None),
+            AgentClient::new("ftp://x", None),
+            Err(ClientError::BadUrl(_))
+        ));
+        assert!(matches!(
+            AgentClient::new("https://", None),
             Err(ClientError::BadUrl(_))
         ));
         assert_eq!(segment("a b/c"), "a%20b%2Fc");

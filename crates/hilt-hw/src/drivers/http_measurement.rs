@@ -33,11 +33,14 @@ impl ResourceDriver for HttpMeasurement {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let rest = url.strip_prefix("http://");
+        let rest = crate::http::after_scheme(url);
         if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
             out.push(
-                Problem::new("url", format!("`{url}` is not an http:// URL with a host"))
-                    .with_help("https:// is not supported by this build; use http:// (for example through an SSH tunnel)"),
+                Problem::new(
+                    "url",
+                    format!("`{url}` is not an http:// or https:// URL with a host"),
+                )
+                .with_help("for example https://meter.lab/api/voltage"),
             );
         }
         if *timeout_ms == 0 {

@@ -124,12 +124,12 @@ fn lower(v: &[String]) -> Vec<String> {
     v.iter().map(|s| s.trim().to_ascii_lowercase()).collect()
 }
 
-/// A URL template must be plain `http://` (this build has no TLS) and use only the known
+/// A URL template must be `http://` or `https://` (TLS: `tls.rs`) and use only the known
 /// placeholders.
 fn check_template(url: &str) -> Result<(), Problem> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        Problem::new("", format!("`{url}` is not an http:// URL"))
-            .with_help("this build speaks plain HTTP to relay boards; https:// is not supported")
+    let rest = crate::http::after_scheme(url).ok_or_else(|| {
+        Problem::new("", format!("`{url}` is not an http:// or https:// URL"))
+            .with_help("for example https://relay.lab/relay/{channel}/on")
     })?;
     if rest.is_empty() || rest.starts_with('/') {
         return Err(Problem::new("", format!("`{url}` has no host")));
@@ -267,8 +267,9 @@ mod tests {
     #[test]
     fn templates_are_checked() {
         assert!(check_template("http://relay/{channel}/{value}").is_ok());
-        assert!(check_template("https://relay/x").is_err());
         assert!(check_template("http:///x").is_err());
+        assert!(check_template("https://relay/{channel}").is_ok());
+        assert!(check_template("ftp://relay/{channel}").is_err());
         let e = check_template("http://relay/{chan}").unwrap_err();
         assert!(e.message.contains("{chan}"), "{}", e.message);
         assert!(check_template("http://relay/{channel").is_err());

@@ -256,7 +256,7 @@ struct Client {
 
 impl Client {
     fn new(host: &str, port: u32, token_env: &str, token: String) -> Client {
-        let http: ureq::Agent = ureq::Agent::config_builder()
+        let http: ureq::Agent = crate::tls::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(call_timeout(0)))
             .build()

@@ -432,7 +432,8 @@ fn request(
     body_cap: u64,
 ) -> Result<Reply, CallError> {
     use ureq::http;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    hilt_hw::tls::check_url(url).map_err(CallError::Other)?;
+    let agent: ureq::Agent = hilt_hw::tls::config_builder()
         .http_status_as_error(false)
         .proxy(None)
         .max_redirects(0)
@@ -458,7 +459,7 @@ fn request(
         }
         None => agent.run(b.body(()).map_err(bad)?),
     };
-    let resp = sent.map_err(classify)?;
+    let resp = sent.map_err(|e| classify(e, url))?;
     let status = resp.status().as_u16();
     let mut body = resp.into_body();
     let text = body
@@ -472,7 +473,10 @@ fn request(
     Ok(Reply { status, body: text })
 }
 
-fn classify(e: ureq::Error) -> CallError {
+fn classify(e: ureq::Error, url: &str) -> CallError {
+    if hilt_hw::tls::certificate_problem(&e).is_some() {
+        return CallError::Unreachable(hilt_hw::tls::describe(&e, url));
+    }
     match e {
         ureq::Error::Timeout(_) => CallError::Deadline,
         ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
