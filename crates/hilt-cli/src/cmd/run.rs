@@ -47,6 +47,12 @@ pub fn execute(opts: &RunOptions, json: bool) -> anyhow::Result<i32> {
     };
     render::diagnostics("warning", &outcome.warnings);
     render::verdict(&outcome.results, &outcome.results_dir);
+    // A publish that fails does not change the run's verdict: its ledger says what to do.
+    match &outcome.published {
+        Some(Ok(ledger)) => super::publish::render_after_run(ledger),
+        Some(Err(e)) => eprintln!("publish: {e}"),
+        None => {}
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     }
