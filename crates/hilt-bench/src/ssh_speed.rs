@@ -1,7 +1,7 @@
 //! SSH through a two-hop jump chain on loopback sshd (`hilt_testkit::sshd`): hilt's
 //! `SystemSsh` (one ControlMaster connection, every command multiplexed over it — what
 //! `ssh_exec` steps use) against a fresh `ssh -J` per command, and hilt's verified upload
-//! (SHA-256 on both ends) against `scp -J`, measured side by side. Both sides use the
+//! (SHA-256 on both ends) against `scp -O -J`, measured side by side. Both sides use the
 //! same keys, known_hosts and ciphers (OpenSSH defaults).
 
 use std::path::{Path, PathBuf};
@@ -57,7 +57,9 @@ fn ok(cmd: &mut Command, what: &str) -> anyhow::Result<Duration> {
 
 pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     if !hilt_testkit::sshd::peers() {
-        bail!("sshd peers missing (openssh-server, user hilt-test, root): run scripts/peers.sh as root");
+        bail!(
+            "sshd peers missing (openssh-server, user hilt-test, root): run scripts/peers.sh as root"
+        );
     }
     let mut lab = Lab::new();
     let j1 = lab.sshd("PasswordAuthentication no");
@@ -83,7 +85,8 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     let scratch = env.scratch("ssh-speed")?;
 
     // (a) set-up and per-command cost.
-    let mut host = ssh::open(&bench, "gateway", lab.dir.path()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut host =
+        ssh::open(&bench, "gateway", lab.dir.path()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = Instant::now();
     host.connect(&cancel).map_err(|e| anyhow::anyhow!("{e}"))?;
     let setup = t.elapsed();
@@ -100,7 +103,9 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
             max_output_bytes: 4096,
         };
         let t = Instant::now();
-        let out = host.exec(&cmd, &cancel).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = host
+            .exec(&cmd, &cancel)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         hilt_cmd.push(t.elapsed().as_secs_f64() * 1e3);
         if out.exit_code != Some(0) {
             bail!("`true` through hilt ended with {:?}", out.exit_code);
@@ -119,7 +124,7 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
             "ssh: 2-hop jump chain on loopback sshd — {} sequential `true`, {} MB upload",
             a.commands, a.mb
         ),
-        "fresh `ssh -J` / `scp -J`",
+        "fresh `ssh -J` / `scp -O -J`",
     );
     let (hm, bm) = (median(&hilt_cmd), median(&base_cmd));
     t.row(
@@ -143,7 +148,10 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
         "per-command cost, p99",
         format!("{:.1} ms", percentile(&hilt_cmd, 99.0)),
         format!("{:.1} ms", percentile(&base_cmd, 99.0)),
-        format!("{:.1}×", percentile(&base_cmd, 99.0) / percentile(&hilt_cmd, 99.0)),
+        format!(
+            "{:.1}×",
+            percentile(&base_cmd, 99.0) / percentile(&hilt_cmd, 99.0)
+        ),
         "-",
         None,
     );
@@ -151,7 +159,10 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
         format!("set-up + {} commands, total", a.commands),
         format!("{:.2} s", hilt_total.as_secs_f64()),
         format!("{:.2} s", base_total.as_secs_f64()),
-        format!("{:.1}×", base_total.as_secs_f64() / hilt_total.as_secs_f64()),
+        format!(
+            "{:.1}×",
+            base_total.as_secs_f64() / hilt_total.as_secs_f64()
+        ),
         "-",
         None,
     );
@@ -164,25 +175,29 @@ pub fn run(env: &Env, a: &Args) -> anyhow::Result<Table> {
     let mut base_mbs = Vec::new();
     let mb = a.mb as f64;
     for _ in 0..a.uploads {
-        let tr = host
-            .upload(&file, &remote, Duration::from_secs(600), &cancel)
+        let t = Instant::now();
+        host.upload(&file, &remote, Duration::from_secs(600), &cancel)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        hilt_mbs.push(mb / tr.duration.as_secs_f64());
+        hilt_mbs.push(mb / t.elapsed().as_secs_f64());
         let mut scp = Command::new("scp");
-        scp.arg("-q")
+        // `-O`: the scp protocol; the lab's sshd has no sftp subsystem.
+        scp.args(["-q", "-O"])
             .arg("-F")
             .arg(&cfg)
             .args(["-J", &jumps, "-P", &target.to_string()])
             .arg(&file)
             .arg(format!("{USER}@127.0.0.1:{remote}"));
-        let d = ok(&mut scp, "scp -J")?;
+        let d = ok(&mut scp, "scp -O -J")?;
         base_mbs.push(mb / d.as_secs_f64());
     }
     let _ = ok(&mut fresh(&["rm", "-f", &remote]), "ssh rm");
     host.close();
     let (hu, bu) = (median(&hilt_mbs), median(&base_mbs));
     t.row(
-        format!("upload {} MB, median (hilt verifies SHA-256 on both ends)", a.mb),
+        format!(
+            "upload {} MB, median (hilt verifies SHA-256 on both ends)",
+            a.mb
+        ),
         format!("{hu:.0} MB/s"),
         format!("{bu:.0} MB/s"),
         format!("{:.0}%", hu / bu * 100.0),

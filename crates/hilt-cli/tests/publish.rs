@@ -37,7 +37,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// A bare remote with `main` holding one commit, and a clone of it at `results`.
 fn remote_and_clone(lab: &Lab) -> (PathBuf, PathBuf, String) {
     let bare = lab.path("remote.git");
-    git(lab.dir.path(), &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+    git(
+        lab.dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
     let seed = lab.path("seed");
     git(lab.dir.path(), &["init", "-q", "-b", "main", "seed"]);
     std::fs::write(seed.join("README.md"), "results\n").unwrap();
@@ -45,7 +48,10 @@ fn remote_and_clone(lab: &Lab) -> (PathBuf, PathBuf, String) {
     git(&seed, &["commit", "-q", "-m", "start"]);
     git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
     let main = git(&seed, &["rev-parse", "HEAD"]);
-    git(lab.dir.path(), &["clone", "-q", bare.to_str().unwrap(), "results"]);
+    git(
+        lab.dir.path(),
+        &["clone", "-q", bare.to_str().unwrap(), "results"],
+    );
     (bare, lab.path("results"), main)
 }
 
@@ -121,7 +127,10 @@ fn a_two_hop_run_publishes_to_a_bare_remote_exactly_once() {
     assert_eq!(t["state"], "pushed", "{t:#}");
     assert_eq!(t["branch"], branch.as_str());
     assert_eq!(t["remote"]["state"], "pushed");
-    assert_eq!(t["attempts"][0]["actions"], serde_json::json!(["committed", "pushed"]));
+    assert_eq!(
+        t["attempts"][0]["actions"],
+        serde_json::json!(["committed", "pushed"])
+    );
     let commit = t["commit"].as_str().unwrap().to_string();
     let on_remote = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
     assert_eq!(on_remote, commit);
@@ -137,13 +146,27 @@ fn a_two_hop_run_publishes_to_a_bare_remote_exactly_once() {
     // The whole run directory is there, except the ledger that records the copy.
     let files = git(&bare, &["ls-tree", "-r", "--name-only", &commit]);
     let prefix = format!("hilt-runs/remote-checks/{run_id}/");
-    for f in ["results.json", "manifest.json", "command_ledger.jsonl", "inputs/bench.yaml", "evidence.html"] {
-        assert!(files.contains(&format!("{prefix}{f}")), "{f} not committed:\n{files}");
+    for f in [
+        "results.json",
+        "manifest.json",
+        "command_ledger.jsonl",
+        "inputs/bench.yaml",
+        "evidence.html",
+    ] {
+        assert!(
+            files.contains(&format!("{prefix}{f}")),
+            "{f} not committed:\n{files}"
+        );
     }
     assert!(!files.contains("publish_ledger.json"), "{files}");
     assert!(files.contains("README.md"), "the base's files are kept");
     let committed = git(&bare, &["show", &format!("{commit}:{prefix}results.json")]);
-    assert_eq!(committed.as_bytes(), std::fs::read(run.join("results.json")).unwrap().trim_ascii_end());
+    assert_eq!(
+        committed.as_bytes(),
+        std::fs::read(run.join("results.json"))
+            .unwrap()
+            .trim_ascii_end()
+    );
     // The clone's checkout is untouched.
     assert_eq!(git(&clone, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
     assert_eq!(git(&clone, &["status", "--porcelain"]), "");
@@ -171,14 +194,31 @@ fn a_two_hop_run_publishes_to_a_bare_remote_exactly_once() {
     // Someone else's commit on the remote branch is never overwritten.
     let seed = lab.path("seed");
     git(&seed, &["commit", "-q", "--allow-empty", "-m", "foreign"]);
-    git(&seed, &["push", "-q", "--force", bare.to_str().unwrap(), &format!("HEAD:refs/heads/{branch}")]);
+    git(
+        &seed,
+        &[
+            "push",
+            "-q",
+            "--force",
+            bare.to_str().unwrap(),
+            &format!("HEAD:refs/heads/{branch}"),
+        ],
+    );
     let foreign = git(&seed, &["rev-parse", "HEAD"]);
     let (code, text) = publish(&run, None, &[]);
     assert_eq!(code, 5, "{text}");
     let t = target(&run, "results");
     assert_eq!(t["state"], "remote_mismatch", "{t:#}");
-    assert!(t["remote"]["detail"].as_str().unwrap().contains("never force-pushes"));
-    assert_eq!(git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]), foreign);
+    assert!(
+        t["remote"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never force-pushes")
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]),
+        foreign
+    );
     // manifest.json does not list the ledger, so it still verifies.
     let manifest = json(&run.join("manifest.json"));
     assert!(!manifest.to_string().contains("publish_ledger.json"));
@@ -211,7 +251,10 @@ fn pull_requests_report_gh_missing_unauthenticated_and_reuse_an_existing_one() {
         &mut lab,
         "publish:\n  pr:\n    repo: results\n    push: true\n    pull_request: {base: main}\n",
     );
-    assert!(!run.join("publish_ledger.json").exists(), "when: manual publishes only on demand");
+    assert!(
+        !run.join("publish_ledger.json").exists(),
+        "when: manual publishes only on demand"
+    );
 
     // No gh on PATH: committed and pushed, the pull request says why it is missing.
     let (code, text) = publish(&run, Some(&path_with(&lab, "bin-nogh", None)), &[]);
@@ -219,7 +262,12 @@ fn pull_requests_report_gh_missing_unauthenticated_and_reuse_an_existing_one() {
     let t = target(&run, "pr");
     assert_eq!(t["state"], "pushed", "{t:#}");
     assert_eq!(t["pull_request"]["state"], "gh_missing");
-    assert!(t["pull_request"]["detail"].as_str().unwrap().contains("gh auth login"));
+    assert!(
+        t["pull_request"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gh auth login")
+    );
 
     // gh present but not logged in.
     let log = lab.path("gh.log");
@@ -227,7 +275,11 @@ fn pull_requests_report_gh_missing_unauthenticated_and_reuse_an_existing_one() {
         "#!/bin/sh\necho \"$*\" >> {}\nif [ \"$1 $2\" = 'auth status' ]; then echo 'You are not logged into any GitHub hosts.' >&2; exit 1; fi\nexit 3\n",
         log.display()
     );
-    let (code, text) = publish(&run, Some(&path_with(&lab, "bin-unauth", Some(&unauth))), &[]);
+    let (code, text) = publish(
+        &run,
+        Some(&path_with(&lab, "bin-unauth", Some(&unauth))),
+        &[],
+    );
     assert_eq!(code, 5, "{text}");
     let t = target(&run, "pr");
     assert_eq!(t["pull_request"]["state"], "gh_unauthenticated", "{t:#}");
@@ -244,17 +296,25 @@ fn pull_requests_report_gh_missing_unauthenticated_and_reuse_an_existing_one() {
     let t = target(&run, "pr");
     assert_eq!(t["pull_request"]["state"], "reused", "{t:#}");
     assert_eq!(t["pull_request"]["number"], 42);
-    assert_eq!(t["pull_request"]["url"], "https://github.com/lab/results/pull/42");
+    assert_eq!(
+        t["pull_request"]["url"],
+        "https://github.com/lab/results/pull/42"
+    );
     let calls = std::fs::read_to_string(&log).unwrap();
     let branch = t["branch"].as_str().unwrap();
     assert_eq!(
         calls,
-        format!("auth status\npr list --head {branch} --state all --json number,url,state --limit 1\n")
+        format!(
+            "auth status\npr list --head {branch} --state all --json number,url,state --limit 1\n"
+        )
     );
     // Every attempt after the first found the commit and the push done.
     let attempts = t["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 3);
-    assert_eq!(attempts[0]["actions"], serde_json::json!(["committed", "pushed"]));
+    assert_eq!(
+        attempts[0]["actions"],
+        serde_json::json!(["committed", "pushed"])
+    );
     assert_eq!(attempts[1]["actions"], serde_json::json!([]));
     assert_eq!(attempts[2]["actions"], serde_json::json!([]));
 }

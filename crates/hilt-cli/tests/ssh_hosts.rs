@@ -73,7 +73,7 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     let port = lab.sshd("PasswordAuthentication no");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-key");
-    let (out, run) = run(&lab, 
+    let (out, run) = run(&lab,
         "  - name: exec
     steps:
       - ssh_exec: {host: box, argv: [sh, -c, 'echo to-out; echo to-err >&2'], expect_contains: to-out}
@@ -146,7 +146,8 @@ fn jump_chain_exec_crosses_both_hops() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = run(&lab, 
+    let (out, run) = run(
+        &lab,
         "  - name: through the chain
     steps:
       - ssh_exec: {host: gateway, argv: [uname, -s], expect_contains: Linux, timeout_ms: 20000}
@@ -197,7 +198,8 @@ fn a_hop_that_refuses_forwarding_breaks_the_chain() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (_, run) = run(&lab, 
+    let (_, run) = run(
+        &lab,
         "  - name: blocked
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -233,8 +235,10 @@ fn upload_and_download_are_verified_and_ledgered() {
     std::fs::write(lab.path("bundle.bin"), &data).unwrap();
     let (_, sum) = hilt_hw::ssh::sha256_file(&lab.path("bundle.bin")).unwrap();
     let remote = format!("/tmp/hilt-upload-{}.bin", std::process::id());
-    let (out, run) = run(&lab, &format!(
-        "  - name: copy
+    let (out, run) = run(
+        &lab,
+        &format!(
+            "  - name: copy
     steps:
       - upload: {{host: gateway, src: bundle.bin, dest: {remote}}}
       - ssh_exec: {{host: gateway, argv: [sha256sum, {remote}], expect_contains: {sum}}}
@@ -244,7 +248,8 @@ fn upload_and_download_are_verified_and_ledgered() {
     steps:
       - download: {{host: gateway, src: /nonexistent/hilt-file, dest: x.bin}}
 "
-    ));
+        ),
+    );
     let results = json(&run.join("results.json"));
     assert_eq!(
         results["tests"][0]["passed"],
@@ -308,7 +313,8 @@ fn host_key_mismatch_on_a_hop_is_refused_and_names_it() {
         .collect();
     std::fs::write(lab.path("known_hosts"), kh).unwrap();
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = run(&lab, 
+    let (out, run) = run(
+        &lab,
         "  - name: refused
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -346,7 +352,8 @@ fn an_unreachable_hop_is_named() {
     let dead = free_port();
     lab.known_hosts(&[dead, j2, target]);
     chain_bench(&lab, dead, j2, target);
-    let (_, run) = run(&lab, 
+    let (_, run) = run(
+        &lab,
         "  - name: down
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -374,12 +381,15 @@ fn timeout_kills_the_remote_process() {
     // A duration no other test uses, to find exactly this process on the "remote".
     let secs = 5000 + std::process::id() % 4000;
     let pattern = format!("sleep {secs}");
-    let (_, run) = run(&lab, &format!(
-        "  - name: hangs
+    let (_, run) = run(
+        &lab,
+        &format!(
+            "  - name: hangs
     steps:
       - ssh_exec: {{host: box, argv: [sh, -c, 'sleep {secs}; echo never'], timeout_ms: 1500}}
 "
-    ));
+        ),
+    );
     let f = failure(&run, 0);
     assert_eq!(f["category"], "STEP_TIMEOUT", "{f}");
     assert_eq!(f["details"]["remote_killed"], true, "{f}");
@@ -405,7 +415,8 @@ fn password_env_value_never_reaches_the_run_directory() {
     let port = lab.sshd("PasswordAuthentication yes\nLogLevel VERBOSE");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-pw");
-    let (out, run) = run(&lab, 
+    let (out, run) = run(
+        &lab,
         "  - name: password
     steps:
       - ssh_exec: {host: box, argv: ['true']}

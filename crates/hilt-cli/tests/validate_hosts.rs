@@ -88,7 +88,10 @@ fn a_hop_that_is_down_is_named_in_the_report_and_fails_the_check() {
         assert_eq!(check(&r, id)["status"], "pass", "{id}: {r:#}");
     }
     let up = check(&r, "staging.gateway.upload.tests[0].steps[1]");
-    assert!(up["detail"].as_str().unwrap().contains("12345 bytes"), "{up}");
+    assert!(
+        up["detail"].as_str().unwrap().contains("12345 bytes"),
+        "{up}"
+    );
     assert_eq!(check(&r, "publish.targets")["status"], "skip");
     assert_eq!(
         check(&r, "connectivity.gateway.reach.inner")["detail"],
@@ -97,15 +100,30 @@ fn a_hop_that_is_down_is_named_in_the_report_and_fails_the_check() {
 
     // A missing program and a missing upload source are failed checks with a fix.
     std::fs::remove_file(lab.path("tool.bin")).unwrap();
-    suite(&lab, "      - ssh_exec: {host: gateway, argv: [hilt-no-such-tool]}\n");
+    suite(
+        &lab,
+        "      - ssh_exec: {host: gateway, argv: [hilt-no-such-tool]}\n",
+    );
     let (code, text) = validate(&lab, "all", &report);
     assert_eq!(code, 4, "{text}");
     let r = json(&report);
     let c = check(&r, "connectivity.gateway.command.hilt-no-such-tool");
     assert_eq!(c["status"], "fail");
-    assert!(c["fix"].as_str().unwrap().contains("install `hilt-no-such-tool`"), "{c}");
-    assert_eq!(check(&r, "staging.gateway.upload.tests[0].steps[1]")["status"], "fail");
-    assert!(text.contains("FAIL connectivity.gateway.command.hilt-no-such-tool"), "{text}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("install `hilt-no-such-tool`"),
+        "{c}"
+    );
+    assert_eq!(
+        check(&r, "staging.gateway.upload.tests[0].steps[1]")["status"],
+        "fail"
+    );
+    assert!(
+        text.contains("FAIL connectivity.gateway.command.hilt-no-such-tool"),
+        "{text}"
+    );
 
     // The second hop goes down: it is named, the first passes, the host is not tried.
     suite(&lab, "");
@@ -115,7 +133,10 @@ fn a_hop_that_is_down_is_named_in_the_report_and_fails_the_check() {
     assert_eq!(code, 4, "{text}");
     let r = json(&report);
     assert_eq!(r["ok"], false);
-    assert_eq!(check(&r, "connectivity.gateway.reach.bastion")["status"], "pass");
+    assert_eq!(
+        check(&r, "connectivity.gateway.reach.bastion")["status"],
+        "pass"
+    );
     let inner = check(&r, "connectivity.gateway.reach.inner");
     assert_eq!(inner["status"], "fail", "{r:#}");
     assert_eq!(inner["host"], "gateway");
@@ -126,9 +147,18 @@ fn a_hop_that_is_down_is_named_in_the_report_and_fails_the_check() {
             .contains(&format!("jump hop inner ({USER}@127.0.0.1:{j2})")),
         "{inner}"
     );
-    assert!(inner["fix"].as_str().unwrap().contains("reachable"), "{inner}");
-    assert_eq!(check(&r, "connectivity.gateway.reach.gateway")["status"], "skip");
-    assert_eq!(check(&r, "connectivity.gateway.command.uname")["status"], "skip");
+    assert!(
+        inner["fix"].as_str().unwrap().contains("reachable"),
+        "{inner}"
+    );
+    assert_eq!(
+        check(&r, "connectivity.gateway.reach.gateway")["status"],
+        "skip"
+    );
+    assert_eq!(
+        check(&r, "connectivity.gateway.command.uname")["status"],
+        "skip"
+    );
     assert!(r["summary"]["required_failed"].as_u64().unwrap() >= 1);
 }
 
@@ -173,7 +203,16 @@ publish:
     let out = hilt()
         .current_dir(d)
         .env_remove("HILT_TEST_UNSET_VALIDATE_PASSWORD")
-        .args(["validate", "--bench", "bench.yaml", "--suite", "suite.yaml", "--scope", "all", "--json"])
+        .args([
+            "validate",
+            "--bench",
+            "bench.yaml",
+            "--suite",
+            "suite.yaml",
+            "--scope",
+            "all",
+            "--json",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -190,15 +229,27 @@ publish:
             .contains("variable `HILT_TEST_UNSET_VALIDATE_PASSWORD` is not set"),
         "{pw}"
     );
-    assert!(pw["fix"].as_str().unwrap().starts_with("export HILT_TEST_UNSET_VALIDATE_PASSWORD="));
-    for id in ["connectivity.gateway.reach.bastion", "connectivity.gateway.reach.gateway", "connectivity.gateway.command.uname"] {
+    assert!(
+        pw["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("export HILT_TEST_UNSET_VALIDATE_PASSWORD=")
+    );
+    for id in [
+        "connectivity.gateway.reach.bastion",
+        "connectivity.gateway.reach.gateway",
+        "connectivity.gateway.command.uname",
+    ] {
         assert_eq!(check(&r, id)["status"], "skip", "{id}");
     }
     assert_eq!(check(&r, "publish.results.git")["status"], "pass");
     let repo = check(&r, "publish.results.repo");
     assert_eq!(repo["status"], "fail");
     assert_eq!(repo["target"], "results");
-    assert!(repo["detail"].as_str().unwrap().contains("no-such-repo"), "{repo}");
+    assert!(
+        repo["detail"].as_str().unwrap().contains("no-such-repo"),
+        "{repo}"
+    );
     assert_eq!(check(&r, "publish.results.remote")["status"], "skip");
 
     // Without --scope, validate behaves as before: the files are valid.
@@ -207,13 +258,22 @@ publish:
         .args(["validate", "--bench", "bench.yaml", "--suite", "suite.yaml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn invalid_files_are_reported_and_nothing_else_is_tried() {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("bench.yaml"), "version: 1\nbench: {name: b}\n").unwrap();
+    std::fs::write(
+        d.path().join("bench.yaml"),
+        "version: 1\nbench: {name: b}\n",
+    )
+    .unwrap();
     let report = d.path().join("r.json");
     let out = hilt()
         .args(["validate", "--bench"])

@@ -139,7 +139,11 @@ pub fn publish(a: PublishArgs, cancel: &CancelToken) -> anyhow::Result<i32> {
     if !a.json {
         eprintln!("ledger: {}", a.dir.join(publish::LEDGER_FILE).display());
     }
-    Ok(if all_ok { exit::PASSED } else { exit::RUN_ERROR })
+    Ok(if all_ok {
+        exit::PASSED
+    } else {
+        exit::RUN_ERROR
+    })
 }
 
 /// One line per target after `hilt run` published by itself (on stderr).

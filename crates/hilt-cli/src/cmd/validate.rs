@@ -58,7 +58,11 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
     if let Some(scope) = a.scope {
         let config = super::validate_scopes::ConfigOutcome {
             ok,
-            errors: errors.iter().map(|e| e.to_string()).chain(io_errors.iter().cloned()).collect(),
+            errors: errors
+                .iter()
+                .map(|e| e.to_string())
+                .chain(io_errors.iter().cloned())
+                .collect(),
             warnings: warnings.len(),
         };
         return super::validate_scopes::run(&a, scope, config, scoped);

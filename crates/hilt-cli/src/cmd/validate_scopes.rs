@@ -65,14 +65,23 @@ pub fn run(
             Status::Pass,
             format!(
                 "{} valid ({} warning{})",
-                if a.suite.is_some() { "bench and suite are" } else { "bench is" },
+                if a.suite.is_some() {
+                    "bench and suite are"
+                } else {
+                    "bench is"
+                },
                 config.warnings,
                 if config.warnings == 1 { "" } else { "s" }
             ),
         )
     } else {
-        Check::new("config.files", Scope::Config, Status::Fail, config.errors.join("\n"))
-            .fix("fix the located errors (hilt validate without --scope lists them)")
+        Check::new(
+            "config.files",
+            Scope::Config,
+            Status::Fail,
+            config.errors.join("\n"),
+        )
+        .fix("fix the located errors (hilt validate without --scope lists them)")
     }];
     let all = scope == ScopeArg::All;
     if config.ok

@@ -40,7 +40,9 @@ pub fn publish(d: &mut Diags, targets: &BTreeMap<String, PublishTarget>) {
             if !is_plain_relative(v) {
                 d.error(
                     &fp,
-                    format!("`{v}` must be a relative path of non-empty parts, without `.` or `..`"),
+                    format!(
+                        "`{v}` must be a relative path of non-empty parts, without `.` or `..`"
+                    ),
                 );
             }
         }
@@ -55,7 +57,10 @@ pub fn publish(d: &mut Diags, targets: &BTreeMap<String, PublishTarget>) {
         if let Some(r) = &t.remote
             && (r.trim().is_empty() || r.starts_with('-'))
         {
-            d.error(&format!("{p}.remote"), format!("`{r}` is not a remote name"));
+            d.error(
+                &format!("{p}.remote"),
+                format!("`{r}` is not a remote name"),
+            );
         }
         if t.pull_request.is_some() && !t.push {
             d.error_help(

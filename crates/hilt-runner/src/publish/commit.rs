@@ -176,7 +176,14 @@ pub fn commit(git: &Git, input: &CommitInput<'_>) -> Result<Committed, GitError>
     // Compare-and-swap: a concurrent publish to the same branch makes this fail, not lose.
     let old = local.clone().unwrap_or_default();
     git.must(
-        &["update-ref", "-m", "hilt publish", &reference, &commit, &old],
+        &[
+            "update-ref",
+            "-m",
+            "hilt publish",
+            &reference,
+            &commit,
+            &old,
+        ],
         &[],
     )?;
     Ok(Committed {

@@ -90,18 +90,29 @@ fn gh(
     let o = process::run(&spec, cancel).map_err(|e| format!("cannot run gh: {e}"))?;
     let text = String::from_utf8_lossy(&std::fs::read(&out).unwrap_or_default()).into_owned();
     if o.timed_out {
-        return Err(format!("`gh {}` did not finish within {TIMEOUT:?}", args.join(" ")));
+        return Err(format!(
+            "`gh {}` did not finish within {TIMEOUT:?}",
+            args.join(" ")
+        ));
     }
     Ok((o.success(), text))
 }
 
 pub(super) fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines[lines.len().saturating_sub(3)..].join(" / ")
 }
 
 /// `gh auth status` in `repo`: whether it succeeded, and what it said.
-pub(super) fn auth_status(repo: &Path, scratch: &Path, cancel: &CancelToken) -> Result<(bool, String), String> {
+pub(super) fn auth_status(
+    repo: &Path,
+    scratch: &Path,
+    cancel: &CancelToken,
+) -> Result<(bool, String), String> {
     gh(repo, scratch, &["auth", "status"], cancel)
 }
 
@@ -133,7 +144,10 @@ pub fn ensure(repo: &Path, scratch: &Path, req: &PrRequest<'_>, cancel: &CancelT
         Ok((false, text)) => {
             return PrOutcome::just(
                 PrState::GhUnauthenticated,
-                Some(format!("gh is not logged in ({}); help: run `gh auth login` or set GH_TOKEN", tail(&text))),
+                Some(format!(
+                    "gh is not logged in ({}); help: run `gh auth login` or set GH_TOKEN",
+                    tail(&text)
+                )),
             );
         }
         Err(e) => return PrOutcome::just(PrState::Failed, Some(e)),
@@ -142,8 +156,16 @@ pub fn ensure(repo: &Path, scratch: &Path, req: &PrRequest<'_>, cancel: &CancelT
         repo,
         scratch,
         &[
-            "pr", "list", "--head", req.branch, "--state", "all", "--json", "number,url,state",
-            "--limit", "1",
+            "pr",
+            "list",
+            "--head",
+            req.branch,
+            "--state",
+            "all",
+            "--json",
+            "number,url,state",
+            "--limit",
+            "1",
         ],
         cancel,
     );
@@ -166,7 +188,10 @@ pub fn ensure(repo: &Path, scratch: &Path, req: &PrRequest<'_>, cancel: &CancelT
             }
         }
         Ok((false, text)) => {
-            return PrOutcome::just(PrState::Failed, Some(format!("gh pr list failed: {}", tail(&text))));
+            return PrOutcome::just(
+                PrState::Failed,
+                Some(format!("gh pr list failed: {}", tail(&text))),
+            );
         }
         Err(e) => return PrOutcome::just(PrState::Failed, Some(e)),
     }
@@ -198,7 +223,10 @@ pub fn ensure(repo: &Path, scratch: &Path, req: &PrRequest<'_>, cancel: &CancelT
                 detail: None,
             }
         }
-        Ok((false, text)) => PrOutcome::just(PrState::Failed, Some(format!("gh pr create failed: {}", tail(&text)))),
+        Ok((false, text)) => PrOutcome::just(
+            PrState::Failed,
+            Some(format!("gh pr create failed: {}", tail(&text))),
+        ),
         Err(e) => PrOutcome::just(PrState::Failed, Some(e)),
     }
 }
@@ -212,7 +240,11 @@ mod tests {
         assert_eq!(first_pr("[]"), None);
         assert_eq!(
             first_pr(r#"[{"number":7,"state":"MERGED","url":"https://github.com/o/r/pull/7"}]"#),
-            Some((7, "https://github.com/o/r/pull/7".into(), Some("MERGED".into())))
+            Some((
+                7,
+                "https://github.com/o/r/pull/7".into(),
+                Some("MERGED".into())
+            ))
         );
     }
 }

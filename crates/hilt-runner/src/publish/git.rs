@@ -98,7 +98,12 @@ impl Git {
             seq: std::cell::Cell::new(0),
             cancel: cancel.clone(),
         };
-        let said = g.call(repo, &["rev-parse", "--absolute-git-dir"], &[], LOCAL_TIMEOUT)?;
+        let said = g.call(
+            repo,
+            &["rev-parse", "--absolute-git-dir"],
+            &[],
+            LOCAL_TIMEOUT,
+        )?;
         let dir = said.text.lines().last().unwrap_or("").trim().to_string();
         if !said.ok || dir.is_empty() {
             return Err(GitError::new(format!(
@@ -204,7 +209,13 @@ impl Git {
         let spec = format!("{rev}^{{commit}}");
         let said = self.call(
             &self.repo,
-            &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
             &[],
             LOCAL_TIMEOUT,
         )?;

@@ -184,7 +184,9 @@ pub(super) fn publish_target(
             )
             .map_err(|e| e.to_string())?;
         if !ok.ok {
-            return Err(format!("`{branch}` is not a valid branch name; help: change `branch`"));
+            return Err(format!(
+                "`{branch}` is not a valid branch name; help: change `branch`"
+            ));
         }
         // Where the remote stands, before committing: a branch published from another
         // clone continues from the remote's commit instead of forking it.
@@ -237,8 +239,14 @@ pub(super) fn publish_target(
             }
             return Ok(());
         }
-        let p = remote::push(&git, &remote_name, &branch, &c.commit, remote_tip.as_deref())
-            .map_err(|e| e.to_string())?;
+        let p = remote::push(
+            &git,
+            &remote_name,
+            &branch,
+            &c.commit,
+            remote_tip.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
         if p.pushed_now {
             actions.push("pushed".into());
         }

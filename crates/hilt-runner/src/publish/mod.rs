@@ -20,9 +20,7 @@ use serde_json::Value;
 
 use hilt_hw::CancelToken;
 use hilt_model::bench::Bench;
-use hilt_model::publish::{
-    DEFAULT_BRANCH, DEFAULT_PATH, PublishTarget, PublishWhen, expand,
-};
+use hilt_model::publish::{DEFAULT_BRANCH, DEFAULT_PATH, PublishTarget, PublishWhen, expand};
 use hilt_model::run::RunStatus;
 use hilt_model::suite::Suite;
 
@@ -32,7 +30,6 @@ pub use git::find_git;
 pub use ledger::{Attempt, PublishLedger, TargetRecord, TargetState};
 pub use prereq::{Prereq, prerequisites};
 pub use remote::RemoteState;
-
 
 /// The ledger's file name in the run directory. It is not part of the published copy
 /// (it records that copy) nor of manifest.json (it changes after the run).
@@ -197,7 +194,11 @@ pub fn slug(s: &str) -> String {
     }
     let t = out.trim_matches(|c| matches!(c, '-' | '.'));
     let t = t.strip_suffix(".lock").unwrap_or(t);
-    if t.is_empty() { "run".into() } else { t.to_string() }
+    if t.is_empty() {
+        "run".into()
+    } else {
+        t.to_string()
+    }
 }
 
 /// The branch and path of `t` for this run.
@@ -215,7 +216,13 @@ pub fn branch_and_path(t: &ResolvedTarget, facts: &RunFacts) -> (String, String)
         &r,
         &n,
     );
-    let path = expand(t.target.path.as_deref().unwrap_or(DEFAULT_PATH), &s, &b, &r, &n);
+    let path = expand(
+        t.target.path.as_deref().unwrap_or(DEFAULT_PATH),
+        &s,
+        &b,
+        &r,
+        &n,
+    );
     (branch, path)
 }
 
@@ -232,25 +239,30 @@ pub fn publish(
         let record = ledger::publish_target(dir, t, &facts, ledger.earlier.get(&t.name), cancel);
         ledger.targets.insert(t.name.clone(), record);
         ledger.updated_at = hilt_model::run::now();
-        ledger
-            .save(&path)
-            .map_err(|source| PublishError::Ledger {
-                path: path.clone(),
-                source,
-            })?;
+        ledger.save(&path).map_err(|source| PublishError::Ledger {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(ledger)
 }
 
 /// Picks `names` out of `all` (every target when `names` is empty).
-pub fn select(all: Vec<ResolvedTarget>, names: &[String]) -> Result<Vec<ResolvedTarget>, PublishError> {
+pub fn select(
+    all: Vec<ResolvedTarget>,
+    names: &[String],
+) -> Result<Vec<ResolvedTarget>, PublishError> {
     if all.is_empty() {
         return Err(PublishError::NoTargets);
     }
     if names.is_empty() {
         return Ok(all);
     }
-    let known = all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    let known = all
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     names
         .iter()
         .map(|n| {

@@ -17,8 +17,18 @@ pub struct Prereq {
     pub fix: Option<String>,
 }
 
-fn p(what: &'static str, ok: Option<bool>, detail: impl Into<String>, fix: Option<String>) -> Prereq {
-    Prereq { what, ok, detail: detail.into(), fix }
+fn p(
+    what: &'static str,
+    ok: Option<bool>,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Prereq {
+    Prereq {
+        what,
+        ok,
+        detail: detail.into(),
+        fix,
+    }
 }
 
 pub fn prerequisites(t: &ResolvedTarget, cancel: &CancelToken) -> Vec<Prereq> {
@@ -31,9 +41,19 @@ pub fn prerequisites(t: &ResolvedTarget, cancel: &CancelToken) -> Vec<Prereq> {
         }
     };
     match find_git() {
-        Ok(path) => out.push(p("git", Some(true), format!("git is {}", path.display()), None)),
+        Ok(path) => out.push(p(
+            "git",
+            Some(true),
+            format!("git is {}", path.display()),
+            None,
+        )),
         Err(e) => {
-            out.push(p("git", Some(false), e.message, Some("install git (apt-get install git)".into())));
+            out.push(p(
+                "git",
+                Some(false),
+                e.message,
+                Some("install git (apt-get install git)".into()),
+            ));
             out.push(p("repo", None, "not checked: git is missing", None));
             skip_rest(&mut out, "git is missing");
         }
@@ -45,12 +65,36 @@ pub fn prerequisites(t: &ResolvedTarget, cancel: &CancelToken) -> Vec<Prereq> {
                 skip_rest(&mut out, "the repository is missing");
             }
             Ok(git) => {
-                out.push(p("repo", Some(true), format!("{} is a git repository ({})", t.repo.display(), git.git_dir.display()), None));
+                out.push(p(
+                    "repo",
+                    Some(true),
+                    format!(
+                        "{} is a git repository ({})",
+                        t.repo.display(),
+                        git.git_dir.display()
+                    ),
+                    None,
+                ));
                 let base = t.target.base.as_deref().unwrap_or("HEAD");
                 out.push(match git.commit_of(base) {
-                    Ok(Some(c)) => p("base", Some(true), format!("new branches start from {base} ({c})"), None),
-                    Ok(None) if t.target.base.is_none() => p("base", Some(true), "the repository has no commit yet: the first publish makes a root commit", None),
-                    Ok(None) => p("base", Some(false), format!("base `{base}` is not a commit of {}", t.repo.display()), Some("fetch that branch into the repository, or fix `base`".into())),
+                    Ok(Some(c)) => p(
+                        "base",
+                        Some(true),
+                        format!("new branches start from {base} ({c})"),
+                        None,
+                    ),
+                    Ok(None) if t.target.base.is_none() => p(
+                        "base",
+                        Some(true),
+                        "the repository has no commit yet: the first publish makes a root commit",
+                        None,
+                    ),
+                    Ok(None) => p(
+                        "base",
+                        Some(false),
+                        format!("base `{base}` is not a commit of {}", t.repo.display()),
+                        Some("fetch that branch into the repository, or fix `base`".into()),
+                    ),
                     Err(e) => p("base", Some(false), e.message, None),
                 });
                 if t.target.push {
@@ -71,11 +115,21 @@ pub fn prerequisites(t: &ResolvedTarget, cancel: &CancelToken) -> Vec<Prereq> {
     if wants_pr {
         match hilt_hw::process::which("gh") {
             None => {
-                out.push(p("gh", Some(false), "the GitHub CLI `gh` is not on PATH (pull_request asks for it)", Some("install gh (https://cli.github.com)".into())));
+                out.push(p(
+                    "gh",
+                    Some(false),
+                    "the GitHub CLI `gh` is not on PATH (pull_request asks for it)",
+                    Some("install gh (https://cli.github.com)".into()),
+                ));
                 out.push(p("gh_auth", None, "not checked: gh is missing", None));
             }
             Some(path) => {
-                out.push(p("gh", Some(true), format!("gh is {}", path.display()), None));
+                out.push(p(
+                    "gh",
+                    Some(true),
+                    format!("gh is {}", path.display()),
+                    None,
+                ));
                 let scratch = tempfile::tempdir();
                 out.push(match scratch.map_err(|e| e.to_string()).and_then(|d| gh::auth_status(&t.repo, d.path(), cancel)) {
                     Ok((true, _)) => p("gh_auth", Some(true), "gh is logged in", None),

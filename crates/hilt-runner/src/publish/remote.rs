@@ -53,7 +53,11 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The commit the remote's `refs/heads/<branch>` points at (`None`: no such branch).
-pub fn tip(git: &Git, remote: &str, branch: &str) -> Result<Result<Option<String>, String>, GitError> {
+pub fn tip(
+    git: &Git,
+    remote: &str,
+    branch: &str,
+) -> Result<Result<Option<String>, String>, GitError> {
     let reference = format!("refs/heads/{branch}");
     let said = git.call(
         &git.repo,
@@ -62,7 +66,10 @@ pub fn tip(git: &Git, remote: &str, branch: &str) -> Result<Result<Option<String
         NETWORK_TIMEOUT,
     )?;
     if !said.ok {
-        return Ok(Err(format!("cannot reach remote `{remote}`: {}", said.tail())));
+        return Ok(Err(format!(
+            "cannot reach remote `{remote}`: {}",
+            said.tail()
+        )));
     }
     Ok(Ok(said.text.lines().find_map(|l| {
         let mut w = l.split_whitespace();

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hilt_hw::CancelToken;
-use hilt_hw::ssh::{self, Auth, Chain, RemoteCommand, RemoteHost, RemoteProgram, SshErrorKind, shell_quote};
+use hilt_hw::ssh::{
+    self, Auth, Chain, RemoteCommand, RemoteHost, RemoteProgram, SshErrorKind, shell_quote,
+};
 use hilt_model::bench::Bench;
 use hilt_model::suite::{Step, Suite};
 
@@ -40,7 +42,9 @@ fn fix_for(kind: SshErrorKind, what: &str, known_hosts: &Path) -> String {
             "verify {what}'s host key out of band, then replace its line in {} (ssh-keyscan -p PORT HOST)",
             known_hosts.display()
         ),
-        SshErrorKind::Timeout => format!("{what} answered too slowly: check the network, or raise connect_timeout_s"),
+        SshErrorKind::Timeout => {
+            format!("{what} answered too slowly: check the network, or raise connect_timeout_s")
+        }
         SshErrorKind::Local => "install the OpenSSH client (package openssh-client)".into(),
         SshErrorKind::Transfer | SshErrorKind::Cancelled => "run the check again".into(),
     }
@@ -48,7 +52,8 @@ fn fix_for(kind: SshErrorKind, what: &str, known_hosts: &Path) -> String {
 
 impl<'a> Session<'a> {
     pub fn open(bench: &'a Bench, name: &str, bench_dir: &Path, scratch: &Path) -> Session<'a> {
-        let chain = Chain::resolve(bench, name, &bench.hosts[name], bench_dir).map_err(|e| e.to_string());
+        let chain =
+            Chain::resolve(bench, name, &bench.hosts[name], bench_dir).map_err(|e| e.to_string());
         Session {
             name: name.to_string(),
             bench,
@@ -62,7 +67,13 @@ impl<'a> Session<'a> {
     }
 
     fn check(&self, what: &str, status: Status, detail: impl Into<String>) -> Check {
-        Check::new(format!("connectivity.{}.{what}", self.name), Scope::Connectivity, status, detail).host(&self.name)
+        Check::new(
+            format!("connectivity.{}.{what}", self.name),
+            Scope::Connectivity,
+            status,
+            detail,
+        )
+        .host(&self.name)
     }
 
     /// Credentials and known_hosts, then each endpoint in order, then a command.
@@ -101,11 +112,18 @@ impl<'a> Session<'a> {
             out.push(c);
         }
         if let Err(e) = chain.password_env() {
-            out.push(self.check("auth.password_env", Status::Fail, e.to_string()).fix("use one password variable per chain (one auth_ref)"));
+            out.push(
+                self.check("auth.password_env", Status::Fail, e.to_string())
+                    .fix("use one password variable per chain (one auth_ref)"),
+            );
             ready = false;
         }
         if chain.known_hosts.is_file() {
-            out.push(self.check("known_hosts", Status::Pass, format!("known_hosts {}", chain.known_hosts.display())));
+            out.push(self.check(
+                "known_hosts",
+                Status::Pass,
+                format!("known_hosts {}", chain.known_hosts.display()),
+            ));
         } else {
             out.push(
                 self.check("known_hosts", Status::Fail, format!("known_hosts {} does not exist", chain.known_hosts.display()))
@@ -115,21 +133,33 @@ impl<'a> Session<'a> {
         }
         if !ready {
             for e in &chain.endpoints {
-                out.push(self.check(&format!("reach.{}", e.label), Status::Skip, format!("{}: not tried, a credential or known_hosts is missing", e.describe())));
+                out.push(self.check(
+                    &format!("reach.{}", e.label),
+                    Status::Skip,
+                    format!(
+                        "{}: not tried, a credential or known_hosts is missing",
+                        e.describe()
+                    ),
+                ));
             }
             out.push(self.check("exec", Status::Skip, "not tried: the host was not reached"));
             self.down = Some("a credential or known_hosts is missing".into());
             out.extend(self.commands(suite, cancel));
             return out;
         }
-        let opened = ssh::open(self.bench, &self.name, &self.bench_dir).and_then(|mut h| h.connect(cancel).map(|_| h));
+        let opened = ssh::open(self.bench, &self.name, &self.bench_dir)
+            .and_then(|mut h| h.connect(cancel).map(|_| h));
         let last = chain.endpoints.len() - 1;
         match opened {
             Ok(h) => {
                 self.host = Some(h);
                 for (i, e) in chain.endpoints.iter().enumerate() {
                     let role = if i == last { "host" } else { "jump hop" };
-                    out.push(self.check(&format!("reach.{}", e.label), Status::Pass, format!("{role} {} reached", e.describe())));
+                    out.push(self.check(
+                        &format!("reach.{}", e.label),
+                        Status::Pass,
+                        format!("{role} {} reached", e.describe()),
+                    ));
                 }
             }
             Err(err) => {
@@ -141,21 +171,46 @@ impl<'a> Session<'a> {
                 for (i, e) in chain.endpoints.iter().enumerate() {
                     let role = if i == last { "host" } else { "jump hop" };
                     let c = if i < failed {
-                        self.check(&format!("reach.{}", e.label), Status::Pass, format!("{role} {} reached", e.describe()))
+                        self.check(
+                            &format!("reach.{}", e.label),
+                            Status::Pass,
+                            format!("{role} {} reached", e.describe()),
+                        )
                     } else if i == failed {
-                        self.check(&format!("reach.{}", e.label), Status::Fail, err.message.clone())
-                            .fix(fix_for(err.kind, &format!("{role} {}", e.describe()), &chain.known_hosts))
+                        self.check(
+                            &format!("reach.{}", e.label),
+                            Status::Fail,
+                            err.message.clone(),
+                        )
+                        .fix(fix_for(
+                            err.kind,
+                            &format!("{role} {}", e.describe()),
+                            &chain.known_hosts,
+                        ))
                     } else {
-                        self.check(&format!("reach.{}", e.label), Status::Skip, format!("{role} {}: not tried, {} failed", e.describe(), chain.endpoints[failed].label))
+                        self.check(
+                            &format!("reach.{}", e.label),
+                            Status::Skip,
+                            format!(
+                                "{role} {}: not tried, {} failed",
+                                e.describe(),
+                                chain.endpoints[failed].label
+                            ),
+                        )
                     };
                     out.push(c);
                 }
-                self.down = Some(format!("{} failed: {}", chain.endpoints[failed].label, err.message));
+                self.down = Some(format!(
+                    "{} failed: {}",
+                    chain.endpoints[failed].label, err.message
+                ));
             }
         }
         out.push(match self.run("true", cancel) {
             Ok((Some(0), _)) => self.check("exec", Status::Pass, "`true` ran on the host"),
-            Ok((code, _)) => self.check("exec", Status::Fail, format!("`true` ended with {code:?}")).fix("check the login shell of the user on the host"),
+            Ok((code, _)) => self
+                .check("exec", Status::Fail, format!("`true` ended with {code:?}"))
+                .fix("check the login shell of the user on the host"),
             Err(e) => self.check("exec", Status::Skip, format!("not tried: {e}")),
         });
         out.extend(self.commands(suite, cancel));
@@ -167,14 +222,26 @@ impl<'a> Session<'a> {
         if self.host.is_some() || self.down.is_some() {
             return;
         }
-        match ssh::open(self.bench, &self.name, &self.bench_dir).and_then(|mut h| h.connect(cancel).map(|_| h)) {
+        match ssh::open(self.bench, &self.name, &self.bench_dir)
+            .and_then(|mut h| h.connect(cancel).map(|_| h))
+        {
             Ok(h) => self.host = Some(h),
-            Err(e) => self.down = Some(format!("{}: {}", e.at.unwrap_or_else(|| self.name.clone()), e.message)),
+            Err(e) => {
+                self.down = Some(format!(
+                    "{}: {}",
+                    e.at.unwrap_or_else(|| self.name.clone()),
+                    e.message
+                ))
+            }
         }
     }
 
     /// Runs a shell script on the host (connecting first): exit code and stdout.
-    pub fn run(&mut self, script: &str, cancel: &CancelToken) -> Result<(Option<i32>, String), String> {
+    pub fn run(
+        &mut self,
+        script: &str,
+        cancel: &CancelToken,
+    ) -> Result<(Option<i32>, String), String> {
         self.ensure(cancel);
         if let Some(d) = &self.down {
             return Err(format!("host {} is not reachable ({d})", self.name));
@@ -183,8 +250,12 @@ impl<'a> Session<'a> {
             return Err(format!("host {} was not connected", self.name));
         };
         self.seq += 1;
-        let stdout = self.scratch.join(format!("{}-{}.stdout", self.name, self.seq));
-        let stderr = self.scratch.join(format!("{}-{}.stderr", self.name, self.seq));
+        let stdout = self
+            .scratch
+            .join(format!("{}-{}.stdout", self.name, self.seq));
+        let stderr = self
+            .scratch
+            .join(format!("{}-{}.stderr", self.name, self.seq));
         let out = h
             .exec(
                 &RemoteCommand {
@@ -202,17 +273,26 @@ impl<'a> Session<'a> {
         if out.timed_out {
             return Err(format!("no answer within {PROBE_TIMEOUT:?}"));
         }
-        Ok((out.exit_code, std::fs::read_to_string(&stdout).unwrap_or_default()))
+        Ok((
+            out.exit_code,
+            std::fs::read_to_string(&stdout).unwrap_or_default(),
+        ))
     }
 
     /// Looks `names` up on the host with `command -v`: `(name, Some(path) | None)`.
-    pub fn which(&mut self, names: &[String], cancel: &CancelToken) -> Result<Vec<(String, Option<String>)>, String> {
+    pub fn which(
+        &mut self,
+        names: &[String],
+        cancel: &CancelToken,
+    ) -> Result<Vec<(String, Option<String>)>, String> {
         let mut script = String::from("for c in");
         for n in names {
             script.push(' ');
             script.push_str(&shell_quote(n));
         }
-        script.push_str("; do p=$(command -v \"$c\" 2>/dev/null) && echo \"ok $p\" || echo missing; done");
+        script.push_str(
+            "; do p=$(command -v \"$c\" 2>/dev/null) && echo \"ok $p\" || echo missing; done",
+        );
         let (_, text) = self.run(&script, cancel)?;
         let lines: Vec<&str> = text.lines().collect();
         if lines.len() != names.len() {
@@ -230,7 +310,9 @@ impl<'a> Session<'a> {
         let Some(s) = suite else { return Vec::new() };
         let names: BTreeSet<String> = super::steps(s)
             .filter_map(|(_, _, st)| match st {
-                Step::SshExec(x) if x.host == self.name => x.argv.as_ref().and_then(|a| a.first().cloned()),
+                Step::SshExec(x) if x.host == self.name => {
+                    x.argv.as_ref().and_then(|a| a.first().cloned())
+                }
                 _ => None,
             })
             .collect();
@@ -242,15 +324,35 @@ impl<'a> Session<'a> {
             Ok(found) => found
                 .into_iter()
                 .map(|(n, p)| match p {
-                    Some(p) => self.check(&format!("command.{n}"), Status::Pass, format!("`{n}` is {p} on {}", self.name)),
+                    Some(p) => self.check(
+                        &format!("command.{n}"),
+                        Status::Pass,
+                        format!("`{n}` is {p} on {}", self.name),
+                    ),
                     None => self
-                        .check(&format!("command.{n}"), Status::Fail, format!("`{n}` (run by an ssh_exec step) is not found on {}", self.name))
-                        .fix(format!("install `{n}` on {} or fix the step's argv", self.name)),
+                        .check(
+                            &format!("command.{n}"),
+                            Status::Fail,
+                            format!(
+                                "`{n}` (run by an ssh_exec step) is not found on {}",
+                                self.name
+                            ),
+                        )
+                        .fix(format!(
+                            "install `{n}` on {} or fix the step's argv",
+                            self.name
+                        )),
                 })
                 .collect(),
             Err(e) => names
                 .iter()
-                .map(|n| self.check(&format!("command.{n}"), Status::Skip, format!("not checked: {e}")))
+                .map(|n| {
+                    self.check(
+                        &format!("command.{n}"),
+                        Status::Skip,
+                        format!("not checked: {e}"),
+                    )
+                })
                 .collect(),
         }
     }

@@ -60,7 +60,12 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn new(id: impl Into<String>, scope: Scope, status: Status, detail: impl Into<String>) -> Check {
+    pub fn new(
+        id: impl Into<String>,
+        scope: Scope,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Check {
         Check {
             id: id.into(),
             scope,
@@ -123,9 +128,21 @@ fn chosen_hosts(i: &Inputs<'_>, out: &mut Vec<Check>) -> Vec<String> {
             } else {
                 let names: Vec<&str> = i.bench.hosts.keys().map(String::as_str).collect();
                 out.push(
-                    Check::new(format!("config.host.{h}"), Scope::Config, Status::Fail, format!("the bench defines no host `{h}`"))
-                        .host(h)
-                        .fix(format!("use one of: {}", if names.is_empty() { "(none)".into() } else { names.join(", ") })),
+                    Check::new(
+                        format!("config.host.{h}"),
+                        Scope::Config,
+                        Status::Fail,
+                        format!("the bench defines no host `{h}`"),
+                    )
+                    .host(h)
+                    .fix(format!(
+                        "use one of: {}",
+                        if names.is_empty() {
+                            "(none)".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    )),
                 );
             }
         }
@@ -171,14 +188,32 @@ pub fn check(i: &Inputs<'_>, cancel: &CancelToken) -> Vec<Check> {
     let scratch = match scratch {
         Ok(s) => s,
         Err(e) => {
-            out.push(Check::new("config.scratch", Scope::Config, Status::Fail, format!("cannot create a scratch directory: {e}")));
+            out.push(Check::new(
+                "config.scratch",
+                Scope::Config,
+                Status::Fail,
+                format!("cannot create a scratch directory: {e}"),
+            ));
             return out;
         }
     };
     if (i.connectivity || i.staging) && hosts.is_empty() && i.hosts.is_empty() {
-        let why = if i.bench.hosts.is_empty() { "the bench has no hosts" } else { "the suite uses no host" };
-        let scope = if i.connectivity { Scope::Connectivity } else { Scope::Staging };
-        out.push(Check::new(format!("{}.hosts", scope_name(scope)), scope, Status::Skip, why));
+        let why = if i.bench.hosts.is_empty() {
+            "the bench has no hosts"
+        } else {
+            "the suite uses no host"
+        };
+        let scope = if i.connectivity {
+            Scope::Connectivity
+        } else {
+            Scope::Staging
+        };
+        out.push(Check::new(
+            format!("{}.hosts", scope_name(scope)),
+            scope,
+            Status::Skip,
+            why,
+        ));
     }
     for h in &hosts {
         let mut session = hosts::Session::open(i.bench, h, &bench_dir, scratch.path());
@@ -189,9 +224,14 @@ pub fn check(i: &Inputs<'_>, cancel: &CancelToken) -> Vec<Check> {
             match i.suite {
                 Some((s, p)) => out.extend(staging::staging(&mut session, s, &dir_of(p), cancel)),
                 None => out.push(
-                    Check::new(format!("staging.{h}"), Scope::Staging, Status::Skip, "staging is predicted from a suite's upload and download steps")
-                        .host(h)
-                        .fix("pass --suite"),
+                    Check::new(
+                        format!("staging.{h}"),
+                        Scope::Staging,
+                        Status::Skip,
+                        "staging is predicted from a suite's upload and download steps",
+                    )
+                    .host(h)
+                    .fix("pass --suite"),
                 ),
             }
         }

@@ -9,10 +9,20 @@ use hilt_model::suite::Suite;
 use super::{Check, Scope, Status};
 use crate::publish;
 
-pub(super) fn publish(bench: &Bench, bench_path: &Path, suite: Option<(&Suite, &Path)>, cancel: &CancelToken) -> Vec<Check> {
+pub(super) fn publish(
+    bench: &Bench,
+    bench_path: &Path,
+    suite: Option<(&Suite, &Path)>,
+    cancel: &CancelToken,
+) -> Vec<Check> {
     let targets = publish::targets(Some((bench, bench_path)), suite);
     if targets.is_empty() {
-        return vec![Check::new("publish.targets", Scope::Publish, Status::Skip, "the bench and suite declare no publish targets")];
+        return vec![Check::new(
+            "publish.targets",
+            Scope::Publish,
+            Status::Skip,
+            "the bench and suite declare no publish targets",
+        )];
     }
     let mut out = Vec::new();
     for t in &targets {
@@ -22,7 +32,13 @@ pub(super) fn publish(bench: &Bench, bench_path: &Path, suite: Option<(&Suite, &
                 Some(false) => Status::Fail,
                 None => Status::Skip,
             };
-            let mut c = Check::new(format!("publish.{}.{}", t.name, p.what), Scope::Publish, status, p.detail).target(&t.name);
+            let mut c = Check::new(
+                format!("publish.{}.{}", t.name, p.what),
+                Scope::Publish,
+                status,
+                p.detail,
+            )
+            .target(&t.name);
             c.fix = p.fix;
             out.push(c);
         }
