@@ -101,8 +101,8 @@ impl PublishLedger {
             targets: BTreeMap::new(),
             earlier: BTreeMap::new(),
         };
-        match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+        if let Ok(bytes) = std::fs::read(path) {
+            match serde_json::from_slice::<Value>(&bytes) {
                 Ok(v) => {
                     if let Some(t) = v["targets"].as_object() {
                         l.earlier = t.clone().into_iter().collect();
@@ -115,8 +115,7 @@ impl PublishLedger {
                     ));
                     let _ = std::fs::rename(path, aside);
                 }
-            },
-            Err(_) => {}
+            }
         }
         l
     }
