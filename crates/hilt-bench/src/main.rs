@@ -25,6 +25,7 @@ mod shape;
 mod sim_agents;
 mod slcan_throughput;
 mod slow_clients;
+mod ssh_speed;
 mod stats;
 mod stream;
 mod suite_load;
@@ -172,6 +173,20 @@ enum Cmd {
         /// ping → pong exchanges per round [default: 300, quick: 50].
         #[arg(long)]
         iterations: Option<usize>,
+    },
+    /// SSH through a 2-hop jump chain on loopback sshd: set-up and per-command cost of
+    /// hilt's reused connection vs a fresh `ssh -J` per command, and hilt's verified upload
+    /// vs `scp -J`.
+    SshSpeed {
+        /// Sequential `true` commands per side [default: 100, quick: 20].
+        #[arg(long)]
+        commands: Option<usize>,
+        /// Upload size in MB [default: 200, quick: 20].
+        #[arg(long)]
+        mb: Option<u64>,
+        /// Uploads per side [default: 5, quick: 1].
+        #[arg(long)]
+        uploads: Option<usize>,
     },
     /// Everything above (the 1 GB RSS run too, unless --quick).
     All,
@@ -385,6 +400,21 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
         Cmd::ServerAgents(a) => ("server-agents", server_agents::run(env, &a, q)),
         Cmd::ServerThroughput(a) => ("server-throughput", server_throughput::run(env, &a, q)),
         Cmd::CloudDispatch(a) => ("cloud-dispatch", cloud_dispatch::run(env, &a, q)),
+        Cmd::SshSpeed {
+            commands,
+            mb,
+            uploads,
+        } => (
+            "ssh-speed",
+            ssh_speed::run(
+                env,
+                &ssh_speed::Args {
+                    commands: pick(commands, q, 100, 20),
+                    mb: pick(mb, q, 200, 20),
+                    uploads: pick(uploads, q, 5, 1),
+                },
+            ),
+        ),
         Cmd::All | Cmd::RawRead { .. } | Cmd::MeasureChild { .. } => {
             ("all", Err(anyhow::anyhow!("not a benchmark")))
         }

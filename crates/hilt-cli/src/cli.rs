@@ -131,6 +131,19 @@ pub struct ValidateArgs {
     /// Print diagnostics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also check what a run needs around the bench (hilt extension): `connectivity`
+    /// (each host's chain, hop by hop, and the commands the suite runs there), `staging`
+    /// (the suite's uploads), `publish` (publish targets), or `all`. Writes a JSON report
+    /// with one entry per check; exits 4 when a required check fails.
+    #[arg(long, value_enum)]
+    pub scope: Option<crate::cmd::validate_scopes::ScopeArg>,
+    /// Check only this host (repeatable; default the hosts the suite uses, or all).
+    #[arg(long, value_name = "NAME", requires = "scope")]
+    pub host: Vec<String>,
+    /// Where the JSON report goes (default `<artifacts.root_dir>/validate-report.json`,
+    /// the bench's results directory).
+    #[arg(long, value_name = "FILE", requires = "scope")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -301,6 +314,13 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Commit a finished run into the git repositories its bench and suite declare under
+    /// `publish:` (deterministic branch and message), push and open pull requests as they
+    /// ask; state in DIR/publish_ledger.json. Running it again changes nothing already done.
+    ///
+    /// Exit code: 0 when every target reached what it asks for, 5 otherwise (the ledger
+    /// says which state each target is in), 3 when DIR or the targets cannot be read.
+    Publish(crate::cmd::publish::PublishArgs),
     /// Submit a run to a server by bench id or tags (HILT_SERVER, HILT_TOKEN).
     Submit(crate::server_cli::RunsSubmitArgs),
     /// Cancel a run of a server: a queued run at once, a running one through its agent.

@@ -1,212 +1,43 @@
 //! Remote hosts over SSH through the real `hilt` binary against real OpenSSH servers on
-//! loopback: each test starts its own sshd instances (children of the test, killed when it
-//! ends) on free high ports with a generated host key and client key, logging in as the
-//! `hilt-test` user that `scripts/peers.sh` creates. Without sshd (or not as root, which
+//! loopback (`hilt_testkit::sshd`): each test starts its own sshd instances (children of
+//! the test, killed when it ends) on free high ports with a generated host key and client
+//! key, logging in as the `hilt-test` user that `scripts/peers.sh` creates. Without sshd (or not as root, which
 //! sshd needs to switch users) the tests skip visibly; with HILT_REQUIRE_PEERS=1 they fail.
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_complete, hilt, json, last_run};
+use hilt_testkit::sshd::{Lab, USER, free_port, keygen, peers};
 use serde_json::Value;
 
-const SSHD: &str = "/usr/sbin/sshd";
-const USER: &str = "hilt-test";
-
-/// Whether the peers are here; panics under HILT_REQUIRE_PEERS=1 when they are not.
-fn peers() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let user = Command::new("id")
-        .arg(USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let ssh = Command::new("ssh")
-        .arg("-V")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let missing: Vec<&str> = [
-        (!Path::new(SSHD).is_file()).then_some("openssh-server"),
-        (!ssh).then_some("openssh-client"),
-        (!user).then_some("user hilt-test"),
-        (!root).then_some("root (sshd switches users)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("HILT_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "ssh peers missing: {} — run scripts/peers.sh as root (HILT_REQUIRE_PEERS=1)",
-            missing.join(", ")
-        );
-    }
-    eprintln!(
-        "skipping: ssh peers missing ({}); run scripts/peers.sh as root",
-        missing.join(", ")
+/// `hilt run` of a suite made of `suite_steps` on the lab's bench.yaml; returns its output
+/// and the run directory.
+fn run(lab: &Lab, suite_steps: &str) -> (std::process::Output, PathBuf) {
+    let suite = lab.write(
+        "suite.yaml",
+        &format!("version: 1\nsuite: {{name: remote}}\ntests:\n{suite_steps}"),
     );
-    false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn keygen(path: &Path) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", ""])
-        .arg("-f")
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ssh-keygen failed");
-}
-
-/// A temp dir with keys and some sshd instances; they are killed on drop.
-struct Lab {
-    dir: tempfile::TempDir,
-    sshd: Vec<(u16, Child)>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        // sshd reads authorized_keys as the login user.
-        Command::new("chmod")
-            .arg("755")
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        keygen(&dir.path().join("host_ed25519"));
-        keygen(&dir.path().join("client_ed25519"));
-        std::fs::copy(
-            dir.path().join("client_ed25519.pub"),
-            dir.path().join("authorized_keys"),
-        )
+    let out = hilt()
+        .env("HILT_LOCK_DIR", lab.path("locks"))
+        .env("LAB_PASSWORD", "pw-never-in-files-7f3a")
+        .arg("run")
+        .arg("--bench")
+        .arg(lab.path("bench.yaml"))
+        .arg("--suite")
+        .arg(suite)
+        .arg("--results-dir")
+        .arg(lab.path("results"))
+        .output()
         .unwrap();
-        Lab {
-            dir,
-            sshd: Vec::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Starts an sshd on a free port; `extra` lines go into its config.
-    fn sshd(&mut self, extra: &str) -> u16 {
-        let port = free_port();
-        let d = self.dir.path().display();
-        let conf = self.path(&format!("sshd_{port}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile none\n\
-                 UsePAM no\nPermitRootLogin no\nAllowUsers {USER}\nAuthorizedKeysFile {d}/authorized_keys\n\
-                 StrictModes no\nKbdInteractiveAuthentication no\n{extra}\n"
-            ),
-        )
-        .unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let child = Command::new(SSHD)
-            .arg("-D")
-            .arg("-f")
-            .arg(&conf)
-            .arg("-E")
-            .arg(self.log(port))
-            .spawn()
-            .unwrap();
-        self.sshd.push((port, child));
-        // Ready when *this* sshd says it listens (another process could hold the port).
-        let end = Instant::now() + Duration::from_secs(10);
-        let ready = format!("Server listening on 127.0.0.1 port {port}");
-        loop {
-            let log = std::fs::read_to_string(self.log(port)).unwrap_or_default();
-            if log.contains(&ready) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            let exited = self.sshd.last_mut().unwrap().1.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < end,
-                "sshd on {port} did not start ({exited:?}):\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        port
-    }
-
-    fn log(&self, port: u16) -> PathBuf {
-        self.path(&format!("sshd_{port}.log"))
-    }
-
-    /// known_hosts with the lab's host key for every port.
-    fn known_hosts(&self, ports: &[u16]) {
-        let key = std::fs::read_to_string(self.path("host_ed25519.pub")).unwrap();
-        let key: Vec<&str> = key.split_whitespace().take(2).collect();
-        let text: String = ports
-            .iter()
-            .map(|p| format!("[127.0.0.1]:{p} {}\n", key.join(" ")))
-            .collect();
-        std::fs::write(self.path("known_hosts"), text).unwrap();
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// `hilt run`; returns its output and the run directory.
-    fn run(&self, suite_steps: &str) -> (std::process::Output, PathBuf) {
-        let suite = self.write(
-            "suite.yaml",
-            &format!("version: 1\nsuite: {{name: remote}}\ntests:\n{suite_steps}"),
-        );
-        let out = hilt()
-            .env("HILT_LOCK_DIR", self.path("locks"))
-            .env("LAB_PASSWORD", "pw-never-in-files-7f3a")
-            .arg("run")
-            .arg("--bench")
-            .arg(self.path("bench.yaml"))
-            .arg("--suite")
-            .arg(suite)
-            .arg("--results-dir")
-            .arg(self.path("results"))
-            .output()
-            .unwrap();
-        let run = last_run(&self.path("results"));
-        (out, run)
-    }
+    let run = last_run(&lab.path("results"));
+    (out, run)
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (_, c) in &mut self.sshd {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-const AUTH: &str = "auth_refs:\n  lab-key: {type: key_file, path: client_ed25519}\n  lab-pw: {type: password_env, value: LAB_PASSWORD}\n";
+const AUTH: &str = Lab::AUTH;
 
 fn direct_bench(lab: &Lab, port: u16, auth: &str) {
     lab.write(
@@ -218,27 +49,7 @@ fn direct_bench(lab: &Lab, port: u16, auth: &str) {
 }
 
 fn chain_bench(lab: &Lab, j1: u16, j2: u16, target: u16) {
-    lab.write(
-        "bench.yaml",
-        &format!(
-            "version: 1
-bench: {{name: chain}}
-{AUTH}hosts:
-  gateway:
-    hostname: 127.0.0.1
-    port: {target}
-    username: {USER}
-    auth_ref: lab-key
-    known_hosts: known_hosts
-    retry: {{attempts: 2, backoff_ms: 100}}
-    transport:
-      type: jump_chain
-      hops:
-        - {{name: bastion, hostname: 127.0.0.1, port: {j1}, username: {USER}, auth_ref: lab-key}}
-        - {{name: inner, hostname: 127.0.0.1, port: {j2}, username: {USER}, auth_ref: lab-key}}
-"
-        ),
-    );
+    lab.chain_bench(j1, j2, target, "");
 }
 
 fn ledger(run: &Path, name: &str) -> Vec<Value> {
@@ -262,7 +73,7 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     let port = lab.sshd("PasswordAuthentication no");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-key");
-    let (out, run) = lab.run(
+    let (out, run) = run(&lab,
         "  - name: exec
     steps:
       - ssh_exec: {host: box, argv: [sh, -c, 'echo to-out; echo to-err >&2'], expect_contains: to-out}
@@ -335,7 +146,8 @@ fn jump_chain_exec_crosses_both_hops() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = lab.run(
+    let (out, run) = run(
+        &lab,
         "  - name: through the chain
     steps:
       - ssh_exec: {host: gateway, argv: [uname, -s], expect_contains: Linux, timeout_ms: 20000}
@@ -386,7 +198,8 @@ fn a_hop_that_refuses_forwarding_breaks_the_chain() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (_, run) = lab.run(
+    let (_, run) = run(
+        &lab,
         "  - name: blocked
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -422,8 +235,10 @@ fn upload_and_download_are_verified_and_ledgered() {
     std::fs::write(lab.path("bundle.bin"), &data).unwrap();
     let (_, sum) = hilt_hw::ssh::sha256_file(&lab.path("bundle.bin")).unwrap();
     let remote = format!("/tmp/hilt-upload-{}.bin", std::process::id());
-    let (out, run) = lab.run(&format!(
-        "  - name: copy
+    let (out, run) = run(
+        &lab,
+        &format!(
+            "  - name: copy
     steps:
       - upload: {{host: gateway, src: bundle.bin, dest: {remote}}}
       - ssh_exec: {{host: gateway, argv: [sha256sum, {remote}], expect_contains: {sum}}}
@@ -433,7 +248,8 @@ fn upload_and_download_are_verified_and_ledgered() {
     steps:
       - download: {{host: gateway, src: /nonexistent/hilt-file, dest: x.bin}}
 "
-    ));
+        ),
+    );
     let results = json(&run.join("results.json"));
     assert_eq!(
         results["tests"][0]["passed"],
@@ -497,7 +313,8 @@ fn host_key_mismatch_on_a_hop_is_refused_and_names_it() {
         .collect();
     std::fs::write(lab.path("known_hosts"), kh).unwrap();
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = lab.run(
+    let (out, run) = run(
+        &lab,
         "  - name: refused
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -535,7 +352,8 @@ fn an_unreachable_hop_is_named() {
     let dead = free_port();
     lab.known_hosts(&[dead, j2, target]);
     chain_bench(&lab, dead, j2, target);
-    let (_, run) = lab.run(
+    let (_, run) = run(
+        &lab,
         "  - name: down
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -563,12 +381,15 @@ fn timeout_kills_the_remote_process() {
     // A duration no other test uses, to find exactly this process on the "remote".
     let secs = 5000 + std::process::id() % 4000;
     let pattern = format!("sleep {secs}");
-    let (_, run) = lab.run(&format!(
-        "  - name: hangs
+    let (_, run) = run(
+        &lab,
+        &format!(
+            "  - name: hangs
     steps:
       - ssh_exec: {{host: box, argv: [sh, -c, 'sleep {secs}; echo never'], timeout_ms: 1500}}
 "
-    ));
+        ),
+    );
     let f = failure(&run, 0);
     assert_eq!(f["category"], "STEP_TIMEOUT", "{f}");
     assert_eq!(f["details"]["remote_killed"], true, "{f}");
@@ -594,7 +415,8 @@ fn password_env_value_never_reaches_the_run_directory() {
     let port = lab.sshd("PasswordAuthentication yes\nLogLevel VERBOSE");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-pw");
-    let (out, run) = lab.run(
+    let (out, run) = run(
+        &lab,
         "  - name: password
     steps:
       - ssh_exec: {host: box, argv: ['true']}

@@ -9,6 +9,7 @@ mod de;
 mod defaults;
 pub mod diag;
 pub mod load;
+pub mod publish;
 pub mod run;
 pub mod schema;
 pub mod suite;

@@ -1,7 +1,7 @@
 //! Turning errors into failures, and outcomes into exit codes.
 
-use hilt_hw::i2c::I2cError;
 use hilt_hw::can::CanError;
+use hilt_hw::i2c::I2cError;
 use hilt_hw::modbus::{FrameError, ModbusError};
 use hilt_hw::spi::SpiError;
 use hilt_hw::{HwError, ResourceKind};
@@ -207,9 +207,7 @@ pub fn unavailable(kind: ResourceKind) -> Category {
         | ResourceKind::Modbus
         | ResourceKind::I2c
         | ResourceKind::Spi
-        | ResourceKind::Can => {
-            Category::TransportOpenFailed
-        }
+        | ResourceKind::Can => Category::TransportOpenFailed,
         ResourceKind::Gpio => Category::GpioLineUnreachable,
         ResourceKind::Power => Category::PowerResourceUnavailable,
         ResourceKind::Measurement => Category::MeasurementResourceUnavailable,

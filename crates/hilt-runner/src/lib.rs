@@ -14,6 +14,8 @@ mod exec;
 mod identity;
 mod logfile;
 pub mod plan;
+pub mod publish;
+pub mod readiness;
 pub mod report;
 pub mod run;
 pub mod rundir;

@@ -77,6 +77,9 @@ pub struct RunOutcome {
     /// Files written but not yet synced (with `defer_sync`; empty otherwise): sync them,
     /// and their directory, before telling anyone the run has finished.
     pub unsynced: Vec<PathBuf>,
+    /// The publish targets that publish by themselves (`when: always|passed`), published
+    /// once the run directory was complete; `None` when there were none.
+    pub published: Option<Result<crate::publish::PublishLedger, String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +298,18 @@ fn run_planned(
         crate::rundir::sync_files(&dir, FINAL_DOCUMENTS);
         Vec::new()
     };
+    // Publish targets copy the complete run directory, so they run after it is written;
+    // their record is publish_ledger.json, outside the manifests.
+    let published = plan.as_ref().and_then(|p| {
+        crate::publish::after_run(
+            &dir,
+            (p.bench(), &p.bench_file().path),
+            (p.suite(), &p.suite_file().path),
+            results.status,
+            cancel,
+        )
+        .map(|r| r.map_err(|e| e.to_string()))
+    });
     Ok(RunOutcome {
         results,
         results_dir: dir,
@@ -302,6 +317,7 @@ fn run_planned(
         warnings,
         diagnostics: rec.diagnostics,
         unsynced,
+        published,
     })
 }
 
@@ -568,6 +584,7 @@ fn write_documents(
             tags: vec![],
         },
         tests: vec![],
+        publish: Default::default(),
     };
     let sha = |t: Option<&str>| {
         t.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())))

@@ -5,8 +5,10 @@
 //!   benches, a blocking HTTP client and a raw socket client.
 //! - [`process`]: `hilt agent serve` as a child process (signals, crashes, restarts).
 //! - [`peers`]: find a peer program, skipping visibly or failing under `HILT_REQUIRE_PEERS`.
+//! - [`sshd`]: real OpenSSH servers on loopback (jump chains) with generated keys.
 
 pub mod agent;
 pub mod peers;
 pub mod postgres;
 pub mod process;
+pub mod sshd;

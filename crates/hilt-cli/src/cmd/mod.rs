@@ -8,6 +8,7 @@ pub mod doctor;
 mod fleet_client;
 pub mod init;
 pub mod measure;
+pub mod publish;
 mod remote;
 mod run;
 mod runs;
@@ -15,6 +16,7 @@ mod server;
 mod server_client;
 mod sim;
 mod validate;
+pub mod validate_scopes;
 
 use std::io::Write;
 
@@ -38,6 +40,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::Scpi(args)) => sim::scpi(args),
         Command::Sim(SimCommand::Bus(args)) => sim::bus(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
+        Command::Runs(RunsCommand::Publish(args)) => {
+            let cancel = hilt_hw::CancelToken::new();
+            crate::signals::cancel_on_signals(&cancel);
+            publish::publish(args, &cancel)
+        }
         Command::Runs(RunsCommand::Submit(args)) => server_client::submit(args),
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
         Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),

@@ -64,6 +64,12 @@ pub fn execute(opts: &RunOptions, json: bool, zip: bool) -> anyhow::Result<i32> 
     if let Some(a) = archive {
         eprintln!("archive: {}", a.display());
     }
+    // A publish that fails does not change the run's verdict: its ledger says what to do.
+    match &outcome.published {
+        Some(Ok(ledger)) => super::publish::render_after_run(ledger),
+        Some(Err(e)) => eprintln!("publish: {e}"),
+        None => {}
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     }

@@ -36,6 +36,11 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    // The scoped checks need the loaded files after the plan has taken its own copies.
+    let scoped = a
+        .scope
+        .and(bench.as_ref())
+        .map(|b| (b.value.clone(), suite.as_ref().map(|s| s.value.clone())));
     match (bench, suite) {
         // The same plan a run builds: cross-checks, driver checks, compiled patterns.
         (Some(b), Some(s)) => {
@@ -50,6 +55,18 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
         (None, _) => {}
     }
     let ok = errors.is_empty() && io_errors.is_empty();
+    if let Some(scope) = a.scope {
+        let config = super::validate_scopes::ConfigOutcome {
+            ok,
+            errors: errors
+                .iter()
+                .map(|e| e.to_string())
+                .chain(io_errors.iter().cloned())
+                .collect(),
+            warnings: warnings.len(),
+        };
+        return super::validate_scopes::run(&a, scope, config, scoped);
+    }
     if a.json {
         let doc = serde_json::json!({"ok": ok, "errors": errors, "warnings": warnings, "io_errors": io_errors});
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -29,9 +29,9 @@ mod scpi_measurement;
 mod scpi_power_supply;
 mod script_measurement;
 mod serial_measurement;
-mod spi;
 mod slcan;
 mod socketcan;
+mod spi;
 mod usb_relay_serial;
 
 use std::collections::BTreeMap;

@@ -17,7 +17,7 @@ use hilt_model::bench::{Bench, Host};
 use crate::CancelToken;
 use crate::locks::LockSpec;
 
-pub use chain::{Chain, ChainError, Endpoint};
+pub use chain::{Auth, Chain, ChainError, Endpoint};
 pub use system::{ASKPASS_VAR, SystemSsh, sha256_file};
 
 /// A command to run on a remote host.

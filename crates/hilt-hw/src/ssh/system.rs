@@ -319,6 +319,26 @@ fn parse_size_and_sum(stdout: &[u8]) -> Option<(u64, String)> {
     (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit())).then_some((size, sum))
 }
 
+/// Copies `file` into `sink` while hashing it: size and SHA-256 of what was sent.
+fn feed(file: File, mut sink: std::io::PipeWriter) -> std::io::Result<(u64, String)> {
+    use std::io::Write;
+    let mut f = BufReader::with_capacity(256 * 1024, file);
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        let buf = f.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        h.update(buf);
+        sink.write_all(buf)?;
+        n += buf.len() as u64;
+        let len = buf.len();
+        f.consume(len);
+    }
+    Ok((n, hex::encode(h.finalize())))
+}
+
 /// Size and SHA-256 of a local file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut f = BufReader::with_capacity(256 * 1024, File::open(path)?);
@@ -476,19 +496,25 @@ impl RemoteHost for SystemSsh {
         cancel: &CancelToken,
     ) -> Result<Transfer, SshError> {
         let name = self.name.clone();
-        let (size, local_sum) = sha256_file(local)
+        let file = File::open(local)
             .map_err(|e| transfer_err(format!("cannot read {}: {e}", local.display()), &name))?;
         self.connect(cancel)?;
         let started = Instant::now();
-        let stdin = File::open(local)
-            .map_err(|e| transfer_err(format!("cannot read {}: {e}", local.display()), &name))?;
+        // The local SHA-256 is taken from the bytes as they are sent: the file is read once,
+        // and hashing overlaps the transfer.
+        let (reader, writer) = std::io::pipe()
+            .map_err(|e| transfer_err(format!("cannot create a pipe: {e}"), &name))?;
+        let feeder = std::thread::spawn(move || feed(file, writer));
         let out = self.script(
             "cat > \"$1\" && wc -c < \"$1\" && sha256sum < \"$1\"",
             &[remote],
-            Stdio::from(stdin),
+            Stdio::from(reader),
             timeout,
             cancel,
-        )?;
+        );
+        // The pipe's reading end is closed once the script returns, so the feeder ends.
+        let fed = feeder.join();
+        let out = out?;
         if !out.status.is_some_and(|s| s.success()) {
             return Err(transfer_err(
                 format!(
@@ -498,6 +524,21 @@ impl RemoteHost for SystemSsh {
                 &name,
             ));
         }
+        let (size, local_sum) = match fed {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                return Err(transfer_err(
+                    format!("cannot read {}: {e}", local.display()),
+                    &name,
+                ));
+            }
+            Err(_) => {
+                return Err(transfer_err(
+                    format!("reading {} stopped unexpectedly", local.display()),
+                    &name,
+                ));
+            }
+        };
         let (rsize, rsum) = parse_size_and_sum(&out.stdout).ok_or_else(|| {
             transfer_err(
                 format!("host `{name}` did not report the size and sha256 of {remote} (is sha256sum installed?)"),

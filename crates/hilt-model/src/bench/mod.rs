@@ -44,6 +44,9 @@ pub struct Bench {
     /// hilt extension: Linux machines reached over SSH (directly or through jump hosts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, Host>,
+    /// hilt extension: git repositories the run's results are published to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub publish: BTreeMap<String, crate::publish::PublishTarget>,
     #[serde(default)]
     pub safety: Safety,
     #[serde(default)]

@@ -4,6 +4,8 @@ mod remote;
 mod step;
 mod steps_extra;
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,10 @@ pub struct Suite {
     pub suite: SuiteInfo,
     #[serde(default)]
     pub tests: Vec<Test>,
+    /// hilt extension: git repositories the run's results are published to (a target
+    /// here replaces the bench's target of the same name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub publish: BTreeMap<String, crate::publish::PublishTarget>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

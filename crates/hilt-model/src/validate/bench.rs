@@ -20,6 +20,7 @@ pub fn bench(d: &mut Diags, b: &Bench) {
         d.error("nodes", "a bench needs at least one node or host");
     }
     super::hosts::hosts(d, b);
+    super::publish::publish(d, &b.publish);
     if let Some(defaults) = &b.defaults {
         if let Some(n) = &defaults.node
             && !b.nodes.contains_key(n)

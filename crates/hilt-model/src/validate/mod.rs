@@ -7,6 +7,7 @@ mod bench;
 mod cross;
 mod durations;
 mod hosts;
+mod publish;
 mod suite;
 
 pub use bench::bench;

@@ -9,6 +9,7 @@ pub fn suite(d: &mut Diags, s: &Suite) {
     if s.suite.name.trim().is_empty() {
         d.error("suite.name", "must not be empty");
     }
+    super::publish::publish(d, &s.publish);
     for (ti, test) in s.tests.iter().enumerate() {
         let tp = format!("tests[{ti}]");
         if test.name.trim().is_empty() {

@@ -69,7 +69,16 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 pub fn write_manifests(root: &Path) -> std::io::Result<()> {
     let generated_at = hilt_model::run::now();
     let root_s = root.display().to_string();
-    let entries = file_entries(root, &["manifest.json", "artifact_manifest.json"])?;
+    // The publish ledger changes after the run (each `hilt runs publish`), so it is not
+    // part of the run's fingerprint.
+    let entries = file_entries(
+        root,
+        &[
+            "manifest.json",
+            "artifact_manifest.json",
+            crate::publish::LEDGER_FILE,
+        ],
+    )?;
     write_json_atomic(
         &root.join("artifact_manifest.json"),
         &json!({"schema_version": "hilt.artifact_manifest.v1", "generated_at": generated_at,
