@@ -387,6 +387,7 @@ fn suite_tests_checks(d: &mut Diags, root: NodeRef, suite: &Suite) {
         version: suite.version.clone(),
         suite: suite.suite.clone(),
         tests: Vec::new(),
+        bundles: suite.bundles.clone(),
     };
     let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
         return;

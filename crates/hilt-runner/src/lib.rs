@@ -19,8 +19,9 @@ pub mod run;
 pub mod rundir;
 pub mod selftest;
 mod session;
-mod summary;
+pub mod summary;
 mod testcase;
+pub mod workflow;
 pub mod uart;
 
 pub use events::{Observer, Quiet};

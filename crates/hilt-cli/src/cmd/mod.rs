@@ -8,7 +8,9 @@ pub mod doctor;
 mod fleet_client;
 pub mod init;
 pub mod measure;
+mod recover;
 mod remote;
+mod resume;
 mod run;
 mod runs;
 mod server;
@@ -36,6 +38,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(SimCommand::Modbus(args)) => sim::modbus(args),
         Command::Sim(SimCommand::Scpi(args)) => sim::scpi(args),
         Command::Runs(RunsCommand::Status { dir, json }) => runs::status(&dir, json),
+        Command::Runs(RunsCommand::Resume { dir, verbose, json }) => {
+            resume::resume(&dir, verbose, json)
+        }
+        Command::Runs(RunsCommand::Recover { dir, json }) => recover::recover(&dir, json),
         Command::Runs(RunsCommand::Submit(args)) => server_client::submit(args),
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
         Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),

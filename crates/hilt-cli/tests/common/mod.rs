@@ -4,6 +4,7 @@
 
 pub mod hw;
 pub mod server;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! `suite.yaml`: an ordered list of tests, each an ordered list of steps (see the suite-format spec).
 
+mod bundle;
 mod remote;
 mod step;
 mod steps_extra;
@@ -7,6 +8,7 @@ mod steps_extra;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use bundle::*;
 pub use remote::*;
 pub use step::*;
 pub use steps_extra::*;
@@ -18,6 +20,10 @@ pub struct Suite {
     pub suite: SuiteInfo,
     #[serde(default)]
     pub tests: Vec<Test>,
+    /// hilt extension: bundles steps stage to remote hosts before they run (`ssh_exec`'s
+    /// `bundle`), by name.
+    #[serde(default)]
+    pub bundles: std::collections::BTreeMap<String, Bundle>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

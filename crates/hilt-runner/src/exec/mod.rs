@@ -8,9 +8,11 @@ mod measure;
 mod modbus;
 mod power;
 mod remote;
+pub mod stage;
 mod uart;
 
 pub use remote::Hosts;
+pub(crate) use external::paths::slug;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +65,14 @@ pub struct Exec<'a> {
     pub current_step: usize,
     /// Remote hosts opened by `ssh_exec` / `upload` / `download`.
     pub hosts: Hosts,
+    /// The workflow journal of this attempt (steps, tests, stages, hosts).
+    pub journal: crate::workflow::Journal,
+    /// Where an earlier attempt left the workflow (a resumed run).
+    pub resume: Option<crate::workflow::WorkflowState>,
+    /// Hosts probed by the stage phase in this attempt.
+    pub probes: std::collections::BTreeMap<String, stage::Probe>,
+    /// Remote path of each bundle (`HILT_BUNDLE` of the steps naming it).
+    pub bundle_dests: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Exec<'a> {
