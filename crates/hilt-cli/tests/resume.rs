@@ -139,13 +139,13 @@ bundles:
   small:
     dest: {dest}/small.bin
     candidates:
-      - {{platform: {other}, path: small-other.bin, sha256: {zero}}}
-      - {{platform: {ours}, path: missing-small.bin, sha256: {zero}}}
-      - {{platform: {ours}, path: small.bin, sha256: {small}}}
+      - {{platform: {other}, path: small-other.bin, sha256: '{zero}'}}
+      - {{platform: {ours}, path: missing-small.bin, sha256: '{zero}'}}
+      - {{platform: {ours}, path: small.bin, sha256: '{small}'}}
   big:
     dest: {dest}/big.bin
     candidates:
-      - {{platform: {ours}, path: big.bin, sha256: {big}}}
+      - {{platform: {ours}, path: big.bin, sha256: '{big}'}}
 tests:
   - name: uses both
     steps:
@@ -160,11 +160,19 @@ tests:
     );
     let mut child = lab.spawn(&suite);
     let run = run_dir(&lab.path("results"));
-    wait_for("the small bundle's stage", Duration::from_secs(60), || {
-        journal_has(&run, |v| {
-            v["t"] == "stage" && v["bundle"] == "small" && v["state"] == "done"
-        })
-    });
+    let end = Instant::now() + Duration::from_secs(60);
+    while !journal_has(&run, |v| {
+        v["t"] == "stage" && v["bundle"] == "small" && v["state"] == "done"
+    }) {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none() && Instant::now() < end,
+            "no verified stage of `small` ({exited:?}); journal:\n{}\nevents:\n{}",
+            std::fs::read_to_string(run.join("workflow_journal.jsonl")).unwrap_or_default(),
+            std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -333,7 +341,7 @@ bundles:
   tool:
     dest: {dest}/tool.bin
     candidates:
-      - {{platform: {ours}, path: tool.bin, sha256: {wrong}}}
+      - {{platform: {ours}, path: tool.bin, sha256: '{wrong}'}}
 ",
         wrong = "ab".repeat(32)
     ));
@@ -361,7 +369,7 @@ bundles:
   tool:
     dest: {dest}/tool2.bin
     candidates:
-      - {{platform: {other}, path: tool.bin, sha256: {sum}}}
+      - {{platform: {other}, path: tool.bin, sha256: '{sum}'}}
     fallback: {{script: 'echo built-on-host > \"$HILT_BUNDLE_DEST\"'}}
 ",
         sum = sha256(&lab.path("tool.bin"))

@@ -129,7 +129,10 @@ pub fn run_tests(
             match result {
                 Ok(mut d) => {
                     let record = d.remove("external_record");
-                    // Persisted before the next step: a resume starts after this one.
+                    // The step's ledger lines reach the file before the journal says it is
+                    // done (a no-op when it wrote none), and both before the next step: a
+                    // resume starts after this one and finds its record.
+                    let _ = exec.commands.flush_buffer();
                     let readings = &exec.test_measurements[readings_before..];
                     exec.journal.record(
                         "step",
@@ -164,6 +167,7 @@ pub fn run_tests(
             {
                 external.push(r.clone());
             }
+            let _ = exec.commands.flush_buffer();
             if let Some(f) = &failure {
                 ev.emit(
                     EventKind::STEP_FAILED,

@@ -131,6 +131,10 @@ impl Lab {
             .arg(&conf)
             .arg("-E")
             .arg(self.log(port))
+            // Its session processes must not hold the test's output open after it ends.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         self.sshd.push((port, child));

@@ -129,6 +129,19 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
     done
 }
 
+/// Makes status.json when it is missing (a damaged one set aside by the repair), in any
+/// layout, from results.json when there is one.
+pub fn missing_status(dir: &Path) -> Option<Backfilled> {
+    if dir.join("status.json").exists() {
+        return None;
+    }
+    let results = read_json(&dir.join("results.json"));
+    status(dir, results.as_ref()).map(|from| Backfilled {
+        file: "status.json".into(),
+        from,
+    })
+}
+
 fn run_id(dir: &Path, results: Option<&Value>) -> String {
     results
         .and_then(|r| r["run_id"].as_str())

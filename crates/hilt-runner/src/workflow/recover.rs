@@ -78,6 +78,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, RecoverError> {
             }
         }
         backfilled = super::backfill::backfill(dir);
+        backfilled.extend(super::backfill::missing_status(dir));
     }
     let state = WorkflowState::load(dir).map_err(io)?;
     if !live {

@@ -93,7 +93,8 @@ pub fn resume(
             repairs.push(r);
         }
     }
-    let backfilled = super::backfill::backfill(&dir);
+    let mut backfilled = super::backfill::backfill(&dir);
+    backfilled.extend(super::backfill::missing_status(&dir));
     let state = WorkflowState::load(&dir).map_err(io)?;
     let snap: Option<hilt_model::run::RunStatusSnapshot> = std::fs::read(dir.join("status.json"))
         .ok()
