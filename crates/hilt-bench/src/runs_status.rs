@@ -89,10 +89,18 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     grow(&done.join("events.jsonl"), n, "events")?;
     grow(&done.join("command_ledger.jsonl"), n, "commands")?;
     grow(&done.join("transfer_ledger.jsonl"), n, "transfers")?;
-    let bytes: u64 = ["events.jsonl", "command_ledger.jsonl", "transfer_ledger.jsonl"]
-        .iter()
-        .map(|l| std::fs::metadata(done.join(l)).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let bytes: u64 = [
+        "events.jsonl",
+        "command_ledger.jsonl",
+        "transfer_ledger.jsonl",
+    ]
+    .iter()
+    .map(|l| {
+        std::fs::metadata(done.join(l))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    })
+    .sum();
     // The same directory as a stalled run: status.json running, its process gone.
     let stalled = scratch.join("stalled");
     let cp = std::process::Command::new("cp")
@@ -112,8 +120,18 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     let mut finished = Vec::new();
     let mut stall = Vec::new();
     for r in 0..runs {
-        finished.push(status_once(env, &done, &scratch.join(format!("done-{r}")), 0)?);
-        stall.push(status_once(env, &stalled, &scratch.join(format!("stalled-{r}")), 5)?);
+        finished.push(status_once(
+            env,
+            &done,
+            &scratch.join(format!("done-{r}")),
+            0,
+        )?);
+        stall.push(status_once(
+            env,
+            &stalled,
+            &scratch.join(format!("stalled-{r}")),
+            5,
+        )?);
     }
     let (fm, sm) = (median(&finished), median(&stall));
     let mut t = Table::new(

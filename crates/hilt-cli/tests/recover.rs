@@ -122,7 +122,10 @@ fn a_stopped_then_killed_run_is_stalled_with_the_exact_next_command_and_resumes(
     assert_eq!(s["monitoring"]["heartbeat_interval_s"], 2);
     let a = &s["primary_alert"];
     assert_eq!(a["code"], "RUN_STALLED");
-    assert_eq!(a["next_diagnostic_command"], format!("ps -o pid,stat,etime,args -p {pid}"));
+    assert_eq!(
+        a["next_diagnostic_command"],
+        format!("ps -o pid,stat,etime,args -p {pid}")
+    );
     // Resume refuses while the process lives, even stopped.
     let busy = runs("resume", &run, false);
     assert_eq!(busy.status.code(), Some(5));
@@ -132,7 +135,11 @@ fn a_stopped_then_killed_run_is_stalled_with_the_exact_next_command_and_resumes(
     child.wait().unwrap();
     let s = status_json(&run);
     let a = &s["primary_alert"];
-    assert_eq!(a["next_command"], format!("hilt runs resume {}", run.display()), "{a}");
+    assert_eq!(
+        a["next_command"],
+        format!("hilt runs resume {}", run.display()),
+        "{a}"
+    );
     assert_eq!(
         a["next_commands"],
         serde_json::json!([
@@ -150,7 +157,12 @@ fn a_stopped_then_killed_run_is_stalled_with_the_exact_next_command_and_resumes(
     );
 
     let out = runs("resume", &run, false);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_complete(&run);
     let r = json(&run.join("results.json"));
     assert_eq!(r["summary"]["passed"], 3);
@@ -172,7 +184,12 @@ fn a_stopped_then_killed_run_is_stalled_with_the_exact_next_command_and_resumes(
 fn recover_repairs_damaged_files_and_keeps_the_originals() {
     let d = tempfile::tempdir().unwrap();
     let (bench, suite) = write_files(d.path(), "  - name: t\n    steps:\n      - sleep_ms: 1\n");
-    assert!(run_cmd(d.path(), &bench, &suite).status().unwrap().success());
+    assert!(
+        run_cmd(d.path(), &bench, &suite)
+            .status()
+            .unwrap()
+            .success()
+    );
     let run = last_run(&d.path().join("results"));
     let status = std::fs::read(run.join("status.json")).unwrap();
     let torn_status = &status[..status.len() / 2];
@@ -185,10 +202,18 @@ fn recover_repairs_damaged_files_and_keeps_the_originals() {
     let out = runs("status", &run, false);
     assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("damaged") && err.contains("hilt runs recover"), "{err}");
+    assert!(
+        err.contains("damaged") && err.contains("hilt runs recover"),
+        "{err}"
+    );
 
     let out = runs("recover", &run, true);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let repaired: Vec<&str> = report["repairs"]
         .as_array()
@@ -203,7 +228,10 @@ fn recover_repairs_damaged_files_and_keeps_the_originals() {
     }
     let kept_status = report["repairs"][0]["kept_as"].as_str().unwrap();
     assert_eq!(std::fs::read(run.join(kept_status)).unwrap(), torn_status);
-    assert_eq!(std::fs::metadata(run.join("events.jsonl")).unwrap().len(), events_len as u64);
+    assert_eq!(
+        std::fs::metadata(run.join("events.jsonl")).unwrap().len(),
+        events_len as u64
+    );
     let s = json(&run.join("status.json"));
     assert_eq!(s["state"], "passed");
     assert_eq!(runs("status", &run, false).status.code(), Some(0));
@@ -212,7 +240,9 @@ fn recover_repairs_damaged_files_and_keeps_the_originals() {
 }
 
 fn copy_fixture(name: &str, to: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let dst = to.join(name);
     assert!(
         Command::new("cp")
@@ -231,7 +261,11 @@ fn an_older_hilt_layout_is_backfilled_on_first_touch() {
     let d = tempfile::tempdir().unwrap();
     let run = copy_fixture("layout-hilt-0.1", d.path());
     let out = runs("status", &run, false);
-    assert_eq!(out.status.code(), Some(1), "the run's own exit code (failed)");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the run's own exit code (failed)"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     for f in [
         "status.json",
@@ -276,7 +310,12 @@ fn a_benchci_layout_is_backfilled_by_recover() {
     let run = copy_fixture("layout-benchci-2.0", d.path());
     let before = std::fs::read(run.join("results.json")).unwrap();
     let out = runs("recover", &run, true);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["state"], "passed");
     assert_eq!(report["tests_done"], 2);
@@ -287,16 +326,36 @@ fn a_benchci_layout_is_backfilled_by_recover() {
         .iter()
         .map(|b| b["file"].as_str().unwrap())
         .collect();
-    for f in ["status.json", "events.jsonl", "command_ledger.jsonl", "workflow_journal.jsonl"] {
+    for f in [
+        "status.json",
+        "events.jsonl",
+        "command_ledger.jsonl",
+        "workflow_journal.jsonl",
+    ] {
         assert!(files.contains(&f), "{f}: {files:?}");
     }
-    assert_eq!(std::fs::read(run.join("results.json")).unwrap(), before, "evidence changed");
+    assert_eq!(
+        std::fs::read(run.join("results.json")).unwrap(),
+        before,
+        "evidence changed"
+    );
     let s = json(&run.join("status.json"));
-    assert_eq!((s["state"].as_str(), s["exit_code"].as_i64()), (Some("passed"), Some(0)));
+    assert_eq!(
+        (s["state"].as_str(), s["exit_code"].as_i64()),
+        (Some("passed"), Some(0))
+    );
     assert_eq!(s["results_dir"], run.display().to_string());
     let journal = std::fs::read_to_string(run.join("workflow_journal.jsonl")).unwrap();
-    assert_eq!(journal.lines().filter(|l| l.contains("\"t\":\"test\"")).count(), 2);
-    assert!(std::fs::read_to_string(run.join("recovery_summary.md"))
-        .unwrap()
-        .contains("Nothing to recover"));
+    assert_eq!(
+        journal
+            .lines()
+            .filter(|l| l.contains("\"t\":\"test\""))
+            .count(),
+        2
+    );
+    assert!(
+        std::fs::read_to_string(run.join("recovery_summary.md"))
+            .unwrap()
+            .contains("Nothing to recover")
+    );
 }

@@ -179,7 +179,11 @@ tests:
         !journal_has(&run, |v| v["t"] == "end"),
         "the run ended before it was killed"
     );
-    assert_eq!(count(&cnt, "small"), 0, "a step ran before staging finished");
+    assert_eq!(
+        count(&cnt, "small"),
+        0,
+        "a step ran before staging finished"
+    );
 
     let out = lab.runs("resume", &run);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -207,10 +211,18 @@ tests:
     let small = staging.iter().find(|s| s["bundle"] == "small").unwrap();
     assert_eq!(small["decision"], "reused", "{small}");
     assert_eq!(small["verified"], true);
-    assert!(small["basis"].as_str().unwrap().contains("attempt 1"), "{small}");
+    assert!(
+        small["basis"].as_str().unwrap().contains("attempt 1"),
+        "{small}"
+    );
     let skipped = small["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 2, "{small}");
-    assert!(skipped[0]["reason"].as_str().unwrap().contains("does not match"));
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
     assert!(skipped[1]["reason"].as_str().unwrap().contains("missing"));
     assert_eq!(small["candidate"]["index"], 2);
     let bigd = staging.iter().find(|s| s["bundle"] == "big").unwrap();
@@ -276,11 +288,22 @@ tests:
     // recover executes nothing.
     let before = std::fs::read_to_string(run.join("command_ledger.jsonl")).unwrap();
     let rec = lab.runs("recover", &run);
-    assert_eq!(rec.status.code(), Some(0), "{}", String::from_utf8_lossy(&rec.stderr));
-    assert_eq!(std::fs::read_to_string(run.join("command_ledger.jsonl")).unwrap(), before);
+    assert_eq!(
+        rec.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("command_ledger.jsonl")).unwrap(),
+        before
+    );
     let summary = std::fs::read_to_string(run.join("recovery_summary.md")).unwrap();
     assert!(summary.contains("interrupted after step 1"), "{summary}");
-    assert!(summary.contains(&format!("hilt runs resume {}", run.display())), "{summary}");
+    assert!(
+        summary.contains(&format!("hilt runs resume {}", run.display())),
+        "{summary}"
+    );
     assert_eq!(count(&cnt, "t2s2"), 1, "recover ran something");
 
     let out = lab.runs("resume", &run);
@@ -290,7 +313,14 @@ tests:
     assert_complete(&run);
     assert_no_duplicates(&run);
     // Completed steps ran once; the interrupted one again; the rest once.
-    for (word, n) in [("t1s1", 1), ("t1s3", 1), ("t2s1", 1), ("t2s2", 2), ("t2s3", 1), ("t3s1", 1)] {
+    for (word, n) in [
+        ("t1s1", 1),
+        ("t1s3", 1),
+        ("t2s1", 1),
+        ("t2s2", 2),
+        ("t2s3", 1),
+        ("t3s1", 1),
+    ] {
         assert_eq!(count(&cnt, word), n, "{word}");
     }
     let results = json(&run.join("results.json"));
@@ -347,10 +377,20 @@ bundles:
     ));
     assert_ne!(out.status.code(), Some(0));
     let results = json(&run.join("results.json"));
-    assert_eq!(results["failure"]["category"], "BUNDLE_CHECKSUM_MISMATCH", "{}", results["failure"]);
+    assert_eq!(
+        results["failure"]["category"], "BUNDLE_CHECKSUM_MISMATCH",
+        "{}",
+        results["failure"]
+    );
     assert_eq!(results["failure"]["source"], "configuration");
-    assert!(results["tests"].as_array().unwrap().is_empty(), "a test ran");
-    assert!(!run.join("transfer_ledger.jsonl").exists(), "something was copied");
+    assert!(
+        results["tests"].as_array().unwrap().is_empty(),
+        "a test ran"
+    );
+    assert!(
+        !run.join("transfer_ledger.jsonl").exists(),
+        "something was copied"
+    );
     let staging = json(&run.join("run_manifest.json"))["staging"].clone();
     assert_eq!(staging[0]["decision"], "refused", "{staging}");
     let status = json(&run.join("status.json"));
@@ -374,10 +414,18 @@ bundles:
 ",
         sum = sha256(&lab.path("tool.bin"))
     ));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let staging = json(&run.join("run_manifest.json"))["staging"].clone();
     assert_eq!(staging[0]["decision"], "fallback", "{staging}");
     let basis = staging[0]["basis"].as_str().unwrap();
-    assert!(basis.contains("does not match") && basis.contains("fallback"), "{basis}");
+    assert!(
+        basis.contains("does not match") && basis.contains("fallback"),
+        "{basis}"
+    );
     let _ = std::fs::remove_dir_all(&dest);
 }

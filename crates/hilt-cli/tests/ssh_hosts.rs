@@ -7,10 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sshd::{AUTH, Lab, USER, chain_bench, direct_bench, keygen, peers};
+use common::sshd::{AUTH, Lab, USER, chain_bench, direct_bench, free_port, keygen, peers};
 use common::{assert_complete, hilt, json, last_run};
 use serde_json::Value;
 

@@ -21,8 +21,8 @@ pub mod selftest;
 mod session;
 pub mod summary;
 mod testcase;
-pub mod workflow;
 pub mod uart;
+pub mod workflow;
 
 pub use events::{Observer, Quiet};
 pub use plan::{Plan, PlanError, PlanOptions};

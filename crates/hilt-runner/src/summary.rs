@@ -140,7 +140,11 @@ fn missing_tool(f: &hilt_model::run::Failure) -> Option<(String, Option<String>)
         // A remote shell answers 127 for a command it cannot find.
         Category::RemoteCommandFailed if f.message.contains("exited with 127") => {
             let host = f.details.get("host").and_then(Value::as_str)?.to_string();
-            let program = f.details.get("program").and_then(Value::as_str)?.to_string();
+            let program = f
+                .details
+                .get("program")
+                .and_then(Value::as_str)?
+                .to_string();
             Some((program, Some(host)))
         }
         _ => None,

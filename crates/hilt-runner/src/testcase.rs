@@ -98,7 +98,12 @@ pub fn run_tests(
                 }
                 continue;
             }
-            status.progress(Some(&test.name), Some(&step_index.to_string()), passed, failed);
+            status.progress(
+                Some(&test.name),
+                Some(&step_index.to_string()),
+                passed,
+                failed,
+            );
             ev.emit(
                 EventKind::STEP_STARTED,
                 None,
@@ -250,7 +255,9 @@ fn verified_transfers(dir: &std::path::Path, attempt: u32) -> HashSet<(String, u
     let text = std::fs::read_to_string(dir.join("transfer_ledger.jsonl")).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["verified"] == true && v["attempt"].as_u64().is_some_and(|a| a < attempt as u64))
+        .filter(|v| {
+            v["verified"] == true && v["attempt"].as_u64().is_some_and(|a| a < attempt as u64)
+        })
         .filter_map(|v| {
             Some((
                 v["test_name"].as_str()?.to_string(),

@@ -22,13 +22,22 @@ pub fn recover(dir: &Path, json: bool) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(exit::PASSED);
     }
-    println!("run {} — {} (monitoring: {})", report.results_dir, report.state, report.monitoring);
+    println!(
+        "run {} — {} (monitoring: {})",
+        report.results_dir, report.state, report.monitoring
+    );
     if report.monitoring == "stalled" {
         println!("  Attention: stalled");
     }
-    println!("  tests with a result: {} of {}", report.tests_done, report.tests_total);
+    println!(
+        "  tests with a result: {} of {}",
+        report.tests_done, report.tests_total
+    );
     for r in &report.repairs {
-        println!("  repaired {}: {} (original kept as {})", r.file, r.what, r.kept_as);
+        println!(
+            "  repaired {}: {} (original kept as {})",
+            r.file, r.what, r.kept_as
+        );
     }
     for b in &report.backfilled {
         println!("  backfilled {} from {}", b.file, b.from);

@@ -30,7 +30,10 @@ pub fn resume(dir: &Path, verbose: bool, json: bool) -> anyhow::Result<i32> {
         }
     };
     for rep in &r.repairs {
-        eprintln!("repaired {}: {} (original kept as {})", rep.file, rep.what, rep.kept_as);
+        eprintln!(
+            "repaired {}: {} (original kept as {})",
+            rep.file, rep.what, rep.kept_as
+        );
     }
     for b in &r.backfilled {
         eprintln!("backfilled {} from {}", b.file, b.from);

@@ -66,7 +66,10 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
         let mut a = Alert::new(
             "warning",
             "LEDGER_DAMAGED",
-            format!("the last line of {} is torn or unreadable", damaged.join(", ")),
+            format!(
+                "the last line of {} is torn or unreadable",
+                damaged.join(", ")
+            ),
         )
         .action("repair the ledgers (the damaged originals are kept beside them)")
         .command(format!("hilt runs recover {}", dir.display()));
@@ -142,8 +145,14 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
             println!("    next: {n}");
         }
         match a.next_commands.is_empty() {
-            true => a.next_command.iter().for_each(|c| println!("    run:  {c}")),
-            false => a.next_commands.iter().for_each(|c| println!("    run:  {c}")),
+            true => a
+                .next_command
+                .iter()
+                .for_each(|c| println!("    run:  {c}")),
+            false => a
+                .next_commands
+                .iter()
+                .for_each(|c| println!("    run:  {c}")),
         }
         if let Some(c) = &a.next_install_command {
             println!("    install: {c}");

@@ -274,4 +274,3 @@ bench: {{name: chain}}
         ),
     );
 }
-

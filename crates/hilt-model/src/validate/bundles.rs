@@ -48,7 +48,10 @@ pub fn bundles(d: &mut Diags, s: &Suite) {
                 d.error(&format!("{p}.fallback.script"), "must not be empty");
             }
             if f.timeout_ms == 0 {
-                d.error(&format!("{p}.fallback.timeout_ms"), "must be greater than 0");
+                d.error(
+                    &format!("{p}.fallback.timeout_ms"),
+                    "must be greater than 0",
+                );
             }
         }
     }

@@ -11,8 +11,8 @@ mod remote;
 pub mod stage;
 mod uart;
 
-pub use remote::Hosts;
 pub(crate) use external::paths::slug;
+pub use remote::Hosts;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

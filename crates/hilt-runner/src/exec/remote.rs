@@ -113,11 +113,7 @@ impl Exec<'_> {
         };
         let mut env: Vec<(String, String)> =
             s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if let Some(dest) = s
-            .bundle
-            .as_ref()
-            .and_then(|b| self.bundle_dests.get(b))
-        {
+        if let Some(dest) = s.bundle.as_ref().and_then(|b| self.bundle_dests.get(b)) {
             env.push(("HILT_BUNDLE".into(), dest.clone()));
         }
         let env_names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();

@@ -219,7 +219,10 @@ impl Exec<'_> {
         };
         let Some(f) = &bundle.fallback else {
             d.insert("decision".into(), "refused".into());
-            d.insert("basis".into(), format!("{why}; the bundle has no fallback").into());
+            d.insert(
+                "basis".into(),
+                format!("{why}; the bundle has no fallback").into(),
+            );
             d.insert("state".into(), "failed".into());
             d.insert("verified".into(), false.into());
             self.journal.record("stage", stage_fields(host, name, d));
@@ -243,14 +246,19 @@ impl Exec<'_> {
         )?;
         if code != 0 {
             d.insert("decision".into(), "fallback".into());
-            d.insert("basis".into(), format!("{why}; the fallback script exited with {code}").into());
+            d.insert(
+                "basis".into(),
+                format!("{why}; the fallback script exited with {code}").into(),
+            );
             d.insert("state".into(), "failed".into());
             d.insert("verified".into(), false.into());
             self.journal.record("stage", stage_fields(host, name, d));
             return Err(StepError::Run(
                 Failure::new(
                     Category::BundleUnavailable,
-                    format!("bundle `{name}`: the fallback on host `{host}` exited with {code} ({why})"),
+                    format!(
+                        "bundle `{name}`: the fallback on host `{host}` exited with {code} ({why})"
+                    ),
                 )
                 .with_detail("bundle", name.to_string())
                 .with_detail("host", host.to_string()),
@@ -289,7 +297,13 @@ impl Exec<'_> {
         if let Some(p) = self.probes.get(host) {
             return Ok(p.clone());
         }
-        let (code, out) = self.remote_script(host, &format!("probe-{bundle}"), PROBE_SCRIPT, Vec::new(), 30_000)?;
+        let (code, out) = self.remote_script(
+            host,
+            &format!("probe-{bundle}"),
+            PROBE_SCRIPT,
+            Vec::new(),
+            30_000,
+        )?;
         let mut lines = out.lines();
         let uname = lines.next().unwrap_or("").trim().to_string();
         let mut words = uname.split_whitespace();
@@ -313,7 +327,10 @@ impl Exec<'_> {
         };
         let mut f = Map::new();
         f.insert("host".into(), host.into());
-        f.insert("platform".into(), format!("{}/{}", probe.os, probe.arch).into());
+        f.insert(
+            "platform".into(),
+            format!("{}/{}", probe.os, probe.arch).into(),
+        );
         f.insert("uname".into(), uname.into());
         f.insert("package_manager".into(), json!(probe.package_manager));
         self.journal.record("host", f);
@@ -327,7 +344,8 @@ impl Exec<'_> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "/".into());
         let script = format!("mkdir -p -- {}", hilt_hw::ssh::shell_quote(&dir));
-        let (code, _) = self.remote_script(host, &format!("mkdir-{name}"), &script, Vec::new(), 30_000)?;
+        let (code, _) =
+            self.remote_script(host, &format!("mkdir-{name}"), &script, Vec::new(), 30_000)?;
         if code != 0 {
             return Err(StepError::Run(
                 Failure::new(
@@ -341,12 +359,18 @@ impl Exec<'_> {
     }
 
     /// The SHA-256 of a remote file, `None` when it does not exist.
-    fn remote_sha256(&mut self, host: &str, name: &str, path: &str) -> Result<Option<String>, StepError> {
+    fn remote_sha256(
+        &mut self,
+        host: &str,
+        name: &str,
+        path: &str,
+    ) -> Result<Option<String>, StepError> {
         let script = format!(
             "[ -f {p} ] && sha256sum -- {p} | cut -d' ' -f1",
             p = hilt_hw::ssh::shell_quote(path)
         );
-        let (code, out) = self.remote_script(host, &format!("check-{name}"), &script, Vec::new(), 60_000)?;
+        let (code, out) =
+            self.remote_script(host, &format!("check-{name}"), &script, Vec::new(), 60_000)?;
         let sha = out.trim();
         Ok((code == 0 && sha.len() == 64).then(|| sha.to_ascii_lowercase()))
     }
@@ -361,7 +385,12 @@ impl Exec<'_> {
         env: Vec<(String, String)>,
         timeout_ms: u64,
     ) -> Result<(i32, String), StepError> {
-        let rel = format!("logs/hosts/{}/stage-{}-a{}", slug(host), slug(what), self.journal.attempt);
+        let rel = format!(
+            "logs/hosts/{}/stage-{}-a{}",
+            slug(host),
+            slug(what),
+            self.journal.attempt
+        );
         let base = self.dir.join(&rel);
         if let Some(d) = base.parent() {
             let _ = std::fs::create_dir_all(d);
@@ -404,7 +433,9 @@ impl Exec<'_> {
             return Err(StepError::Run(
                 Failure::new(
                     Category::StepTimeout,
-                    format!("staging command on host `{host}` did not finish within {timeout_ms} ms"),
+                    format!(
+                        "staging command on host `{host}` did not finish within {timeout_ms} ms"
+                    ),
                 )
                 .with_detail("host", host.to_string()),
             ));

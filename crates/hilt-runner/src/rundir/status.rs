@@ -304,9 +304,9 @@ pub fn derive_monitoring(s: &mut RunStatusSnapshot) {
             ProcState::Gone => format!(
                 "Attention: stalled — phase {phase}: {beat_text}; process {pid} is no longer running"
             ),
-            ProcState::Stopped => format!(
-                "Attention: stalled — phase {phase}: {beat_text}; process {pid} is stopped"
-            ),
+            ProcState::Stopped => {
+                format!("Attention: stalled — phase {phase}: {beat_text}; process {pid} is stopped")
+            }
             ProcState::Alive => format!(
                 "Attention: stalled — phase {phase}: {beat_text}; process {pid} is alive but not progressing"
             ),

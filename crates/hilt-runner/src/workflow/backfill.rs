@@ -68,7 +68,10 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
         && let Some(r) = &results
         && journal(dir, r).is_ok()
     {
-        add(JOURNAL, "results.json (its tests and the inputs its evidence names)");
+        add(
+            JOURNAL,
+            "results.json (its tests and the inputs its evidence names)",
+        );
     }
     let snapshot = dir.join("host_inventory_snapshot.json");
     if !snapshot.exists() {
@@ -77,7 +80,10 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
             hilt_model::load::LoadOptions::default(),
         );
         let (doc, from) = match &bench {
-            Ok(b) => (host_inventory(&b.value, "inputs/bench.yaml"), "inputs/bench.yaml"),
+            Ok(b) => (
+                host_inventory(&b.value, "inputs/bench.yaml"),
+                "inputs/bench.yaml",
+            ),
             Err(_) => (
                 json!({"schema_version": "hilt.host_inventory.v1", "generated_at": now(),
                        "source": null, "auth_refs": {}, "hosts": {}}),
@@ -91,7 +97,10 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
     if !dir.join("recovery_summary.md").exists() {
         let text = super::recover::summary_markdown(dir, results.as_ref(), &[], &[]);
         if write_atomic(&dir.join("recovery_summary.md"), text.as_bytes(), false).is_ok() {
-            add("recovery_summary.md", "results.json, status.json and the workflow journal");
+            add(
+                "recovery_summary.md",
+                "results.json, status.json and the workflow journal",
+            );
         }
     }
     let manifest_missing = !dir.join("run_manifest.json").exists();
@@ -99,7 +108,10 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
         add("run_manifest.json", "the files of the run directory");
     }
     if !dir.join("artifact_manifest.json").exists() {
-        add("artifact_manifest.json", "sha256 of every file of the run directory");
+        add(
+            "artifact_manifest.json",
+            "sha256 of every file of the run directory",
+        );
     }
     if !done.is_empty() || manifest_missing {
         let status = results
@@ -118,8 +130,9 @@ pub fn backfill(dir: &Path) -> Vec<Backfilled> {
         let _ = write_json_atomic(&dir.join("run_manifest.json"), &m);
     }
     if done.iter().any(|b| b.file == "artifact_manifest.json") {
-        let entries = crate::rundir::file_entries(dir, &["manifest.json", "artifact_manifest.json"])
-            .unwrap_or_default();
+        let entries =
+            crate::rundir::file_entries(dir, &["manifest.json", "artifact_manifest.json"])
+                .unwrap_or_default();
         let _ = write_json_atomic(
             &dir.join("artifact_manifest.json"),
             &json!({"schema_version": "hilt.artifact_manifest.v1", "generated_at": now(),
@@ -162,7 +175,9 @@ fn status(dir: &Path, results: Option<&Value>) -> Option<String> {
     let mut s = existing.unwrap_or_else(|| json!({}));
     let o = s.as_object_mut()?;
     let before = o.clone();
-    let finished = results.and_then(|r| r["status"].as_str()).map(str::to_string);
+    let finished = results
+        .and_then(|r| r["status"].as_str())
+        .map(str::to_string);
     let state = o
         .get("state")
         .and_then(Value::as_str)
@@ -173,7 +188,11 @@ fn status(dir: &Path, results: Option<&Value>) -> Option<String> {
         .get("updated_at")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| results.and_then(|r| r["finished_at"].as_str()).map(str::to_string))
+        .or_else(|| {
+            results
+                .and_then(|r| r["finished_at"].as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(now);
     let summary = results.map(|r| r["summary"].clone()).unwrap_or(Value::Null);
     let mut put = |k: &str, v: Value| {
@@ -185,15 +204,29 @@ fn status(dir: &Path, results: Option<&Value>) -> Option<String> {
     put("state", json!(state));
     put(
         "current_phase",
-        json!(if finished.is_some() { "finalize" } else { "discover" }),
+        json!(if finished.is_some() {
+            "finalize"
+        } else {
+            "discover"
+        }),
     );
     put("current_test", Value::Null);
     put("current_step", Value::Null);
     put("tests_total", json!(summary["total"].as_u64().unwrap_or(0)));
-    put("tests_passed", json!(summary["passed"].as_u64().unwrap_or(0)));
-    put("tests_failed", json!(summary["failed"].as_u64().unwrap_or(0)));
+    put(
+        "tests_passed",
+        json!(summary["passed"].as_u64().unwrap_or(0)),
+    );
+    put(
+        "tests_failed",
+        json!(summary["failed"].as_u64().unwrap_or(0)),
+    );
     put("updated_at", json!(updated));
-    let phase_state = if finished.is_some() { "done" } else { "pending" };
+    let phase_state = if finished.is_some() {
+        "done"
+    } else {
+        "pending"
+    };
     put(
         "phases",
         Value::Array(

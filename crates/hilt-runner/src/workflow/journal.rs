@@ -22,7 +22,11 @@ pub struct Journal {
 impl Journal {
     pub fn open(dir: &Path, attempt: u32) -> Journal {
         let path = dir.join(JOURNAL);
-        let file = OpenOptions::new().create(true).append(true).open(&path).ok();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
         Journal {
             file,
             path,

@@ -10,5 +10,5 @@ mod resume;
 mod state;
 
 pub use journal::{JOURNAL, Journal, last_event_seq};
-pub use state::{Attempt, Inputs, SNAPSHOT, TestProgress, WorkflowState};
 pub use resume::{ResumeError, Resumed, resume};
+pub use state::{Attempt, Inputs, SNAPSHOT, TestProgress, WorkflowState};

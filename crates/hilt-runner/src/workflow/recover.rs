@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use hilt_model::run::RunStatusSnapshot;
 
+use super::WorkflowState;
 use super::backfill::Backfilled;
 use super::repair::Repair;
-use super::WorkflowState;
 use crate::rundir::{derive_monitoring, write_atomic, write_json_atomic};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,9 +31,7 @@ pub struct RecoverReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
-    #[error(
-        "{0} is not a hilt run directory (no status.json, results.json or workflow journal)"
-    )]
+    #[error("{0} is not a hilt run directory (no status.json, results.json or workflow journal)")]
     NotARunDir(String),
     #[error("cannot write in {dir}: {source}")]
     Io {
@@ -158,7 +156,12 @@ pub fn summary_markdown(
             s
         });
     let d = dir.display();
-    let mut s = format!("# Recovery summary: {}\n\n", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    let mut s = format!(
+        "# Recovery summary: {}\n\n",
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
     if let Some(st) = &status {
         s.push_str(&format!(
             "- state: **{}** (monitoring: {})\n- phase: {}\n- tests: {} passed, {} failed, {} in the suite\n",
@@ -224,7 +227,11 @@ pub fn summary_markdown(
             let what = match &t.result {
                 Some(r) if r.passed => "passed (kept on resume)".to_string(),
                 Some(_) => "failed (kept on resume)".to_string(),
-                None => format!("interrupted after step {} (resume continues at step {})", t.steps_done, t.steps_done + 1),
+                None => format!(
+                    "interrupted after step {} (resume continues at step {})",
+                    t.steps_done,
+                    t.steps_done + 1
+                ),
             };
             s.push_str(&format!("- {i}. `{}`: {what}\n", t.name));
         }
@@ -232,7 +239,10 @@ pub fn summary_markdown(
     if !repairs.is_empty() {
         s.push_str("\n## Repairs (originals kept beside them)\n\n");
         for r in repairs {
-            s.push_str(&format!("- {}: {} (original: {})\n", r.file, r.what, r.kept_as));
+            s.push_str(&format!(
+                "- {}: {} (original: {})\n",
+                r.file, r.what, r.kept_as
+            ));
         }
     }
     if !backfilled.is_empty() {

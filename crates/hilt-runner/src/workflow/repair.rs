@@ -23,7 +23,9 @@ pub struct Repair {
 }
 
 fn keep_original(path: &Path) -> std::io::Result<PathBuf> {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut kept = path.with_file_name(format!("{name}.corrupt-{stamp}"));
     let mut n = 2;
@@ -151,7 +153,10 @@ mod tests {
         std::fs::write(&p, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
         let r = ledgers(d.path());
         assert_eq!(r.len(), 1);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
         let kept = std::fs::read_to_string(d.path().join(&r[0].kept_as)).unwrap();
         assert_eq!(kept, "{\"a\":1}\n{\"b\":2}\n{\"c\":");
         assert!(ledgers(d.path()).is_empty(), "a repaired ledger is clean");

@@ -14,9 +14,7 @@ use crate::rundir::{ProcState, process_state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
-    #[error(
-        "{0} is not a hilt run directory (no status.json, results.json or workflow journal)"
-    )]
+    #[error("{0} is not a hilt run directory (no status.json, results.json or workflow journal)")]
     NotARunDir(String),
     #[error(
         "{dir} has no record of what it was started with (no workflow journal and no results.json naming its bench and suite); help: run the suite again with `hilt run`"
@@ -172,7 +170,11 @@ fn is_hilt(pid: u32) -> bool {
         .map(|c| {
             c.split(|b| *b == 0)
                 .next()
-                .and_then(|arg0| Path::new(std::str::from_utf8(arg0).ok()?).file_name().map(|n| n.to_string_lossy().contains("hilt")))
+                .and_then(|arg0| {
+                    Path::new(std::str::from_utf8(arg0).ok()?)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().contains("hilt"))
+                })
                 .unwrap_or(false)
         })
         .unwrap_or(false)

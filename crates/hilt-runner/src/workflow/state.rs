@@ -153,7 +153,9 @@ impl WorkflowState {
                     }
                 }
                 "test" => {
-                    let Some(ti) = l["test"].as_u64() else { continue };
+                    let Some(ti) = l["test"].as_u64() else {
+                        continue;
+                    };
                     if let Some(r) = lenient_result(&l["result"]) {
                         let t = s.tests.entry(ti as usize).or_default();
                         t.name.clone_from(&r.name);
@@ -223,7 +225,11 @@ fn lenient_result(v: &Value) -> Option<TestResult> {
     }
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Some(TestResult {
@@ -239,7 +245,13 @@ fn lenient_result(v: &Value) -> Option<TestResult> {
         metrics: v["metrics"].as_object().cloned().unwrap_or_default(),
         measurements: serde_json::from_value(v["measurements"].clone()).unwrap_or_default(),
         fuzz: v["fuzz"].as_array().cloned().unwrap_or_default(),
-        fault_injections: v["fault_injections"].as_array().cloned().unwrap_or_default(),
-        external_results: v["external_results"].as_array().cloned().unwrap_or_default(),
+        fault_injections: v["fault_injections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        external_results: v["external_results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
     })
 }
