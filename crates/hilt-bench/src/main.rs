@@ -17,6 +17,7 @@ mod modbus_scpi;
 mod qemu;
 mod roundtrip;
 mod runner_overhead;
+mod runs_status;
 mod server_agents;
 mod server_dispatch;
 mod server_rig;
@@ -149,6 +150,8 @@ enum Cmd {
     CloudDispatch(cloud_dispatch::Args),
     /// `hilt validate` of a generated 20,000-step suite vs `benchci validate`: wall, peak RSS.
     SuiteLoad(suite_load::Args),
+    /// `hilt runs status` on a run directory with 100,000 lines in each ledger.
+    RunsStatus(runs_status::Args),
     /// Modbus TCP reads (hilt's driver vs pymodbus vs a bare socket) and SCPI query round
     /// trips (hilt's link vs a bare socket) against the simulated devices.
     ModbusScpi {
@@ -386,6 +389,7 @@ fn run_one(env: &Env, job: Cmd, q: bool) -> (&'static str, anyhow::Result<Table>
         ),
         Cmd::AgentPlain(a) => ("agent-plain", agent_plain::run(env, &a, q)),
         Cmd::SuiteLoad(a) => ("suite-load", suite_load::run(env, &a, q)),
+        Cmd::RunsStatus(a) => ("runs-status", runs_status::run(env, &a, q)),
         Cmd::Qemu { runs, iterations } => (
             "qemu",
             qemu::run(

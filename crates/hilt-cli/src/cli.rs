@@ -321,6 +321,27 @@ pub enum RunsCommand {
     /// Exit code: 0 when every target reached what it asks for, 5 otherwise (the ledger
     /// says which state each target is in), 3 when DIR or the targets cannot be read.
     Publish(crate::cmd::publish::PublishArgs),
+    /// Continue an interrupted run in its directory from the first incomplete step:
+    /// finished tests keep their results, finished steps and verified stages are not run
+    /// again, ledgers are appended to. Exit code: the run's, as `hilt run`; 0 when there is
+    /// nothing to resume; 3 when DIR is not a run directory or its inputs changed; 5 while
+    /// the run's own process is still alive.
+    Resume {
+        dir: PathBuf,
+        /// Print every step as it runs.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Print results.json at the end.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write recovery_summary.md, repair damaged files (originals kept beside them),
+    /// backfill an older layout and refresh status.json — executing nothing.
+    Recover {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Submit a run to a server by bench id or tags (HILT_SERVER, HILT_TOKEN).
     Submit(crate::server_cli::RunsSubmitArgs),
     /// Cancel a run of a server: a queued run at once, a running one through its agent.

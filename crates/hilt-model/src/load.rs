@@ -388,6 +388,7 @@ fn suite_tests_checks(d: &mut Diags, root: NodeRef, suite: &Suite) {
         suite: suite.suite.clone(),
         tests: Vec::new(),
         publish: suite.publish.clone(),
+        bundles: suite.bundles.clone(),
     };
     let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
         return;

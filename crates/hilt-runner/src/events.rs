@@ -59,6 +59,11 @@ impl<'o> Events<'o> {
         }
     }
 
+    /// Numbers the next event after `seq` (a resumed run appends to its events.jsonl).
+    pub fn continue_after(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
     pub fn emit(&mut self, event_type: &str, message: Option<String>, data: Map<String, Value>) {
         self.seq += 1;
         let e = Event {

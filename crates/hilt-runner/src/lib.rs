@@ -21,9 +21,10 @@ pub mod run;
 pub mod rundir;
 pub mod selftest;
 mod session;
-mod summary;
+pub mod summary;
 mod testcase;
 pub mod uart;
+pub mod workflow;
 
 pub use events::{Observer, Quiet};
 pub use plan::{Plan, PlanError, PlanOptions};

@@ -38,6 +38,8 @@ pub(crate) const FINAL_DOCUMENTS: &[&str] = &[
     "metadata.json",
     "evidence.html",
     "recovery_summary.md",
+    "workflow_journal.jsonl",
+    "workflow_state.json",
     "run_manifest.json",
     "artifact_manifest.json",
     "manifest.json",
@@ -65,6 +67,9 @@ pub struct RunOptions {
     /// durable together with its own record (the agent, in one batch with the run's
     /// terminal record). By default `run` syncs before it returns.
     pub defer_sync: bool,
+    /// Continue the run in `results_dir` from where its journal says it stopped
+    /// ([`crate::workflow::resume`] sets this).
+    pub resume: Option<crate::workflow::WorkflowState>,
 }
 
 pub struct RunOutcome {
@@ -130,7 +135,18 @@ fn run_planned(
     observer: &mut dyn Observer,
     cancel: &CancelToken,
 ) -> Result<RunOutcome, RunError> {
-    let started_at = now();
+    let started_at = opts
+        .resume
+        .as_ref()
+        .and_then(|r| r.attempts.first())
+        .map(|a| a.started_at.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(now);
+    let attempt = opts
+        .resume
+        .as_ref()
+        .map(crate::workflow::WorkflowState::next_attempt)
+        .unwrap_or(1);
     let clock = Instant::now();
     let mut opts = opts.clone();
     let (bench_file, suite_file) = match &plan {
@@ -187,21 +203,42 @@ fn run_planned(
     });
     let tests_total = suite_file.map(|s| s.value.tests.len()).unwrap_or(0);
     let status = StatusBoard::start(&dir, &run_id, tests_total);
+    let mut journal = crate::workflow::Journal::open(&dir, attempt);
+    journal.record(
+        "run",
+        data!("kind" => if attempt > 1 { "resume" } else { "run" }, "pid" => std::process::id(),
+              "inputs" => inputs_record(opts, bench_file.map(|b| b.text.as_str()), suite_file.map(|s| s.text.as_str()))),
+    );
     let mut events = Events::new(
         Ledger::open(&dir.join("events.jsonl")).map_err(io_err)?,
         observer,
     );
+    if opts.resume.is_some() {
+        events.continue_after(crate::workflow::last_event_seq(&dir.join("events.jsonl")));
+    }
     let commands = Ledger::open(&dir.join("command_ledger.jsonl")).map_err(io_err)?;
-    copy_input(
-        &opts.bench,
-        bench_file.map(|b| b.text.as_str()),
-        &dir.join("inputs/bench.yaml"),
-    );
-    copy_input(
-        &opts.suite,
-        suite_file.map(|s| s.text.as_str()),
-        &dir.join("inputs/suite.yaml"),
-    );
+    // A resumed run read the same files (checked by their sha256): its copies stay.
+    if opts.resume.is_none() {
+        copy_input(
+            &opts.bench,
+            bench_file.map(|b| b.text.as_str()),
+            &dir.join("inputs/bench.yaml"),
+        );
+        copy_input(
+            &opts.suite,
+            suite_file.map(|s| s.text.as_str()),
+            &dir.join("inputs/suite.yaml"),
+        );
+    }
+    if let Some(b) = bench_file {
+        let _ = write_json_atomic(
+            &dir.join("host_inventory_snapshot.json"),
+            &crate::workflow::backfill::host_inventory(
+                &b.value,
+                &absolute(&b.path).display().to_string(),
+            ),
+        );
+    }
 
     let mut warnings: Vec<Diagnostic> = Vec::new();
     for f in [
@@ -240,6 +277,7 @@ fn run_planned(
             &status,
             &mut locks,
             cancel,
+            attempt,
         );
     } else if let Some(f) = &rec.failure {
         status.phase_failed(&f.summary());
@@ -252,6 +290,7 @@ fn run_planned(
 
     // Finalize: release locks, then write the documents in order, manifests last.
     status.phase(Phase::Collect);
+    journal.record("phase", data!("phase" => "collect"));
     if rec.status.is_none() && cancel.is_cancelled() {
         rec.cancelled();
     }
@@ -274,17 +313,37 @@ fn run_planned(
         events.emit(EventKind::LOCKS_RELEASED, None, data!("lock_count" => meta["locks"].as_array().map(Vec::len).unwrap_or(0), "lock_dir" => meta["lock_dir"], "enabled" => meta["enabled"]));
     }
     finish_events(&mut events, &results, &dir);
-    let alerts = crate::summary::alerts(&results, &dir);
+    journal.record(
+        "end",
+        data!("status" => results.status.as_str(), "exit_code" => code),
+    );
+    let wf = crate::workflow::WorkflowState::load(&dir).unwrap_or_default();
+    let _ = wf.write_snapshot(&dir);
+    let alerts = crate::summary::alerts(
+        &results,
+        &dir,
+        &crate::summary::AlertContext {
+            bench: Some(absolute(&opts.bench).display().to_string()),
+            host_package_managers: wf.package_managers(),
+        },
+    );
     status.finish(results.status.as_str(), code, alerts.clone());
     let _ = write_atomic(
         &dir.join("recovery_summary.md"),
         crate::summary::recovery_markdown(&results, &alerts, &rec.diagnostics).as_bytes(),
         false,
     );
-    let _ = write_json_atomic(
-        &dir.join("run_manifest.json"),
-        &crate::summary::run_manifest(&results, &dir, &run_id),
-    );
+    let mut manifest = crate::summary::run_manifest(results.status.as_str(), &dir, &run_id);
+    manifest["staging"] = Value::Array(wf.staging());
+    manifest["attempts"] = serde_json::to_value(&wf.attempts).unwrap_or_default();
+    if let Some(old) = std::fs::read(dir.join("run_manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(|m| m["backfilled"].is_array())
+    {
+        manifest["backfilled"] = old["backfilled"].clone();
+    }
+    let _ = write_json_atomic(&dir.join("run_manifest.json"), &manifest);
     let _ = crate::rundir::write_manifests(&dir);
     // The one durability point of the run: every document, both ledgers, the directory.
     events.flush();
@@ -332,17 +391,25 @@ fn execute(
     status: &StatusBoard,
     locks: &mut Option<LockSet>,
     cancel: &CancelToken,
+    attempt: u32,
 ) {
     let (bench, s) = (plan.bench(), plan.suite());
+    let mut journal = crate::workflow::Journal::open(dir, attempt);
     events.emit(
-        EventKind::RUN_STARTED,
+        if attempt > 1 {
+            "run.resumed"
+        } else {
+            EventKind::RUN_STARTED
+        },
         None,
         data!("bench_name" => bench.bench.name, "suite_name" => s.suite.name, "results_dir" => dir.display().to_string(),
               "tests_total" => s.tests.len(), "skip_flash" => opts.skip_flash, "verbose" => opts.verbose,
-              "artifact" => opts.artifact.as_ref().map(|a| absolute(a).display().to_string())),
+              "artifact" => opts.artifact.as_ref().map(|a| absolute(a).display().to_string()),
+              "attempt" => attempt),
     );
     // Preflight: locks before any hardware is touched.
     status.phase(Phase::Preflight);
+    journal.record("phase", data!("phase" => "preflight"));
     let specs = plan.lock_specs().to_vec();
     let cfg = match opts
         .lock_config
@@ -371,8 +438,9 @@ fn execute(
         Ok(session) => session,
         Err(f) => return rec.run_error(status, events, f),
     };
-    // Stage: the firmware is checked before any test runs.
+    // Stage: the firmware is checked, and bundles staged to hosts, before any test runs.
     status.phase(Phase::Stage);
+    journal.record("phase", data!("phase" => "stage"));
     if opts.skip_flash {
         events.emit(EventKind::RUN_SKIP_FLASH, None, Map::new());
     }
@@ -395,8 +463,6 @@ fn execute(
             }
         }
     }
-    events.flush();
-    status.phase(Phase::Execute);
     let base = |p: &Path| {
         absolute(p)
             .parent()
@@ -424,7 +490,34 @@ fn execute(
         current_test_index: 0,
         current_step: 0,
         hosts: Default::default(),
+        journal,
+        resume: opts.resume.clone(),
+        probes: Default::default(),
+        bundle_dests: s
+            .bundles
+            .iter()
+            .map(|(k, b)| (k.clone(), b.dest.clone()))
+            .collect(),
     };
+    match exec.stage_bundles(s, events) {
+        Ok(()) => {}
+        Err(e) => {
+            exec.session.close(events);
+            exec.hosts.close();
+            let _ = exec.commands.flush_buffer();
+            match e {
+                crate::exec::StepError::Cancelled => rec.cancelled(),
+                crate::exec::StepError::Test(f) | crate::exec::StepError::Run(f) => {
+                    rec.run_error(status, events, f)
+                }
+            }
+            events.flush();
+            return;
+        }
+    }
+    events.flush();
+    status.phase(Phase::Execute);
+    exec.journal.record("phase", data!("phase" => "execute"));
     let (duts, id_failure) =
         crate::identity::identify(bench, &uses.nodes, &mut exec.session, events, cancel);
     rec.duts = duts;
@@ -468,6 +561,28 @@ fn external_aggregate(tests: &[hilt_model::run::TestResult]) -> Value {
     let first = |k: &str| steps.iter().find_map(|s| s[k].as_str().map(str::to_string));
     json!({"schema_version": "benchci.external_results.v1", "source": first("source"), "framework": first("framework"),
            "tests": collect("tests"), "logs": collect("logs"), "artifacts": collect("artifacts"), "steps": steps})
+}
+
+/// What a run was started with, for the journal (a resume starts from exactly this).
+fn inputs_record(opts: &RunOptions, bench: Option<&str>, suite: Option<&str>) -> Value {
+    let sha = |t: Option<&str>| {
+        t.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())))
+    };
+    let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| absolute(p).display().to_string());
+    serde_json::to_value(crate::workflow::Inputs {
+        bench: absolute(&opts.bench).display().to_string(),
+        suite: absolute(&opts.suite).display().to_string(),
+        bench_sha256: sha(bench),
+        suite_sha256: sha(suite),
+        artifact: abs(&opts.artifact),
+        skip_flash: opts.skip_flash,
+        verbose: opts.verbose,
+        strict: opts.strict,
+        run_id: opts.run_id.clone(),
+        junit: abs(&opts.junit),
+        ctrf: abs(&opts.ctrf),
+    })
+    .unwrap_or_default()
 }
 
 fn lock_failure(e: &LockError) -> Failure {
@@ -585,6 +700,7 @@ fn write_documents(
         },
         tests: vec![],
         publish: Default::default(),
+        bundles: Default::default(),
     };
     let sha = |t: Option<&str>| {
         t.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())))

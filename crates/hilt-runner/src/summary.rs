@@ -8,10 +8,19 @@ use serde_json::{Value, json};
 use hilt_model::Diagnostic;
 use hilt_model::run::{Alert, Category, RunResults, RunStatus};
 
+/// What the alerts can know beyond the results: the bench file the run read and the
+/// package manager each remote host has (from the stage phase's probe).
+#[derive(Debug, Clone, Default)]
+pub struct AlertContext {
+    pub bench: Option<String>,
+    pub host_package_managers: std::collections::BTreeMap<String, String>,
+}
+
 /// What a person (or a program) should do next, given how the run ended.
-pub fn alerts(r: &RunResults, dir: &Path) -> Vec<Alert> {
+pub fn alerts(r: &RunResults, dir: &Path, ctx: &AlertContext) -> Vec<Alert> {
     let d = dir.display();
     let results = format!("{d}/results.json");
+    let resume = format!("hilt runs resume {d}");
     let Some(f) = &r.failure else {
         return Vec::new();
     };
@@ -21,68 +30,125 @@ pub fn alerts(r: &RunResults, dir: &Path) -> Vec<Alert> {
         .next()
         .and_then(Value::as_str)
         .map(str::to_string);
-    let (severity, code, action, command, path) = match (r.status, f.category) {
-        (RunStatus::Cancelled, _) => (
-            "warning",
-            "RUN_CANCELLED",
-            "re-run the suite when ready".to_string(),
-            None,
-            Some(results),
-        ),
-        (_, Category::ResourceLocked) => (
-            "error",
-            "RESOURCE_LOCKED",
-            "wait for the run that holds the resource to finish, then run again".to_string(),
-            f.details
-                .get("lock_path")
-                .and_then(Value::as_str)
-                .map(|p| format!("cat {p}")),
-            f.details
-                .get("lock_path")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        ),
-        (_, Category::ConfigError) => (
-            "error",
-            "CONFIG_ERROR",
-            "fix the bench or suite file at the location shown, then validate it".to_string(),
-            Some(format!(
+    let detail = |k: &str| f.details.get(k).and_then(Value::as_str).map(str::to_string);
+    let self_test = ctx
+        .bench
+        .as_ref()
+        .map(|b| format!("hilt bench self-test --bench {b}"));
+    let a = match (r.status, f.category) {
+        (RunStatus::Cancelled, _) => Alert::new("warning", "RUN_CANCELLED", f.summary())
+            .action("resume the run when ready: completed tests and stages are kept")
+            .command(resume)
+            .path(results),
+        (_, Category::ResourceLocked) => {
+            let mut a = Alert::new("error", "RESOURCE_LOCKED", f.summary())
+                .action("wait for the run that holds the resource to finish, then run again");
+            if let Some(p) = detail("lock_path") {
+                a = a.command(format!("cat {p}")).path(p);
+            }
+            a
+        }
+        (_, Category::ConfigError) => Alert::new("error", "CONFIG_ERROR", f.summary())
+            .action("fix the bench or suite file at the location shown, then validate it")
+            .command(format!(
                 "hilt validate --bench {d}/inputs/bench.yaml --suite {d}/inputs/suite.yaml"
-            )),
-            Some(format!("{d}/inputs")),
-        ),
-        (RunStatus::Error, _) => (
-            "error",
-            "RUN_ERROR",
-            format!(
-                "{} ({}): {}",
-                f.title,
-                f.source.label(),
-                f.suggestions.first().cloned().unwrap_or_default()
-            ),
-            log.as_ref().map(|l| format!("tail -n 50 {l}")),
-            log.or(Some(results)),
-        ),
-        _ => (
-            "warning",
-            "TESTS_FAILED",
-            format!(
+            ))
+            .path(format!("{d}/inputs")),
+        (_, Category::BundleChecksumMismatch | Category::BundleUnavailable) => {
+            let mut a = Alert::new("error", f.category.as_str(), f.summary())
+                .action(f.suggestions.first().cloned().unwrap_or_default())
+                .action("then resume the run: stages already verified are not redone")
+                .command(resume);
+            if let Some(file) = detail("file") {
+                a.next_diagnostic_command = Some(format!("sha256sum {file}"));
+            }
+            a.path(format!("{d}/workflow_journal.jsonl"))
+        }
+        (RunStatus::Error, c) => {
+            let mut a = Alert::new("error", "RUN_ERROR", f.summary())
+                .action(format!(
+                    "{} ({}): {}",
+                    f.title,
+                    f.source.label(),
+                    f.suggestions.first().cloned().unwrap_or_default()
+                ))
+                .action("once fixed, resume the run from its first incomplete step");
+            if let Some(l) = &log {
+                a = a.command(format!("tail -n 50 {l}"));
+            }
+            a = a.command(resume);
+            a = a.path(log.clone().unwrap_or(results));
+            a.next_diagnostic_command = match c {
+                Category::RemoteHostUnreachable
+                | Category::RemoteAuthFailed
+                | Category::RemoteHostKeyMismatch
+                | Category::RemoteTransferFailed => self_test,
+                _ => None,
+            };
+            a.next_install_command = missing_tool(f).and_then(|(tool, host)| match host {
+                Some(h) => ctx
+                    .host_package_managers
+                    .get(&h)
+                    .and_then(|pm| crate::workflow::pkg::install_command(pm, &tool)),
+                None => crate::workflow::pkg::detect_local().and_then(|pm| {
+                    crate::workflow::pkg::install_command(
+                        pm,
+                        crate::workflow::pkg::local_package(&tool),
+                    )
+                }),
+            });
+            a
+        }
+        _ => {
+            let mut a = Alert::new("warning", "TESTS_FAILED", f.summary()).action(format!(
                 "read why the first test failed ({}): {}",
                 f.source.label(),
                 f.title
-            ),
-            log.as_ref().map(|l| format!("tail -n 50 {l}")),
-            log.or(Some(results)),
-        ),
+            ));
+            if let Some(l) = &log {
+                a = a.command(format!("tail -n 50 {l}"));
+            }
+            if let Some(o) = detail("stdout_file") {
+                a = a.path(format!("{d}/{o}"));
+            }
+            a = a.path(log.unwrap_or(results));
+            if let Some((tool, Some(h))) = missing_tool(f) {
+                a.next_install_command = ctx
+                    .host_package_managers
+                    .get(&h)
+                    .and_then(|pm| crate::workflow::pkg::install_command(pm, &tool));
+            }
+            a
+        }
     };
-    vec![Alert {
-        severity: severity.into(),
-        code: code.into(),
-        message: f.summary(),
-        next_action: action,
-        next_command: command,
-        next_path: path,
-    }]
+    vec![a]
+}
+
+/// A tool the failure says is missing, and the host it is missing on (`None`: here).
+fn missing_tool(f: &hilt_model::run::Failure) -> Option<(String, Option<String>)> {
+    let quoted = || {
+        let m = &f.message;
+        let start = m.find('`')? + 1;
+        let end = start + m[start..].find('`')?;
+        Some(m[start..end].to_string())
+    };
+    match f.category {
+        Category::FlashToolUnavailable => quoted().map(|t| (t, None)),
+        Category::RemoteHostUnreachable if f.message.contains("cannot start ssh") => {
+            Some(("ssh".into(), None))
+        }
+        // A remote shell answers 127 for a command it cannot find.
+        Category::RemoteCommandFailed if f.message.contains("exited with 127") => {
+            let host = f.details.get("host").and_then(Value::as_str)?.to_string();
+            let program = f
+                .details
+                .get("program")
+                .and_then(Value::as_str)?
+                .to_string();
+            Some((program, Some(host)))
+        }
+        _ => None,
+    }
 }
 
 pub fn recovery_markdown(r: &RunResults, alerts: &[Alert], diags: &[Diagnostic]) -> String {
@@ -152,7 +218,7 @@ pub fn recovery_markdown(r: &RunResults, alerts: &[Alert], diags: &[Diagnostic])
     s
 }
 
-pub fn run_manifest(r: &RunResults, dir: &Path, run_id: &str) -> Value {
+pub fn run_manifest(status: &str, dir: &Path, run_id: &str) -> Value {
     let rel = |p: &str| dir.join(p).exists().then(|| p.to_string());
     let mut logs: Vec<String> = crate::rundir::manifest::list_files(dir, &[])
         .unwrap_or_default()
@@ -163,14 +229,16 @@ pub fn run_manifest(r: &RunResults, dir: &Path, run_id: &str) -> Value {
     json!({
         "schema_version": "hilt.run_manifest.v1",
         "run_id": run_id,
-        "status": r.status.as_str(),
+        "status": status,
         "results_dir": dir.display().to_string(),
         "documents": {
             "results_json": rel("results.json"), "evidence_json": rel("evidence.json"), "metadata_json": rel("metadata.json"),
             "evidence_html": rel("evidence.html"), "status_json": rel("status.json"), "recovery_summary": rel("recovery_summary.md"),
+            "workflow_state": rel("workflow_state.json"), "host_inventory_snapshot": rel("host_inventory_snapshot.json"),
             "manifest_json": "manifest.json", "artifact_manifest_json": "artifact_manifest.json",
         },
-        "ledgers": {"events": rel("events.jsonl"), "command_ledger": rel("command_ledger.jsonl"), "transfer_ledger": rel("transfer_ledger.jsonl")},
+        "ledgers": {"events": rel("events.jsonl"), "command_ledger": rel("command_ledger.jsonl"), "transfer_ledger": rel("transfer_ledger.jsonl"),
+                    "workflow_journal": rel("workflow_journal.jsonl")},
         "inputs": {"bench_yaml": rel("inputs/bench.yaml"), "suite_yaml": rel("inputs/suite.yaml")},
         "logs": logs,
     })

@@ -1,6 +1,7 @@
 //! The execute phase: tests in order, steps in order. The first failing step ends its test;
 //! a run error or cancellation ends the run.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use hilt_model::run::{EventKind, FailedStep, Failure, TestResult, round3};
@@ -30,11 +31,43 @@ pub fn run_tests(
         cancelled: false,
     };
     let (mut passed, mut failed) = (0, 0);
+    // A resumed run: what earlier attempts finished, and the copies they verified.
+    let kept = exec.resume.take();
+    let copied = match &kept {
+        Some(_) => verified_transfers(&exec.dir, exec.journal.attempt),
+        None => HashSet::new(),
+    };
     for (ti, (test, steps)) in plan.tests().enumerate() {
         let test_index = ti + 1;
+        let progress = kept
+            .as_ref()
+            .and_then(|k| k.tests.get(&test_index))
+            .filter(|p| p.name == test.name);
+        if let Some(r) = progress.and_then(|p| p.result.as_ref()) {
+            if r.passed {
+                passed += 1
+            } else {
+                failed += 1
+            }
+            keep_measurements(exec, &r.measurements);
+            ev.emit(
+                "test.kept",
+                Some("finished by an earlier attempt".into()),
+                data!("test_name" => test.name, "test_index" => test_index, "passed" => r.passed),
+            );
+            out.tests.push(r.clone());
+            continue;
+        }
         if exec.cancel.is_cancelled() {
             out.cancelled = true;
             break;
+        }
+        let steps_done = progress.map(|p| p.steps_done).unwrap_or(0);
+        let mut external = Vec::new();
+        if let Some(p) = progress.filter(|p| p.steps_done > 0) {
+            keep_measurements(exec, &p.measurements);
+            exec.test_measurements = p.measurements.clone();
+            external.clone_from(&p.external_results);
         }
         status.progress(Some(&test.name), None, passed, failed);
         ev.emit(
@@ -46,10 +79,31 @@ pub fn run_tests(
         let steps_total = test.steps.len();
         let mut failure: Option<Failure> = None;
         let mut abort = false;
-        let mut external = Vec::new();
         for (si, (step, resolved)) in steps.into_iter().enumerate() {
             let step_index = si + 1;
             let step_type = step.type_name();
+            let copied_before = matches!(
+                step,
+                hilt_model::suite::Step::Upload(_) | hilt_model::suite::Step::Download(_)
+            ) && copied.contains(&(test.name.clone(), step_index));
+            if step_index <= steps_done || copied_before {
+                let why = if step_index <= steps_done {
+                    "done by an earlier attempt"
+                } else {
+                    "copied and verified by an earlier attempt (transfer_ledger.jsonl)"
+                };
+                ev.emit(EventKind::STEP_SKIPPED, Some(why.into()), data!("test_name" => test.name, "step_index" => step_index, "step_type" => step_type, "node_name" => step.node(), "kept" => true));
+                if step_index > steps_done {
+                    exec.journal.record("step", data!("test" => test_index, "name" => test.name, "step" => step_index, "type" => step_type, "reconciled" => "transfer_ledger"));
+                }
+                continue;
+            }
+            status.progress(
+                Some(&test.name),
+                Some(&step_index.to_string()),
+                passed,
+                failed,
+            );
             ev.emit(
                 EventKind::STEP_STARTED,
                 None,
@@ -58,11 +112,13 @@ pub fn run_tests(
             );
             if matches!(step, hilt_model::suite::Step::Flash(_)) && exec.opts.skip_flash {
                 ev.emit(EventKind::STEP_SKIPPED, Some("skip-flash".into()), data!("test_name" => test.name, "step_index" => step_index, "step_type" => step_type, "node_name" => step.node()));
+                exec.journal.record("step", data!("test" => test_index, "name" => test.name, "step" => step_index, "type" => step_type));
                 continue;
             }
             exec.current_test.clone_from(&test.name);
             exec.current_test_index = test_index;
             exec.current_step = step_index;
+            let readings_before = exec.test_measurements.len();
             let result = exec.step(step, resolved, ev);
             let locate = |mut f: Failure| {
                 f.failed_step = FailedStep {
@@ -86,7 +142,18 @@ pub fn run_tests(
             };
             match result {
                 Ok(mut d) => {
-                    if let Some(r) = d.remove("external_record") {
+                    let record = d.remove("external_record");
+                    // The step's ledger lines reach the file before the journal says it is
+                    // done (a no-op when it wrote none), and both before the next step: a
+                    // resume starts after this one and finds its record.
+                    let _ = exec.commands.flush_buffer();
+                    let readings = &exec.test_measurements[readings_before..];
+                    exec.journal.record(
+                        "step",
+                        data!("test" => test_index, "name" => test.name, "step" => step_index, "type" => step_type,
+                              "measurements" => (!readings.is_empty()).then_some(readings), "external_record" => record),
+                    );
+                    if let Some(r) = record {
                         external.push(r);
                     }
                     d.insert("test_name".into(), test.name.clone().into());
@@ -114,6 +181,7 @@ pub fn run_tests(
             {
                 external.push(r.clone());
             }
+            let _ = exec.commands.flush_buffer();
             if let Some(f) = &failure {
                 ev.emit(
                     EventKind::STEP_FAILED,
@@ -143,7 +211,7 @@ pub fn run_tests(
                   "failure_reason" => failure.as_ref().map(|f| f.message.clone()), "failure" => failure),
         );
         ev.flush();
-        out.tests.push(TestResult {
+        let result = TestResult {
             name: test.name.clone(),
             test_case_id: test.test_case_id.clone(),
             requirement_ids: test.requirement_ids.clone(),
@@ -158,7 +226,16 @@ pub fn run_tests(
             fuzz: std::mem::take(&mut exec.test_fuzz),
             fault_injections: std::mem::take(&mut exec.test_faults),
             external_results: external,
-        });
+        };
+        // A test stopped by a run error or a cancel is not finished: a resume runs it on
+        // from the step that stopped it.
+        if !abort && !out.cancelled {
+            exec.journal.record(
+                "test",
+                data!("test" => test_index, "name" => test.name, "result" => result),
+            );
+        }
+        out.tests.push(result);
         status.progress(Some(&test.name), None, passed, failed);
         if abort {
             out.run_failure = failure;
@@ -169,4 +246,32 @@ pub fn run_tests(
         }
     }
     out
+}
+
+/// Readings kept from an earlier attempt count for the run as if made now.
+fn keep_measurements(exec: &mut Exec, readings: &[hilt_model::run::Metric]) {
+    for m in readings {
+        exec.measurements.push(m.clone());
+        if let Ok(v) = serde_json::to_value(m) {
+            exec.metrics.insert(m.name.clone(), v);
+        }
+    }
+}
+
+/// `(test name, step index)` of every copy an earlier attempt verified on both ends
+/// (a kill between the transfer ledger line and the journal line leaves only the former).
+fn verified_transfers(dir: &std::path::Path, attempt: u32) -> HashSet<(String, usize)> {
+    let text = std::fs::read_to_string(dir.join("transfer_ledger.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["verified"] == true && v["attempt"].as_u64().is_some_and(|a| a < attempt as u64)
+        })
+        .filter_map(|v| {
+            Some((
+                v["test_name"].as_str()?.to_string(),
+                v["step_index"].as_u64()? as usize,
+            ))
+        })
+        .collect()
 }

@@ -9,7 +9,9 @@ mod fleet_client;
 pub mod init;
 pub mod measure;
 pub mod publish;
+mod recover;
 mod remote;
+mod resume;
 mod run;
 mod runs;
 mod server;
@@ -45,6 +47,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::signals::cancel_on_signals(&cancel);
             publish::publish(args, &cancel)
         }
+        Command::Runs(RunsCommand::Resume { dir, verbose, json }) => {
+            resume::resume(&dir, verbose, json)
+        }
+        Command::Runs(RunsCommand::Recover { dir, json }) => recover::recover(&dir, json),
         Command::Runs(RunsCommand::Submit(args)) => server_client::submit(args),
         Command::Runs(RunsCommand::Show { id, conn }) => server_client::show(&id, &conn),
         Command::Runs(RunsCommand::List(conn)) => server_client::list(&conn),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use hilt_model::run::RunStatusSnapshot;
+use hilt_model::run::{Alert, RunStatusSnapshot};
 use hilt_runner::classify::exit;
 use serde_json::Value;
 
@@ -28,19 +28,57 @@ fn status_exit(snap: &RunStatusSnapshot) -> i32 {
 }
 
 pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
+    let dir = &hilt_runner::rundir::absolute(dir);
     let status_path = dir.join("status.json");
-    if !status_path.is_file() {
+    if !hilt_runner::workflow::recover::is_run_dir(dir) {
         eprintln!(
-            "error: {} is not a hilt run directory (no status.json)",
+            "error: {} is not a hilt run directory (no status.json, results.json or workflow journal)",
             dir.display()
         );
         return Ok(exit::CONFIG_ERROR);
     }
+    // An older layout gains the files this version writes, on first touch.
+    let backfilled = match std::fs::read(&status_path) {
+        Ok(b) if serde_json::from_slice::<serde_json::Value>(&b).is_err() => Vec::new(),
+        _ => hilt_runner::workflow::backfill::backfill(dir),
+    };
+    for b in &backfilled {
+        eprintln!("backfilled {} from {}", b.file, b.from);
+    }
     let text = std::fs::read_to_string(&status_path)
         .with_context(|| format!("reading {}", status_path.display()))?;
-    let mut snap: RunStatusSnapshot = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid status document", status_path.display()))?;
+    let mut snap: RunStatusSnapshot = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: {} is damaged ({e}); help: hilt runs recover {} (keeps the damaged file beside the repaired one)",
+                status_path.display(),
+                dir.display()
+            );
+            return Ok(exit::RUN_ERROR);
+        }
+    };
+    // The directory may have moved since it was written: commands name where it is now.
+    snap.results_dir = dir.display().to_string();
     hilt_runner::rundir::derive_monitoring(&mut snap);
+    let damaged = hilt_runner::workflow::repair::damaged_ledgers(dir);
+    if !damaged.is_empty() {
+        let mut a = Alert::new(
+            "warning",
+            "LEDGER_DAMAGED",
+            format!(
+                "the last line of {} is torn or unreadable",
+                damaged.join(", ")
+            ),
+        )
+        .action("repair the ledgers (the damaged originals are kept beside them)")
+        .command(format!("hilt runs recover {}", dir.display()));
+        for f in &damaged {
+            a = a.path(dir.join(f).display().to_string());
+        }
+        snap.alerts.push(a);
+        snap.pick_primary_alert();
+    }
     let results: Option<Value> = std::fs::read_to_string(dir.join("results.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -51,6 +89,9 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
         return Ok(status_exit(&snap));
     }
     println!("run {} — {}", snap.run_id, snap.state);
+    if snap.monitoring.state == "stalled" {
+        println!("  Attention: stalled");
+    }
     println!("  directory: {}", snap.results_dir);
     println!(
         "  monitoring: {} (pid {}, last heartbeat {})",
@@ -97,9 +138,27 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<i32> {
     }
     for a in &snap.alerts {
         println!("  {}: {}", a.severity, a.message);
-        println!("    next: {}", a.next_action);
-        if let Some(c) = &a.next_command {
-            println!("    run:  {c}");
+        if a.next_actions.is_empty() {
+            println!("    next: {}", a.next_action);
+        }
+        for n in &a.next_actions {
+            println!("    next: {n}");
+        }
+        match a.next_commands.is_empty() {
+            true => a
+                .next_command
+                .iter()
+                .for_each(|c| println!("    run:  {c}")),
+            false => a
+                .next_commands
+                .iter()
+                .for_each(|c| println!("    run:  {c}")),
+        }
+        if let Some(c) = &a.next_install_command {
+            println!("    install: {c}");
+        }
+        if let Some(c) = &a.next_diagnostic_command {
+            println!("    diagnose: {c}");
         }
         if let Some(p) = &a.next_path {
             println!("    see:  {p}");

@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod hw;
 pub mod server;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 

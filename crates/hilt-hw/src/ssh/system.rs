@@ -102,6 +102,28 @@ impl SystemSsh {
     fn ssh(&self) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-F").arg(&self.config);
+        self.ssh_env(&mut c);
+        c
+    }
+
+    /// The master connection outlives nothing: under `setpriv --pdeathsig KILL` (when
+    /// present) it dies with the hilt that started it, even a SIGKILLed one, instead of
+    /// holding its sessions on every hop open until the network drops them.
+    fn ssh_master(&self) -> Command {
+        let mut c = match crate::process::which("setpriv") {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "--", "ssh"]);
+                c
+            }
+            None => Command::new("ssh"),
+        };
+        c.arg("-F").arg(&self.config);
+        self.ssh_env(&mut c);
+        c
+    }
+
+    fn ssh_env(&self, c: &mut Command) {
         if let Some(var) = &self.password_env {
             match std::env::current_exe() {
                 Ok(exe) => {
@@ -113,7 +135,6 @@ impl SystemSsh {
             }
             c.env("SSH_ASKPASS_REQUIRE", "force").env(ASKPASS_VAR, var);
         }
-        c
     }
 
     fn spawn_err(e: std::io::Error) -> SshError {
@@ -143,7 +164,7 @@ impl SystemSsh {
                 format!("cannot create {}: {e}", err_path.display()),
             )
         })?;
-        let mut cmd = self.ssh();
+        let mut cmd = self.ssh_master();
         cmd.args(["-M", "-N", "-o", "ControlPersist=no", TARGET])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

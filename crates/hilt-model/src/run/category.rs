@@ -120,6 +120,12 @@ categories! {
     RemoteTransferFailed => "REMOTE_TRANSFER_FAILED", BenchInfrastructure, "Remote file transfer failed",
         "A file could not be copied to or from a remote host, or its checksum did not match after the copy.",
         [SSH_TRANSFER];
+    BundleChecksumMismatch => "BUNDLE_CHECKSUM_MISMATCH", Configuration, "Bundle checksum mismatch",
+        "A bundle file's SHA-256 differs from the one the suite declares, so it was refused and nothing was staged or run with it.",
+        [BUNDLE_CHECKSUM];
+    BundleUnavailable => "BUNDLE_UNAVAILABLE", Configuration, "No usable bundle for the host",
+        "No candidate of the bundle matches the host's platform or exists, and the bundle has no fallback.",
+        [BUNDLE_PLATFORM];
     UartFailed => "UART_FAILED", BenchInfrastructure, "UART I/O failed",
         "Reading from or writing to the serial port failed.",
         [PORT_FREE, USB_CABLE];

@@ -109,6 +109,8 @@ checks! {
     SSH_KNOWN_HOSTS = "The host key differs from the known_hosts file: verify the host's key out of band before updating known_hosts; never disable the check.";
     SSH_COMMAND_OUTPUT = "Open the step's stdout/stderr artifacts and compare them with the expectation.";
     SSH_TRANSFER = "Check free space and permissions at the destination, then compare the sha256 values in transfer_ledger.jsonl.";
+    BUNDLE_CHECKSUM = "Rebuild or re-download the bundle file, or correct the sha256 in the suite's `bundles` if the file is the intended one (sha256sum FILE).";
+    BUNDLE_PLATFORM = "Add a candidate built for the host's platform (see the staging decision in run_manifest.json), or give the bundle a `fallback`.";
 
     // Self-test, identity, locks.
     SELF_TEST_LOCALLY = "Run `hilt bench self-test` locally and read its log.";

@@ -1,5 +1,6 @@
 //! `suite.yaml`: an ordered list of tests, each an ordered list of steps (see the suite-format spec).
 
+mod bundle;
 mod remote;
 mod step;
 mod steps_extra;
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use bundle::*;
 pub use remote::*;
 pub use step::*;
 pub use steps_extra::*;
@@ -24,6 +26,10 @@ pub struct Suite {
     /// here replaces the bench's target of the same name).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub publish: BTreeMap<String, crate::publish::PublishTarget>,
+    /// hilt extension: bundles steps stage to remote hosts before they run (`ssh_exec`'s
+    /// `bundle`), by name.
+    #[serde(default)]
+    pub bundles: std::collections::BTreeMap<String, Bundle>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

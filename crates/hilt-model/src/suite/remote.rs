@@ -40,6 +40,11 @@ pub struct SshExec {
     /// more keeps running, the rest is discarded and the ledger says `output_truncated`.
     #[serde(default = "defaults::u64_::<16777216>")]
     pub max_output_bytes: u64,
+    /// A bundle of the suite's `bundles` this command needs: the stage phase copies it to
+    /// the host (verified) before any test runs; the command sees its remote path in
+    /// `HILT_BUNDLE`.
+    #[serde(default)]
+    pub bundle: Option<String>,
 }
 
 /// Copies a local file to a host, verifying its SHA-256 on both ends.

@@ -4,6 +4,7 @@
 //! on, before any hardware is touched.
 
 mod bench;
+mod bundles;
 mod cross;
 mod durations;
 mod hosts;

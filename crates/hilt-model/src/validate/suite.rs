@@ -20,6 +20,7 @@ pub fn suite(d: &mut Diags, s: &Suite) {
             check_step(d, &p, step);
         }
     }
+    super::bundles::bundles(d, s);
 }
 
 fn within(d: &mut Diags, p: &str, w: Option<u64>) {

@@ -13,8 +13,10 @@ mod modbus;
 mod power;
 mod remote;
 mod spi;
+pub mod stage;
 mod uart;
 
+pub(crate) use external::paths::slug;
 pub use remote::Hosts;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +74,14 @@ pub struct Exec<'a> {
     pub current_step: usize,
     /// Remote hosts opened by `ssh_exec` / `upload` / `download`.
     pub hosts: Hosts,
+    /// The workflow journal of this attempt (steps, tests, stages, hosts).
+    pub journal: crate::workflow::Journal,
+    /// Where an earlier attempt left the workflow (a resumed run).
+    pub resume: Option<crate::workflow::WorkflowState>,
+    /// Hosts probed by the stage phase in this attempt.
+    pub probes: std::collections::BTreeMap<String, stage::Probe>,
+    /// Remote path of each bundle (`HILT_BUNDLE` of the steps naming it).
+    pub bundle_dests: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Exec<'a> {

@@ -46,7 +46,7 @@ impl Hosts {
 }
 
 /// The failure for an SSH error, naming the host or hop that failed.
-fn ssh_failure(host: &str, chain: &[String], e: &SshError) -> StepError {
+pub(super) fn ssh_failure(host: &str, chain: &[String], e: &SshError) -> StepError {
     let category = match e.kind {
         SshErrorKind::Unreachable | SshErrorKind::Local => Category::RemoteHostUnreachable,
         SshErrorKind::Auth => Category::RemoteAuthFailed,
@@ -69,7 +69,7 @@ fn ssh_failure(host: &str, chain: &[String], e: &SshError) -> StepError {
 
 impl Exec<'_> {
     /// The opened host `name` (opened, not yet connected, on first use).
-    fn host(&mut self, name: &str) -> Result<&mut Box<dyn RemoteHost>, StepError> {
+    pub(super) fn host(&mut self, name: &str) -> Result<&mut Box<dyn RemoteHost>, StepError> {
         if !self.hosts.open.contains_key(name) {
             let h = ssh::open(self.bench, name, &self.opts.bench_dir)
                 .map_err(|e| ssh_failure(name, &[], &e))?;
@@ -78,9 +78,15 @@ impl Exec<'_> {
         Ok(self.hosts.open.get_mut(name).expect("inserted above"))
     }
 
+    /// Where a step's remote output goes; a resumed attempt writes beside the earlier one
+    /// (`…-stepN.attemptA.stdout`), whose `ssh` may still be writing.
     fn step_files(&self, host: &str) -> (PathBuf, String) {
+        let attempt = match self.journal.attempt {
+            0 | 1 => String::new(),
+            a => format!(".attempt{a}"),
+        };
         let rel = format!(
-            "logs/hosts/{}/{}-step{}",
+            "logs/hosts/{}/{}-step{}{attempt}",
             slug(host),
             slug(&self.current_test),
             self.current_step
@@ -105,10 +111,16 @@ impl Exec<'_> {
             (None, Some(sc)) => RemoteProgram::Script(sc.clone()),
             (None, None) => RemoteProgram::Argv(Vec::new()),
         };
+        let mut env: Vec<(String, String)> =
+            s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(dest) = s.bundle.as_ref().and_then(|b| self.bundle_dests.get(b)) {
+            env.push(("HILT_BUNDLE".into(), dest.clone()));
+        }
+        let env_names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
         let cmd = RemoteCommand {
             what,
             cwd: s.cwd.clone(),
-            env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env,
             timeout: Duration::from_millis(s.timeout_ms),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
@@ -128,9 +140,11 @@ impl Exec<'_> {
             "argv": s.argv,
             "script": s.script,
             "cwd": s.cwd,
-            "env_names": s.env.keys().collect::<Vec<_>>(),
+            "env_names": env_names,
+            "bundle": s.bundle,
             "test_name": test,
             "step_index": step,
+            "attempt": self.journal.attempt,
             "started_at": started_at,
             "finished_at": now(),
             "stdout_file": format!("{rel}.stdout"),
@@ -161,8 +175,10 @@ impl Exec<'_> {
         if out.cancelled {
             return Err(StepError::Cancelled);
         }
+        let program = s.argv.as_ref().and_then(|a| a.first().cloned());
         let detail = |f: Failure| {
             f.with_detail("host", s.host.clone())
+                .with_detail("program", program.clone())
                 .with_detail("chain", chain.clone())
                 .with_detail("stdout_file", format!("{rel}.stdout"))
                 .with_detail("stderr_file", format!("{rel}.stderr"))
@@ -242,26 +258,29 @@ impl Exec<'_> {
                 .with_detail("host", s.host.clone()),
             ));
         }
-        self.transfer("upload", &s.host, &local, &s.dest, s.timeout_ms)
+        self.transfer("upload", &s.host, &local, &s.dest, s.timeout_ms, None)
     }
 
     pub(super) fn download(&mut self, s: &Download) -> StepResult {
         let rel = format!("remote-artifacts/{}/{}", slug(&s.host), s.dest);
         let local = self.dir.join(&rel);
-        self.transfer("download", &s.host, &local, &s.src, s.timeout_ms)
+        self.transfer("download", &s.host, &local, &s.src, s.timeout_ms, None)
             .map(|mut d| {
                 d.insert("file".into(), json!(rel));
                 d
             })
     }
 
-    fn transfer(
+    /// One verified copy, recorded in transfer_ledger.jsonl; `bundle` names the bundle a
+    /// stage copies (the line then has no test or step).
+    pub(super) fn transfer(
         &mut self,
         direction: &str,
         host: &str,
         local: &Path,
         remote: &str,
         timeout_ms: u64,
+        bundle: Option<&str>,
     ) -> StepResult {
         let cancel = self.cancel.clone();
         let started_at = now();
@@ -283,8 +302,10 @@ impl Exec<'_> {
             "chain": chain,
             "local": shown,
             "remote": remote,
-            "test_name": self.current_test,
-            "step_index": self.current_step,
+            "test_name": bundle.is_none().then_some(&self.current_test),
+            "step_index": bundle.is_none().then_some(self.current_step),
+            "bundle": bundle,
+            "attempt": self.journal.attempt,
             "started_at": started_at,
             "finished_at": now(),
         });
@@ -323,6 +344,9 @@ impl Exec<'_> {
         }
         if let Some(v) = entry.get("local_sha256") {
             data.insert("sha256".into(), v.clone());
+        }
+        if let Some(v) = entry.get("remote_sha256") {
+            data.insert("remote_sha256".into(), v.clone());
         }
         Ok(data)
     }

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 pub use ledger::Ledger;
 pub use manifest::{file_entries, write_manifests};
-pub use status::{StatusBoard, derive_monitoring};
+pub use status::{
+    HEARTBEAT_INTERVAL_S, ProcState, STALL_AFTER_S, StatusBoard, derive_monitoring, process_state,
+};
 
 /// Writes `value` as pretty JSON (2-space indent) to `path` by atomic rename. Readers never
 /// see half a file and a killed process loses nothing (the page cache survives it); the

@@ -15,8 +15,11 @@ use hilt_model::run::{Alert, Monitoring, Phase, PhaseState, RunStatusSnapshot, n
 
 use super::write_atomic;
 
-/// A run whose heartbeat is older than this while it claims to be active is stalled.
-pub const STALL_AFTER_S: u64 = 30;
+/// The heartbeat a running phase promises (status.json `monitoring.heartbeat_interval_s`);
+/// it is written twice as often, so a loaded machine does not look stalled.
+pub const HEARTBEAT_INTERVAL_S: u64 = 2;
+/// A running phase whose heartbeat is older than this is stalled: twice the interval.
+pub const STALL_AFTER_S: u64 = 2 * HEARTBEAT_INTERVAL_S;
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 struct Inner {
@@ -70,8 +73,10 @@ impl StatusBoard {
                 pid: std::process::id(),
                 last_heartbeat_at: Some(ts),
                 stall_after_s: STALL_AFTER_S,
+                heartbeat_interval_s: HEARTBEAT_INTERVAL_S,
             },
             alerts: Vec::new(),
+            primary_alert: None,
             exit_code: None,
         };
         let path = dir.join("status.json");
@@ -177,6 +182,7 @@ impl StatusBoard {
             s.current_step = None;
             s.exit_code = Some(exit_code);
             s.alerts = alerts;
+            s.pick_primary_alert();
             s.monitoring.state = "idle".into();
         });
     }
@@ -252,38 +258,136 @@ fn heartbeat(path: &Path, inner: &Mutex<Inner>, ctl: &(Mutex<Ctl>, Condvar)) {
 }
 
 /// Recomputes the monitoring block of a snapshot read from disk: a run that claims to be
-/// active but whose process is gone, or whose heartbeat is stale, is `stalled`.
+/// active is `stalled` when its process is gone, or when its running phase's heartbeat is
+/// older than twice the recorded interval (`stall_after_s` for files without one). A
+/// stalled run gets a `RUN_STALLED` alert, first, with the exact commands to go on.
 pub fn derive_monitoring(s: &mut RunStatusSnapshot) {
+    s.alerts.retain(|a| a.code != "RUN_STALLED");
     if s.state != "running" {
         s.monitoring.state = "idle".into();
+        s.pick_primary_alert();
         return;
     }
-    let alive = Path::new(&format!("/proc/{}", s.monitoring.pid)).exists();
-    let age = s
-        .monitoring
-        .last_heartbeat_at
-        .as_deref()
+    let pid = s.monitoring.pid;
+    let proc = process_state(pid);
+    let running = s.phases.iter().find(|p| p.state == "running");
+    let beat = running
+        .and_then(|p| p.heartbeat_at.as_deref())
+        .or(s.monitoring.last_heartbeat_at.as_deref());
+    let age_ms = beat
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| (jiff::Timestamp::now() - t).get_seconds().max(0) as u64);
-    let stale = age.is_none_or(|a| a > s.monitoring.stall_after_s);
-    if alive && !stale {
+        .map(|t| (jiff::Timestamp::now().as_millisecond() - t.as_millisecond()).max(0) as u64);
+    let age = age_ms.map(|ms| ms / 1000);
+    let limit = match s.monitoring.heartbeat_interval_s {
+        0 => s.monitoring.stall_after_s,
+        i => 2 * i,
+    };
+    let stale = age_ms.is_none_or(|a| a > limit * 1000);
+    if proc != ProcState::Gone && !stale {
         s.monitoring.state = "running".into();
+        s.pick_primary_alert();
         return;
     }
     s.monitoring.state = "stalled".into();
-    let why = if !alive {
-        format!("process {} is no longer running", s.monitoring.pid)
-    } else {
-        format!("no heartbeat for {} s", age.unwrap_or(0))
+    let phase = running.map(|p| p.phase).unwrap_or(s.current_phase).as_str();
+    let beat_text = match age {
+        Some(a) => format!("no heartbeat for {a} s (interval {} s)", limit / 2),
+        None => "no heartbeat recorded".to_string(),
     };
-    s.alerts.push(Alert {
-        severity: "error".into(),
-        code: "RUN_STALLED".into(),
-        message: format!("the run stopped making progress: {why}"),
-        next_action: "read recovery_summary.md and the last events, then re-run the suite".into(),
-        next_command: Some(format!("tail -n 20 {}/events.jsonl", s.results_dir)),
-        next_path: Some(format!("{}/events.jsonl", s.results_dir)),
+    let dir = s.results_dir.clone();
+    let resume = format!("hilt runs resume {dir}");
+    let recover = format!("hilt runs recover {dir}");
+    let mut a = Alert::new(
+        "error",
+        "RUN_STALLED",
+        match proc {
+            ProcState::Gone => format!(
+                "Attention: stalled — phase {phase}: {beat_text}; process {pid} is no longer running"
+            ),
+            ProcState::Stopped => {
+                format!("Attention: stalled — phase {phase}: {beat_text}; process {pid} is stopped")
+            }
+            ProcState::Alive => format!(
+                "Attention: stalled — phase {phase}: {beat_text}; process {pid} is alive but not progressing"
+            ),
+        },
+    );
+    a = match proc {
+        ProcState::Gone => a
+            .action("resume the run: completed tests, steps and stages are kept, the first incomplete step runs next")
+            .action("or only write recovery_summary.md and refresh status.json, executing nothing")
+            .command(resume)
+            .command(recover),
+        ProcState::Stopped | ProcState::Alive => a
+            .action(format!("continue the process (kill -CONT {pid}), or end it and resume the run"))
+            .command(format!("kill -CONT {pid}"))
+            .command(format!("kill -TERM {pid} && {resume}")),
+    };
+    for p in stalled_paths(s) {
+        a = a.path(p);
+    }
+    a.next_diagnostic_command = Some(match proc {
+        ProcState::Gone => format!("tail -n 20 {dir}/events.jsonl"),
+        ProcState::Stopped | ProcState::Alive => format!("ps -o pid,stat,etime,args -p {pid}"),
     });
+    s.alerts.insert(0, a);
+    s.pick_primary_alert();
+}
+
+/// The most specific files that exist for a stalled run: the current step's remote
+/// output, then the workflow journal, then the event log.
+fn stalled_paths(s: &RunStatusSnapshot) -> Vec<String> {
+    let dir = Path::new(&s.results_dir);
+    let mut out = Vec::new();
+    if let (Some(test), Some(step)) = (&s.current_test, &s.current_step) {
+        let prefix = format!("{}-step{step}", crate::exec::slug(test));
+        if let Ok(hosts) = std::fs::read_dir(dir.join("logs/hosts")) {
+            let mut found: Vec<String> = hosts
+                .flatten()
+                .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+                .map(|f| f.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".stdout"))
+                })
+                .map(|p| p.display().to_string())
+                .collect();
+            found.sort();
+            out.extend(found.into_iter().rev().take(1));
+        }
+    }
+    for f in ["workflow_journal.jsonl", "events.jsonl", "status.json"] {
+        if dir.join(f).is_file() {
+            out.push(dir.join(f).display().to_string());
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Gone,
+    /// Stopped by a signal (`kill -STOP`) or a debugger.
+    Stopped,
+    Alive,
+}
+
+/// Whether `pid` is a live process, and whether it is stopped (from /proc).
+pub fn process_state(pid: u32) -> ProcState {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ProcState::Gone;
+    };
+    // The state letter follows the command name in parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("");
+    match state {
+        "Z" | "X" | "x" => ProcState::Gone,
+        "T" | "t" => ProcState::Stopped,
+        _ => ProcState::Alive,
+    }
 }
 
 #[cfg(test)]
@@ -305,7 +409,11 @@ mod tests {
         derive_monitoring(&mut snap);
         assert_eq!(snap.monitoring.state, "stalled");
         assert_eq!(snap.alerts[0].code, "RUN_STALLED");
-        assert!(snap.alerts[0].next_command.is_some());
+        assert_eq!(
+            snap.alerts[0].next_command.as_deref(),
+            Some(format!("hilt runs resume {}", dir.display()).as_str())
+        );
+        assert_eq!(snap.primary_alert.as_ref(), Some(&snap.alerts[0]));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
