@@ -149,6 +149,9 @@ pub fn execute(agent: &Arc<Agent>, mut job: Job) {
     rec.error = error.clone();
     rec.failure = failure;
     rec.current_test = log.current().0.or(rec.current_test);
+    // Counted before the terminal state is published: a client that sees the run ended
+    // and then reads /metrics finds it counted.
+    agent.metrics.finished(state);
     log.finish(
         &dir,
         rec,
@@ -158,7 +161,6 @@ pub fn execute(agent: &Arc<Agent>, mut job: Job) {
         data,
         |rec, saved| agent.dispatcher.finished_blocking(rec, saved),
     );
-    agent.metrics.finished(state);
 }
 
 /// How a run ended, as the agent records it.

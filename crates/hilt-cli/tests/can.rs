@@ -484,3 +484,40 @@ fn socketcan_needs_an_interface() {
     let (code, _, r) = run_results(dir.path(), &p, &suite);
     assert_eq!(code, 0, "{r:#}");
 }
+
+#[test]
+fn fuzz_can_campaigns_run_on_the_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, link) = sim(1, 0, dir.path());
+    let bench = write_bench(dir.path(), &slcan_transport(&link, ""));
+    // The ECU answers every frame to 0x7E0 on 0x7E8: a campaign on that id passes, one
+    // whose oracle waits for 0x7E9 fails on its first case.
+    let answered = "fuzz_can: {node: dut, transport: bus, seed: 42, iterations: 12, id_min: 0x7E0, id_max: 0x7E0, \
+                    min_data_length: 1, max_data_length: 8, response_within_ms: 300, \
+                    expect_response: {id: 0x7E8, data: \"\", allow_extra_data: true}}";
+    let unanswered = "fuzz_can: {node: dut, transport: bus, seed: 42, iterations: 3, id_min: 0x7E0, id_max: 0x7E0, \
+                      min_data_length: 1, response_within_ms: 150, \
+                      expect_response: {id: 0x7E9, data: \"\", allow_extra_data: true}}";
+    let suite = write_suite_tests(
+        dir.path(),
+        "can fuzz",
+        &[("answered", &[answered]), ("unanswered", &[unanswered])],
+    );
+    let (code, run, r) = run_results(dir.path(), &bench, &suite);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["tests"][0]["passed"], true, "{r:#}");
+    let c = &r["tests"][0]["fuzz"][0];
+    assert_eq!(c["seed"], 42);
+    assert_eq!(c["cases_executed"], 12, "{c:#}");
+    assert_eq!(r["tests"][1]["passed"], false, "{r:#}");
+    assert_eq!(
+        r["tests"][1]["failure"]["category"], "FUZZ_ORACLE_FAILED",
+        "{r:#}"
+    );
+    // Every case reached the bus through the adapter and is in the transport log.
+    let frames = sim.control("frames");
+    assert!(frames.matches("t7E0").count() >= 12, "{frames}");
+    let log = std::fs::read_to_string(run.join("logs/nodes/dut/transport-bus.log")).unwrap();
+    assert!(log.contains("FUZZ_SEND id=0x7E0"), "{log}");
+    assert!(log.contains("RECV id=0x7E8"), "{log}");
+}

@@ -134,6 +134,10 @@ pub async fn next(
         let mut woken = std::pin::pin!(woken);
         woken.as_mut().enable();
         let lease = lease_until(&app);
+        // An agent silent for a lease is lost (its runs fail): a poll of its that is still
+        // open — a connection cut by a partition looks open to the server — takes nothing,
+        // or the run would go to an agent that never hears of it.
+        let seen_since = ids::ms_to_rfc3339(ids::now_ms() - app.settings.lease.as_millis() as i64);
         let claimed = app
             .store
             .claim(
@@ -141,6 +145,7 @@ pub async fn next(
                 &agent.agent_id,
                 lease,
                 &ids::now(),
+                &seen_since,
             )
             .await
             .map_err(store_error)?;

@@ -339,13 +339,14 @@ pub trait Store: Scheduling + Coordination + Send + Sync {
     /// Assigns the first queued run (priority, then age) that an idle, healthy-or-degraded
     /// bench of this agent matches — its own bench, or one carrying all its labels — with
     /// no warning on a part the suite uses (lease until `lease_until_ms`, fencing token + 1),
-    /// in one transaction.
+    /// in one transaction. Nothing while the agent was last seen before `seen_since` (lost).
     fn claim<'a>(
         &'a self,
         workspace_id: &'a str,
         agent_id: &'a str,
         lease_until_ms: i64,
         now: &'a str,
+        seen_since: &'a str,
     ) -> Fut<'a, Option<RunRow>>;
     /// Appends events in order and marks a preparing run running. Sequenced events (an
     /// agent `seq`) already stored are skipped; a gap stores nothing.

@@ -442,6 +442,7 @@ macro_rules! impl_store {
                 agent_id: &'a str,
                 lease_until_ms: i64,
                 now: &'a str,
+                seen_since: &'a str,
             ) -> Fut<'a, Option<RunRow>> {
                 Box::pin(async move {
                     // On PostgreSQL the choice locks the run and skips runs other claims
@@ -479,11 +480,14 @@ macro_rules! impl_store {
                                AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
                                  WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
                                  AND f.state IN ('done', 'failed', 'cancelled'))) \
+                               AND EXISTS (SELECT 1 FROM agents g WHERE g.id = b.agent_id \
+                                 AND g.last_seen_at >= $3) \
                              ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1",
                             $pick_lock
                         ))
                         .bind(workspace_id)
                         .bind(agent_id)
+                        .bind(seen_since)
                         .fetch_optional(&mut *tx)
                         .await?;
                         let Some((run_id, bench_id)) = pick else {
