@@ -71,21 +71,32 @@ fn raw(data: &[u8]) -> anyhow::Result<f64> {
         stopbits: 1.0,
     })?;
     let owned = data.to_vec();
-    let feeder = std::thread::spawn(move || p.master.write_all(&owned));
+    // The feeder hands the pty back instead of dropping it: closing the master hangs the
+    // slave up, and the kernel discards what the reader has not read yet.
+    let feeder = std::thread::spawn(move || {
+        let r = p.master.write_all(&owned);
+        (r, p)
+    });
     let start = Instant::now();
     let mut got = 0usize;
     let mut buf = [0u8; 4096];
+    // A read may find nothing although poll said readable (the port is non-blocking and
+    // answers 0 then): only five seconds without a byte is a stall.
+    let mut last = Instant::now();
     while got < data.len() {
         let n = port.read_timeout(&mut buf, Duration::from_secs(5))?;
-        if n == 0 {
+        if n > 0 {
+            got += n;
+            last = Instant::now();
+        } else if last.elapsed() >= Duration::from_secs(5) {
             bail!("raw read stalled at {got} of {} bytes", data.len());
         }
-        got += n;
     }
     let secs = start.elapsed().as_secs_f64();
-    feeder
+    let (written, _pty) = feeder
         .join()
-        .map_err(|_| anyhow::anyhow!("feeder panicked"))??;
+        .map_err(|_| anyhow::anyhow!("feeder panicked"))?;
+    written?;
     Ok(data.len() as f64 / secs)
 }
 

@@ -96,6 +96,11 @@ const NO_BUS: &str = "an I2C or SPI bus whose device node is missing is a transp
 const FUZZ_ARTIFACT: &str = "a campaign with failures saves its first failing case as \
                              `…-failure.json` and names it in the campaign record \
                              (`failure_artifact`), so `replay:` on the step sends it again";
+const VALIDATE_FAULT_STEP: &str = "`benchci validate` fails the spec's worked example with \
+                                   \"Unsupported step model in suite parsing: \
+                                   StepFaultInjectPowerGlitch\" although `benchci run` \
+                                   executes that step (corpus case fault-injection); hilt \
+                                   validates what it can run";
 const EXTENSIONS: &str = "the demo bench uses hilt's extensions (reset through a GPIO line), \
                           which BenchCI does not know";
 
@@ -294,6 +299,13 @@ const INTENDED: &[Intended] = &[
     // Pulled-up mock inputs.
     any("gen/gpio-pull-up", "*", PULL_UP),
     exactly("demo-validate", "exit_code", "1", "0", EXTENSIONS),
+    exactly(
+        "spec-worked-example",
+        "exit_code",
+        "1",
+        "0",
+        VALIDATE_FAULT_STEP,
+    ),
     exactly(
         "fuzz-*",
         "shape:*fuzz*.failure_artifact",
