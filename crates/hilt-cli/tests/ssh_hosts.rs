@@ -6,51 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sshd::{LabHilt, chain_bench, direct_bench};
 use common::{assert_complete, hilt, json, last_run};
 use hilt_testkit::sshd::{Lab, USER, free_port, keygen, peers};
 use serde_json::Value;
 
-/// `hilt run` of a suite made of `suite_steps` on the lab's bench.yaml; returns its output
-/// and the run directory.
-fn run(lab: &Lab, suite_steps: &str) -> (std::process::Output, PathBuf) {
-    let suite = lab.write(
-        "suite.yaml",
-        &format!("version: 1\nsuite: {{name: remote}}\ntests:\n{suite_steps}"),
-    );
-    let out = hilt()
-        .env("HILT_LOCK_DIR", lab.path("locks"))
-        .env("LAB_PASSWORD", "pw-never-in-files-7f3a")
-        .arg("run")
-        .arg("--bench")
-        .arg(lab.path("bench.yaml"))
-        .arg("--suite")
-        .arg(suite)
-        .arg("--results-dir")
-        .arg(lab.path("results"))
-        .output()
-        .unwrap();
-    let run = last_run(&lab.path("results"));
-    (out, run)
-}
-
 const AUTH: &str = Lab::AUTH;
-
-fn direct_bench(lab: &Lab, port: u16, auth: &str) {
-    lab.write(
-        "bench.yaml",
-        &format!(
-            "version: 1\nbench: {{name: hosts only}}\n{AUTH}hosts:\n  box:\n    hostname: 127.0.0.1\n    port: {port}\n    username: {USER}\n    auth_ref: {auth}\n    known_hosts: known_hosts\n"
-        ),
-    );
-}
-
-fn chain_bench(lab: &Lab, j1: u16, j2: u16, target: u16) {
-    lab.chain_bench(j1, j2, target, "");
-}
 
 fn ledger(run: &Path, name: &str) -> Vec<Value> {
     std::fs::read_to_string(run.join(name))
@@ -73,7 +38,7 @@ fn direct_exec_captures_stdout_stderr_and_records_the_command() {
     let port = lab.sshd("PasswordAuthentication no");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-key");
-    let (out, run) = run(&lab,
+    let (out, run) = lab.run(
         "  - name: exec
     steps:
       - ssh_exec: {host: box, argv: [sh, -c, 'echo to-out; echo to-err >&2'], expect_contains: to-out}
@@ -146,8 +111,7 @@ fn jump_chain_exec_crosses_both_hops() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = run(
-        &lab,
+    let (out, run) = lab.run(
         "  - name: through the chain
     steps:
       - ssh_exec: {host: gateway, argv: [uname, -s], expect_contains: Linux, timeout_ms: 20000}
@@ -198,8 +162,7 @@ fn a_hop_that_refuses_forwarding_breaks_the_chain() {
     let target = lab.sshd("PasswordAuthentication no\nLogLevel VERBOSE");
     lab.known_hosts(&[j1, j2, target]);
     chain_bench(&lab, j1, j2, target);
-    let (_, run) = run(
-        &lab,
+    let (_, run) = lab.run(
         "  - name: blocked
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -235,10 +198,8 @@ fn upload_and_download_are_verified_and_ledgered() {
     std::fs::write(lab.path("bundle.bin"), &data).unwrap();
     let (_, sum) = hilt_hw::ssh::sha256_file(&lab.path("bundle.bin")).unwrap();
     let remote = format!("/tmp/hilt-upload-{}.bin", std::process::id());
-    let (out, run) = run(
-        &lab,
-        &format!(
-            "  - name: copy
+    let (out, run) = lab.run(&format!(
+        "  - name: copy
     steps:
       - upload: {{host: gateway, src: bundle.bin, dest: {remote}}}
       - ssh_exec: {{host: gateway, argv: [sha256sum, {remote}], expect_contains: {sum}}}
@@ -248,8 +209,7 @@ fn upload_and_download_are_verified_and_ledgered() {
     steps:
       - download: {{host: gateway, src: /nonexistent/hilt-file, dest: x.bin}}
 "
-        ),
-    );
+    ));
     let results = json(&run.join("results.json"));
     assert_eq!(
         results["tests"][0]["passed"],
@@ -313,8 +273,7 @@ fn host_key_mismatch_on_a_hop_is_refused_and_names_it() {
         .collect();
     std::fs::write(lab.path("known_hosts"), kh).unwrap();
     chain_bench(&lab, j1, j2, target);
-    let (out, run) = run(
-        &lab,
+    let (out, run) = lab.run(
         "  - name: refused
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -352,8 +311,7 @@ fn an_unreachable_hop_is_named() {
     let dead = free_port();
     lab.known_hosts(&[dead, j2, target]);
     chain_bench(&lab, dead, j2, target);
-    let (_, run) = run(
-        &lab,
+    let (_, run) = lab.run(
         "  - name: down
     steps:
       - ssh_exec: {host: gateway, argv: ['true']}
@@ -381,15 +339,12 @@ fn timeout_kills_the_remote_process() {
     // A duration no other test uses, to find exactly this process on the "remote".
     let secs = 5000 + std::process::id() % 4000;
     let pattern = format!("sleep {secs}");
-    let (_, run) = run(
-        &lab,
-        &format!(
-            "  - name: hangs
+    let (_, run) = lab.run(&format!(
+        "  - name: hangs
     steps:
       - ssh_exec: {{host: box, argv: [sh, -c, 'sleep {secs}; echo never'], timeout_ms: 1500}}
 "
-        ),
-    );
+    ));
     let f = failure(&run, 0);
     assert_eq!(f["category"], "STEP_TIMEOUT", "{f}");
     assert_eq!(f["details"]["remote_killed"], true, "{f}");
@@ -415,8 +370,7 @@ fn password_env_value_never_reaches_the_run_directory() {
     let port = lab.sshd("PasswordAuthentication yes\nLogLevel VERBOSE");
     lab.known_hosts(&[port]);
     direct_bench(&lab, port, "lab-pw");
-    let (out, run) = run(
-        &lab,
+    let (out, run) = lab.run(
         "  - name: password
     steps:
       - ssh_exec: {host: box, argv: ['true']}
