@@ -143,18 +143,11 @@ impl Exec<'_> {
             json!({"index": i, "platform": c.platform, "path": path.display().to_string(), "sha256": c.sha256}),
         );
         if !sha.eq_ignore_ascii_case(&c.sha256) {
-            d.insert("decision".into(), "refused".into());
-            d.insert(
-                "basis".into(),
-                format!(
-                    "candidate {i} ({}) matches the host's {host_platform}, but its file has sha256 {sha}, not the declared {}",
-                    c.platform, c.sha256
-                )
-                .into(),
+            let basis = format!(
+                "candidate {i} ({}) matches the host's {host_platform}, but its file has sha256 {sha}, not the declared {}",
+                c.platform, c.sha256
             );
-            d.insert("state".into(), "failed".into());
-            d.insert("verified".into(), false.into());
-            self.journal.record("stage", stage_fields(host, name, d));
+            self.stage_failed(host, name, d, "refused", basis);
             return Err(StepError::Run(
                 Failure::new(
                     Category::BundleChecksumMismatch,
@@ -218,14 +211,8 @@ impl Exec<'_> {
             format!("no candidate fits: {}", reasons.join("; "))
         };
         let Some(f) = &bundle.fallback else {
-            d.insert("decision".into(), "refused".into());
-            d.insert(
-                "basis".into(),
-                format!("{why}; the bundle has no fallback").into(),
-            );
-            d.insert("state".into(), "failed".into());
-            d.insert("verified".into(), false.into());
-            self.journal.record("stage", stage_fields(host, name, d));
+            let basis = format!("{why}; the bundle has no fallback");
+            self.stage_failed(host, name, d, "refused", basis);
             return Err(StepError::Run(
                 Failure::new(
                     Category::BundleUnavailable,
@@ -245,14 +232,8 @@ impl Exec<'_> {
             f.timeout_ms,
         )?;
         if code != 0 {
-            d.insert("decision".into(), "fallback".into());
-            d.insert(
-                "basis".into(),
-                format!("{why}; the fallback script exited with {code}").into(),
-            );
-            d.insert("state".into(), "failed".into());
-            d.insert("verified".into(), false.into());
-            self.journal.record("stage", stage_fields(host, name, d));
+            let basis = format!("{why}; the fallback script exited with {code}");
+            self.stage_failed(host, name, d, "fallback", basis);
             return Err(StepError::Run(
                 Failure::new(
                     Category::BundleUnavailable,
@@ -273,6 +254,22 @@ impl Exec<'_> {
         d.insert("verified".into(), json!(remote.is_some()));
         d.insert("remote_sha256".into(), json!(remote));
         self.stage_done(host, name, d, ev)
+    }
+
+    /// Journals a stage that failed: its decision and basis, not verified.
+    fn stage_failed(
+        &mut self,
+        host: &str,
+        name: &str,
+        mut d: Map<String, Value>,
+        decision: &str,
+        basis: String,
+    ) {
+        d.insert("decision".into(), decision.into());
+        d.insert("basis".into(), basis.into());
+        d.insert("state".into(), "failed".into());
+        d.insert("verified".into(), false.into());
+        self.journal.record("stage", stage_fields(host, name, d));
     }
 
     fn stage_done(
