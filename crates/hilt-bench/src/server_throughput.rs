@@ -53,6 +53,8 @@ struct RunsPhase {
     window: f64,
     dispatch_ms: Vec<f64>,
     cpu: f64,
+    /// This process (the simulated agents and submitters), CPU seconds.
+    client_cpu: f64,
 }
 
 struct EventsPhase {
@@ -60,6 +62,8 @@ struct EventsPhase {
     window: f64,
     call_ms: Vec<f64>,
     cpu: f64,
+    /// This process (the simulated agents), CPU seconds.
+    client_cpu: f64,
     failed: u64,
 }
 
@@ -127,6 +131,14 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         None,
     );
     t.row(
+        "client CPU during runs/s (this process, same CPUs)",
+        format!("{:.0}%", 100.0 * runs.client_cpu / runs.window),
+        "",
+        "",
+        "",
+        None,
+    );
+    t.row(
         format!("events/s ingested ({} per call)", a.batch),
         format!("{events_s:.0}"),
         "50000",
@@ -149,6 +161,14 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     t.row(
         "server CPU during events/s (of one core)",
         format!("{:.0}%", 100.0 * events.cpu / events.window),
+        "",
+        "",
+        "",
+        None,
+    );
+    t.row(
+        "client CPU during events/s (this process, same CPUs)",
+        format!("{:.0}%", 100.0 * events.client_cpu / events.window),
         "",
         "",
         "",
@@ -255,12 +275,14 @@ async fn runs_phase(
     // Warm-up, then the window.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu0 = rig.cpu_s();
+    let client0 = crate::server_rig::cpu_seconds(std::process::id());
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let window = t0.elapsed().as_secs_f64();
     let cpu = rig.cpu_s() - cpu0;
+    let client_cpu = crate::server_rig::cpu_seconds(std::process::id()) - client0;
     stop.store(true, Ordering::Relaxed);
     for s in submitters {
         s.await.context("submitter")??;
@@ -280,6 +302,7 @@ async fn runs_phase(
         window,
         dispatch_ms,
         cpu,
+        client_cpu,
     })
 }
 
@@ -303,6 +326,7 @@ async fn events_phase(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = rig.cpu_s();
+    let client0 = crate::server_rig::cpu_seconds(std::process::id());
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (h, run) in holders.iter().cloned().zip(held) {
@@ -341,6 +365,7 @@ async fn events_phase(
     }
     let window = t0.elapsed().as_secs_f64();
     let cpu = rig.cpu_s() - cpu0;
+    let client_cpu = crate::server_rig::cpu_seconds(std::process::id()) - client0;
     // Every acknowledged event is stored once, in order.
     for (h, run, n) in &ended {
         let v = api
@@ -376,6 +401,7 @@ async fn events_phase(
         window,
         call_ms,
         cpu,
+        client_cpu,
         failed,
     })
 }

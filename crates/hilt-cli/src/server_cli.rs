@@ -20,6 +20,12 @@ pub struct ServerArgs {
     /// Database URL (default: sqlite://<data-dir>/hilt-server.db).
     #[arg(long, env = "HILT_SERVER_DATABASE", value_name = "URL")]
     pub database: Option<String>,
+    /// How the SQLite database commits: `normal` survives a crash or kill of the server
+    /// but may lose the last commits on a power loss or OS crash; `full` flushes every
+    /// commit to disk first (several times fewer commits per second on disk). Ignored
+    /// with PostgreSQL, whose own settings decide.
+    #[arg(long, value_enum, default_value_t = SqliteSync::Normal)]
+    pub sqlite_synchronous: SqliteSync,
     /// Longest wait of an agent's assignment long-poll, seconds.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=25))]
     pub long_poll_s: u64,
@@ -62,6 +68,13 @@ pub struct ServerArgs {
     /// hard maximum at start).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
     pub max_connections: u64,
+}
+
+/// SQLite's `synchronous` setting for the server's database.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    Normal,
+    Full,
 }
 
 /// `90s`, `15m`, `36h`, `7d` (a bare number is seconds).

@@ -83,6 +83,9 @@ async fn forget_agents(app: &App) {
     let before = ids::ms_to_rfc3339(ids::now_ms() - ms);
     match app.store.forget_agents(&before).await {
         Ok(ids) if !ids.is_empty() => {
+            for id in &ids {
+                app.seen.forget(id);
+            }
             tracing::warn!("agents silent since {before} removed: {}", ids.join(", "));
         }
         Ok(_) => {}

@@ -11,6 +11,7 @@ mod lease;
 pub mod metrics;
 pub mod retention;
 pub mod sched;
+pub mod seen;
 pub mod settings;
 pub mod store;
 pub mod wake;
@@ -46,6 +47,8 @@ pub struct App {
     /// Firmware and results archives (`--artifacts`).
     pub artifacts: artifacts::Artifacts,
     pub metrics: metrics::Metrics,
+    /// Agents whose last-seen time this process recorded lately.
+    pub seen: seen::Seen,
     /// One wake-up per agent: a long-polling agent is woken when a run for one of its
     /// benches is queued or one of its benches frees up, and no other agent is; on a
     /// shared store (PostgreSQL) in every replica.
@@ -79,7 +82,9 @@ impl App {
 pub async fn open_store(settings: &ServerSettings) -> Result<Box<dyn Store>, ServerError> {
     let url = settings.database_url();
     if url.starts_with("sqlite:") {
-        Ok(Box::new(SqliteStore::open(&url).await?))
+        Ok(Box::new(
+            SqliteStore::open(&url, settings.sqlite_full_sync).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Box::new(PgStore::open(&url).await?))
     } else {
@@ -116,6 +121,7 @@ pub async fn open(settings: ServerSettings) -> Result<Arc<App>, ServerError> {
     tracing::info!("artifact store: {}", artifacts.url());
     let (wakers, outbox) = wake::Wakers::new(store.shared());
     Ok(Arc::new(App {
+        seen: seen::Seen::new(settings.lease),
         settings,
         store,
         artifacts,

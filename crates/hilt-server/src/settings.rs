@@ -9,6 +9,11 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// `sqlite://PATH`; default `<data_dir>/hilt-server.db`.
     pub database: Option<String>,
+    /// SQLite only: flush every commit to disk (`synchronous = FULL`). Otherwise
+    /// (`NORMAL`, the default) a commit survives a crash or kill of the server but may be
+    /// lost with the last ones on a power loss or OS crash; on disk this is several times
+    /// more commits per second.
+    pub sqlite_full_sync: bool,
     /// `HILT_SERVER_BOOTSTRAP_TOKEN`: ensures workspace `default` and an admin user token
     /// with this value.
     pub bootstrap_token: Option<String>,
@@ -57,6 +62,7 @@ impl ServerSettings {
         ServerSettings {
             data_dir,
             database: None,
+            sqlite_full_sync: false,
             bootstrap_token: None,
             long_poll: Duration::from_secs(20),
             recheck: Duration::from_secs(5),

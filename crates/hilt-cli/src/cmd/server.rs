@@ -21,6 +21,7 @@ pub fn serve(a: ServerArgs) -> anyhow::Result<i32> {
     };
     let mut settings = hilt_server::ServerSettings::new(data_dir);
     settings.database = a.database;
+    settings.sqlite_full_sync = a.sqlite_synchronous == crate::server_cli::SqliteSync::Full;
     settings.bootstrap_token = std::env::var("HILT_SERVER_BOOTSTRAP_TOKEN").ok();
     settings.long_poll = Duration::from_secs(a.long_poll_s);
     settings.recheck = Duration::from_secs(a.recheck_s);

@@ -12,14 +12,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hilt_agent::api::error::ApiError;
 use hilt_api::{
-    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody, EventBatch,
+    Ack, Assignment, BenchIdMapping, BenchSync, BenchSyncReply, CompleteRun, ErrorBody,
     FENCING_TOKEN_HEADER, Heartbeat, HeartbeatReply, Lease, NextAssignment,
 };
 use serde_json::Value;
 
 use super::auth::AgentCaller;
+use super::event_batch::RawBatch;
 use super::{body, firmware, store_error};
-use crate::store::{Appended, BenchReport, Completion, NewEvent, RunRow, state};
+use crate::store::{Appended, BenchReport, Completion, RunRow, state};
 use crate::{App, artifacts, ids, sched};
 
 /// Most benches one sync may report, most events one call may carry.
@@ -235,6 +236,14 @@ async fn held_run(
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::NotFound(format!("run not found: {run_id}")))?;
+    held(&run, agent, fence)?;
+    Ok(run)
+}
+
+/// Refuses a report on `run` unless this agent holds its lease (under `fence`, when the
+/// report names one) and it is still active.
+fn held(run: &RunRow, agent: &AgentCaller, fence: Option<i64>) -> Result<(), ApiError> {
+    let run_id = &run.id;
     let active = run.state == state::PREPARING || run.state == state::RUNNING;
     if run.agent_id.as_deref() != Some(agent.agent_id.as_str()) || !active {
         return Err(ApiError::Conflict(format!(
@@ -248,7 +257,7 @@ async fn held_run(
             run.fence
         )));
     }
-    Ok(run)
+    Ok(())
 }
 
 pub async fn events(
@@ -256,7 +265,7 @@ pub async fn events(
     agent: AgentCaller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
-    req: Result<Json<EventBatch>, JsonRejection>,
+    req: Result<Json<RawBatch>, JsonRejection>,
 ) -> Result<Json<Ack>, Response> {
     let req = body(req).map_err(IntoResponse::into_response)?;
     if req.events.len() > MAX_EVENTS {
@@ -266,9 +275,7 @@ pub async fn events(
         ))
         .into_response());
     }
-    if req.events.iter().any(|e| e.seq > i64::MAX as u64) {
-        return Err(ApiError::Unprocessable("event seq out of range".into()).into_response());
-    }
+    let rows = req.rows().map_err(IntoResponse::into_response)?;
     let fence = fence(&headers).map_err(IntoResponse::into_response)?;
     let run = held_run(&app, &agent, &run_id, fence)
         .await
@@ -282,15 +289,6 @@ pub async fn events(
         )
             .into_response());
     }
-    let rows = req
-        .events
-        .iter()
-        .map(|e| NewEvent {
-            agent_seq: (e.seq > 0).then_some(e.seq as i64),
-            kind: e.event_type.clone(),
-            body: serde_json::to_string(e).unwrap_or_default(),
-        })
-        .collect();
     // Sequenced events are stored once and in order: a replayed batch (the agent did not
     // see the answer, or the server restarted) is acknowledged without storing anything
     // twice; a gap is refused whole, never stored out of order.
@@ -388,7 +386,7 @@ pub async fn complete(
     {
         return Ok(Json(Ack { ok: true }));
     }
-    held_run(&app, &agent, &run_id, fence).await?;
+    held(&run, &agent, fence)?;
     let failure = match (&req.failure, final_state) {
         (Some(f), _) => Some(f.clone()),
         (None, s) if s == state::FAILED => last_failure(&app, &run_id).await?,

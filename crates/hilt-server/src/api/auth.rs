@@ -121,18 +121,25 @@ impl FromRequestParts<Arc<App>> for AgentCaller {
             )
             .into_response());
         }
-        let now = ids::now();
-        app.store
-            .touch_agent(AgentSeen {
-                agent_id: &p.token_id,
-                workspace_id: &p.workspace_id,
-                machine_id: machine,
-                machine_name: header(parts, MACHINE_NAME),
-                version: header(parts, AGENT_VERSION),
-                now: &now,
-            })
-            .await
-            .map_err(|e| super::store_error(e).into_response())?;
+        // Last seen: written at most every `app.seen.every()` per agent (and whenever its
+        // headers change), not on every call.
+        let (name, version) = (header(parts, MACHINE_NAME), header(parts, AGENT_VERSION));
+        let fp = crate::seen::fingerprint(&[Some(&p.workspace_id), Some(machine), name, version]);
+        if app.seen.due(&p.token_id, fp) {
+            let now = ids::now();
+            app.store
+                .touch_agent(AgentSeen {
+                    agent_id: &p.token_id,
+                    workspace_id: &p.workspace_id,
+                    machine_id: machine,
+                    machine_name: name,
+                    version,
+                    now: &now,
+                })
+                .await
+                .map_err(|e| super::store_error(e).into_response())?;
+            app.seen.recorded(&p.token_id, fp);
+        }
         Ok(AgentCaller {
             agent_id: p.token_id.clone(),
             principal: p,

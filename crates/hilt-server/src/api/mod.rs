@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 pub mod auth;
+mod event_batch;
 mod firmware;
 mod fleet;
 mod metrics;

@@ -162,6 +162,7 @@ pub struct RunRow {
 
 /// One event of an event call: the agent's sequence number (`None` when it sends none),
 /// its type and its JSON body.
+#[derive(Debug)]
 pub struct NewEvent {
     pub agent_seq: Option<i64>,
     pub kind: String,

@@ -15,6 +15,8 @@ use super::{
 
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL's row locks let writers run side by side.
+    writer: PgPool,
     /// For the notification listener's own connection.
     url: String,
 }
@@ -30,6 +32,7 @@ impl PgStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore {
+            writer: pool.clone(),
             pool,
             url: url.to_string(),
         })

@@ -17,6 +17,35 @@ macro_rules! run_cols {
     };
 }
 
+/// The claim's choice: the first queued run (priority, then age) an idle bench of agent
+/// `$2` in workspace `$1` matches, the agent seen since `$3`. Health gate: healthy, or
+/// degraded with no warning on a part the suite uses; failing, unknown, missing or
+/// malformed health never matches, not even for a run pinned to the bench.
+macro_rules! pick_run {
+    () => {
+        "SELECT r.id, b.bench_id FROM runs r JOIN benches b \
+           ON b.workspace_id = r.workspace_id \
+         WHERE r.workspace_id = $1 AND r.state = 'queued' AND b.agent_id = $2 \
+           AND (r.bench_id = '' OR b.bench_id = r.bench_id) \
+           AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
+             AND NOT EXISTS (SELECT 1 FROM bench_labels l \
+               WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
+                 AND l.label = n.label)) \
+           AND (b.health_status = 'healthy' OR (b.health_status = 'degraded' \
+             AND NOT EXISTS (SELECT 1 FROM bench_warnings w JOIN run_uses u \
+               ON u.concern = w.concern WHERE u.run_id = r.id \
+               AND w.workspace_id = b.workspace_id AND w.bench_id = b.bench_id))) \
+           AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = b.workspace_id \
+             AND a.bench_id = b.bench_id AND a.state IN ('preparing', 'running')) \
+           AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
+             WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
+             AND f.state IN ('done', 'failed', 'cancelled'))) \
+           AND EXISTS (SELECT 1 FROM agents g WHERE g.id = b.agent_id \
+             AND g.last_seen_at >= $3) \
+         ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1"
+    };
+}
+
 /// Events per multi-row INSERT: 5 parameters each, well under SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameters per statement.
 pub(super) const EVENT_ROWS: usize = 500;
@@ -26,7 +55,7 @@ macro_rules! impl_store {
         impl Store for $store {
             fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     sqlx::query(
                         "INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'default', $2) \
                          ON CONFLICT (name) DO NOTHING",
@@ -63,7 +92,7 @@ macro_rules! impl_store {
                     .bind(crate::ids::new_id())
                     .bind(name)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?)
                 })
             }
@@ -92,7 +121,7 @@ macro_rules! impl_store {
                     .bind(t.label)
                     .bind(t.hash)
                     .bind(t.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -127,7 +156,7 @@ macro_rules! impl_store {
                             .bind(now)
                             .bind(id)
                             .bind(ws)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                         }
                         None => {
@@ -136,7 +165,7 @@ macro_rules! impl_store {
                             )
                             .bind(now)
                             .bind(id)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                         }
                     };
@@ -152,7 +181,7 @@ macro_rules! impl_store {
                     )
                     .bind(machine_id)
                     .bind(token_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await?;
                     Ok(bound.0)
                 })
@@ -172,7 +201,7 @@ macro_rules! impl_store {
                     .bind(a.machine_name)
                     .bind(a.version)
                     .bind(a.now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -186,7 +215,24 @@ macro_rules! impl_store {
                 lease_until_ms: i64,
             ) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    // Most heartbeats change nothing but the lease of the runs the agent
+                    // holds, and most agents hold none: look before taking the write lock.
+                    let now: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
+                        "SELECT a.name, a.region, EXISTS (SELECT 1 FROM runs r WHERE r.agent_id = a.id \
+                         AND r.state IN ($2, $3)) FROM agents a WHERE a.id = $1",
+                    )
+                    .bind(agent_id)
+                    .bind(state::PREPARING)
+                    .bind(state::RUNNING)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some((had_name, had_region, false)) = &now
+                        && name.is_none_or(|n| had_name.as_deref() == Some(n))
+                        && region.is_none_or(|r| had_region.as_deref() == Some(r))
+                    {
+                        return Ok(());
+                    }
+                    let mut tx = self.writer.begin_with($begin).await?;
                     sqlx::query(
                         "UPDATE agents SET name = COALESCE($1, name), region = COALESCE($2, region) WHERE id = $3",
                     )
@@ -211,7 +257,7 @@ macro_rules! impl_store {
 
             fn sync_bench<'a>(&'a self, b: BenchReport<'a>) -> Fut<'a, String> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     let known: Option<(String,)> = sqlx::query_as(
                         "SELECT bench_id FROM benches WHERE agent_id = $1 AND reported_bench_id = $2",
                     )
@@ -369,7 +415,7 @@ macro_rules! impl_store {
             fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()> {
                 Box::pin(async move {
                     // One transaction: a run is never claimable before its needs are known.
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     for label in r.needs {
                         sqlx::query("INSERT INTO run_needs (run_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                             .bind(r.id)
@@ -449,8 +495,20 @@ macro_rules! impl_store {
                     // hold (`$pick_lock`), so the update below finds it still queued. Its
                     // `state = 'queued'` guard stays the last word: should it match nothing
                     // (a run taken between choice and update), the next round chooses again.
+                    // Most polls find nothing: look on a reader first, without the write
+                    // lock. A run queued after this look wakes the poll, which claims again.
+                    let any: Option<(String, String)> =
+                        sqlx::query_as($crate::store::sql::pick_run!())
+                            .bind(workspace_id)
+                            .bind(agent_id)
+                            .bind(seen_since)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if any.is_none() {
+                        return Ok(None);
+                    }
                     for _ in 0..8 {
-                        let mut tx = self.pool.begin_with($begin).await?;
+                        let mut tx = self.writer.begin_with($begin).await?;
                         // Locks this agent's bench rows (PostgreSQL; SQLite's BEGIN IMMEDIATE
                         // already serialises writers), so two polls of one agent never put
                         // two runs on one bench.
@@ -458,31 +516,8 @@ macro_rules! impl_store {
                             .bind(agent_id)
                             .execute(&mut *tx)
                             .await?;
-                        // The first queued run (priority, then age) an idle bench of this
-                        // agent matches. Health gate: healthy, or degraded with no warning on
-                        // a part the suite uses; failing, unknown, missing or malformed health
-                        // never matches, not even for a run pinned to the bench.
                         let pick: Option<(String, String)> = sqlx::query_as(concat!(
-                            "SELECT r.id, b.bench_id FROM runs r JOIN benches b \
-                               ON b.workspace_id = r.workspace_id \
-                             WHERE r.workspace_id = $1 AND r.state = 'queued' AND b.agent_id = $2 \
-                               AND (r.bench_id = '' OR b.bench_id = r.bench_id) \
-                               AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
-                                 AND NOT EXISTS (SELECT 1 FROM bench_labels l \
-                                   WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
-                                     AND l.label = n.label)) \
-                               AND (b.health_status = 'healthy' OR (b.health_status = 'degraded' \
-                                 AND NOT EXISTS (SELECT 1 FROM bench_warnings w JOIN run_uses u \
-                                   ON u.concern = w.concern WHERE u.run_id = r.id \
-                                   AND w.workspace_id = b.workspace_id AND w.bench_id = b.bench_id))) \
-                               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = b.workspace_id \
-                                 AND a.bench_id = b.bench_id AND a.state IN ('preparing', 'running')) \
-                               AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
-                                 WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
-                                 AND f.state IN ('done', 'failed', 'cancelled'))) \
-                               AND EXISTS (SELECT 1 FROM agents g WHERE g.id = b.agent_id \
-                                 AND g.last_seen_at >= $3) \
-                             ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1",
+                            $crate::store::sql::pick_run!(),
                             $pick_lock
                         ))
                         .bind(workspace_id)
@@ -523,26 +558,24 @@ macro_rules! impl_store {
                 now: &'a str,
             ) -> Fut<'a, Appended> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     // Updating the run's row first takes its row lock (PostgreSQL), so two
-                    // event calls for one run never read the same last seq.
-                    let last: Option<(i64,)> = sqlx::query_as(
-                        "UPDATE runs SET last_event_seq = last_event_seq WHERE id = $1 RETURNING last_event_seq",
+                    // event calls for one run never read the same last seq; it also reads
+                    // the highest stored number.
+                    let head: Option<(i64, String, i64)> = sqlx::query_as(
+                        "UPDATE runs SET last_event_seq = last_event_seq WHERE id = $1 \
+                         RETURNING last_event_seq, state, \
+                         (SELECT COALESCE(MAX(e.seq), 0) FROM run_events e WHERE e.run_id = $1)",
                     )
                     .bind(run_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let last = last.map(|r| r.0).unwrap_or(0);
+                    let (last, run_state, max) = head.unwrap_or((0, String::new(), 0));
                     let seqs: Vec<Option<i64>> = events.iter().map(|e| e.agent_seq).collect();
                     let (new, replayed) = match $crate::store::sequence(last, &seqs) {
                         Ok(v) => v,
                         Err(gap) => return Ok(gap),
                     };
-                    let (max,): (i64,) =
-                        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1")
-                            .bind(run_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
                     let top = new
                         .iter()
                         .filter_map(|&k| events[k].agent_seq)
@@ -564,20 +597,21 @@ macro_rules! impl_store {
                         // Not cached: the statement's text changes with the chunk's length.
                         q.build().persistent(false).execute(&mut *tx).await?;
                     }
-                    if top > last {
-                        sqlx::query("UPDATE runs SET last_event_seq = $1 WHERE id = $2")
-                            .bind(top)
-                            .bind(run_id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query("UPDATE runs SET state = $1, started_at = $2 WHERE id = $3 AND state = $4")
-                        .bind(state::RUNNING)
-                        .bind(now)
-                        .bind(run_id)
+                    // The highest agent seq, and the first events mark the run running.
+                    if top > last || run_state == state::PREPARING {
+                        sqlx::query(
+                            "UPDATE runs SET last_event_seq = $1, \
+                             started_at = CASE WHEN state = $2 THEN $3 ELSE started_at END, \
+                             state = CASE WHEN state = $2 THEN $4 ELSE state END WHERE id = $5",
+                        )
+                        .bind(top)
                         .bind(state::PREPARING)
+                        .bind(now)
+                        .bind(state::RUNNING)
+                        .bind(run_id)
                         .execute(&mut *tx)
                         .await?;
+                    }
                     tx.commit().await?;
                     Ok(Appended::Stored { stored: new.len(), replayed })
                 })
@@ -600,7 +634,7 @@ macro_rules! impl_store {
                         .bind(size)
                         .bind(sha256)
                         .bind(run_id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(())
                 })
@@ -636,7 +670,7 @@ macro_rules! impl_store {
                     .bind(state::RUNNING)
                     .bind(cancelled.0)
                     .bind(cancelled.1)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -657,7 +691,7 @@ macro_rules! impl_store {
                     .bind(state::PREPARING)
                     .bind(state::RUNNING)
                     .bind(now_ms)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -670,7 +704,7 @@ macro_rules! impl_store {
                         .bind(&f.name)
                         .bind(f.size)
                         .bind(&f.sha256)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(())
                 })
@@ -750,7 +784,7 @@ macro_rules! impl_store {
 
             fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     let ended: Option<(String,)> =
                         sqlx::query_as("SELECT state FROM runs WHERE id = $1 AND state IN ($2, $3)")
                             .bind(run_id)
@@ -776,4 +810,4 @@ macro_rules! impl_store {
     };
 }
 
-pub(super) use {impl_store, run_cols};
+pub(super) use {impl_store, pick_run, run_cols};

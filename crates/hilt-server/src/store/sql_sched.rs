@@ -142,7 +142,7 @@ macro_rules! impl_sched {
                     .bind(c.finished_at)
                     .bind(workspace_id)
                     .bind(run_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -165,7 +165,7 @@ macro_rules! impl_sched {
                     .bind(deadline_ms)
                     .bind(workspace_id)
                     .bind(run_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -198,7 +198,7 @@ macro_rules! impl_sched {
                     .bind(c.failure)
                     .bind(c.finished_at)
                     .bind(now_ms)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -215,7 +215,7 @@ macro_rules! impl_sched {
                     if any.is_none() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let mut tx = self.writer.begin_with($begin).await?;
                     let gone: Vec<(String,)> =
                         sqlx::query_as("SELECT id FROM agents WHERE last_seen_at < $1 ORDER BY id")
                             .bind(before)

@@ -1,10 +1,15 @@
 //! The SQLite store: one file in the data dir, WAL journal, embedded migrations
-//! (`migrations/sqlite/`, applied at start).
+//! (`migrations/sqlite/`, applied at start). Reads share a pool of connections; every
+//! write goes through one writer connection, so writers queue in the pool (woken the
+//! moment the previous one commits) instead of polling SQLite's lock in its busy handler,
+//! which sleeps up to 100 ms between tries.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use tokio::sync::mpsc;
 
@@ -16,23 +21,38 @@ use super::{
 };
 
 pub struct SqliteStore {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`) and migrates it.
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+    /// `full_sync`: flush every commit to disk (`synchronous = FULL`); otherwise commits
+    /// survive a crash or kill of the server and are flushed at checkpoints
+    /// (`synchronous = NORMAL`, WAL), so a power loss may lose the last ones.
+    pub async fn open(url: &str, full_sync: bool) -> Result<SqliteStore, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 }
 
