@@ -143,6 +143,7 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         tokio::time::sleep(long_poll.max(heartbeat) + Duration::from_secs(2)).await;
         let before = counters.snapshot();
         let cpu0 = rig.cpu_s();
+        let client0 = crate::server_rig::cpu_seconds(std::process::id());
         let t0 = Instant::now();
         let probe_api = Api::new()?;
         let mut probes = Probes {
@@ -192,13 +193,20 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         }
         let window = t0.elapsed().as_secs_f64();
         let cpu = rig.cpu_s() - cpu0;
+        let client_cpu = crate::server_rig::cpu_seconds(std::process::id()) - client0;
         let after = counters.snapshot();
         let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-        anyhow::Ok((probes, window, (cpu, delta), rig.rss_mib(), setup))
+        anyhow::Ok((
+            probes,
+            window,
+            (cpu, client_cpu, delta),
+            rig.rss_mib(),
+            setup,
+        ))
     })?;
     // Stop every simulated agent before the server goes.
     rt.shutdown_timeout(Duration::from_secs(1));
-    let (cpu, delta) = cpu;
+    let (cpu, client_cpu, delta) = cpu;
     let expected_hb = agents as f64 / heartbeat.as_secs_f64();
     let hb_s = delta[0] as f64 / window;
     let mut t = Table::new(
@@ -240,6 +248,14 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
     t.row(
         "server CPU (of one core)",
         format!("{:.0}%", 100.0 * cpu / window),
+        "",
+        "",
+        "",
+        None,
+    );
+    t.row(
+        "client CPU (this process: the simulated agents, same CPUs)",
+        format!("{:.0}%", 100.0 * client_cpu / window),
         "",
         "",
         "",
