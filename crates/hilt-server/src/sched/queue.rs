@@ -94,14 +94,10 @@ impl Snapshot {
         let s = &app.store;
         let benches = s.queue_candidates(ws, &run.id).await?;
         let ids: Vec<String> = benches.iter().map(|b| b.bench.bench_id.clone()).collect();
-        let (labels, warnings, open) = if ids.is_empty() {
-            (Vec::new(), Vec::new(), Vec::new())
+        let open = if ids.is_empty() {
+            Vec::new()
         } else {
-            (
-                s.labels_of(ws, &ids).await?,
-                s.warnings_of(ws, &ids).await?,
-                s.open_runs_for(run, &ids).await?,
-            )
+            s.open_runs_for(run, &ids).await?
         };
         let mut runs: Vec<String> = open
             .iter()
@@ -110,6 +106,23 @@ impl Snapshot {
             .collect();
         runs.push(run.id.clone());
         let needs = s.needs_of(&runs).await?;
+        // Labels matter only to runs that need some (`could_take`), warnings only on
+        // degraded benches (`block`): not read otherwise (each statement costs).
+        let labels = if needs.is_empty() || ids.is_empty() {
+            Vec::new()
+        } else {
+            s.labels_of(ws, &ids).await?
+        };
+        let degraded: Vec<String> = benches
+            .iter()
+            .filter(|b| b.bench.health_status.as_deref() == Some("degraded"))
+            .map(|b| b.bench.bench_id.clone())
+            .collect();
+        let warnings = if degraded.is_empty() {
+            Vec::new()
+        } else {
+            s.warnings_of(ws, &degraded).await?
+        };
         Self::assemble(app, ws, benches, labels, warnings, needs, open).await
     }
 
