@@ -663,6 +663,116 @@ fn two_agents_race_for_200_tag_runs(db: Db) {
     assert_eq!(done, 200);
 }
 
+/// The queue view of one run (`GET /v1/runs/{id}`: read from what concerns that run only)
+/// equals its view in a list (`GET /v1/runs`: one snapshot of the whole workspace), in a
+/// workspace with two agents, benches with different labels, a degraded, a failing and a
+/// busy bench, a running run with known durations and queued runs of every kind ahead.
+fn one_runs_queue_view_equals_the_workspace_view(db: Db) {
+    let s = Server::start(&db, |_| {});
+    let (_, a) = s.token(BOOT, "default", "agent");
+    let (_, b) = s.token(BOOT, "default", "agent");
+    let degraded = json!({"schema_version": "benchci.diagnostics.v1", "status": "degraded",
+        "summary": "Bench is usable but has 1 warning(s)", "failing_checks": [],
+        "warning_checks": [{"id": "resource.psu.power.5.read", "status": "warn",
+            "category": "POWER_READBACK_UNAVAILABLE", "message": "no readback"}]});
+    let mut busy = bench("b2", &["x", "z"], json!("healthy"));
+    busy["status"] = json!("busy");
+    busy["current_run_id"] = json!("local-7");
+    s.sync_all(
+        &a,
+        "ma",
+        json!([
+            bench("a1", &["x", "y"], json!("healthy")),
+            bench("a2", &["x"], degraded)
+        ]),
+    );
+    s.sync_all(
+        &b,
+        "mb",
+        json!([bench("b1", &["y"], json!("failing")), busy]),
+    );
+    // a1: two finished runs (20 s and 40 s), then one running.
+    for secs in [20, 40] {
+        let run = s.submit(BOOT, "a1");
+        assert_eq!(s.next(&a, "ma").as_deref(), Some(run.as_str()));
+        let body = json!({"status": "done", "exit_code": 0,
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": format!("2026-01-01T00:00:{secs:02}Z")});
+        let r = s.agent(
+            &a,
+            "ma",
+            "POST",
+            &format!("/v1/agents/runs/{run}/complete"),
+            Some(body),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let running = s.submit(BOOT, "a1");
+    assert_eq!(s.next(&a, "ma").as_deref(), Some(running.as_str()));
+
+    let mut ids = Vec::new();
+    for body in [
+        json!({"tags": ["x"]}),
+        json!({"tags": ["x"], "suite_yaml": power_suite("psu")}),
+        json!({"bench_id": "a2", "priority": 1}),
+        json!({"tags": ["y"]}),
+        json!({"tags": ["x", "z"]}),
+        json!({"bench_id": "b1"}),
+        json!({"tags": ["x", "y"], "priority": -1}),
+        json!({"bench_id": "a1"}),
+        json!({"bench_id": "a2", "suite_yaml": power_suite("psu")}),
+        json!({"capabilities": ["power"]}),
+        json!({"tags": ["x"], "priority": 1}),
+        json!({"tags": ["y"], "capabilities": ["power"]}),
+    ] {
+        let v = s.submit_json(BOOT, body);
+        assert_eq!(v["status"], "queued", "{v}");
+        ids.push(v["run_id"].as_str().unwrap().to_string());
+    }
+    let at = |v: &Value| -> Option<i64> {
+        let t: jiff::Timestamp = v["estimated_start_at"].as_str()?.parse().unwrap();
+        Some(t.as_millisecond())
+    };
+    let list = s.user(BOOT, "GET", "/v1/runs?limit=100", None).json();
+    let mut reasons = Vec::new();
+    let mut deepest = 0;
+    for id in &ids {
+        let mut one = s.run(BOOT, id)["queue"].clone();
+        let mut listed = list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == id.as_str())
+            .unwrap()["queue"]
+            .clone();
+        // The estimates are made at two instants: equal up to the time between them.
+        match (at(&one), at(&listed)) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 2_000, "{id}: {one} / {listed}"),
+            (None, None) => {}
+            _ => panic!("{id}: one has an estimate, the other not: {one} / {listed}"),
+        }
+        one["estimated_start_at"] = Value::Null;
+        listed["estimated_start_at"] = Value::Null;
+        assert_eq!(one, listed, "{id}");
+        deepest = deepest.max(one["position"].as_u64().unwrap());
+        reasons.push(one["reason"].as_str().unwrap().to_string());
+    }
+    // The scenario reaches every kind of answer.
+    for words in [
+        "earlier run(s) ahead",
+        "degraded on resource:psu",
+        "bench b1 is failing",
+        "bench b2 is busy with run local-7",
+        &format!("is busy with run {running}"),
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(words)),
+            "no reason says {words:?}: {reasons:#?}"
+        );
+    }
+    assert!(deepest >= 3, "{reasons:#?}");
+}
+
 crate::scenarios!(
     tags_route_only_to_the_healthy_bench,
     degraded_bench_matches_only_suites_that_avoid_its_warning,
@@ -676,4 +786,5 @@ crate::scenarios!(
     health_history_is_kept,
     lost_agents_wait_then_are_forgotten,
     two_agents_race_for_200_tag_runs,
+    one_runs_queue_view_equals_the_workspace_view,
 );

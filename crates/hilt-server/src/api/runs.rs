@@ -70,25 +70,43 @@ pub fn view(r: RunRow, queue: Queue) -> ServerRun {
     }
 }
 
-/// Runs with the queue view of those still queued (one snapshot of the workspace).
+/// Runs with the queue view of those still queued: one run's view reads what concerns that
+/// run only; several share one snapshot of the workspace.
 async fn views(app: &App, ws: &str, rows: Vec<RunRow>) -> Result<Vec<ServerRun>, ApiError> {
-    let snapshot = if rows.iter().any(|r| r.state == state::QUEUED) {
+    let queued = rows.iter().filter(|r| r.state == state::QUEUED).count();
+    let snapshot = if queued > 1 {
         Some(Snapshot::load(app, ws).await.map_err(store_error)?)
     } else {
         None
     };
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let queue = match (&snapshot, r.state == state::QUEUED) {
-            (Some(s), true) => {
-                let uses = app.store.run_uses(&r.id).await.map_err(store_error)?;
-                Some(s.queue(&r, &uses))
-            }
-            _ => None,
+        let queue = if r.state == state::QUEUED {
+            let uses = app.store.run_uses(&r.id).await.map_err(store_error)?;
+            Some(queue_info(app, ws, snapshot.as_ref(), &r, &uses).await?)
+        } else {
+            None
         };
         out.push(view(r, queue));
     }
     Ok(out)
+}
+
+/// The queue view of a queued run, from `snapshot` or else from one loaded for the run.
+async fn queue_info(
+    app: &App,
+    ws: &str,
+    snapshot: Option<&Snapshot>,
+    r: &RunRow,
+    uses: &[String],
+) -> Result<hilt_api::QueueInfo, ApiError> {
+    Ok(match snapshot {
+        Some(s) => s.queue(r, uses),
+        None => Snapshot::for_run(app, ws, r)
+            .await
+            .map_err(store_error)?
+            .queue(r, uses),
+    })
 }
 
 async fn view_one(app: &App, ws: &str, r: RunRow) -> Result<ServerRun, ApiError> {
@@ -342,10 +360,13 @@ async fn queue(
     }
     app.wake_agents(&agents);
     let run = load(app, &p.workspace_id, id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view_one(app, &p.workspace_id, run).await?),
-    ))
+    // The suite's uses are known here: not read back.
+    let queue = if run.state == state::QUEUED {
+        Some(queue_info(app, &p.workspace_id, None, &run, &uses).await?)
+    } else {
+        None
+    };
+    Ok((StatusCode::CREATED, Json(view(run, queue))))
 }
 
 /// The multipart submission: parts `bench_id` or `tags`/`capabilities` (comma-separated),

@@ -1,5 +1,9 @@
-//! Why a queued run waits, its position and an estimated start, from one snapshot of the
-//! workspace (benches with their labels and warnings, agents, open runs, recent durations).
+//! Why a queued run waits, its position and an estimated start, from a snapshot of what
+//! concerns the run: the benches that could take it (with their labels, warnings, agents
+//! and recent durations) and the open runs that matter (the active runs on those benches,
+//! the queued runs that could take one of them). [`Snapshot::for_run`] loads only that, for
+//! one run; [`Snapshot::load`] loads the whole workspace once, for a list of runs. Both give
+//! the same view.
 //!
 //! Position: 1 + the queued runs ahead of it (higher priority, or the same priority and
 //! older) that could take one of its candidate benches.
@@ -8,7 +12,8 @@
 //! mean duration minus the time it has run); the runs ahead are handed out in order to
 //! whichever bench frees first, each for that bench's mean duration; the run starts when
 //! the next bench frees after them. A bench's mean duration is that of its last
-//! [`PER_BENCH`] finished runs, else the workspace's recent mean, else [`DEFAULT_RUN`].
+//! [`PER_BENCH`] finished runs, else that of the workspace's last [`RECENT`] finished runs,
+//! else [`DEFAULT_RUN`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -16,10 +21,14 @@ use std::time::Duration;
 use hilt_api::QueueInfo;
 
 use crate::App;
-use crate::store::{BenchRow, BenchWarning, RunRow, StoreError, state};
+use crate::store::{
+    BenchLabel, BenchRow, BenchWarning, Finished, QueueBench, QueuedNeed, RunRow, StoreError, state,
+};
 
 /// Finished runs per bench that make its mean duration.
 pub const PER_BENCH: usize = 10;
+/// Finished runs of the workspace that make the mean of a bench with none of its own.
+pub const RECENT: usize = 100;
 /// The duration assumed when nothing has finished yet.
 pub const DEFAULT_RUN: Duration = Duration::from_secs(60);
 
@@ -34,13 +43,28 @@ pub struct Snapshot {
     /// Runs named by busy benches that have ended on this server.
     ended: BTreeSet<String>,
     needs: HashMap<String, BTreeSet<String>>,
+    /// Per bench, the durations of its last [`PER_BENCH`] finished runs.
     durations: HashMap<String, Vec<i64>>,
+    /// The mean of the workspace's last [`RECENT`] finished runs; read only when a bench in
+    /// the snapshot has no duration of its own.
+    recent_mean_ms: Option<i64>,
 }
 
 fn ms(t: &str) -> Option<i64> {
     t.parse::<jiff::Timestamp>()
         .ok()
         .map(|t| t.as_millisecond())
+}
+
+/// A finished run's duration, when its start and end are readable and in order.
+fn duration(f: &Finished) -> Option<i64> {
+    let a = f.started_at.as_deref().and_then(ms)?;
+    let b = f.finished_at.as_deref().and_then(ms)?;
+    (b >= a).then_some(b - a)
+}
+
+fn mean(d: &[i64]) -> Option<i64> {
+    (!d.is_empty()).then(|| d.iter().sum::<i64>() / d.len() as i64)
 }
 
 /// Why one bench cannot take the run now.
@@ -52,55 +76,116 @@ enum Block {
 }
 
 impl Snapshot {
+    /// The whole workspace: for the queued runs of a list, which share it.
     pub async fn load(app: &App, ws: &str) -> Result<Snapshot, StoreError> {
         let s = &app.store;
+        let benches = s.queue_benches(ws).await?;
+        let labels = s.bench_labels(ws).await?;
+        let warnings = s.bench_warnings(ws).await?;
+        let needs = s.queued_needs(ws).await?;
+        let open = s.open_runs(ws).await?;
+        Self::assemble(app, ws, benches, labels, warnings, needs, open).await
+    }
+
+    /// What the queue view of `run` reads, and nothing else: its candidate benches with
+    /// their labels, warnings, agents and durations; the active runs on them and the queued
+    /// runs ahead of it that could take one of them, with the labels those need.
+    pub async fn for_run(app: &App, ws: &str, run: &RunRow) -> Result<Snapshot, StoreError> {
+        let s = &app.store;
+        let benches = s.queue_candidates(ws, &run.id).await?;
+        let ids: Vec<String> = benches.iter().map(|b| b.bench.bench_id.clone()).collect();
+        let open = if ids.is_empty() {
+            Vec::new()
+        } else {
+            s.open_runs_for(run, &ids).await?
+        };
+        let mut runs: Vec<String> = open
+            .iter()
+            .filter(|r| r.state == state::QUEUED)
+            .map(|r| r.id.clone())
+            .collect();
+        runs.push(run.id.clone());
+        let needs = s.needs_of(&runs).await?;
+        // Labels matter only to runs that need some (`could_take`), warnings only on
+        // degraded benches (`block`): not read otherwise (each statement costs).
+        let labels = if needs.is_empty() || ids.is_empty() {
+            Vec::new()
+        } else {
+            s.labels_of(ws, &ids).await?
+        };
+        let degraded: Vec<String> = benches
+            .iter()
+            .filter(|b| b.bench.health_status.as_deref() == Some("degraded"))
+            .map(|b| b.bench.bench_id.clone())
+            .collect();
+        let warnings = if degraded.is_empty() {
+            Vec::new()
+        } else {
+            s.warnings_of(ws, &degraded).await?
+        };
+        Self::assemble(app, ws, benches, labels, warnings, needs, open).await
+    }
+
+    async fn assemble(
+        app: &App,
+        ws: &str,
+        benches: Vec<QueueBench>,
+        bench_labels: Vec<BenchLabel>,
+        bench_warnings: Vec<BenchWarning>,
+        queued_needs: Vec<QueuedNeed>,
+        open: Vec<RunRow>,
+    ) -> Result<Snapshot, StoreError> {
+        let s = &app.store;
         let mut labels: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for l in s.bench_labels(ws).await? {
+        for l in bench_labels {
             labels.entry(l.bench_id).or_default().insert(l.label);
         }
         let mut warnings: HashMap<String, Vec<BenchWarning>> = HashMap::new();
-        for w in s.bench_warnings(ws).await? {
+        for w in bench_warnings {
             warnings.entry(w.bench_id.clone()).or_default().push(w);
         }
-        let agent_seen_ms = s
-            .agents(ws)
-            .await?
-            .into_iter()
-            .filter_map(|a| Some((a.id, ms(&a.last_seen_at)?)))
-            .collect();
         let mut needs: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for n in s.queued_needs(ws).await? {
+        for n in queued_needs {
             needs.entry(n.run_id).or_default().insert(n.label);
         }
-        let mut durations: HashMap<String, Vec<i64>> = HashMap::new();
-        for f in s.finished(ws, 500).await? {
-            if let (Some(a), Some(b)) = (
-                f.started_at.as_deref().and_then(ms),
-                f.finished_at.as_deref().and_then(ms),
-            ) {
-                let d = durations.entry(f.bench_id).or_default();
-                if d.len() < PER_BENCH && b >= a {
-                    d.push(b - a);
-                }
-            }
-        }
-        let benches = s.benches(ws).await?;
-        let open = s.open_runs(ws).await?;
+        let mut agent_seen_ms = HashMap::new();
         // A bench that reports itself busy is free again only once the run it names has
         // ended on this server (as the claim judges it).
         let mut ended = BTreeSet::new();
-        for b in benches.iter().filter(|b| b.status == "busy") {
-            if let Some(id) = b.current_run_id.as_deref()
-                && !open.iter().any(|r| r.id == id)
-                && s.run(ws, id).await?.is_some()
+        let mut rows = Vec::with_capacity(benches.len());
+        for q in benches {
+            if let Some(seen) = q.agent_last_seen_at.as_deref().and_then(ms) {
+                agent_seen_ms.insert(q.bench.agent_id.clone(), seen);
+            }
+            if q.current_run_ended
+                && let Some(id) = &q.bench.current_run_id
             {
-                ended.insert(id.to_string());
+                ended.insert(id.clone());
+            }
+            rows.push(q.bench);
+        }
+        let ids: Vec<String> = rows.iter().map(|b| b.bench_id.clone()).collect();
+        let mut durations: HashMap<String, Vec<i64>> = HashMap::new();
+        for f in s.finished_on(ws, &ids, PER_BENCH as i64).await? {
+            if let Some(d) = duration(&f) {
+                durations.entry(f.bench_id).or_default().push(d);
             }
         }
+        let recent_mean_ms = if ids.iter().any(|b| !durations.contains_key(b)) {
+            let recent: Vec<i64> = s
+                .finished(ws, RECENT as i64)
+                .await?
+                .iter()
+                .filter_map(duration)
+                .collect();
+            mean(&recent)
+        } else {
+            None
+        };
         Ok(Snapshot {
             now_ms: crate::ids::now_ms(),
             lost_ms: app.settings.lease.as_millis() as i64,
-            benches,
+            benches: rows,
             ended,
             labels,
             warnings,
@@ -108,6 +193,7 @@ impl Snapshot {
             open,
             needs,
             durations,
+            recent_mean_ms,
         })
     }
 
@@ -202,18 +288,11 @@ impl Snapshot {
     }
 
     fn mean_ms(&self, bench_id: &str) -> i64 {
-        let mean = |d: &[i64]| (!d.is_empty()).then(|| d.iter().sum::<i64>() / d.len() as i64);
-        mean(
-            self.durations
-                .get(bench_id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-        )
-        .or_else(|| {
-            let all: Vec<i64> = self.durations.values().flatten().copied().collect();
-            mean(&all)
-        })
-        .unwrap_or(DEFAULT_RUN.as_millis() as i64)
+        self.durations
+            .get(bench_id)
+            .and_then(|d| mean(d))
+            .or(self.recent_mean_ms)
+            .unwrap_or(DEFAULT_RUN.as_millis() as i64)
     }
 
     /// What the run needs, as people say it: `tags a,b` / `capabilities c`.

@@ -15,7 +15,9 @@ use std::pin::Pin;
 
 pub use coord::{Coordination, Heard};
 pub use postgres::PgStore;
-pub use sched::{BenchLabel, BenchWarning, Finished, HealthChangeRow, QueuedNeed, Scheduling};
+pub use sched::{
+    BenchLabel, BenchWarning, Finished, HealthChangeRow, QueueBench, QueuedNeed, Scheduling,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

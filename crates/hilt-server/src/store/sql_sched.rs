@@ -1,5 +1,85 @@
 //! The SQL of [`Scheduling`](super::Scheduling), written once for every backend like
 //! `sql.rs` (`$N` placeholders, SQL both SQLite and PostgreSQL accept).
+//! Dynamic IN-lists are built with [`sqlx::QueryBuilder`] (`push_bind`: the backend's own
+//! placeholders, never a formatted value), at most [`IN_LIST`](super::sched::IN_LIST) ids
+//! per statement.
+
+/// The columns of a [`RunRow`](super::RunRow) without the suite text (up to 256 KiB each):
+/// the queue view needs only the scheduling columns.
+macro_rules! open_cols {
+    () => {
+        "seq, id, workspace_id, bench_id, state, '' AS suite_yaml, artifact_name, \
+         skip_flash, verbose_steps, agent_id, fence, lease_expires_ms, exit_code, error, failure, \
+         created_at, started_at, finished_at, artifacts_size, artifacts_sha256, priority, tags, \
+         capabilities, cancel_requested_at"
+    };
+}
+
+/// The columns of a [`QueueBench`](super::QueueBench) from `benches b` and its agent `a`
+/// ([`with_agent`]).
+macro_rules! queue_bench_cols {
+    () => {
+        "b.bench_id AS bench_id, b.agent_id, b.name, b.status, b.current_run_id, b.health_status, \
+         b.summary, b.updated_at, a.last_seen_at AS agent_last_seen_at, \
+         (b.status = 'busy' AND EXISTS (SELECT 1 FROM runs e WHERE e.workspace_id = b.workspace_id \
+           AND e.id = b.current_run_id AND e.state NOT IN ('queued', 'preparing', 'running'))) \
+           AS current_run_ended"
+    };
+}
+
+/// Joins the agent `a` of bench `b`.
+macro_rules! with_agent {
+    () => {
+        " LEFT JOIN agents a ON a.workspace_id = b.workspace_id AND a.id = b.agent_id"
+    };
+}
+
+/// Bench `b` carries every label run `r` needs.
+macro_rules! carries {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
+           AND NOT EXISTS (SELECT 1 FROM bench_labels l WHERE l.workspace_id = b.workspace_id \
+             AND l.bench_id = b.bench_id AND l.label = n.label))"
+    };
+}
+
+/// A query builder for the pool's backend.
+pub(super) fn builder<DB: sqlx::Database>(
+    _pool: &sqlx::Pool<DB>,
+    init: &str,
+) -> sqlx::QueryBuilder<DB>
+where
+    <DB as sqlx::Database>::Arguments: Default,
+{
+    sqlx::QueryBuilder::new(init)
+}
+
+/// Pushes `(?, ?, …)` binding `ids`.
+pub(super) fn push_in<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, ids: &[String])
+where
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    qb.push("(");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push_bind(id.as_str());
+    }
+    qb.push(")");
+}
+
+/// Keeps the newest `per_bench` rows of each bench (`rows` newest first).
+pub(super) fn newest_per_bench(rows: Vec<super::Finished>, per_bench: i64) -> Vec<super::Finished> {
+    let mut seen: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    rows.into_iter()
+        .filter(|f| {
+            let n = seen.entry(f.bench_id.clone()).or_default();
+            *n += 1;
+            *n <= per_bench
+        })
+        .collect()
+}
 
 macro_rules! impl_sched {
     ($store:ty, $begin:literal) => {
@@ -61,13 +141,12 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     // Without the suite texts (up to 256 KiB each): the queue view needs
                     // only the scheduling columns.
-                    Ok(sqlx::query_as::<_, RunRow>(
-                        "SELECT seq, id, workspace_id, bench_id, state, '' AS suite_yaml, artifact_name, \
-                         skip_flash, verbose_steps, agent_id, fence, lease_expires_ms, exit_code, error, \
-                         failure, created_at, started_at, finished_at, artifacts_size, artifacts_sha256, \
-                         priority, tags, capabilities, cancel_requested_at FROM runs WHERE workspace_id = $1 \
-                         AND state IN ('queued', 'preparing', 'running') ORDER BY seq",
-                    )
+                    Ok(sqlx::query_as::<_, RunRow>(concat!(
+                        "SELECT ",
+                        $crate::store::sql_sched::open_cols!(),
+                        " FROM runs WHERE workspace_id = $1 \
+                         AND state IN ('queued', 'preparing', 'running') ORDER BY seq"
+                    ))
                     .bind(workspace_id)
                     .fetch_all(&self.pool)
                     .await?)
@@ -88,15 +167,239 @@ macro_rules! impl_sched {
 
             fn finished<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<Finished>> {
                 Box::pin(async move {
-                    Ok(sqlx::query_as::<_, Finished>(
-                        "SELECT bench_id, started_at, finished_at FROM runs WHERE workspace_id = $1 \
-                         AND state IN ('done', 'failed') AND started_at IS NOT NULL \
-                         ORDER BY seq DESC LIMIT $2",
+                    // One index range per state (`runs_queue`), newest first: no sort of every
+                    // finished run of the workspace.
+                    let mut rows = sqlx::query_as::<_, Finished>(
+                        "SELECT seq, bench_id, started_at, finished_at FROM (SELECT seq, bench_id, \
+                           started_at, finished_at FROM runs WHERE workspace_id = $1 AND state = 'done' \
+                           AND started_at IS NOT NULL ORDER BY seq DESC LIMIT $2) AS d \
+                         UNION ALL SELECT seq, bench_id, started_at, finished_at FROM (SELECT seq, \
+                           bench_id, started_at, finished_at FROM runs WHERE workspace_id = $1 \
+                           AND state = 'failed' AND started_at IS NOT NULL ORDER BY seq DESC LIMIT $2) AS f \
+                         ORDER BY seq DESC",
                     )
                     .bind(workspace_id)
                     .bind(limit)
                     .fetch_all(&self.pool)
+                    .await?;
+                    rows.truncate(usize::try_from(limit).unwrap_or(0));
+                    Ok(rows)
+                })
+            }
+
+            fn finished_on<'a>(
+                &'a self,
+                workspace_id: &'a str,
+                bench_ids: &'a [String],
+                per_bench: i64,
+            ) -> Fut<'a, Vec<Finished>> {
+                Box::pin(async move {
+                    let mut rows = Vec::new();
+                    for chunk in bench_ids.chunks($crate::store::sched::BENCHES_PER_UNION) {
+                        // Per bench and state, one backward range of `runs_by_bench`.
+                        let mut qb = $crate::store::sql_sched::builder(&self.pool, "");
+                        let mut first = true;
+                        for bench in chunk {
+                            for st in ["done", "failed"] {
+                                if !first {
+                                    qb.push(" UNION ALL ");
+                                }
+                                first = false;
+                                qb.push(
+                                    "SELECT seq, bench_id, started_at, finished_at FROM (SELECT seq, \
+                                     bench_id, started_at, finished_at FROM runs WHERE workspace_id = ",
+                                );
+                                qb.push_bind(workspace_id);
+                                qb.push(" AND bench_id = ");
+                                qb.push_bind(bench.as_str());
+                                qb.push(" AND state = ");
+                                qb.push_bind(st);
+                                qb.push(" AND started_at IS NOT NULL ORDER BY seq DESC LIMIT ");
+                                qb.push_bind(per_bench);
+                                qb.push(") AS r");
+                            }
+                        }
+                        qb.push(" ORDER BY seq DESC");
+                        rows.extend(qb.build_query_as::<Finished>().fetch_all(&self.pool).await?);
+                    }
+                    rows.sort_by(|a, b| b.seq.cmp(&a.seq));
+                    Ok($crate::store::sql_sched::newest_per_bench(rows, per_bench))
+                })
+            }
+
+            fn queue_benches<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<$crate::store::QueueBench>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as::<_, $crate::store::QueueBench>(concat!(
+                        "SELECT ",
+                        $crate::store::sql_sched::queue_bench_cols!(),
+                        " FROM benches b",
+                        $crate::store::sql_sched::with_agent!(),
+                        " WHERE b.workspace_id = $1 ORDER BY b.bench_id"
+                    ))
+                    .bind(workspace_id)
+                    .fetch_all(&self.pool)
                     .await?)
+                })
+            }
+
+            fn queue_candidates<'a>(
+                &'a self,
+                workspace_id: &'a str,
+                run_id: &'a str,
+            ) -> Fut<'a, Vec<$crate::store::QueueBench>> {
+                Box::pin(async move {
+                    // Three cases, each an index lookup: its own bench (a primary key); the
+                    // benches carrying the run's first label (`bench_labels_by_label`), checked
+                    // for the rest; every bench when it needs nothing.
+                    Ok(sqlx::query_as::<_, $crate::store::QueueBench>(concat!(
+                        "SELECT ",
+                        $crate::store::sql_sched::queue_bench_cols!(),
+                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id \
+                           AND b.bench_id = r.bench_id",
+                        $crate::store::sql_sched::with_agent!(),
+                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id <> '' AND ",
+                        $crate::store::sql_sched::carries!(),
+                        " UNION ALL SELECT ",
+                        $crate::store::sql_sched::queue_bench_cols!(),
+                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id \
+                           AND b.bench_id IN (SELECT f.bench_id FROM bench_labels f \
+                             WHERE f.workspace_id = r.workspace_id \
+                               AND f.label = (SELECT MIN(m.label) FROM run_needs m WHERE m.run_id = r.id))",
+                        $crate::store::sql_sched::with_agent!(),
+                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id = '' AND ",
+                        $crate::store::sql_sched::carries!(),
+                        " UNION ALL SELECT ",
+                        $crate::store::sql_sched::queue_bench_cols!(),
+                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id",
+                        $crate::store::sql_sched::with_agent!(),
+                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id = '' \
+                           AND NOT EXISTS (SELECT 1 FROM run_needs m WHERE m.run_id = r.id) \
+                         ORDER BY bench_id"
+                    ))
+                    .bind(workspace_id)
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn labels_of<'a>(
+                &'a self,
+                workspace_id: &'a str,
+                bench_ids: &'a [String],
+            ) -> Fut<'a, Vec<BenchLabel>> {
+                Box::pin(async move {
+                    let mut rows = Vec::new();
+                    for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
+                        let mut qb = $crate::store::sql_sched::builder(
+                            &self.pool,
+                            "SELECT bench_id, label FROM bench_labels WHERE workspace_id = ",
+                        );
+                        qb.push_bind(workspace_id);
+                        qb.push(" AND bench_id IN ");
+                        $crate::store::sql_sched::push_in(&mut qb, chunk);
+                        qb.push(" ORDER BY bench_id, label");
+                        rows.extend(qb.build_query_as::<BenchLabel>().fetch_all(&self.pool).await?);
+                    }
+                    Ok(rows)
+                })
+            }
+
+            fn warnings_of<'a>(
+                &'a self,
+                workspace_id: &'a str,
+                bench_ids: &'a [String],
+            ) -> Fut<'a, Vec<BenchWarning>> {
+                Box::pin(async move {
+                    let mut rows = Vec::new();
+                    for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
+                        let mut qb = $crate::store::sql_sched::builder(
+                            &self.pool,
+                            "SELECT bench_id, check_id, concern, message FROM bench_warnings \
+                             WHERE workspace_id = ",
+                        );
+                        qb.push_bind(workspace_id);
+                        qb.push(" AND bench_id IN ");
+                        $crate::store::sql_sched::push_in(&mut qb, chunk);
+                        qb.push(" ORDER BY bench_id, check_id");
+                        rows.extend(qb.build_query_as::<BenchWarning>().fetch_all(&self.pool).await?);
+                    }
+                    Ok(rows)
+                })
+            }
+
+            fn needs_of<'a>(&'a self, run_ids: &'a [String]) -> Fut<'a, Vec<QueuedNeed>> {
+                Box::pin(async move {
+                    let mut rows = Vec::new();
+                    for chunk in run_ids.chunks($crate::store::sched::IN_LIST) {
+                        let mut qb = $crate::store::sql_sched::builder(
+                            &self.pool,
+                            "SELECT run_id, label FROM run_needs WHERE run_id IN ",
+                        );
+                        $crate::store::sql_sched::push_in(&mut qb, chunk);
+                        rows.extend(qb.build_query_as::<QueuedNeed>().fetch_all(&self.pool).await?);
+                    }
+                    Ok(rows)
+                })
+            }
+
+            fn open_runs_for<'a>(
+                &'a self,
+                run: &'a RunRow,
+                bench_ids: &'a [String],
+            ) -> Fut<'a, Vec<RunRow>> {
+                Box::pin(async move {
+                    let mut rows: Vec<RunRow> = Vec::new();
+                    for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
+                        // Both halves are ranges of `runs_by_bench` (a run by labels has
+                        // bench_id '' while queued).
+                        let mut qb = $crate::store::sql_sched::builder(
+                            &self.pool,
+                            concat!("SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "),
+                        );
+                        qb.push_bind(run.workspace_id.as_str());
+                        qb.push(" AND q.state IN ('preparing', 'running') AND q.bench_id IN ");
+                        $crate::store::sql_sched::push_in(&mut qb, chunk);
+                        qb.push(concat!(" UNION ALL SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "));
+                        qb.push_bind(run.workspace_id.as_str());
+                        qb.push(" AND q.state = 'queued' AND q.bench_id IN ('', ");
+                        for (i, id) in chunk.iter().enumerate() {
+                            if i > 0 {
+                                qb.push(", ");
+                            }
+                            qb.push_bind(id.as_str());
+                        }
+                        qb.push(") AND q.id <> ");
+                        qb.push_bind(run.id.as_str());
+                        // `+q.priority`: not an index term, so SQLite takes the bench's
+                        // range (`runs_by_bench`) instead of every run ahead in the
+                        // workspace (`runs_by_priority`).
+                        qb.push(" AND (+q.priority > ");
+                        qb.push_bind(run.priority);
+                        qb.push(" OR (+q.priority = ");
+                        qb.push_bind(run.priority);
+                        qb.push(" AND q.seq < ");
+                        qb.push_bind(run.seq);
+                        qb.push(
+                            ")) AND EXISTS (SELECT 1 FROM benches c WHERE c.workspace_id = q.workspace_id \
+                             AND (q.bench_id = '' OR q.bench_id = c.bench_id) AND c.bench_id IN ",
+                        );
+                        $crate::store::sql_sched::push_in(&mut qb, chunk);
+                        qb.push(
+                            " AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = q.id \
+                               AND NOT EXISTS (SELECT 1 FROM bench_labels l \
+                                 WHERE l.workspace_id = c.workspace_id AND l.bench_id = c.bench_id \
+                                   AND l.label = n.label)))",
+                        );
+                        for r in qb.build_query_as::<RunRow>().fetch_all(&self.pool).await? {
+                            // A run by labels may match benches of several chunks.
+                            if !rows.iter().any(|o| o.id == r.id) {
+                                rows.push(r);
+                            }
+                        }
+                    }
+                    rows.sort_by_key(|r| r.seq);
+                    Ok(rows)
                 })
             }
 
@@ -255,4 +558,4 @@ macro_rules! impl_sched {
     };
 }
 
-pub(super) use impl_sched;
+pub(super) use {carries, impl_sched, open_cols, queue_bench_cols, with_agent};
