@@ -11,7 +11,10 @@ use crate::bench::Bench;
 use crate::diag::{Diagnostic, Diags, suggest};
 use crate::suite::{STEP_TYPES, Suite};
 use crate::validate;
-use crate::yaml::{self, Doc, NodeRef, Scalar, join_index, join_key, push_index, push_key};
+use crate::yaml::{self, Doc, NodeRef, Scalar, join_index, join_key};
+
+mod walk;
+use walk::Checks;
 
 /// A successfully loaded file.
 #[derive(Debug, Clone)]
@@ -154,8 +157,7 @@ fn bench_from(text: &str, file: &str, opts: LoadOptions) -> Result<Loaded<Bench>
     let mut d = Diags::new(file, &doc);
     let root = top_level_map(&mut d)?;
     let bench: Bench = decode(&mut d, root, "")?;
-    common_checks(&mut d, root, &bench);
-    durations(&mut d, &bench);
+    common_checks(&mut d, root, &bench, true);
     validate::bench(&mut d, &bench);
     let (errors, warnings) = d.into_parts();
     finish(errors, warnings, doc, bench, opts)
@@ -178,7 +180,7 @@ pub(crate) fn parse_with<T: DeserializeOwned + Serialize>(
     let mut d = Diags::new(file, &doc);
     let root = top_level_map(&mut d)?;
     let value: T = decode(&mut d, root, "")?;
-    common_checks(&mut d, root, &value);
+    common_checks(&mut d, root, &value, false);
     check(&mut d, &value);
     let (errors, warnings) = d.into_parts();
     finish(errors, warnings, doc, value, opts).map(|l| with_text(l, text))
@@ -363,26 +365,25 @@ fn check_step_shapes(d: &mut Diags, root: NodeRef) {
     }
 }
 
-/// Bounds every duration of a bench (validate/durations.rs).
-fn durations<T: Serialize>(d: &mut Diags, typed: &T) {
-    if let Ok(canonical) = serde_json::to_value(typed) {
-        validate::durations(d, &canonical, &mut String::new());
-    }
-}
-
-/// Unknown keys, duplicate keys and the format version.
-fn common_checks<T: Serialize>(d: &mut Diags, root: NodeRef, typed: &T) {
-    if let Ok(canonical) = serde_json::to_value(typed) {
-        unknown_keys(d, root, &canonical, &mut String::new());
-    }
+/// Unknown keys (warnings) and, with `durations`, over-long durations (errors), then
+/// duplicate keys and the format version.
+fn common_checks<'a, T: Serialize>(
+    d: &mut Diags<'a>,
+    root: NodeRef<'a>,
+    typed: &T,
+    durations: bool,
+) {
+    let mut c = Checks::new(d);
+    c.walk(root, typed, durations);
+    c.finish();
     other_checks(d, root);
 }
 
-/// A suite's unknown keys and durations, without re-serialising the whole suite at once:
-/// the top level with no tests, then one test at a time, each re-serialised once for both
-/// checks (a 20,000-step suite would otherwise hold a second full copy of itself). The
-/// same warnings in the same order as [`common_checks`] and [`durations`].
-fn suite_tests_checks(d: &mut Diags, root: NodeRef, suite: &Suite) {
+/// A suite's unknown keys and durations: the top level with no tests (durations are
+/// bounded in tests only), then one test at a time. Warnings come in input order, duration
+/// errors test by test; a test that cannot be walked is not checked, and nothing is when
+/// the top level cannot be.
+fn suite_tests_checks<'a>(d: &mut Diags<'a>, root: NodeRef<'a>, suite: &Suite) {
     let top = Suite {
         version: suite.version.clone(),
         suite: suite.suite.clone(),
@@ -390,26 +391,21 @@ fn suite_tests_checks(d: &mut Diags, root: NodeRef, suite: &Suite) {
         publish: suite.publish.clone(),
         bundles: suite.bundles.clone(),
     };
-    let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
+    let mut c = Checks::new(d);
+    if !c.walk(root, &top, false) {
         return;
-    };
-    let mut path = String::new();
-    for (k, v) in root.entries() {
-        if k != "tests" {
-            unknown_key(d, &c, k, v, &mut path);
-            continue;
-        }
-        for (n, (iv, t)) in v.items().zip(&suite.tests).enumerate() {
-            if let Ok(cv) = serde_json::to_value(t) {
-                path.clear();
-                push_key(&mut path, "tests");
-                push_index(&mut path, n);
-                unknown_keys(d, iv, &cv, &mut path);
-                validate::durations(d, &cv, &mut path);
-            }
-        }
-        path.clear();
     }
+    let tests = root.entries().enumerate().find(|(_, (k, _))| *k == "tests");
+    if let Some((j, (_, input))) = tests {
+        c.enter_key("tests", j);
+        for (n, (iv, t)) in input.items().zip(&suite.tests).enumerate() {
+            c.enter_index(n);
+            c.walk(iv, t, true);
+            c.leave();
+        }
+        c.leave();
+    }
+    c.finish();
 }
 
 /// Duplicate keys and the format version.
@@ -433,50 +429,6 @@ fn other_checks(d: &mut Diags, root: NodeRef) {
             ),
         ),
     }
-}
-
-/// Input keys that the typed value does not have; `path` is restored on return.
-fn unknown_keys(d: &mut Diags, input: NodeRef, canonical: &Value, path: &mut String) {
-    match canonical {
-        Value::Object(c) => {
-            for (k, v) in input.entries() {
-                unknown_key(d, c, k, v, path);
-            }
-        }
-        Value::Array(c) => {
-            for (n, (iv, cv)) in input.items().zip(c).enumerate() {
-                let len = path.len();
-                push_index(path, n);
-                unknown_keys(d, iv, cv, path);
-                path.truncate(len);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// One input key `k` (with value `v`) of the mapping at `path`, against the canonical
-/// mapping `c`: recurse when it is known, warn when it is not.
-fn unknown_key(
-    d: &mut Diags,
-    c: &serde_json::Map<String, Value>,
-    k: &str,
-    v: NodeRef,
-    path: &mut String,
-) {
-    let len = path.len();
-    push_key(path, k);
-    match c.get(k) {
-        Some(cv) => unknown_keys(d, v, cv, path),
-        None => {
-            let p = path.as_str();
-            let help =
-                suggest(k, c.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-            let diag = d.key_at(p, format!("{p}: unknown key `{k}` is ignored"), help);
-            d.warnings.push(diag);
-        }
-    }
-    path.truncate(len);
 }
 
 fn finish<T>(

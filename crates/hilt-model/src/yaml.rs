@@ -111,8 +111,21 @@ pub fn push_key(path: &mut String, key: &str) {
 
 /// Appends a sequence index to a path in place.
 pub fn push_index(path: &mut String, index: usize) {
-    use std::fmt::Write;
-    let _ = write!(path, "[{index}]");
+    // Digits by hand: this runs for every sequence item of a large suite.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = index;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    path.push('[');
+    path.extend(digits[at..].iter().map(|&b| char::from(b)));
+    path.push(']');
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,6 +511,14 @@ pub fn resolve_scalar<'t>(text: &'t str, style: ScalarStyle, tag: Option<&str>) 
     }
     if let Some(b) = parse_bool(text) {
         return Scalar::Bool(b);
+    }
+    // A number starts with a digit, a sign or a dot; most scalars (names, keys) do not.
+    if !text
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return Scalar::Str(text);
     }
     if let Some(n) = parse_int(text) {
         return n;

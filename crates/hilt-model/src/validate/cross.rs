@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::bench::{Bench, Direction, Edge, Node, ResourceDriver, Transport};
 use crate::diag::Diags;
 use crate::suite::{STEP_TYPES, Step, Suite};
+use crate::yaml::{push_index, push_key};
 
 /// Which optional drivers this build has. The runner passes what it was compiled with.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +57,18 @@ pub fn cross(
         .and_then(|x| x.timeouts.as_ref())
         .and_then(|t| t.within_ms);
     let unsupported = RefCell::new(BTreeMap::new());
+    // One buffer for every step's path (a suite may have tens of thousands of steps).
+    let mut p = String::new();
     for (ti, test) in suite.tests.iter().enumerate() {
+        p.clear();
+        p.push_str("tests");
+        push_index(&mut p, ti);
+        p.push_str(".steps");
+        let tp = p.len();
         for (si, step) in test.steps.iter().enumerate() {
-            let p = format!("tests[{ti}].steps[{si}].{}", step.type_name());
+            p.truncate(tp);
+            push_index(&mut p, si);
+            push_key(&mut p, step.type_name());
             let c = Ctx {
                 bench,
                 path: &p,

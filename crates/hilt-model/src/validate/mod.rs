@@ -13,7 +13,8 @@ mod suite;
 
 pub use bench::bench;
 pub use cross::{CrossOptions, Unsupported, cross};
-pub use durations::{MAX_DURATION_MS, durations};
+pub use durations::MAX_DURATION_MS;
+pub(crate) use durations::{check as check_duration, too_long, unit_of as duration_unit};
 pub use suite::suite;
 
 use crate::diag::Diags;

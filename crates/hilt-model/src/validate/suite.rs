@@ -2,6 +2,7 @@
 
 use crate::diag::Diags;
 use crate::suite::{Assertion, CanFrameRule, FuzzCommon, Recovery, Step, Suite};
+use crate::yaml::{push_index, push_key};
 
 use super::{parse_hex_bytes, positive, range};
 
@@ -10,13 +11,21 @@ pub fn suite(d: &mut Diags, s: &Suite) {
         d.error("suite.name", "must not be empty");
     }
     super::publish::publish(d, &s.publish);
+    // One buffer for every step's path (a suite may have tens of thousands of steps).
+    let mut p = String::new();
     for (ti, test) in s.tests.iter().enumerate() {
-        let tp = format!("tests[{ti}]");
+        p.clear();
+        p.push_str("tests");
+        push_index(&mut p, ti);
         if test.name.trim().is_empty() {
-            d.error(&format!("{tp}.name"), "must not be empty");
+            d.error(&format!("{p}.name"), "must not be empty");
         }
+        p.push_str(".steps");
+        let tp = p.len();
         for (si, step) in test.steps.iter().enumerate() {
-            let p = format!("{tp}.steps[{si}].{}", step.type_name());
+            p.truncate(tp);
+            push_index(&mut p, si);
+            push_key(&mut p, step.type_name());
             check_step(d, &p, step);
         }
     }
@@ -24,8 +33,8 @@ pub fn suite(d: &mut Diags, s: &Suite) {
 }
 
 fn within(d: &mut Diags, p: &str, w: Option<u64>) {
-    if let Some(w) = w {
-        positive(d, &format!("{p}.within_ms"), w);
+    if w == Some(0) {
+        positive(d, &format!("{p}.within_ms"), 0);
     }
 }
 

@@ -319,7 +319,13 @@ impl<'a> NodeRef<'a> {
 
     /// Item `i` of a sequence.
     pub fn index(&self, i: usize) -> Option<NodeRef<'a>> {
-        self.items().nth(i)
+        if !self.is_seq() {
+            return None;
+        }
+        let tree = self.tree;
+        tree.kids(self.id)
+            .get(i)
+            .map(|k| NodeRef::new(tree, k.node))
     }
 
     /// The node as a `serde_json::Value` (mappings keep their order).
