@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod ids;
 mod lease;
 pub mod metrics;
+pub mod principals;
 pub mod retention;
 pub mod sched;
 pub mod seen;
@@ -49,6 +50,8 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// Agents whose last-seen time this process recorded lately.
     pub seen: seen::Seen,
+    /// Tokens found valid lately.
+    pub principals: principals::Principals,
     /// One wake-up per agent: a long-polling agent is woken when a run for one of its
     /// benches is queued or one of its benches frees up, and no other agent is; on a
     /// shared store (PostgreSQL) in every replica.
@@ -122,6 +125,7 @@ pub async fn open(settings: ServerSettings) -> Result<Arc<App>, ServerError> {
     let (wakers, outbox) = wake::Wakers::new(store.shared());
     Ok(Arc::new(App {
         seen: seen::Seen::new(settings.lease),
+        principals: principals::Principals::default(),
         settings,
         store,
         artifacts,

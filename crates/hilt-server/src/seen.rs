@@ -26,10 +26,10 @@ pub fn fingerprint(parts: &[Option<&str>]) -> u64 {
 }
 
 impl Seen {
-    /// Records at most every twentieth of the lease, and at most every second.
+    /// Records at most every twentieth of the lease, and at least every 5 s.
     pub fn new(lease: Duration) -> Seen {
         Seen {
-            every: (lease / 20).min(Duration::from_secs(1)),
+            every: (lease / 20).min(Duration::from_secs(5)),
             recorded: Mutex::new(HashMap::new()),
         }
     }
@@ -88,10 +88,10 @@ mod tests {
     }
 
     #[test]
-    fn period_is_at_most_a_second() {
+    fn period_is_at_most_five_seconds() {
         assert_eq!(
             Seen::new(Duration::from_secs(180)).every(),
-            Duration::from_secs(1)
+            Duration::from_secs(5)
         );
     }
 }

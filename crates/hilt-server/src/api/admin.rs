@@ -127,6 +127,7 @@ pub async fn revoke_token(
     if !revoked {
         return Err(ApiError::NotFound(format!("token not found: {token_id}")));
     }
+    app.principals.forget_all();
     Ok(Json(TokenRevoked {
         id: token_id,
         revoked_at: now,

@@ -2,6 +2,7 @@
 //! Handlers ask for a [`User`] or an [`AgentCaller`]; a missing header is 401, an unknown or
 //! revoked token 403, a token of the wrong kind 403, and everything a handler then reads is
 //! scoped to the token's workspace (another workspace's objects answer 404, like missing ones).
+//! A valid token is looked up at most once a second per process (`principals.rs`).
 
 use std::sync::Arc;
 
@@ -56,8 +57,15 @@ async fn principal(parts: &Parts, app: &App) -> Result<Principal, Response> {
     if given.is_empty() {
         return Err(ApiError::MissingToken.into_response());
     }
-    match app.store.principal(&ids::token_hash(given)).await {
-        Ok(Some(p)) => Ok(p),
+    let hash = ids::token_hash(given);
+    if let Some(p) = app.principals.get(&hash) {
+        return Ok(p);
+    }
+    match app.store.principal(&hash).await {
+        Ok(Some(p)) => {
+            app.principals.trust(&hash, &p);
+            Ok(p)
+        }
         Ok(None) => Err(ApiError::BadToken.into_response()),
         Err(e) => Err(super::store_error(e).into_response()),
     }
@@ -108,11 +116,16 @@ impl FromRequestParts<Arc<App>> for AgentCaller {
         // A token is bound once and never rebound: only its first call writes.
         let bound = match p.machine_id.clone() {
             Some(m) => m,
-            None => app
-                .store
-                .bind_machine(&p.token_id, machine)
-                .await
-                .map_err(|e| super::store_error(e).into_response())?,
+            None => {
+                let bound = app
+                    .store
+                    .bind_machine(&p.token_id, machine)
+                    .await
+                    .map_err(|e| super::store_error(e).into_response())?;
+                // The remembered principal still says unbound.
+                app.principals.forget_all();
+                bound
+            }
         };
         if bound != machine {
             return Err(ApiError::Conflict(

@@ -509,13 +509,16 @@ macro_rules! impl_store {
                     }
                     for _ in 0..8 {
                         let mut tx = self.writer.begin_with($begin).await?;
-                        // Locks this agent's bench rows (PostgreSQL; SQLite's BEGIN IMMEDIATE
-                        // already serialises writers), so two polls of one agent never put
-                        // two runs on one bench.
-                        sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
-                            .bind(agent_id)
-                            .execute(&mut *tx)
-                            .await?;
+                        // Where claims run side by side (PostgreSQL, whose choice skips
+                        // locked runs), this agent's bench rows are locked first, so two
+                        // polls of one agent never put two runs on one bench. SQLite's one
+                        // writer already runs one claim at a time.
+                        if !$pick_lock.is_empty() {
+                            sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
+                                .bind(agent_id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                         let pick: Option<(String, String)> = sqlx::query_as(concat!(
                             $crate::store::sql::pick_run!(),
                             $pick_lock
