@@ -227,7 +227,12 @@ fn start_server(
     }
     let mut child = cmd
         .env("HILT_SERVER_BOOTSTRAP_TOKEN", BOOT)
-        .env("HILT_LOG", "warn")
+        // HILT_BENCH_SERVER_LOG: the servers' log filter (e.g. `warn,sqlx::query=debug` to
+        // see every statement); warnings only by default.
+        .env(
+            "HILT_LOG",
+            std::env::var("HILT_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -297,7 +297,8 @@ async fn queue(
     if let Some(f) = &firmware {
         app.store.set_firmware(id, f).await.map_err(store_error)?;
     }
-    app.store
+    let run = app
+        .store
         .insert_run(NewRun {
             id,
             workspace_id: &p.workspace_id,
@@ -316,11 +317,11 @@ async fn queue(
         .await
         .map_err(store_error)?;
     app.metrics.run_submitted();
-    let agents = app
-        .store
-        .candidate_agents(&p.workspace_id, id)
+    // The run's queue view reads its candidate benches: the agents to wake are theirs.
+    let snapshot = Snapshot::for_run(app, &p.workspace_id, &run)
         .await
         .map_err(store_error)?;
+    let agents = snapshot.agents();
     if agents.is_empty() {
         // No bench of the workspace could ever take it: it fails now, not never.
         let error = if by_labels {
@@ -357,15 +358,12 @@ async fn queue(
         {
             tracing::warn!("cannot delete the firmware of impossible run {id}: {e}");
         }
+        let failed = load(app, &p.workspace_id, id).await?;
+        return Ok((StatusCode::CREATED, Json(view(failed, None))));
     }
     app.wake_agents(&agents);
-    let run = load(app, &p.workspace_id, id).await?;
     // The suite's uses are known here: not read back.
-    let queue = if run.state == state::QUEUED {
-        Some(queue_info(app, &p.workspace_id, None, &run, &uses).await?)
-    } else {
-        None
-    };
+    let queue = Some(snapshot.queue(&run, &uses));
     Ok((StatusCode::CREATED, Json(view(run, queue))))
 }
 

@@ -197,6 +197,13 @@ impl Snapshot {
         })
     }
 
+    /// The agents of the snapshot's benches (for [`Snapshot::for_run`]: every agent with a
+    /// bench that could take the run, whatever its health or load), each once.
+    pub fn agents(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.benches.iter().map(|b| b.agent_id.as_str()).collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+
     /// The agent of this bench was seen within the lease window.
     pub fn online(&self, agent_id: &str) -> bool {
         self.agent_seen_ms

@@ -335,7 +335,8 @@ pub trait Store: Scheduling + Coordination + Send + Sync {
         bench_id: &'a str,
     ) -> Fut<'a, Option<String>>;
     fn agents<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<AgentRow>>;
-    fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()>;
+    /// Records a queued run; returns its row.
+    fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, RunRow>;
     fn run<'a>(&'a self, workspace_id: &'a str, id: &'a str) -> Fut<'a, Option<RunRow>>;
     /// Newest first.
     fn runs<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<RunRow>>;

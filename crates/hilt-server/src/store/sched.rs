@@ -86,8 +86,8 @@ pub trait Scheduling {
     /// Every bench of the workspace, for the queue view.
     fn queue_benches<'a>(&'a self, workspace_id: &'a str) -> Fut<'a, Vec<QueueBench>>;
     /// The benches that could take the run (its own bench, or those carrying all its
-    /// labels: the shape of [`candidate_agents`](Self::candidate_agents)), whatever their
-    /// health or load; by bench id.
+    /// labels), whatever their health or load; by bench id. A submission wakes their agents
+    /// and fails at once when there is none.
     fn queue_candidates<'a>(
         &'a self,
         workspace_id: &'a str,
@@ -115,13 +115,6 @@ pub trait Scheduling {
         run: &'a super::RunRow,
         bench_ids: &'a [String],
     ) -> Fut<'a, Vec<super::RunRow>>;
-    /// The agents with a bench that could take the run (its own bench, or one carrying all
-    /// its labels), whatever their health or load.
-    fn candidate_agents<'a>(
-        &'a self,
-        workspace_id: &'a str,
-        run_id: &'a str,
-    ) -> Fut<'a, Vec<String>>;
     /// Ends a run still queued (cancelled, or failed as impossible); false if it was not.
     fn finish_queued<'a>(
         &'a self,

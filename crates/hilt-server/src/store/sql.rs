@@ -412,7 +412,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, ()> {
+            fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, RunRow> {
                 Box::pin(async move {
                     // One transaction: a run is never claimable before its needs are known.
                     let mut tx = self.writer.begin_with($begin).await?;
@@ -430,11 +430,12 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    sqlx::query(
+                    let row = sqlx::query_as::<_, RunRow>(concat!(
                         "INSERT INTO runs (id, workspace_id, bench_id, state, suite_yaml, artifact_name, \
                          skip_flash, verbose_steps, created_at, priority, tags, capabilities) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+                        $crate::store::sql::run_cols!()
+                    ))
                     .bind(r.id)
                     .bind(r.workspace_id)
                     .bind(r.bench_id)
@@ -447,10 +448,10 @@ macro_rules! impl_store {
                     .bind(r.priority)
                     .bind(r.tags)
                     .bind(r.capabilities)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    Ok(())
+                    Ok(row)
                 })
             }
 

@@ -403,30 +403,6 @@ macro_rules! impl_sched {
                 })
             }
 
-            fn candidate_agents<'a>(
-                &'a self,
-                workspace_id: &'a str,
-                run_id: &'a str,
-            ) -> Fut<'a, Vec<String>> {
-                Box::pin(async move {
-                    let rows: Vec<(String,)> = sqlx::query_as(
-                        "SELECT DISTINCT b.agent_id FROM runs r JOIN benches b \
-                           ON b.workspace_id = r.workspace_id \
-                         WHERE r.workspace_id = $1 AND r.id = $2 \
-                           AND (r.bench_id = '' OR b.bench_id = r.bench_id) \
-                           AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
-                             AND NOT EXISTS (SELECT 1 FROM bench_labels l \
-                               WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
-                                 AND l.label = n.label))",
-                    )
-                    .bind(workspace_id)
-                    .bind(run_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    Ok(rows.into_iter().map(|r| r.0).collect())
-                })
-            }
-
             fn finish_queued<'a>(
                 &'a self,
                 workspace_id: &'a str,
