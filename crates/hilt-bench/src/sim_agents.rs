@@ -262,7 +262,8 @@ impl SimAgent {
     }
 
     pub async fn complete(&self, api: &Api, held: &Held) -> Result<Value, CallError> {
-        let body = json!({"status": "done", "exit_code": 0});
+        // As `hilt agent cloud` reports it: with its start (the queue view's durations).
+        let body = json!({"status": "done", "exit_code": 0, "started_at": jiff::Timestamp::now().to_string()});
         self.post(
             &format!("/v1/agents/runs/{}/complete", held.run_id),
             &body,

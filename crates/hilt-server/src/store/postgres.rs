@@ -3,7 +3,10 @@
 //! lets several server processes share it: the claim skips runs another process is
 //! claiming (`FOR UPDATE … SKIP LOCKED`) and wake-ups cross processes as `NOTIFY`s.
 
+use sqlx::Connection as _;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder};
 use tokio::sync::mpsc;
 
 use super::{
@@ -14,9 +17,8 @@ use super::{
 };
 
 pub struct PgStore {
+    /// Reads and writes: PostgreSQL's row locks let writers run side by side.
     pool: PgPool,
-    /// The same pool: PostgreSQL's row locks let writers run side by side.
-    writer: PgPool,
     /// For the notification listener's own connection.
     url: String,
 }
@@ -28,14 +30,30 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // No `SELECT 1` round trip before each use: a connection is already checked
+            // when it returns to the pool, and one broken since fails its statement.
+            .test_before_acquire(false)
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore {
-            writer: pool.clone(),
             pool,
             url: url.to_string(),
         })
+    }
+}
+
+impl PgStore {
+    async fn read(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    async fn write(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    fn builder(&self, init: &str) -> QueryBuilder<Postgres> {
+        QueryBuilder::new(init)
     }
 }
 

@@ -55,7 +55,8 @@ macro_rules! impl_store {
         impl Store for $store {
             fn ensure_bootstrap<'a>(&'a self, hash: &'a str, now: &'a str) -> Fut<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     sqlx::query(
                         "INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'default', $2) \
                          ON CONFLICT (name) DO NOTHING",
@@ -92,7 +93,7 @@ macro_rules! impl_store {
                     .bind(crate::ids::new_id())
                     .bind(name)
                     .bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.write().await?)
                     .await?)
                 })
             }
@@ -103,7 +104,7 @@ macro_rules! impl_store {
                         "SELECT id, name, created_at FROM workspaces WHERE name = $1",
                     )
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -121,7 +122,7 @@ macro_rules! impl_store {
                     .bind(t.label)
                     .bind(t.hash)
                     .bind(t.created_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                     Ok(())
                 })
@@ -135,7 +136,7 @@ macro_rules! impl_store {
                          WHERE t.hash = $1 AND t.revoked_at IS NULL",
                     )
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -156,7 +157,7 @@ macro_rules! impl_store {
                             .bind(now)
                             .bind(id)
                             .bind(ws)
-                            .execute(&self.writer)
+                            .execute(&mut *self.write().await?)
                             .await?
                         }
                         None => {
@@ -165,7 +166,7 @@ macro_rules! impl_store {
                             )
                             .bind(now)
                             .bind(id)
-                            .execute(&self.writer)
+                            .execute(&mut *self.write().await?)
                             .await?
                         }
                     };
@@ -181,7 +182,7 @@ macro_rules! impl_store {
                     )
                     .bind(machine_id)
                     .bind(token_id)
-                    .fetch_one(&self.writer)
+                    .fetch_one(&mut *self.write().await?)
                     .await?;
                     Ok(bound.0)
                 })
@@ -201,7 +202,7 @@ macro_rules! impl_store {
                     .bind(a.machine_name)
                     .bind(a.version)
                     .bind(a.now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                     Ok(())
                 })
@@ -224,7 +225,7 @@ macro_rules! impl_store {
                     .bind(agent_id)
                     .bind(state::PREPARING)
                     .bind(state::RUNNING)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                     if let Some((had_name, had_region, false)) = &now
                         && name.is_none_or(|n| had_name.as_deref() == Some(n))
@@ -232,7 +233,8 @@ macro_rules! impl_store {
                     {
                         return Ok(());
                     }
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     sqlx::query(
                         "UPDATE agents SET name = COALESCE($1, name), region = COALESCE($2, region) WHERE id = $3",
                     )
@@ -257,7 +259,8 @@ macro_rules! impl_store {
 
             fn sync_bench<'a>(&'a self, b: BenchReport<'a>) -> Fut<'a, String> {
                 Box::pin(async move {
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     let known: Option<(String,)> = sqlx::query_as(
                         "SELECT bench_id FROM benches WHERE agent_id = $1 AND reported_bench_id = $2",
                     )
@@ -378,7 +381,7 @@ macro_rules! impl_store {
                          updated_at FROM benches WHERE workspace_id = $1 ORDER BY bench_id",
                     )
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -394,7 +397,7 @@ macro_rules! impl_store {
                     )
                     .bind(workspace_id)
                     .bind(bench_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?;
                     Ok(row.map(|r| r.0))
                 })
@@ -407,30 +410,14 @@ macro_rules! impl_store {
                          FROM agents WHERE workspace_id = $1 ORDER BY id",
                     )
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
 
             fn insert_run<'a>(&'a self, r: NewRun<'a>) -> Fut<'a, RunRow> {
                 Box::pin(async move {
-                    // One transaction: a run is never claimable before its needs are known.
-                    let mut tx = self.writer.begin_with($begin).await?;
-                    for label in r.needs {
-                        sqlx::query("INSERT INTO run_needs (run_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                            .bind(r.id)
-                            .bind(label)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    for concern in r.uses {
-                        sqlx::query("INSERT INTO run_uses (run_id, concern) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                            .bind(r.id)
-                            .bind(concern)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let row = sqlx::query_as::<_, RunRow>(concat!(
+                    let insert = sqlx::query_as::<_, RunRow>(concat!(
                         "INSERT INTO runs (id, workspace_id, bench_id, state, suite_yaml, artifact_name, \
                          skip_flash, verbose_steps, created_at, priority, tags, capabilities) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
@@ -447,9 +434,29 @@ macro_rules! impl_store {
                     .bind(r.created_at)
                     .bind(r.priority)
                     .bind(r.tags)
-                    .bind(r.capabilities)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    .bind(r.capabilities);
+                    if r.needs.is_empty() && r.uses.is_empty() {
+                        // One statement: no transaction held across awaits.
+                        return Ok(insert.fetch_one(&mut *self.write().await?).await?);
+                    }
+                    // One transaction: a run is never claimable before its needs are known.
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
+                    for label in r.needs {
+                        sqlx::query("INSERT INTO run_needs (run_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(r.id)
+                            .bind(label)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for concern in r.uses {
+                        sqlx::query("INSERT INTO run_uses (run_id, concern) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(r.id)
+                            .bind(concern)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let row = insert.fetch_one(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(row)
                 })
@@ -464,7 +471,7 @@ macro_rules! impl_store {
                     ))
                     .bind(workspace_id)
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -478,7 +485,7 @@ macro_rules! impl_store {
                     ))
                     .bind(workspace_id)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -503,23 +510,41 @@ macro_rules! impl_store {
                             .bind(workspace_id)
                             .bind(agent_id)
                             .bind(seen_since)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&mut *self.read().await?)
                             .await?;
                     if any.is_none() {
                         return Ok(None);
                     }
+                    if $pick_lock.is_empty() {
+                        // One writer (SQLite): choice and update in one statement, so the
+                        // write lock is never held across an await of this task.
+                        return Ok(sqlx::query_as::<_, RunRow>(concat!(
+                            "WITH p AS (",
+                            $crate::store::sql::pick_run!(),
+                            ") UPDATE runs SET state = 'preparing', agent_id = $2, \
+                             bench_id = (SELECT bench_id FROM p), fence = fence + 1, \
+                             lease_expires_ms = $4, assigned_at = $5 \
+                             WHERE id = (SELECT id FROM p) AND state = 'queued' RETURNING ",
+                            $crate::store::sql::run_cols!()
+                        ))
+                        .bind(workspace_id)
+                        .bind(agent_id)
+                        .bind(seen_since)
+                        .bind(lease_until_ms)
+                        .bind(now)
+                        .fetch_optional(&mut *self.write().await?)
+                        .await?);
+                    }
                     for _ in 0..8 {
-                        let mut tx = self.writer.begin_with($begin).await?;
-                        // Where claims run side by side (PostgreSQL, whose choice skips
-                        // locked runs), this agent's bench rows are locked first, so two
-                        // polls of one agent never put two runs on one bench. SQLite's one
-                        // writer already runs one claim at a time.
-                        if !$pick_lock.is_empty() {
-                            sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
-                                .bind(agent_id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
+                        // Claims run side by side (PostgreSQL, whose choice skips locked
+                        // runs): this agent's bench rows are locked first, so two polls of
+                        // one agent never put two runs on one bench.
+                        sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
+                            .bind(agent_id)
+                            .execute(&mut *tx)
+                            .await?;
                         let pick: Option<(String, String)> = sqlx::query_as(concat!(
                             $crate::store::sql::pick_run!(),
                             $pick_lock
@@ -562,7 +587,8 @@ macro_rules! impl_store {
                 now: &'a str,
             ) -> Fut<'a, Appended> {
                 Box::pin(async move {
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     // Updating the run's row first takes its row lock (PostgreSQL), so two
                     // event calls for one run never read the same last seq; it also reads
                     // the highest stored number.
@@ -626,7 +652,7 @@ macro_rules! impl_store {
                     Ok(
                         sqlx::query_as("SELECT seq, body FROM run_events WHERE run_id = $1 ORDER BY seq")
                             .bind(run_id)
-                            .fetch_all(&self.pool)
+                            .fetch_all(&mut *self.read().await?)
                             .await?,
                     )
                 })
@@ -638,7 +664,7 @@ macro_rules! impl_store {
                         .bind(size)
                         .bind(sha256)
                         .bind(run_id)
-                        .execute(&self.writer)
+                        .execute(&mut *self.write().await?)
                         .await?;
                     Ok(())
                 })
@@ -674,7 +700,7 @@ macro_rules! impl_store {
                     .bind(state::RUNNING)
                     .bind(cancelled.0)
                     .bind(cancelled.1)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -682,10 +708,13 @@ macro_rules! impl_store {
 
             fn expire_leases<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>> {
                 Box::pin(async move {
+                    // Through each workspace's index of runs by state: the active runs only,
+                    // not a scan of every stored run.
                     let rows: Vec<(String,)> = sqlx::query_as(
                         "UPDATE runs SET state = $1, exit_code = $2, error = $3, failure = $4, \
                          finished_at = $5, lease_expires_ms = NULL \
-                         WHERE state IN ($6, $7) AND lease_expires_ms < $8 RETURNING id",
+                         WHERE workspace_id IN (SELECT id FROM workspaces) \
+                           AND state IN ($6, $7) AND lease_expires_ms < $8 RETURNING id",
                     )
                     .bind(c.state)
                     .bind(c.exit_code)
@@ -695,7 +724,7 @@ macro_rules! impl_store {
                     .bind(state::PREPARING)
                     .bind(state::RUNNING)
                     .bind(now_ms)
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *self.write().await?)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -708,7 +737,7 @@ macro_rules! impl_store {
                         .bind(&f.name)
                         .bind(f.size)
                         .bind(&f.sha256)
-                        .execute(&self.writer)
+                        .execute(&mut *self.write().await?)
                         .await?;
                     Ok(())
                 })
@@ -720,7 +749,7 @@ macro_rules! impl_store {
                         "SELECT name, size, sha256 FROM run_firmware WHERE run_id = $1",
                     )
                     .bind(run_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -733,7 +762,7 @@ macro_rules! impl_store {
                          JOIN run_firmware f ON f.run_id = r.id WHERE r.id = $1",
                     )
                     .bind(run_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -743,14 +772,14 @@ macro_rules! impl_store {
                     let runs_by_state: Vec<(String, i64)> = sqlx::query_as(
                         "SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     let (agents, agents_online): (i64, i64) = sqlx::query_as(
                         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen_at >= $1 THEN 1 ELSE 0 END), 0) \
                          FROM agents",
                     )
                     .bind(online_since)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.read().await?)
                     .await?;
                     Ok(Counts {
                         runs_by_state,
@@ -780,7 +809,7 @@ macro_rules! impl_store {
                     .bind(created_before)
                     .bind(keep_per_workspace)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -788,7 +817,8 @@ macro_rules! impl_store {
 
             fn delete_run<'a>(&'a self, run_id: &'a str) -> Fut<'a, bool> {
                 Box::pin(async move {
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     let ended: Option<(String,)> =
                         sqlx::query_as("SELECT state FROM runs WHERE id = $1 AND state IN ($2, $3)")
                             .bind(run_id)

@@ -43,17 +43,6 @@ macro_rules! carries {
     };
 }
 
-/// A query builder for the pool's backend.
-pub(super) fn builder<DB: sqlx::Database>(
-    _pool: &sqlx::Pool<DB>,
-    init: &str,
-) -> sqlx::QueryBuilder<DB>
-where
-    <DB as sqlx::Database>::Arguments: Default,
-{
-    sqlx::QueryBuilder::new(init)
-}
-
 /// Pushes `(?, ?, …)` binding `ids`.
 pub(super) fn push_in<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, ids: &[String])
 where
@@ -91,7 +80,7 @@ macro_rules! impl_sched {
                          ORDER BY bench_id, label",
                     )
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -103,7 +92,7 @@ macro_rules! impl_sched {
                          WHERE workspace_id = $1 ORDER BY bench_id, check_id",
                     )
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -120,7 +109,7 @@ macro_rules! impl_sched {
                     )
                     .bind(workspace_id)
                     .bind(bench_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -132,7 +121,7 @@ macro_rules! impl_sched {
                          WHERE r.workspace_id = $1 AND r.state = 'queued'",
                     )
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -148,7 +137,7 @@ macro_rules! impl_sched {
                          AND state IN ('queued', 'preparing', 'running') ORDER BY seq"
                     ))
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -159,7 +148,7 @@ macro_rules! impl_sched {
                         "SELECT concern FROM run_uses WHERE run_id = $1 ORDER BY concern",
                     )
                     .bind(run_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -168,19 +157,22 @@ macro_rules! impl_sched {
             fn finished<'a>(&'a self, workspace_id: &'a str, limit: i64) -> Fut<'a, Vec<Finished>> {
                 Box::pin(async move {
                     // One index range per state (`runs_queue`), newest first: no sort of every
-                    // finished run of the workspace.
+                    // finished run of the workspace. Of the latest `limit` per state, those
+                    // that started (filtered after the limit, so a history of runs that never
+                    // started is not walked to its end).
                     let mut rows = sqlx::query_as::<_, Finished>(
                         "SELECT seq, bench_id, started_at, finished_at FROM (SELECT seq, bench_id, \
                            started_at, finished_at FROM runs WHERE workspace_id = $1 AND state = 'done' \
-                           AND started_at IS NOT NULL ORDER BY seq DESC LIMIT $2) AS d \
+                           ORDER BY seq DESC LIMIT $2) AS d WHERE d.started_at IS NOT NULL \
                          UNION ALL SELECT seq, bench_id, started_at, finished_at FROM (SELECT seq, \
                            bench_id, started_at, finished_at FROM runs WHERE workspace_id = $1 \
-                           AND state = 'failed' AND started_at IS NOT NULL ORDER BY seq DESC LIMIT $2) AS f \
+                           AND state = 'failed' ORDER BY seq DESC LIMIT $2) AS f \
+                           WHERE f.started_at IS NOT NULL \
                          ORDER BY seq DESC",
                     )
                     .bind(workspace_id)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     rows.truncate(usize::try_from(limit).unwrap_or(0));
                     Ok(rows)
@@ -197,7 +189,7 @@ macro_rules! impl_sched {
                     let mut rows = Vec::new();
                     for chunk in bench_ids.chunks($crate::store::sched::BENCHES_PER_UNION) {
                         // Per bench and state, one backward range of `runs_by_bench`.
-                        let mut qb = $crate::store::sql_sched::builder(&self.pool, "");
+                        let mut qb = self.builder("");
                         let mut first = true;
                         for bench in chunk {
                             for st in ["done", "failed"] {
@@ -214,13 +206,14 @@ macro_rules! impl_sched {
                                 qb.push_bind(bench.as_str());
                                 qb.push(" AND state = ");
                                 qb.push_bind(st);
-                                qb.push(" AND started_at IS NOT NULL ORDER BY seq DESC LIMIT ");
+                                // Filtered after the limit, as in `finished`.
+                                qb.push(" ORDER BY seq DESC LIMIT ");
                                 qb.push_bind(per_bench);
-                                qb.push(") AS r");
+                                qb.push(") AS r WHERE r.started_at IS NOT NULL");
                             }
                         }
                         qb.push(" ORDER BY seq DESC");
-                        rows.extend(qb.build_query_as::<Finished>().fetch_all(&self.pool).await?);
+                        rows.extend(qb.build_query_as::<Finished>().fetch_all(&mut *self.read().await?).await?);
                     }
                     rows.sort_by(|a, b| b.seq.cmp(&a.seq));
                     Ok($crate::store::sql_sched::newest_per_bench(rows, per_bench))
@@ -237,7 +230,7 @@ macro_rules! impl_sched {
                         " WHERE b.workspace_id = $1 ORDER BY b.bench_id"
                     ))
                     .bind(workspace_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -278,7 +271,7 @@ macro_rules! impl_sched {
                     ))
                     .bind(workspace_id)
                     .bind(run_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?)
                 })
             }
@@ -291,15 +284,13 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = $crate::store::sql_sched::builder(
-                            &self.pool,
-                            "SELECT bench_id, label FROM bench_labels WHERE workspace_id = ",
+                        let mut qb = self.builder("SELECT bench_id, label FROM bench_labels WHERE workspace_id = ",
                         );
                         qb.push_bind(workspace_id);
                         qb.push(" AND bench_id IN ");
                         $crate::store::sql_sched::push_in(&mut qb, chunk);
                         qb.push(" ORDER BY bench_id, label");
-                        rows.extend(qb.build_query_as::<BenchLabel>().fetch_all(&self.pool).await?);
+                        rows.extend(qb.build_query_as::<BenchLabel>().fetch_all(&mut *self.read().await?).await?);
                     }
                     Ok(rows)
                 })
@@ -313,16 +304,14 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = $crate::store::sql_sched::builder(
-                            &self.pool,
-                            "SELECT bench_id, check_id, concern, message FROM bench_warnings \
+                        let mut qb = self.builder("SELECT bench_id, check_id, concern, message FROM bench_warnings \
                              WHERE workspace_id = ",
                         );
                         qb.push_bind(workspace_id);
                         qb.push(" AND bench_id IN ");
                         $crate::store::sql_sched::push_in(&mut qb, chunk);
                         qb.push(" ORDER BY bench_id, check_id");
-                        rows.extend(qb.build_query_as::<BenchWarning>().fetch_all(&self.pool).await?);
+                        rows.extend(qb.build_query_as::<BenchWarning>().fetch_all(&mut *self.read().await?).await?);
                     }
                     Ok(rows)
                 })
@@ -332,12 +321,10 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in run_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = $crate::store::sql_sched::builder(
-                            &self.pool,
-                            "SELECT run_id, label FROM run_needs WHERE run_id IN ",
+                        let mut qb = self.builder("SELECT run_id, label FROM run_needs WHERE run_id IN ",
                         );
                         $crate::store::sql_sched::push_in(&mut qb, chunk);
-                        rows.extend(qb.build_query_as::<QueuedNeed>().fetch_all(&self.pool).await?);
+                        rows.extend(qb.build_query_as::<QueuedNeed>().fetch_all(&mut *self.read().await?).await?);
                     }
                     Ok(rows)
                 })
@@ -353,9 +340,7 @@ macro_rules! impl_sched {
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
                         // Both halves are ranges of `runs_by_bench` (a run by labels has
                         // bench_id '' while queued).
-                        let mut qb = $crate::store::sql_sched::builder(
-                            &self.pool,
-                            concat!("SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "),
+                        let mut qb = self.builder(concat!("SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "),
                         );
                         qb.push_bind(run.workspace_id.as_str());
                         qb.push(" AND q.state IN ('preparing', 'running') AND q.bench_id IN ");
@@ -391,7 +376,7 @@ macro_rules! impl_sched {
                                  WHERE l.workspace_id = c.workspace_id AND l.bench_id = c.bench_id \
                                    AND l.label = n.label)))",
                         );
-                        for r in qb.build_query_as::<RunRow>().fetch_all(&self.pool).await? {
+                        for r in qb.build_query_as::<RunRow>().fetch_all(&mut *self.read().await?).await? {
                             // A run by labels may match benches of several chunks.
                             if !rows.iter().any(|o| o.id == r.id) {
                                 rows.push(r);
@@ -421,7 +406,7 @@ macro_rules! impl_sched {
                     .bind(c.finished_at)
                     .bind(workspace_id)
                     .bind(run_id)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -444,7 +429,7 @@ macro_rules! impl_sched {
                     .bind(deadline_ms)
                     .bind(workspace_id)
                     .bind(run_id)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -457,7 +442,7 @@ macro_rules! impl_sched {
                          AND cancel_requested_at IS NOT NULL ORDER BY seq",
                     )
                     .bind(agent_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.read().await?)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -465,10 +450,13 @@ macro_rules! impl_sched {
 
             fn expire_cancels<'a>(&'a self, now_ms: i64, c: Completion<'a>) -> Fut<'a, Vec<String>> {
                 Box::pin(async move {
+                    // Through each workspace's index of runs by state: the active runs only,
+                    // not a scan of every stored run.
                     let rows: Vec<(String,)> = sqlx::query_as(
                         "UPDATE runs SET state = $1, exit_code = $2, error = $3, failure = $4, \
                          finished_at = $5, lease_expires_ms = NULL \
-                         WHERE state IN ('preparing', 'running') AND cancel_deadline_ms < $6 \
+                         WHERE workspace_id IN (SELECT id FROM workspaces) \
+                           AND state IN ('preparing', 'running') AND cancel_deadline_ms < $6 \
                          RETURNING id",
                     )
                     .bind(c.state)
@@ -477,7 +465,7 @@ macro_rules! impl_sched {
                     .bind(c.failure)
                     .bind(c.finished_at)
                     .bind(now_ms)
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *self.write().await?)
                     .await?;
                     Ok(rows.into_iter().map(|r| r.0).collect())
                 })
@@ -489,12 +477,13 @@ macro_rules! impl_sched {
                     let any: Option<(String,)> =
                         sqlx::query_as("SELECT id FROM agents WHERE last_seen_at < $1 LIMIT 1")
                             .bind(before)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&mut *self.read().await?)
                             .await?;
                     if any.is_none() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.writer.begin_with($begin).await?;
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
                     let gone: Vec<(String,)> =
                         sqlx::query_as("SELECT id FROM agents WHERE last_seen_at < $1 ORDER BY id")
                             .bind(before)

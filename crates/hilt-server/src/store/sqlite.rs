@@ -1,17 +1,22 @@
 //! The SQLite store: one file in the data dir, WAL journal, embedded migrations
-//! (`migrations/sqlite/`, applied at start). Reads share a pool of connections; every
-//! write goes through one writer connection, so writers queue in the pool (woken the
-//! moment the previous one commits) instead of polling SQLite's lock in its busy handler,
-//! which sleeps up to 100 ms between tries.
+//! (`migrations/sqlite/`, applied at start). Reads share a few connections; every write
+//! goes through one writer connection, so writers queue behind a lock (woken the moment
+//! the previous one is done) instead of polling SQLite's lock in its busy handler, which
+//! sleeps up to 100 ms between tries.
+//!
+//! The connections are held by the store, not by a `sqlx` pool: a pool pings a connection
+//! on every return (and before every use by default), a round trip to the connection's
+//! worker thread each time, and with one writer every such round trip is time no other
+//! write can use.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-
-use tokio::sync::mpsc;
+use sqlx::Connection as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
 
 use super::{
     AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
@@ -20,11 +25,14 @@ use super::{
     WorkspaceRow, sql, sql_sched, state,
 };
 
+/// Reader connections (WAL: reads run beside the writer and each other).
+const READERS: usize = 8;
+
 pub struct SqliteStore {
-    /// Reads.
-    pool: SqlitePool,
-    /// Writes: one connection.
-    writer: SqlitePool,
+    readers: Vec<Mutex<SqliteConnection>>,
+    /// Where the next reader is looked for first.
+    next: AtomicUsize,
+    writer: Mutex<SqliteConnection>,
 }
 
 impl SqliteStore {
@@ -43,16 +51,39 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
+        let mut writer = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut writer)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await?;
-        Ok(SqliteStore { pool, writer })
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(SqliteConnection::connect_with(&opts).await?));
+        }
+        Ok(SqliteStore {
+            readers,
+            next: AtomicUsize::new(0),
+            writer: Mutex::new(writer),
+        })
+    }
+
+    /// A free reader, or the next one in turn when all are busy.
+    async fn read(&self) -> Result<MutexGuard<'_, SqliteConnection>, sqlx::Error> {
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..READERS {
+            if let Ok(c) = self.readers[(first + i) % READERS].try_lock() {
+                return Ok(c);
+            }
+        }
+        Ok(self.readers[first % READERS].lock().await)
+    }
+
+    /// The writer, once every write queued before has finished.
+    async fn write(&self) -> Result<MutexGuard<'_, SqliteConnection>, sqlx::Error> {
+        Ok(self.writer.lock().await)
+    }
+
+    fn builder(&self, init: &str) -> QueryBuilder<Sqlite> {
+        QueryBuilder::new(init)
     }
 }
 
