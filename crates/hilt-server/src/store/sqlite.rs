@@ -16,7 +16,7 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
-use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 use super::{
     AgentRow, AgentSeen, Appended, BenchLabel, BenchReport, BenchRow, BenchWarning, Completion,
@@ -28,11 +28,16 @@ use super::{
 /// Reader connections (WAL: reads run beside the writer and each other).
 const READERS: usize = 8;
 
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 pub struct SqliteStore {
     readers: Vec<Mutex<SqliteConnection>>,
     /// Where the next reader is looked for first.
     next: AtomicUsize,
     writer: Mutex<SqliteConnection>,
+    /// Dropped with the store: ends the checkpoint task.
+    _checkpoints: oneshot::Sender<()>,
 }
 
 impl SqliteStore {
@@ -55,6 +60,17 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut writer)
             .await?;
+        // The writer never checkpoints: the commit that crosses SQLite's threshold would
+        // copy the log into the file and flush it while every other write waits. A task
+        // on its own connection does it beside the writes (`checkpoints`).
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut writer)
+            .await?;
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(checkpoints(
+            SqliteConnection::connect_with(&opts).await?,
+            stopped,
+        ));
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(Mutex::new(SqliteConnection::connect_with(&opts).await?));
@@ -63,6 +79,7 @@ impl SqliteStore {
             readers,
             next: AtomicUsize::new(0),
             writer: Mutex::new(writer),
+            _checkpoints: stop,
         })
     }
 
@@ -85,6 +102,24 @@ impl SqliteStore {
     fn builder(&self, init: &str) -> QueryBuilder<Sqlite> {
         QueryBuilder::new(init)
     }
+}
+
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`] (passive:
+/// never waits for, nor blocks, readers and the writer) until the store is dropped.
+async fn checkpoints(mut conn: SqliteConnection, mut stop: oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!("SQLite checkpoint failed (retried in {CHECKPOINT_EVERY:?}): {e}");
+        }
+    }
+    let _ = conn.close().await;
 }
 
 sql::impl_store!(SqliteStore, "BEGIN IMMEDIATE", "");
