@@ -379,18 +379,23 @@ fn common_checks<'a, T: Serialize>(
     other_checks(d, root);
 }
 
-/// A suite's unknown keys and durations: the top level with no tests (durations are
-/// bounded in tests only), then one test at a time. Warnings come in input order, duration
-/// errors test by test; a test that cannot be walked is not checked, and nothing is when
-/// the top level cannot be.
-fn suite_tests_checks<'a>(d: &mut Diags<'a>, root: NodeRef<'a>, suite: &Suite) {
-    let top = Suite {
+/// The suite's top level: everything but its tests.
+fn top_level(suite: &Suite) -> Suite {
+    Suite {
         version: suite.version.clone(),
         suite: suite.suite.clone(),
         tests: Vec::new(),
         publish: suite.publish.clone(),
         bundles: suite.bundles.clone(),
-    };
+    }
+}
+
+/// A suite's unknown keys and durations: the top level with no tests (durations are
+/// bounded in tests only), then one test at a time. Warnings come in input order, duration
+/// errors test by test; a test that cannot be walked is not checked, and nothing is when
+/// the top level cannot be.
+fn suite_tests_checks<'a>(d: &mut Diags<'a>, root: NodeRef<'a>, suite: &Suite) {
+    let top = top_level(suite);
     let mut c = Checks::new(d);
     if !c.walk(root, &top, false) {
         return;

@@ -41,9 +41,7 @@ impl PgStore {
             url: url.to_string(),
         })
     }
-}
 
-impl PgStore {
     async fn read(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         self.pool.acquire().await
     }

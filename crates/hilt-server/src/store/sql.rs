@@ -537,7 +537,7 @@ macro_rules! impl_store {
                     }
                     for _ in 0..8 {
                         let mut w = self.write().await?;
-                    let mut tx = w.begin_with($begin).await?;
+                        let mut tx = w.begin_with($begin).await?;
                         // Claims run side by side (PostgreSQL, whose choice skips locked
                         // runs): this agent's bench rows are locked first, so two polls of
                         // one agent never put two runs on one bench.

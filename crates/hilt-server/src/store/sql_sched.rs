@@ -284,7 +284,8 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = self.builder("SELECT bench_id, label FROM bench_labels WHERE workspace_id = ",
+                        let mut qb = self.builder(
+                            "SELECT bench_id, label FROM bench_labels WHERE workspace_id = ",
                         );
                         qb.push_bind(workspace_id);
                         qb.push(" AND bench_id IN ");
@@ -304,7 +305,8 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = self.builder("SELECT bench_id, check_id, concern, message FROM bench_warnings \
+                        let mut qb = self.builder(
+                            "SELECT bench_id, check_id, concern, message FROM bench_warnings \
                              WHERE workspace_id = ",
                         );
                         qb.push_bind(workspace_id);
@@ -321,7 +323,8 @@ macro_rules! impl_sched {
                 Box::pin(async move {
                     let mut rows = Vec::new();
                     for chunk in run_ids.chunks($crate::store::sched::IN_LIST) {
-                        let mut qb = self.builder("SELECT run_id, label FROM run_needs WHERE run_id IN ",
+                        let mut qb = self.builder(
+                            "SELECT run_id, label FROM run_needs WHERE run_id IN ",
                         );
                         $crate::store::sql_sched::push_in(&mut qb, chunk);
                         rows.extend(qb.build_query_as::<QueuedNeed>().fetch_all(&mut *self.read().await?).await?);
@@ -340,7 +343,8 @@ macro_rules! impl_sched {
                     for chunk in bench_ids.chunks($crate::store::sched::IN_LIST) {
                         // Both halves are ranges of `runs_by_bench` (a run by labels has
                         // bench_id '' while queued).
-                        let mut qb = self.builder(concat!("SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "),
+                        let mut qb = self.builder(
+                            concat!("SELECT ", $crate::store::sql_sched::open_cols!(), " FROM runs q WHERE q.workspace_id = "),
                         );
                         qb.push_bind(run.workspace_id.as_str());
                         qb.push(" AND q.state IN ('preparing', 'running') AND q.bench_id IN ");

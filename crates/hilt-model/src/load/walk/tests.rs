@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::super::{common_checks, suite_tests_checks};
+use super::super::{common_checks, suite_tests_checks, top_level};
 use crate::bench::Bench;
 use crate::diag::{Diagnostic, Diags, suggest};
 use crate::suite::Suite;
@@ -102,13 +102,7 @@ fn ref_bench(d: &mut Diags, root: NodeRef, bench: &Bench) {
 }
 
 fn ref_suite(d: &mut Diags, root: NodeRef, suite: &Suite) {
-    let top = Suite {
-        version: suite.version.clone(),
-        suite: suite.suite.clone(),
-        tests: Vec::new(),
-        publish: suite.publish.clone(),
-        bundles: suite.bundles.clone(),
-    };
+    let top = top_level(suite);
     let Ok(Value::Object(c)) = serde_json::to_value(&top) else {
         return;
     };
