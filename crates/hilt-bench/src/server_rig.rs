@@ -122,6 +122,8 @@ pub struct Rig {
     pub label: String,
     /// `tmpfs` or `disk (ext4)`: where the database and data dir are.
     pub storage: String,
+    /// The PostgreSQL database, when there is one.
+    database: Option<String>,
 }
 
 impl Rig {
@@ -166,7 +168,21 @@ impl Rig {
             servers,
             label,
             storage,
+            database,
         })
+    }
+
+    /// Has PostgreSQL gather its planner statistics now, as autovacuum does by itself within
+    /// a minute of the first writes (`autovacuum_naptime`). A throwaway database has none
+    /// before that, and its first minute is planned as if every table were empty: the
+    /// figures are meant to be those of a database in service. No-op on SQLite, whose
+    /// planner keeps no statistics unless asked to.
+    pub fn analyze(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database {
+            hilt_testkit::postgres::psql(url, "ANALYZE")
+                .map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))?;
+        }
+        Ok(())
     }
 
     pub fn urls(&self) -> Vec<String> {

@@ -187,6 +187,9 @@ pub fn run(env: &Env, a: &Args, quick: bool) -> anyhow::Result<Table> {
         a.in_flight
     ));
     t.note("client: this process (tokio, one reqwest pool); it shares the CPUs with the server");
+    if a.rig.database == crate::server_rig::Database::Postgres {
+        t.note("PostgreSQL: ANALYZE after the warm-up and before each window, as autovacuum does within the first minute of a new database (without statistics the planner treats every table as empty)");
+    }
     t.note(rig.describe());
     Ok(t)
 }
@@ -274,6 +277,7 @@ async fn runs_phase(
     }
     // Warm-up, then the window.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.analyze()?;
     let cpu0 = rig.cpu_s();
     let client0 = crate::server_rig::cpu_seconds(std::process::id());
     measuring.store(true, Ordering::Relaxed);
@@ -324,6 +328,7 @@ async fn events_phase(
         }
         held.push(got);
     }
+    rig.analyze()?;
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = rig.cpu_s();
     let client0 = crate::server_rig::cpu_seconds(std::process::id());

@@ -162,3 +162,22 @@ pub fn create_database(base: &str, name: &str) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `sql` with `psql` on the database at `url` (`postgres://…/name`); stops at the
+/// first error.
+pub fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let bin = pg_bin().ok_or("PostgreSQL is not installed")?;
+    let out = Command::new(bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

@@ -92,7 +92,7 @@ impl Snapshot {
     /// runs ahead of it that could take one of them, with the labels those need.
     pub async fn for_run(app: &App, ws: &str, run: &RunRow) -> Result<Snapshot, StoreError> {
         let s = &app.store;
-        let benches = s.queue_candidates(ws, &run.id).await?;
+        let benches = s.queue_candidates(run).await?;
         let ids: Vec<String> = benches.iter().map(|b| b.bench.bench_id.clone()).collect();
         let open = if ids.is_empty() {
             Vec::new()

@@ -5,7 +5,7 @@
 
 use sqlx::Connection as _;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 use tokio::sync::mpsc;
 
@@ -48,6 +48,38 @@ impl PgStore {
 
     async fn write(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         self.pool.acquire().await
+    }
+
+    /// Stores `events[k]` for each `k` of `new` as numbers `first`, `first + 1`, …: one
+    /// statement whatever their number, its columns bound as arrays, so that it is parsed
+    /// and planned once per connection (a multi-row VALUES list changes with the batch).
+    async fn insert_events(
+        &self,
+        tx: &mut PgConnection,
+        run_id: &str,
+        first: i64,
+        events: &[NewEvent],
+        new: &[usize],
+    ) -> Result<(), sqlx::Error> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<&str> = new.iter().map(|&k| events[k].kind.as_str()).collect();
+        let bodies: Vec<&str> = new.iter().map(|&k| events[k].body.as_str()).collect();
+        let seqs: Vec<Option<i64>> = new.iter().map(|&k| events[k].agent_seq).collect();
+        sqlx::query(
+            "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) \
+             SELECT $1, $2 + t.i - 1, t.k, t.b, t.a \
+             FROM unnest($3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS t(k, b, a, i)",
+        )
+        .bind(run_id)
+        .bind(first)
+        .bind(&kinds)
+        .bind(&bodies)
+        .bind(&seqs)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
 
     fn builder(&self, init: &str) -> QueryBuilder<Postgres> {

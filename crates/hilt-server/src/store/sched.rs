@@ -88,11 +88,7 @@ pub trait Scheduling {
     /// The benches that could take the run (its own bench, or those carrying all its
     /// labels), whatever their health or load; by bench id. A submission wakes their agents
     /// and fails at once when there is none.
-    fn queue_candidates<'a>(
-        &'a self,
-        workspace_id: &'a str,
-        run_id: &'a str,
-    ) -> Fut<'a, Vec<QueueBench>>;
+    fn queue_candidates<'a>(&'a self, run: &'a super::RunRow) -> Fut<'a, Vec<QueueBench>>;
     /// The labels of these benches.
     fn labels_of<'a>(
         &'a self,

@@ -17,38 +17,47 @@ macro_rules! run_cols {
     };
 }
 
-/// The claim's choice: the first queued run (priority, then age) an idle bench of agent
-/// `$2` in workspace `$1` matches, the agent seen since `$3`. Health gate: healthy, or
-/// degraded with no warning on a part the suite uses; failing, unknown, missing or
-/// malformed health never matches, not even for a run pinned to the bench.
+/// The claim's choice, as the CTE `p (id, bench_id)`: the first queued run (priority, then
+/// age) an idle bench of agent `$2` in workspace `$1` matches, the agent seen since `$3`.
+/// Health gate: healthy, or degraded with no warning on a part the suite uses; failing,
+/// unknown, missing or malformed health never matches, not even for a run pinned to the
+/// bench. The argument is appended to each bench's choice of a run (PostgreSQL: `FOR UPDATE
+/// OF r SKIP LOCKED`).
+///
+/// It starts from the agent's benches (`c`, materialized so that no planner reorders it)
+/// and looks, per bench, only at the runs pinned to it and the runs by labels
+/// (`runs_by_bench`): never at every queued run of the workspace, nor at the dead index
+/// entries PostgreSQL keeps for runs that were queued before its last vacuum.
 macro_rules! pick_run {
-    () => {
-        "SELECT r.id, b.bench_id FROM runs r JOIN benches b \
-           ON b.workspace_id = r.workspace_id \
-         WHERE r.workspace_id = $1 AND r.state = 'queued' AND b.agent_id = $2 \
-           AND (r.bench_id = '' OR b.bench_id = r.bench_id) \
-           AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
-             AND NOT EXISTS (SELECT 1 FROM bench_labels l \
-               WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
-                 AND l.label = n.label)) \
-           AND (b.health_status = 'healthy' OR (b.health_status = 'degraded' \
-             AND NOT EXISTS (SELECT 1 FROM bench_warnings w JOIN run_uses u \
-               ON u.concern = w.concern WHERE u.run_id = r.id \
-               AND w.workspace_id = b.workspace_id AND w.bench_id = b.bench_id))) \
-           AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = b.workspace_id \
-             AND a.bench_id = b.bench_id AND a.state IN ('preparing', 'running')) \
-           AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
-             WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
-             AND f.state IN ('done', 'failed', 'cancelled'))) \
-           AND EXISTS (SELECT 1 FROM agents g WHERE g.id = b.agent_id \
-             AND g.last_seen_at >= $3) \
-         ORDER BY r.priority DESC, r.seq, b.bench_id LIMIT 1"
+    ($lock:literal) => {
+        concat!(
+            "WITH c AS MATERIALIZED (SELECT b.bench_id, (SELECT r.id FROM runs r \
+               WHERE r.workspace_id = b.workspace_id AND r.state = 'queued' \
+                 AND r.bench_id IN ('', b.bench_id) \
+                 AND NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
+                   AND NOT EXISTS (SELECT 1 FROM bench_labels l \
+                     WHERE l.workspace_id = b.workspace_id AND l.bench_id = b.bench_id \
+                       AND l.label = n.label)) \
+                 AND (b.health_status = 'healthy' OR NOT EXISTS (SELECT 1 FROM bench_warnings w \
+                   JOIN run_uses u ON u.concern = w.concern WHERE u.run_id = r.id \
+                   AND w.workspace_id = b.workspace_id AND w.bench_id = b.bench_id)) \
+               ORDER BY +r.priority DESC, r.seq LIMIT 1",
+            $lock,
+            ") AS run_id FROM benches b \
+             WHERE b.workspace_id = $1 AND b.agent_id = $2 \
+               AND b.health_status IN ('healthy', 'degraded') \
+               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = b.workspace_id \
+                 AND a.bench_id = b.bench_id AND a.state IN ('preparing', 'running')) \
+               AND (b.status <> 'busy' OR EXISTS (SELECT 1 FROM runs f \
+                 WHERE f.workspace_id = b.workspace_id AND f.id = b.current_run_id \
+                 AND f.state IN ('done', 'failed', 'cancelled'))) \
+               AND EXISTS (SELECT 1 FROM agents g WHERE g.id = b.agent_id \
+                 AND g.last_seen_at >= $3)), \
+             p AS (SELECT c.run_id AS id, c.bench_id FROM c JOIN runs q ON q.id = c.run_id \
+               ORDER BY q.priority DESC, q.seq, c.bench_id LIMIT 1) "
+        )
     };
 }
-
-/// Events per multi-row INSERT: 5 parameters each, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 parameters per statement.
-pub(super) const EVENT_ROWS: usize = 500;
 
 macro_rules! impl_store {
     ($store:ty, $begin:literal, $pick_lock:literal) => {
@@ -506,7 +515,10 @@ macro_rules! impl_store {
                     // Most polls find nothing: look on a reader first, without the write
                     // lock. A run queued after this look wakes the poll, which claims again.
                     let any: Option<(String, String)> =
-                        sqlx::query_as($crate::store::sql::pick_run!())
+                        sqlx::query_as(concat!(
+                            $crate::store::sql::pick_run!(""),
+                            "SELECT id, bench_id FROM p"
+                        ))
                             .bind(workspace_id)
                             .bind(agent_id)
                             .bind(seen_since)
@@ -519,9 +531,8 @@ macro_rules! impl_store {
                         // One writer (SQLite): choice and update in one statement, so the
                         // write lock is never held across an await of this task.
                         return Ok(sqlx::query_as::<_, RunRow>(concat!(
-                            "WITH p AS (",
-                            $crate::store::sql::pick_run!(),
-                            ") UPDATE runs SET state = 'preparing', agent_id = $2, \
+                            $crate::store::sql::pick_run!(""),
+                            "UPDATE runs SET state = 'preparing', agent_id = $2, \
                              bench_id = (SELECT bench_id FROM p), fence = fence + 1, \
                              lease_expires_ms = $4, assigned_at = $5 \
                              WHERE id = (SELECT id FROM p) AND state = 'queued' RETURNING ",
@@ -546,8 +557,8 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await?;
                         let pick: Option<(String, String)> = sqlx::query_as(concat!(
-                            $crate::store::sql::pick_run!(),
-                            $pick_lock
+                            $crate::store::sql::pick_run!($pick_lock),
+                            "SELECT id, bench_id FROM p"
                         ))
                         .bind(workspace_id)
                         .bind(agent_id)
@@ -610,23 +621,7 @@ macro_rules! impl_store {
                         .iter()
                         .filter_map(|&k| events[k].agent_seq)
                         .fold(last, i64::max);
-                    // Multi-row INSERTs (one statement per chunk, not one per event).
-                    for (c, chunk) in new.chunks($crate::store::sql::EVENT_ROWS).enumerate() {
-                        let first = max + 1 + (c * $crate::store::sql::EVENT_ROWS) as i64;
-                        let mut q = sqlx::QueryBuilder::new(
-                            "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) ",
-                        );
-                        q.push_values(chunk.iter().enumerate(), |mut row, (i, &k)| {
-                            let e = &events[k];
-                            row.push_bind(run_id)
-                                .push_bind(first + i as i64)
-                                .push_bind(&e.kind)
-                                .push_bind(&e.body)
-                                .push_bind(e.agent_seq);
-                        });
-                        // Not cached: the statement's text changes with the chunk's length.
-                        q.build().persistent(false).execute(&mut *tx).await?;
-                    }
+                    self.insert_events(&mut tx, run_id, max + 1, &events, &new).await?;
                     // The highest agent seq, and the first events mark the run running.
                     if top > last || run_state == state::PREPARING {
                         sqlx::query(

@@ -34,10 +34,10 @@ macro_rules! with_agent {
     };
 }
 
-/// Bench `b` carries every label run `r` needs.
+/// Bench `b` carries every label run `$2` needs.
 macro_rules! carries {
     () => {
-        "NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = r.id \
+        "NOT EXISTS (SELECT 1 FROM run_needs n WHERE n.run_id = $2 \
            AND NOT EXISTS (SELECT 1 FROM bench_labels l WHERE l.workspace_id = b.workspace_id \
              AND l.bench_id = b.bench_id AND l.label = n.label))"
     };
@@ -237,42 +237,51 @@ macro_rules! impl_sched {
 
             fn queue_candidates<'a>(
                 &'a self,
-                workspace_id: &'a str,
-                run_id: &'a str,
+                run: &'a RunRow,
             ) -> Fut<'a, Vec<$crate::store::QueueBench>> {
                 Box::pin(async move {
-                    // Three cases, each an index lookup: its own bench (a primary key); the
-                    // benches carrying the run's first label (`bench_labels_by_label`), checked
-                    // for the rest; every bench when it needs nothing.
-                    Ok(sqlx::query_as::<_, $crate::store::QueueBench>(concat!(
-                        "SELECT ",
-                        $crate::store::sql_sched::queue_bench_cols!(),
-                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id \
-                           AND b.bench_id = r.bench_id",
-                        $crate::store::sql_sched::with_agent!(),
-                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id <> '' AND ",
-                        $crate::store::sql_sched::carries!(),
-                        " UNION ALL SELECT ",
-                        $crate::store::sql_sched::queue_bench_cols!(),
-                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id \
-                           AND b.bench_id IN (SELECT f.bench_id FROM bench_labels f \
-                             WHERE f.workspace_id = r.workspace_id \
-                               AND f.label = (SELECT MIN(m.label) FROM run_needs m WHERE m.run_id = r.id))",
-                        $crate::store::sql_sched::with_agent!(),
-                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id = '' AND ",
-                        $crate::store::sql_sched::carries!(),
-                        " UNION ALL SELECT ",
-                        $crate::store::sql_sched::queue_bench_cols!(),
-                        " FROM runs r JOIN benches b ON b.workspace_id = r.workspace_id",
-                        $crate::store::sql_sched::with_agent!(),
-                        " WHERE r.workspace_id = $1 AND r.id = $2 AND r.bench_id = '' \
-                           AND NOT EXISTS (SELECT 1 FROM run_needs m WHERE m.run_id = r.id) \
-                         ORDER BY bench_id"
-                    ))
-                    .bind(workspace_id)
-                    .bind(run_id)
-                    .fetch_all(&mut *self.read().await?)
-                    .await?)
+                    // One statement per case, each an index lookup, so that PostgreSQL plans
+                    // it once (a union of the cases was re-planned at every call): its own
+                    // bench (a primary key); the benches carrying the run's first label
+                    // (`bench_labels_by_label`), checked for the rest, or every bench when
+                    // it needs nothing.
+                    let sql = if run.bench_id.is_empty() {
+                        concat!(
+                            "SELECT ",
+                            $crate::store::sql_sched::queue_bench_cols!(),
+                            " FROM benches b",
+                            $crate::store::sql_sched::with_agent!(),
+                            " WHERE b.workspace_id = $1 AND b.bench_id IN (SELECT f.bench_id \
+                               FROM bench_labels f WHERE f.workspace_id = $1 AND f.label = \
+                                 (SELECT MIN(m.label) FROM run_needs m WHERE m.run_id = $2)) AND ",
+                            $crate::store::sql_sched::carries!(),
+                            " UNION ALL SELECT ",
+                            $crate::store::sql_sched::queue_bench_cols!(),
+                            " FROM benches b",
+                            $crate::store::sql_sched::with_agent!(),
+                            " WHERE b.workspace_id = $1 \
+                               AND NOT EXISTS (SELECT 1 FROM run_needs m WHERE m.run_id = $2) \
+                             ORDER BY bench_id"
+                        )
+                    } else {
+                        concat!(
+                            "SELECT ",
+                            $crate::store::sql_sched::queue_bench_cols!(),
+                            " FROM benches b",
+                            $crate::store::sql_sched::with_agent!(),
+                            " WHERE b.workspace_id = $1 AND b.bench_id = $3 AND ",
+                            $crate::store::sql_sched::carries!()
+                        )
+                    };
+                    let q = sqlx::query_as::<_, $crate::store::QueueBench>(sql)
+                        .bind(run.workspace_id.as_str())
+                        .bind(run.id.as_str());
+                    let q = if run.bench_id.is_empty() {
+                        q
+                    } else {
+                        q.bind(run.bench_id.as_str())
+                    };
+                    Ok(q.fetch_all(&mut *self.read().await?).await?)
                 })
             }
 

@@ -31,6 +31,10 @@ const READERS: usize = 8;
 /// How often the write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// Events per multi-row INSERT: 5 parameters each, well under SQLite's 32,766 parameters
+/// per statement.
+const EVENT_ROWS: usize = 500;
+
 pub struct SqliteStore {
     readers: Vec<Mutex<SqliteConnection>>,
     /// Where the next reader is looked for first.
@@ -97,6 +101,35 @@ impl SqliteStore {
     /// The writer, once every write queued before has finished.
     async fn write(&self) -> Result<MutexGuard<'_, SqliteConnection>, sqlx::Error> {
         Ok(self.writer.lock().await)
+    }
+
+    /// Stores `events[k]` for each `k` of `new` as numbers `first`, `first + 1`, …: one
+    /// multi-row INSERT per [`EVENT_ROWS`] events (not one statement per event).
+    async fn insert_events(
+        &self,
+        tx: &mut SqliteConnection,
+        run_id: &str,
+        first: i64,
+        events: &[NewEvent],
+        new: &[usize],
+    ) -> Result<(), sqlx::Error> {
+        for (c, chunk) in new.chunks(EVENT_ROWS).enumerate() {
+            let first = first + (c * EVENT_ROWS) as i64;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_events (run_id, seq, event_type, body, agent_seq) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut row, (i, &k)| {
+                let e = &events[k];
+                row.push_bind(run_id)
+                    .push_bind(first + i as i64)
+                    .push_bind(&e.kind)
+                    .push_bind(&e.body)
+                    .push_bind(e.agent_seq);
+            });
+            // Not cached: the statement's text changes with the chunk's length.
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        Ok(())
     }
 
     fn builder(&self, init: &str) -> QueryBuilder<Sqlite> {
