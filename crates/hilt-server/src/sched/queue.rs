@@ -63,6 +63,11 @@ fn duration(f: &Finished) -> Option<i64> {
     (b >= a).then_some(b - a)
 }
 
+/// Submitted by tags/capabilities rather than a bench id: the runs with needs.
+fn by_labels(r: &RunRow) -> bool {
+    r.tags.is_some() || r.capabilities.is_some()
+}
+
 fn mean(d: &[i64]) -> Option<i64> {
     (!d.is_empty()).then(|| d.iter().sum::<i64>() / d.len() as i64)
 }
@@ -99,13 +104,20 @@ impl Snapshot {
         } else {
             s.open_runs_for(run, &ids).await?
         };
-        let mut runs: Vec<String> = open
+        // Only runs by labels need any (a run gives a bench id or labels, never both): a
+        // queue of pinned runs reads none.
+        let runs: Vec<String> = open
             .iter()
             .filter(|r| r.state == state::QUEUED)
+            .chain(std::iter::once(run))
+            .filter(|r| by_labels(r))
             .map(|r| r.id.clone())
             .collect();
-        runs.push(run.id.clone());
-        let needs = s.needs_of(&runs).await?;
+        let needs = if runs.is_empty() {
+            Vec::new()
+        } else {
+            s.needs_of(&runs).await?
+        };
         // Labels matter only to runs that need some (`could_take`), warnings only on
         // degraded benches (`block`): not read otherwise (each statement costs).
         let labels = if needs.is_empty() || ids.is_empty() {
