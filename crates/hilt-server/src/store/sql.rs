@@ -508,10 +508,6 @@ macro_rules! impl_store {
                 seen_since: &'a str,
             ) -> Fut<'a, Option<RunRow>> {
                 Box::pin(async move {
-                    // On PostgreSQL the choice locks the run and skips runs other claims
-                    // hold (`$pick_lock`), so the update below finds it still queued. Its
-                    // `state = 'queued'` guard stays the last word: should it match nothing
-                    // (a run taken between choice and update), the next round chooses again.
                     // Most polls find nothing: look on a reader first, without the write
                     // lock. A run queued after this look wakes the poll, which claims again.
                     let any: Option<(String, String)> =
@@ -527,67 +523,40 @@ macro_rules! impl_store {
                     if any.is_none() {
                         return Ok(None);
                     }
+                    // Choice and update in one statement: on SQLite, whose one writer
+                    // serialises claims, the write lock is never held across an await of
+                    // this task; on PostgreSQL the choice locks the run it returns
+                    // (`$pick_lock`, skipping runs other claims hold), so the update finds
+                    // it still queued — its `state = 'queued'` guard stays the last word.
+                    let claim = sqlx::query_as::<_, RunRow>(concat!(
+                        $crate::store::sql::pick_run!($pick_lock),
+                        "UPDATE runs SET state = 'preparing', agent_id = $2, \
+                         bench_id = (SELECT bench_id FROM p), fence = fence + 1, \
+                         lease_expires_ms = $4, assigned_at = $5 \
+                         WHERE id = (SELECT id FROM p) AND state = 'queued' RETURNING ",
+                        $crate::store::sql::run_cols!()
+                    ))
+                    .bind(workspace_id)
+                    .bind(agent_id)
+                    .bind(seen_since)
+                    .bind(lease_until_ms)
+                    .bind(now);
                     if $pick_lock.is_empty() {
-                        // One writer (SQLite): choice and update in one statement, so the
-                        // write lock is never held across an await of this task.
-                        return Ok(sqlx::query_as::<_, RunRow>(concat!(
-                            $crate::store::sql::pick_run!(""),
-                            "UPDATE runs SET state = 'preparing', agent_id = $2, \
-                             bench_id = (SELECT bench_id FROM p), fence = fence + 1, \
-                             lease_expires_ms = $4, assigned_at = $5 \
-                             WHERE id = (SELECT id FROM p) AND state = 'queued' RETURNING ",
-                            $crate::store::sql::run_cols!()
-                        ))
-                        .bind(workspace_id)
-                        .bind(agent_id)
-                        .bind(seen_since)
-                        .bind(lease_until_ms)
-                        .bind(now)
-                        .fetch_optional(&mut *self.write().await?)
-                        .await?);
+                        return Ok(claim.fetch_optional(&mut *self.write().await?).await?);
                     }
-                    for _ in 0..8 {
-                        let mut w = self.write().await?;
-                        let mut tx = w.begin_with($begin).await?;
-                        // Claims run side by side (PostgreSQL, whose choice skips locked
-                        // runs): this agent's bench rows are locked first, so two polls of
-                        // one agent never put two runs on one bench.
-                        sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
-                            .bind(agent_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        let pick: Option<(String, String)> = sqlx::query_as(concat!(
-                            $crate::store::sql::pick_run!($pick_lock),
-                            "SELECT id, bench_id FROM p"
-                        ))
-                        .bind(workspace_id)
+                    let mut w = self.write().await?;
+                    let mut tx = w.begin_with($begin).await?;
+                    // Claims run side by side (PostgreSQL): this agent's bench rows are
+                    // locked first, in a statement of their own so that the choice's
+                    // snapshot is taken after the lock — two polls of one agent never put
+                    // two runs on one bench.
+                    sqlx::query("UPDATE benches SET agent_id = agent_id WHERE agent_id = $1")
                         .bind(agent_id)
-                        .bind(seen_since)
-                        .fetch_optional(&mut *tx)
+                        .execute(&mut *tx)
                         .await?;
-                        let Some((run_id, bench_id)) = pick else {
-                            tx.commit().await?;
-                            return Ok(None);
-                        };
-                        let claimed = sqlx::query_as::<_, RunRow>(concat!(
-                            "UPDATE runs SET state = 'preparing', agent_id = $1, bench_id = $2, \
-                             fence = fence + 1, lease_expires_ms = $3, assigned_at = $4 \
-                             WHERE id = $5 AND state = 'queued' RETURNING ",
-                            $crate::store::sql::run_cols!()
-                        ))
-                        .bind(agent_id)
-                        .bind(&bench_id)
-                        .bind(lease_until_ms)
-                        .bind(now)
-                        .bind(&run_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        tx.commit().await?;
-                        if claimed.is_some() {
-                            return Ok(claimed);
-                        }
-                    }
-                    Ok(None)
+                    let claimed = claim.fetch_optional(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(claimed)
                 })
             }
 
