@@ -1,11 +1,14 @@
 //! The SQL of the store, written once for every backend: `$N` placeholders (SQLite reads
 //! them too) and only SQL both SQLite and PostgreSQL accept. [`impl_store!`] implements
-//! [`Store`](super::Store) for a struct with a `pool` field of the backend's pool type;
-//! its second argument is how a transaction that writes begins (SQLite needs
-//! `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes fails with
-//! `database is locked` at once when another connection wrote meanwhile); its third is
-//! appended to the claim's choice of a run (PostgreSQL: `FOR UPDATE OF r SKIP LOCKED`, so
-//! concurrent claims, of this process or of another replica, skip each other's run).
+//! [`Store`](super::Store) for a struct with the backend's `read()` and `write()` (a
+//! connection for a read, for a write), `builder()` (a query builder) and `insert_events()`
+//! (an event batch, in the backend's fastest form); its second argument is how a
+//! transaction that writes begins (SQLite needs `BEGIN IMMEDIATE`: a deferred transaction
+//! that reads and then writes fails with `database is locked` at once when another
+//! connection wrote meanwhile); its third is appended to each bench's choice of a run in
+//! the claim (PostgreSQL: `FOR UPDATE OF r SKIP LOCKED`, so concurrent claims, of this
+//! process or of another replica, skip each other's run; empty for SQLite, whose one writer
+//! makes the claim a lone statement).
 
 /// The columns of a [`RunRow`](super::RunRow), for `concat!` into static SQL.
 macro_rules! run_cols {

@@ -245,8 +245,8 @@ macro_rules! impl_sched {
                     // bench (a primary key); the benches carrying the run's first label
                     // (`bench_labels_by_label`), checked for the rest, or every bench when
                     // it needs nothing.
-                    let sql = if run.bench_id.is_empty() {
-                        concat!(
+                    let q = if run.bench_id.is_empty() {
+                        sqlx::query_as::<_, $crate::store::QueueBench>(concat!(
                             "SELECT ",
                             $crate::store::sql_sched::queue_bench_cols!(),
                             " FROM benches b",
@@ -262,24 +262,21 @@ macro_rules! impl_sched {
                             " WHERE b.workspace_id = $1 \
                                AND NOT EXISTS (SELECT 1 FROM run_needs m WHERE m.run_id = $2) \
                              ORDER BY bench_id"
-                        )
+                        ))
+                        .bind(run.workspace_id.as_str())
+                        .bind(run.id.as_str())
                     } else {
-                        concat!(
+                        sqlx::query_as::<_, $crate::store::QueueBench>(concat!(
                             "SELECT ",
                             $crate::store::sql_sched::queue_bench_cols!(),
                             " FROM benches b",
                             $crate::store::sql_sched::with_agent!(),
                             " WHERE b.workspace_id = $1 AND b.bench_id = $3 AND ",
                             $crate::store::sql_sched::carries!()
-                        )
-                    };
-                    let q = sqlx::query_as::<_, $crate::store::QueueBench>(sql)
+                        ))
                         .bind(run.workspace_id.as_str())
-                        .bind(run.id.as_str());
-                    let q = if run.bench_id.is_empty() {
-                        q
-                    } else {
-                        q.bind(run.bench_id.as_str())
+                        .bind(run.id.as_str())
+                        .bind(run.bench_id.as_str())
                     };
                     Ok(q.fetch_all(&mut *self.read().await?).await?)
                 })
